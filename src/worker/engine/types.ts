@@ -1,0 +1,38 @@
+// Small interfaces that let samplers, evaluators and checkpoints work without knowing about tfjs.
+
+/** A named float32 tensor on the host (weights, optimiser moments, EMA). Row-major. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+export type NamedTensors = Map<string, HostTensor>;
+
+/**
+ * A denoiser as samplers see it: token ids [batch, seqLen] in, raw logits [batch, seqLen, vocab] out
+ * (float32, row-major). SUBS and everything probabilistic happens in the sampler in float64.
+ */
+export interface Denoiser {
+  readonly vocabSize: number;
+  readonly seqLen: number;
+  readonly maskId: number;
+  logits(tokens: Int32Array, batch: number): Promise<Float32Array>;
+}
+
+/** An autoregressive model with a KV cache, as AR samplers and the judge see it. */
+export interface ArModel {
+  readonly vocabSize: number;
+  readonly seqLen: number;
+  readonly eosId: number;
+  /** Full-recompute causal logits for [batch, len] tokens: [batch, len, vocab]. */
+  logits(tokens: Int32Array, batch: number, len: number): Promise<Float32Array>;
+  /** Opens a KV-cache session for `batch` sequences. */
+  session(batch: number): ArSession;
+}
+
+export interface ArSession {
+  /** Appends `len` tokens per sequence ([batch, len]) and returns the logits of the last one: [batch, vocab]. */
+  append(tokens: Int32Array, len: number): Promise<Float32Array>;
+  /** Number of positions already in the cache. */
+  readonly length: number;
+  dispose(): void;
+}
