@@ -55,6 +55,8 @@ export const PretrainConfig = z
     optim: OptimConfig,
     /** A UTF-8 text file, or a token shard directory (manifest.json + *.bin). */
     data: z.string().min(1),
+    /** 'auto' (a shard folder's own, else bytes), 'byte', 'compact-4096' (shipped) or a tokenizer JSON path. */
+    tokenizer: z.string().min(1).default('auto'),
     batchSize: z.number().int().min(1).max(4096).default(16),
     steps: z.number().int().min(1).max(100_000_000),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),

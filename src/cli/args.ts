@@ -1,0 +1,65 @@
+// Argument parsing shared by all commands: node's parseArgs in strict mode, numbers checked here so that a typo
+// fails with the flag's name instead of training on NaN.
+import { parseArgs } from 'node:util';
+import { UsageError } from './index.ts';
+
+export interface FlagSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  help: string;
+  default?: string | boolean;
+}
+
+export type Flags = Record<string, FlagSpec>;
+
+export function parseFlags(argv: string[], flags: Flags, synopsis: string): Record<string, string | boolean | undefined> | null {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [k, f] of Object.entries(flags)) options[k] = { type: f.type, ...(f.short ? { short: f.short } : {}) };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${helpText(flags, synopsis)}`);
+  }
+  if (values.help) {
+    console.log(helpText(flags, synopsis));
+    return null;
+  }
+  for (const [k, f] of Object.entries(flags)) if (values[k] === undefined && f.default !== undefined) values[k] = f.default;
+  return values;
+}
+
+export function helpText(flags: Flags, synopsis: string): string {
+  const rows = Object.entries(flags).map(([k, f]) => {
+    const name = `--${k}${f.type === 'string' ? ' VALUE' : ''}`;
+    const def = f.default !== undefined && f.default !== false ? ` (default: ${f.default})` : '';
+    return `  ${name.padEnd(26)} ${f.help}${def}`;
+  });
+  return `${synopsis}\n\noptions:\n${rows.join('\n')}`;
+}
+
+/** Parses an integer flag; undefined stays undefined. */
+export function intFlag(values: Record<string, unknown>, name: string, min = 0): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+export function numFlag(values: Record<string, unknown>, name: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${v}"`);
+  return n;
+}
+
+/** "128,64,32" -> [128, 64, 32] */
+export function intListFlag(values: Record<string, unknown>, name: string): number[] | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const xs = String(v).split(',').map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--${name} must be a comma-separated list of positive integers, got "${v}"`);
+  return xs;
+}

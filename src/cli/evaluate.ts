@@ -1,0 +1,69 @@
+// `sdtt eval`: held-out perplexity of a checkpoint (--data), and/or the generative-perplexity table over step
+// counts scored by an AR judge (--steps 128,64,... --judge DIR). Ends with ONE JSON line.
+import { BackendName } from '../shared/config.ts';
+import { openModel } from '../worker/engine/openModel.ts';
+import { sameTokenizer } from '../worker/engine/tokenizers.ts';
+import { genPplTable, heldoutArNll, heldoutNelbo } from '../worker/engine/evaluate.ts';
+import { openTokenSource } from '../worker/engine/data/shards.ts';
+import { validationBatches } from '../worker/engine/data/batches.ts';
+import { intFlag, intListFlag, parseFlags, type Flags } from './args.ts';
+import { UsageError } from './index.ts';
+import { ProgressBar } from './progress.ts';
+
+const FLAGS: Flags = {
+  model: { type: 'string', help: 'checkpoint folder or run folder' },
+  data: { type: 'string', help: 'held-out data: a text file (its last 5% is used) or a shard folder (validation split)' },
+  batches: { type: 'string', help: 'held-out batches for perplexity', default: '16' },
+  batch: { type: 'string', help: 'sequences per forward pass', default: '16' },
+  steps: { type: 'string', help: 'MDLM step counts for the generative-perplexity table, e.g. 128,64,32,16,8,4' },
+  samples: { type: 'string', help: 'samples per step count', default: '64' },
+  judge: { type: 'string', help: 'AR judge checkpoint (required with --steps)' },
+  seed: { type: 'string', help: 'random seed', default: '0' },
+  weights: { type: 'string', help: 'ema | raw' },
+  backend: { type: 'string', help: 'compute backend', default: 'auto' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, FLAGS, 'usage: sdtt eval --model DIR (--data PATH | --steps LIST --judge DIR) [options]');
+  if (!f) return 0;
+  if (!f.model) throw new UsageError('--model DIR is required');
+  const steps = intListFlag(f, 'steps');
+  if (!f.data && !steps) throw new UsageError('give --data PATH (held-out perplexity) and/or --steps LIST with --judge DIR (generative perplexity)');
+  if (steps && !f.judge) throw new UsageError('--steps needs --judge DIR (an AR checkpoint that scores the samples)');
+  const backend = BackendName.safeParse(f.backend);
+  if (!backend.success) throw new UsageError(`unknown --backend "${f.backend}"`);
+  if (f.weights !== undefined && f.weights !== 'ema' && f.weights !== 'raw') throw new UsageError('--weights must be ema or raw');
+  const batch = intFlag(f, 'batch', 1)!;
+  const seed = intFlag(f, 'seed')!;
+
+  const m = await openModel(String(f.model), { backend: backend.data, weights: f.weights as 'ema' | 'raw' | undefined });
+  console.error(`model ${m.checkpointDir} (${m.config.arch}, ${m.weights}) | backend ${m.backend} | device ${m.device}`);
+  const result: Record<string, unknown> = { eval: steps ? 'genppl' : 'heldout', model: m.checkpointDir, backend: m.backend };
+
+  if (f.data) {
+    const source = openTokenSource(String(f.data), { tokenizer: m.tokenizer });
+    const windows = validationBatches(source.split('validation'), m.config.seqLen, batch, intFlag(f, 'batches', 1)!);
+    const nll = m.config.arch === 'mdlm' ? await heldoutNelbo(m.model, windows, batch, seed) : await heldoutArNll(m.model, windows, batch);
+    const kind = m.config.arch === 'mdlm' ? 'nelbo' : 'nll';
+    console.error(`held-out ${kind} ${nll.toFixed(4)} nats/token, perplexity ${Math.exp(nll).toFixed(3)} (${windows.length} x ${batch} x ${m.config.seqLen} tokens)`);
+    Object.assign(result, { heldout: { [kind]: nll, ppl: Math.exp(nll), tokens: windows.length * batch * m.config.seqLen } });
+  }
+
+  if (steps) {
+    if (m.config.arch !== 'mdlm') throw new UsageError('--steps applies to MDLM checkpoints');
+    const judge = await openModel(String(f.judge), { backend: backend.data });
+    if (judge.config.arch !== 'ar') throw new UsageError(`--judge ${f.judge} is not an AR checkpoint`);
+    if (!sameTokenizer(judge.tokenizer, m.tokenizer)) throw new UsageError(`the judge's tokenizer (${judge.tokenizer.kind}, ${judge.tokenizer.vocabSize} ids) differs from the model's (${m.tokenizer.kind}, ${m.tokenizer.vocabSize} ids)`);
+    const samples = intFlag(f, 'samples', 1)!;
+    const bar = new ProgressBar('eval', steps.length * samples);
+    const rows = await genPplTable(m.model, judge.model, { steps, samples, batch, seed, onProgress: (d) => bar.update(d) });
+    bar.done();
+    console.error('steps  gen_ppl (± s.e.)   entropy  nfe   seconds');
+    for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1)}`);
+    Object.assign(result, { judge: judge.checkpointDir, results: rows });
+    judge.model.dispose();
+  }
+  m.model.dispose();
+  console.log(JSON.stringify(result));
+  return 0;
+}

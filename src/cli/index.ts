@@ -1,0 +1,42 @@
+// `sdtt` command dispatcher. Each command lives in its own file and returns an exit code; usage errors exit 2.
+
+export class UsageError extends Error {}
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  pretrain: { summary: 'train a masked diffusion LM (MDLM) on a text file or token shards', load: () => import('./pretrain.ts') },
+  'pretrain-ar': { summary: 'train the causal AR baseline / judge the same way', load: () => import('./pretrain.ts').then((m) => ({ run: (a: string[]) => m.run(a, 'pretrain-ar') })) },
+  sample: { summary: 'sample from a checkpoint: --steps N for MDLM, nucleus sampling for AR', load: () => import('./sample.ts') },
+  eval: { summary: 'validation NELBO perplexity of a checkpoint on held-out data', load: () => import('./evaluate.ts') },
+  bench: { summary: 'benchmarks: `bench train --model bench-5m`, `bench sample --model bench-5m`', load: () => import('./bench.ts') },
+  data: { summary: '`data build`: assemble the corpus, tokenizer and token shards', load: () => import('./data.ts') },
+  runs: { summary: 'list runs in the workspace with status and progress', load: () => import('./runs.ts') },
+};
+
+export function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
+  return `usage: sdtt <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun \`sdtt <command> --help\` for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`sdtt: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await (await cmd.load()).run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`sdtt ${name}: ${e.message}`);
+      return 2;
+    }
+    console.error(`sdtt ${name}: error: ${(e as Error).message}`);
+    if (process.env.SDTT_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}

@@ -1,0 +1,359 @@
+// Tokenizers. Two kinds share one interface:
+//
+// * CompactTokenizer: GPT-2 BPE (gpt-tokenizer's r50k_base, identical to GPT-2) remapped onto a small vocabulary.
+//   Compact ids 0..255 are the 256 single-byte GPT-2 tokens, ordered by BYTE VALUE (compact id b = byte b), then
+//   the most frequent other GPT-2 tokens of the training split, then EOS (vocabSize-2), then MASK (vocabSize-1).
+//   A GPT-2 token outside the compact set is written as its bytes, so nothing is ever unknown and
+//   decode(encode(text)) === text for every well-formed string (lone UTF-16 surrogates cannot round-trip).
+// * ByteTokenizer: ids 0..255 = bytes of the UTF-8 text, 256 = EOS, 257 = MASK (vocabSize 258).
+//
+// Rendering conventions (both kinds):
+// * encode() never produces EOS or MASK; the literal text "<|endoftext|>" is encoded as ordinary text.
+// * decode() renders EOS as "\n\n" (documents inside a corpus use "\n" between paragraphs, so a blank line in
+//   decoded output is a document boundary) and MASK as "░" (U+2591), for UI display. Both are overridable.
+// * decodeStrict() refuses MASK (throws) and out-of-range ids; use it wherever the text must be real text.
+// * Byte sequences that are not valid UTF-8 (possible in model samples) decode to U+FFFD.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { encode as gpt2EncodeRaw } from 'gpt-tokenizer/encoding/r50k_base';
+import gpt2Ranks from 'gpt-tokenizer/bpeRanks/r50k_base';
+
+export const MASK_PLACEHOLDER = '\u2591';
+export const EOS_TEXT = '\n\n';
+export const GPT2_VOCAB_SIZE = 50257; // 50256 BPE tokens + <|endoftext|>
+export const GPT2_EOT = 50256;
+export const DEFAULT_COMPACT_SIZE = 4096;
+
+export interface DecodeOptions {
+  /** Text for EOS (default "\n\n"). */
+  eos?: string;
+  /** Text for MASK (default "░"). */
+  mask?: string;
+}
+
+export interface CompactTokenizerJSON {
+  format: 'sdtt-tokenizer';
+  kind: 'compact-gpt2';
+  version: 1;
+  base: 'gpt2-r50k_base';
+  vocabSize: number;
+  eosId: number;
+  maskId: number;
+  /** GPT-2 ids in compact order for compact ids 0..vocabSize-3 (the first 256 are the single-byte tokens). */
+  gpt2Ids: number[];
+}
+
+export interface ByteTokenizerJSON {
+  format: 'sdtt-tokenizer';
+  kind: 'byte';
+  version: 1;
+  vocabSize: 258;
+  eosId: 256;
+  maskId: 257;
+}
+
+export type TokenizerJSON = CompactTokenizerJSON | ByteTokenizerJSON;
+
+export interface Tokenizer {
+  readonly kind: 'compact-gpt2' | 'byte';
+  readonly vocabSize: number;
+  readonly eosId: number;
+  readonly maskId: number;
+  encode(text: string): Int32Array;
+  decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
+  /** Like decode, but throws on MASK or an id outside the vocabulary. EOS is rendered as "\n\n". */
+  decodeStrict(ids: ArrayLike<number>): string;
+  /** Display text of one token (for token-level UI); "<eos>" / "░" for the specials. */
+  tokenText(id: number): string;
+  toJSON(): TokenizerJSON;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// GPT-2 byte tables
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8');
+
+let gpt2BytesCache: Uint8Array[] | null = null;
+/** Bytes of every GPT-2 BPE token (index = GPT-2 id, 0..50255). */
+export function gpt2TokenBytes(): Uint8Array[] {
+  if (gpt2BytesCache) return gpt2BytesCache;
+  const ranks = gpt2Ranks as unknown as (string | number[])[];
+  gpt2BytesCache = ranks.map((t) => (typeof t === 'string' ? utf8.encode(t) : Uint8Array.from(t)));
+  return gpt2BytesCache;
+}
+
+let byteToGpt2Cache: Int32Array | null = null;
+/** GPT-2 id of the single-byte token for each byte value 0..255. */
+export function gpt2ByteTokenIds(): Int32Array {
+  if (byteToGpt2Cache) return byteToGpt2Cache;
+  const out = new Int32Array(256).fill(-1);
+  gpt2TokenBytes().forEach((b, id) => {
+    if (b.length === 1 && out[b[0]] < 0) out[b[0]] = id;
+  });
+  for (let b = 0; b < 256; b++) if (out[b] < 0) throw new Error(`GPT-2 has no single-byte token for byte ${b}`);
+  byteToGpt2Cache = out;
+  return out;
+}
+
+const NO_SPECIAL = { allowedSpecial: new Set<string>(), disallowedSpecial: new Set<string>() };
+/** Plain GPT-2 (r50k_base) encoding; special-token text is treated as ordinary text. */
+export function gpt2Encode(text: string): number[] {
+  return gpt2EncodeRaw(text, NO_SPECIAL);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared decoding
+
+function decodeWith(
+  ids: ArrayLike<number>,
+  bytesOf: (id: number) => Uint8Array | null,
+  eosId: number,
+  maskId: number,
+  eos: string,
+  mask: string,
+  strict: boolean,
+): string {
+  let buf = new Uint8Array(Math.max(16, ids.length * 4));
+  let n = 0;
+  let out = '';
+  const flush = () => {
+    if (n > 0) out += utf8Decoder.decode(buf.subarray(0, n));
+    n = 0;
+  };
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (id === eosId) {
+      flush();
+      out += eos;
+      continue;
+    }
+    if (id === maskId) {
+      if (strict) throw new Error(`decodeStrict: MASK (id ${maskId}) at position ${i}`);
+      flush();
+      out += mask;
+      continue;
+    }
+    const b = bytesOf(id);
+    if (!b) {
+      if (strict) throw new Error(`decodeStrict: id ${id} at position ${i} is outside the vocabulary`);
+      flush();
+      out += '\uFFFD';
+      continue;
+    }
+    if (n + b.length > buf.length) {
+      const nb = new Uint8Array((n + b.length) * 2);
+      nb.set(buf.subarray(0, n));
+      buf = nb;
+    }
+    buf.set(b, n);
+    n += b.length;
+  }
+  flush();
+  return out;
+}
+
+function tokenDisplay(tok: Tokenizer, id: number, bytes: Uint8Array | null): string {
+  if (id === tok.eosId) return '<eos>';
+  if (id === tok.maskId) return MASK_PLACEHOLDER;
+  if (!bytes) return '\uFFFD';
+  return utf8Decoder.decode(bytes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// ByteTokenizer
+
+const SINGLE_BYTES: Uint8Array[] = Array.from({ length: 256 }, (_, b) => Uint8Array.of(b));
+
+export class ByteTokenizer implements Tokenizer {
+  readonly kind = 'byte' as const;
+  readonly vocabSize = 258;
+  readonly eosId = 256;
+  readonly maskId = 257;
+
+  static load(file: string): ByteTokenizer {
+    return ByteTokenizer.fromJSON(JSON.parse(readFileSync(file, 'utf8')));
+  }
+
+  static fromJSON(j: unknown): ByteTokenizer {
+    const o = j as Partial<ByteTokenizerJSON>;
+    if (o?.kind !== 'byte') throw new Error('not a byte tokenizer JSON');
+    return new ByteTokenizer();
+  }
+
+  encode(text: string): Int32Array {
+    return Int32Array.from(utf8.encode(text));
+  }
+
+  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    return decodeWith(ids, (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null), 256, 257, opts.eos ?? EOS_TEXT, opts.mask ?? MASK_PLACEHOLDER, false);
+  }
+
+  decodeStrict(ids: ArrayLike<number>): string {
+    return decodeWith(ids, (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null), 256, 257, EOS_TEXT, MASK_PLACEHOLDER, true);
+  }
+
+  tokenText(id: number): string {
+    return tokenDisplay(this, id, id >= 0 && id < 256 ? SINGLE_BYTES[id] : null);
+  }
+
+  toJSON(): ByteTokenizerJSON {
+    return { format: 'sdtt-tokenizer', kind: 'byte', version: 1, vocabSize: 258, eosId: 256, maskId: 257 };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CompactTokenizer
+
+export class CompactTokenizer implements Tokenizer {
+  readonly kind = 'compact-gpt2' as const;
+  readonly vocabSize: number;
+  readonly eosId: number;
+  readonly maskId: number;
+  /** GPT-2 id for each compact id < eosId. */
+  readonly gpt2Ids: Int32Array;
+  /** Compact id for each GPT-2 id, or -1 when the token is decomposed into bytes. */
+  private readonly toCompact: Int32Array;
+  private readonly bytes: Uint8Array[];
+
+  private constructor(gpt2Ids: number[]) {
+    const byteIds = gpt2ByteTokenIds();
+    for (let b = 0; b < 256; b++) {
+      if (gpt2Ids[b] !== byteIds[b]) throw new Error(`compact id ${b} must be the GPT-2 byte token ${byteIds[b]}, got ${gpt2Ids[b]}`);
+    }
+    this.vocabSize = gpt2Ids.length + 2;
+    if (this.vocabSize > 65536) throw new Error('compact vocabulary must fit uint16 (<= 65536 ids)');
+    this.eosId = this.vocabSize - 2;
+    this.maskId = this.vocabSize - 1;
+    this.gpt2Ids = Int32Array.from(gpt2Ids);
+    this.toCompact = new Int32Array(GPT2_VOCAB_SIZE).fill(-1);
+    const all = gpt2TokenBytes();
+    this.bytes = [];
+    for (let c = 0; c < gpt2Ids.length; c++) {
+      const g = gpt2Ids[c];
+      if (!Number.isInteger(g) || g < 0 || g >= GPT2_EOT) throw new Error(`invalid GPT-2 id ${g} at compact id ${c}`);
+      if (this.toCompact[g] >= 0) throw new Error(`GPT-2 id ${g} appears twice`);
+      this.toCompact[g] = c;
+      this.bytes.push(all[g]);
+    }
+  }
+
+  /**
+   * Builds the compact vocabulary from GPT-2 token counts of the training split (index = GPT-2 id, or a Map).
+   * Keeps the 256 byte tokens, then the `size - 258` most frequent other tokens (ties: lower GPT-2 id first).
+   */
+  static build(counts: ArrayLike<number> | Map<number, number>, size = DEFAULT_COMPACT_SIZE): CompactTokenizer {
+    if (!Number.isInteger(size) || size < 258 || size > 65536) throw new Error(`compact size must be an integer in [258, 65536], got ${size}`);
+    const byteIds = gpt2ByteTokenIds();
+    const isByte = new Uint8Array(GPT2_VOCAB_SIZE);
+    for (const g of byteIds) isByte[g] = 1;
+    const cand: [number, number][] = [];
+    const push = (g: number, c: number) => {
+      if (g >= 0 && g < GPT2_EOT && !isByte[g] && c > 0) cand.push([g, c]);
+    };
+    if (counts instanceof Map) for (const [g, c] of counts) push(g, c);
+    else for (let g = 0; g < counts.length; g++) push(g, counts[g]);
+    cand.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+    const ids = Array.from(byteIds);
+    for (let i = 0; i < cand.length && ids.length < size - 2; i++) ids.push(cand[i][0]);
+    return new CompactTokenizer(ids);
+  }
+
+  static fromJSON(j: unknown): CompactTokenizer {
+    const o = j as Partial<CompactTokenizerJSON>;
+    if (o?.format !== 'sdtt-tokenizer' || o.kind !== 'compact-gpt2' || !Array.isArray(o.gpt2Ids)) throw new Error('not a compact GPT-2 tokenizer JSON');
+    const t = new CompactTokenizer(o.gpt2Ids);
+    if (o.vocabSize !== undefined && o.vocabSize !== t.vocabSize) throw new Error(`tokenizer JSON says vocabSize ${o.vocabSize} but lists ${t.vocabSize - 2} tokens`);
+    return t;
+  }
+
+  static load(file: string): CompactTokenizer {
+    return CompactTokenizer.fromJSON(JSON.parse(readFileSync(file, 'utf8')));
+  }
+
+  /** Maps GPT-2 ids to compact ids (byte fallback for tokens outside the set). Returns the ids and the fallback count. */
+  fromGpt2(gpt2: ArrayLike<number>): { ids: Int32Array; fallbackTokens: number } {
+    let len = 0;
+    let fallback = 0;
+    for (let i = 0; i < gpt2.length; i++) {
+      const c = this.toCompact[gpt2[i]];
+      if (c >= 0) len++;
+      else {
+        len += gpt2TokenBytes()[gpt2[i]].length;
+        fallback++;
+      }
+    }
+    const ids = new Int32Array(len);
+    let k = 0;
+    const all = gpt2TokenBytes();
+    for (let i = 0; i < gpt2.length; i++) {
+      const c = this.toCompact[gpt2[i]];
+      if (c >= 0) ids[k++] = c;
+      else for (const b of all[gpt2[i]]) ids[k++] = b; // compact id b is byte b
+    }
+    return { ids, fallbackTokens: fallback };
+  }
+
+  encode(text: string): Int32Array {
+    return this.fromGpt2(gpt2Encode(text)).ids;
+  }
+
+  private bytesOf = (id: number): Uint8Array | null => (id >= 0 && id < this.eosId ? this.bytes[id] : null);
+
+  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    return decodeWith(ids, this.bytesOf, this.eosId, this.maskId, opts.eos ?? EOS_TEXT, opts.mask ?? MASK_PLACEHOLDER, false);
+  }
+
+  decodeStrict(ids: ArrayLike<number>): string {
+    return decodeWith(ids, this.bytesOf, this.eosId, this.maskId, EOS_TEXT, MASK_PLACEHOLDER, true);
+  }
+
+  tokenText(id: number): string {
+    return tokenDisplay(this, id, this.bytesOf(id));
+  }
+
+  toJSON(): CompactTokenizerJSON {
+    return {
+      format: 'sdtt-tokenizer',
+      kind: 'compact-gpt2',
+      version: 1,
+      base: 'gpt2-r50k_base',
+      vocabSize: this.vocabSize,
+      eosId: this.eosId,
+      maskId: this.maskId,
+      gpt2Ids: Array.from(this.gpt2Ids),
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Files
+
+/** Canonical file text of a tokenizer (what is written to disk and hashed): compact JSON, one trailing newline. */
+export function tokenizerFileText(t: Tokenizer): string {
+  return JSON.stringify(t.toJSON()) + '\n';
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Builds either kind of tokenizer from its JSON. */
+export function tokenizerFromJSON(j: unknown): Tokenizer {
+  const kind = (j as { kind?: string })?.kind;
+  if (kind === 'byte') return ByteTokenizer.fromJSON(j);
+  if (kind === 'compact-gpt2') return CompactTokenizer.fromJSON(j);
+  throw new Error(`unknown tokenizer kind ${JSON.stringify(kind)}`);
+}
+
+/** Loads either kind of tokenizer from a file; with `sha256`, verifies the file first. */
+export function loadTokenizer(file: string, sha256?: string): Tokenizer {
+  const text = readFileSync(file);
+  if (sha256 && sha256Hex(text) !== sha256) throw new Error(`tokenizer ${file}: sha256 mismatch (expected ${sha256})`);
+  return tokenizerFromJSON(JSON.parse(text.toString('utf8')));
+}
+
+/** Path of the shipped compact tokenizer (assets/tokenizer/compact-<size>.json), resolved from this source file. */
+export function shippedTokenizerPath(size = DEFAULT_COMPACT_SIZE): string {
+  return new URL(`../../../../assets/tokenizer/compact-${size}.json`, import.meta.url).pathname;
+}

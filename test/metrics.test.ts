@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { judgePerplexity, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy } from '../src/worker/engine/metrics.ts';
+import type { ArModel, ArSession } from '../src/worker/engine/types.ts';
+
+const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+
+test('meanAndStderr', () => {
+  const r = meanAndStderr([1, 2, 3, 4]);
+  close(r.mean, 2.5);
+  close(r.stderr, Math.sqrt(5 / 3) / 2);
+  assert.equal(r.n, 4);
+  assert.ok(Number.isNaN(meanAndStderr([3]).stderr));
+  assert.ok(Number.isNaN(meanAndStderr([]).mean));
+});
+
+test('unigram entropy: constant sequence = 0, L distinct tokens = log L, per-sample and mean', () => {
+  const L = 16;
+  const tokens = new Int32Array(3 * L);
+  tokens.fill(7, 0, L); // sample 0: constant
+  for (let l = 0; l < L; l++) tokens[L + l] = 100 + l; // sample 1: all distinct
+  for (let l = 0; l < L; l++) tokens[2 * L + l] = l % 2; // sample 2: two tokens, half each
+  const { mean, perSample } = unigramEntropy(tokens, 3, L);
+  close(perSample[0], 0);
+  close(perSample[1], Math.log(L));
+  close(perSample[2], Math.log(2));
+  close(mean, (Math.log(L) + Math.log(2)) / 3);
+});
+
+test('BLEU: identical = 1, hand-computed partial match, method-1 smoothing, brevity penalty', () => {
+  const a = [1, 2, 3, 4, 5, 6];
+  close(sentenceBleu(a, [a]), 1);
+  // p1 = 3/4, p2 = 2/3, p3 = 1/2, p4 = 0 -> 0.1/1 (epsilon smoothing); same lengths -> BP = 1.
+  close(sentenceBleu([1, 2, 3, 4], [[1, 2, 3, 5]]), (0.75 * (2 / 3) * 0.5 * 0.1) ** 0.25);
+  // Clipping: "1 1 1 1" against "1 x x x" matches one unigram only.
+  close(sentenceBleu([1, 1, 1, 1], [[1, 9, 8, 7]], 1), 0.25);
+  // Brevity penalty exp(1 - r/c) for a hypothesis shorter than the closest reference.
+  close(sentenceBleu([1, 2], [[1, 2, 3, 4]], 2), Math.exp(1 - 4 / 2));
+});
+
+test('self-BLEU: identical continuations = 1, disjoint ones ≈ 0, mean over prompts', () => {
+  const same = [Int32Array.of(5, 6, 7, 8, 9), Int32Array.of(5, 6, 7, 8, 9), Int32Array.of(5, 6, 7, 8, 9)];
+  const disjoint = [Int32Array.of(1, 2, 3, 4), Int32Array.of(10, 11, 12, 13), Int32Array.of(20, 21, 22, 23)];
+  const r = selfBleu([same, disjoint]);
+  close(r.perPrompt[0], 1);
+  // Every precision smoothed to 0.1/count: 0.1/4, 0.1/3, 0.1/2, 0.1/1 -> geometric mean 0.1·24^(-1/4).
+  const smoothedZero = 0.1 * 24 ** -0.25;
+  close(r.perPrompt[1], smoothedZero, 1e-9);
+  close(r.mean, (1 + smoothedZero) / 2, 1e-9);
+  assert.throws(() => selfBleu([[Int32Array.of(1)]]));
+});
+
+/** Judge whose next-token logits are a fixed function of the current token. */
+class FunctionJudge implements ArModel {
+  readonly seqLen = 64;
+  readonly eosId = 0;
+  calls = 0;
+  constructor(
+    readonly vocabSize: number,
+    private readonly rowOf: (token: number) => number[],
+  ) {}
+  async logits(tokens: Int32Array, batch: number, len: number): Promise<Float32Array> {
+    this.calls++;
+    const out = new Float32Array(batch * len * this.vocabSize);
+    for (let i = 0; i < batch * len; i++) out.set(this.rowOf(tokens[i]), i * this.vocabSize);
+    return out;
+  }
+  session(): ArSession {
+    throw new Error('not used');
+  }
+}
+
+test('judgePerplexity: a uniform judge over V gives exactly V', async () => {
+  const V = 37;
+  const judge = new FunctionJudge(V, () => new Array(V).fill(0.25));
+  const tokens = Int32Array.from({ length: 5 * 20 }, (_, i) => (i * 7) % V);
+  const r = await judgePerplexity(judge, tokens, 5, 20);
+  close(r.ppl, V, 1e-9);
+  assert.equal(r.perSample.length, 5);
+  for (const nll of r.perSample) close(nll, Math.log(V), 1e-9);
+});
+
+test('judgePerplexity: analytic per-sample NLL, chunking does not change results', async () => {
+  // Next token = current + 1 (mod V) with probability q; the rest uniform.
+  const V = 6;
+  const q = 0.7;
+  const rowOf = (tok: number) => Array.from({ length: V }, (_, v) => Math.log(v === (tok + 1) % V ? q : (1 - q) / (V - 1)));
+  const judge = new FunctionJudge(V, rowOf);
+  const len = 9;
+  const tokens = new Int32Array(3 * len);
+  for (let l = 0; l < len; l++) {
+    tokens[l] = l % V; // always follows the rule
+    tokens[len + l] = 2; // never follows it
+    tokens[2 * len + l] = l < 5 ? l : 0; // follows it for 4 of 8 predictions
+  }
+  const hit = -Math.log(q);
+  const miss = -Math.log((1 - q) / (V - 1));
+  const r = await judgePerplexity(judge, tokens, 3, len);
+  close(r.perSample[0], hit, 1e-6);
+  close(r.perSample[1], miss, 1e-6);
+  close(r.perSample[2], (4 * hit + 4 * miss) / 8, 1e-6);
+  close(r.meanNll, (r.perSample[0] + r.perSample[1] + r.perSample[2]) / 3);
+  close(r.ppl, Math.exp(r.meanNll));
+
+  const chunked = await judgePerplexity(new FunctionJudge(V, rowOf), tokens, 3, len, 1);
+  assert.deepEqual(chunked.perSample, r.perSample);
+  await assert.rejects(judgePerplexity(judge, Int32Array.of(0, V), 1, 2), /outside/);
+});

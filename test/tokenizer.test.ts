@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ByteTokenizer, CompactTokenizer, GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER } from '../src/worker/engine/data/tokenizer.ts';
+import { assembleDocuments } from '../src/worker/engine/data/corpus.ts';
+import { sourcesAvailable } from '../src/worker/engine/data/sources.ts';
+
+const TRICKY = [
+  '',
+  'Hello world',
+  ' leading space',
+  '  two leading spaces and trailing  ',
+  'line one\nline two\n\n\nthree blank\r\nCRLF\ttab',
+  'Unicode: café naïve Ærøskøbing – “quotes” — ‘single’ … ½ ß',
+  'Emoji: 😀👍🏽 👨‍👩‍👧‍👦 🇺🇸 and CJK 漢字かなカナ 한국어, Greek αβγ, Cyrillic жизнь, Arabic مرحبا',
+  'Rare tokens: Zyzzyva quixotically flummoxed the Brobdingnagian xylophonist; supercalifragilisticexpialidocious!',
+  'Code-ish: const x = {a: [1, 2, 3]}; // <|endoftext|> is plain text here',
+  '\u0000\u0001 control chars and \u00a0 nbsp \ufeff bom',
+  '1234567890 3.14159 $1,000,000 100% #hashtag @user',
+];
+
+/** A small deterministic compact tokenizer built from the tricky strings plus some prose. */
+function smallCompact(size = 300): CompactTokenizer {
+  const counts = new Float64Array(GPT2_VOCAB_SIZE);
+  for (const s of [...TRICKY, 'The quick brown fox jumps over the lazy dog. '.repeat(20)]) for (const g of gpt2Encode(s)) counts[g]++;
+  return CompactTokenizer.build(counts, size);
+}
+
+test('compact layout: bytes first (id = byte value), then merges, EOS = V-2, MASK = V-1', () => {
+  const t = smallCompact(300);
+  assert.equal(t.vocabSize, 300);
+  assert.equal(t.eosId, 298);
+  assert.equal(t.maskId, 299);
+  const byteIds = gpt2ByteTokenIds();
+  for (let b = 0; b < 256; b++) assert.equal(t.gpt2Ids[b], byteIds[b]);
+  assert.equal(new Set(t.gpt2Ids).size, t.gpt2Ids.length);
+  // byte fallback: an ASCII letter is its own byte id
+  assert.deepEqual(Array.from(new ByteTokenizer().encode('A')), [65]);
+  assert.equal(t.decodeStrict([72, 105]), 'Hi');
+});
+
+test('decode(encode(text)) === text on tricky strings (compact 4096 from build, small compact, byte)', () => {
+  const tokenizers = [smallCompact(300), smallCompact(258), new ByteTokenizer()];
+  const shipped = 'assets/tokenizer/compact-4096.json';
+  if (existsSync(shipped)) tokenizers.push(CompactTokenizer.load(shipped));
+  for (const t of tokenizers) {
+    for (const s of TRICKY) {
+      const ids = t.encode(s);
+      for (const id of ids) assert.ok(id >= 0 && id < t.eosId, `${t.kind}: id ${id} out of range`);
+      assert.equal(t.decode(ids), s);
+      assert.equal(t.decodeStrict(ids), s);
+    }
+  }
+});
+
+test('tokens outside the compact set fall back to bytes; in-set tokens are single ids', () => {
+  const t = smallCompact(300);
+  const { ids, fallbackTokens } = t.fromGpt2(gpt2Encode(' hippopotamus Kilimanjaro'));
+  assert.ok(fallbackTokens > 0);
+  assert.ok(ids.every((i) => i < 256));
+  const fox = t.encode(' quick brown fox');
+  assert.equal(fox.length, gpt2Encode(' quick brown fox').length);
+  assert.ok(fox.every((i) => i >= 256 && i < t.eosId));
+});
+
+test('EOS renders as a blank line, MASK as a placeholder; decodeStrict refuses MASK and bad ids', () => {
+  for (const t of [smallCompact(300), new ByteTokenizer()]) {
+    const a = Array.from(t.encode('Hi.'));
+    assert.equal(t.decode([...a, t.eosId, ...a]), 'Hi.\n\nHi.');
+    assert.equal(t.decode([...a, t.eosId], { eos: '<|endoftext|>' }), 'Hi.<|endoftext|>');
+    assert.equal(t.decode([...a, t.maskId, ...a]), `Hi.${MASK_PLACEHOLDER}Hi.`);
+    assert.equal(t.decode([t.maskId], { mask: '_' }), '_');
+    assert.throws(() => t.decodeStrict([...a, t.maskId]), /MASK/);
+    assert.throws(() => t.decodeStrict([t.vocabSize + 5]), /outside/);
+    assert.equal(t.tokenText(t.eosId), '<eos>');
+    assert.equal(t.tokenText(t.maskId), MASK_PLACEHOLDER);
+  }
+  // a MASK in the middle of a multi-byte character must not glue the halves together
+  const b = new ByteTokenizer();
+  const e = Array.from(b.encode('é'));
+  assert.equal(b.decode([e[0], b.maskId, e[1]]), `\uFFFD${MASK_PLACEHOLDER}\uFFFD`);
+});
+
+test('JSON round trip, load(), sha256 check, size limits', () => {
+  const t = smallCompact(400);
+  const dir = mkdtempSync(join(tmpdir(), 'sdtt-tok-'));
+  const f = join(dir, 'tok.json');
+  writeFileSync(f, tokenizerFileText(t));
+  const u = CompactTokenizer.load(f);
+  assert.deepEqual(u.toJSON(), t.toJSON());
+  assert.equal(loadTokenizer(f, sha256Hex(readFileSync(f))).vocabSize, 400);
+  assert.throws(() => loadTokenizer(f, '0'.repeat(64)), /sha256/);
+  assert.throws(() => CompactTokenizer.build(new Float64Array(10), 100), /size/);
+  const bf = join(dir, 'byte.json');
+  writeFileSync(bf, tokenizerFileText(new ByteTokenizer()));
+  assert.equal(loadTokenizer(bf).vocabSize, 258);
+  // build is deterministic (ties broken by GPT-2 id)
+  assert.equal(tokenizerFileText(smallCompact(400)), tokenizerFileText(t));
+});
+
+test('round trip on every document of a small real subset', { skip: !sourcesAvailable() }, () => {
+  const { docs } = assembleDocuments({ limitFiles: 2 });
+  assert.ok(docs.length > 10);
+  const counts = new Float64Array(GPT2_VOCAB_SIZE);
+  const enc = docs.map((d) => gpt2Encode(d.text));
+  for (const e of enc) for (const g of e) counts[g]++;
+  const t = CompactTokenizer.build(counts, 1024);
+  for (let i = 0; i < docs.length; i++) {
+    assert.equal(t.decodeStrict(t.fromGpt2(enc[i]).ids), docs[i].text, docs[i].name);
+  }
+  const b = new ByteTokenizer();
+  for (const d of docs.slice(0, 20)) assert.equal(b.decodeStrict(b.encode(d.text)), d.text);
+});
