@@ -1,0 +1,147 @@
+// The typed API the renderer talks to: exposed by the preload as `window.sdtt` (Electron IPC) and by `sdtt serve`
+// over a WebSocket (browser mode). Both hosts validate every request with these schemas before acting, and both
+// answer with the same shapes, so the renderer cannot tell them apart.
+import { z } from 'zod';
+import { PretrainConfig } from './config.ts';
+import { DistillConfig } from './distillConfig.ts';
+import type { RunRecord } from './runState.ts';
+
+/** Upper bound on any one request, in bytes of JSON: a hostile or buggy caller cannot make a host parse megabytes. */
+export const MAX_REQUEST_BYTES = 256 * 1024;
+
+const RunId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a run id is 1-128 letters, digits, ".", "_" or "-"');
+const FolderPath = z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'path contains a NUL byte');
+
+/** Request schemas, one per method; the method names double as the IPC channel allow-list. */
+export const ApiRequests = {
+  getInfo: z.object({}).strict(),
+  listRuns: z.object({}).strict(),
+  getRun: z.object({ id: RunId }).strict(),
+  /** Metric points from index `from` on (incremental loading of long runs). */
+  getMetrics: z.object({ id: RunId, from: z.number().int().min(0).default(0) }).strict(),
+  createRun: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('distill'), id: RunId.optional(), config: DistillConfig }).strict(),
+    z.object({ kind: z.literal('pretrain'), id: RunId.optional(), config: PretrainConfig }).strict(),
+  ]),
+  controlRun: z.object({ id: RunId, action: z.enum(['start', 'pause', 'resume', 'stop']) }).strict(),
+  listModels: z.object({}).strict(),
+  getSamples: z.object({ id: RunId }).strict(),
+  exportRound: z.object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath }).strict(),
+} as const;
+
+export type ApiMethod = keyof typeof ApiRequests;
+export const API_METHODS = Object.keys(ApiRequests) as ApiMethod[];
+export type ApiRequest<M extends ApiMethod> = z.input<(typeof ApiRequests)[M]>;
+
+export interface AppInfo {
+  version: string;
+  workspace: string;
+  host: 'electron' | 'browser';
+  /** Backend the next job will get with 'auto', and its device, e.g. "wasm" / "CPU (wasm, SIMD, 1 thread)". */
+  backend: string;
+  device: string;
+}
+
+export interface ModelInfo {
+  id: string;
+  label: string;
+  path: string;
+  arch: 'mdlm' | 'ar';
+  params: number;
+  source: 'shipped' | 'run';
+}
+
+export interface MetricPoint {
+  type: 'train' | 'eval';
+  step: number;
+  [key: string]: unknown;
+}
+
+export interface RoundSummary {
+  round: number;
+  teacherSteps: number;
+  studentSteps: number;
+  label: string;
+  status: 'pending' | 'running' | 'done';
+  firstStep: number;
+  lastStep: number;
+  /** Evaluation rows after the round (same shape as `sdtt eval` results). */
+  eval?: { steps: number; gen_ppl: number; gen_ppl_se: number; entropy: number }[];
+}
+
+export interface SampleCell {
+  /** -1 = the teacher, r = the student after round r. */
+  round: number;
+  steps: number;
+  seed: number;
+  text: string;
+  genPpl: number;
+  entropy: number;
+  latencyMs: number;
+  /** Token ids per sampling step (for the unmasking replay), MASK included; optional to keep payloads small. */
+  trajectory?: number[][];
+  tokenTexts?: string[];
+}
+
+export interface RunDetail {
+  record: RunRecord;
+  rounds: RoundSummary[];
+  metricsCount: number;
+}
+
+export type RunEvent =
+  | { type: 'status'; record: RunRecord }
+  | { type: 'metrics'; runId: string; points: MetricPoint[] }
+  | { type: 'round'; runId: string; round: RoundSummary }
+  | { type: 'samples'; runId: string };
+
+export interface ApiResponses {
+  getInfo: AppInfo;
+  listRuns: RunRecord[];
+  getRun: RunDetail;
+  getMetrics: { points: MetricPoint[]; next: number };
+  createRun: RunRecord;
+  controlRun: RunRecord;
+  listModels: ModelInfo[];
+  getSamples: SampleCell[];
+  exportRound: { folder: string; files: string[] };
+}
+
+/** What the renderer sees as `window.sdtt` (and what the WebSocket client implements). */
+export type SdttApi = {
+  [M in ApiMethod]: (req: ApiRequest<M>) => Promise<ApiResponses[M]>;
+} & {
+  /** Live events; returns the unsubscribe function. */
+  subscribe(listener: (e: RunEvent) => void): () => void;
+};
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'invalid-request' | 'not-found' | 'conflict' | 'internal' = 'internal',
+  ) {
+    super(message);
+  }
+}
+
+/** Validates a request for `method`, throwing an ApiError that names the method and each bad field. */
+export function parseApiRequest<M extends ApiMethod>(method: string, payload: unknown): { method: M; req: z.output<(typeof ApiRequests)[M]> } {
+  if (!Object.hasOwn(ApiRequests, method)) throw new ApiError(`unknown method "${String(method).slice(0, 64)}"`, 'invalid-request');
+  const size = JSON.stringify(payload ?? {}).length;
+  if (size > MAX_REQUEST_BYTES) throw new ApiError(`${method}: request of ${size} bytes exceeds the ${MAX_REQUEST_BYTES}-byte limit`, 'invalid-request');
+  const parsed = ApiRequests[method as M].safeParse(payload ?? {});
+  if (!parsed.success) {
+    throw new ApiError(`${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`, 'invalid-request');
+  }
+  return { method: method as M, req: parsed.data as z.output<(typeof ApiRequests)[M]> };
+}
+
+/** Browser mode wire format (one JSON text frame each way). The token travels in the WebSocket URL (?token=). */
+export type WsClientMessage = { id: number; method: ApiMethod; params: unknown };
+export type WsServerMessage =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { message: string; code: ApiError['code'] } }
+  | { event: RunEvent };
+
+/** Path of the WebSocket endpoint served by `sdtt serve`. */
+export const WS_PATH = '/api';
