@@ -1,11 +1,10 @@
 // `sdtt pretrain` / `sdtt pretrain-ar`: train an MDLM (or the AR baseline) into a run folder. Re-running the same
 // command resumes the run from its last checkpoint (after a crash, SIGKILL or Ctrl-C).
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { MODEL_PRESETS, presetNames } from '../shared/presets.ts';
-import type { RunRecord } from '../shared/runState.ts';
 import { RunStore } from '../main/runStore.ts';
+import { defaultRunId, openOrResume } from '../main/runLifecycle.ts';
 import { runPretrain } from '../worker/engine/train.ts';
 import { resolveTokenizer } from '../worker/engine/tokenizers.ts';
 import { intFlag, numFlag, parseFlags, type Flags } from './args.ts';
@@ -72,8 +71,8 @@ export async function run(argv: string[], kind: 'pretrain' | 'pretrain-ar' = 'pr
   const cfg = parsed.data;
 
   const store = new RunStore(String(f.workspace));
-  const id = f.run ? String(f.run) : `${kind}-${basename(cfg.data).replace(/[^A-Za-z0-9._-]/g, '_')}-seed${cfg.seed}`;
-  const record = openOrResume(store, id, kind, cfg);
+  const id = f.run ? String(f.run) : defaultRunId(kind, cfg);
+  const record = openOrResume(store, id, kind, cfg, { status: 'running', pid: process.pid, ownPid: process.pid });
   const runDir = store.dir(id);
   console.error(`run ${id}: ${runDir}${record.step > 0 ? ` (resuming at step ${record.step})` : ''}`);
 
@@ -122,50 +121,6 @@ export async function run(argv: string[], kind: 'pretrain' | 'pretrain-ar' = 'pr
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-  }
-}
-
-/** Creates the run, or checks that an existing run has the same config (steps may grow) and is not live. */
-function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'], cfg: PretrainConfig): RunRecord {
-  const now = new Date().toISOString();
-  if (!store.exists(id)) {
-    return store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'running', step: 0, totalSteps: cfg.steps, pid: process.pid, createdAt: now, updatedAt: now });
-  }
-  const prev = store.read(id);
-  if (prev.status === 'running' && prev.pid && prev.pid !== process.pid && isAlive(prev.pid)) {
-    throw new Error(`run "${id}" is already running (pid ${prev.pid})`);
-  }
-  const differing = diffKeys(comparable(prev.config), comparable(cfg as unknown as Record<string, unknown>));
-  if (differing.length) {
-    throw new Error(`run "${id}" exists with a different config (${differing.join(', ')}); pass --run NEW_NAME to start another run, or the same options to resume it`);
-  }
-  return store.update(id, { config: cfg as unknown as Record<string, unknown>, totalSteps: cfg.steps, status: 'running', reason: undefined, pid: process.pid });
-}
-
-/** Keys that may change between a run and its resumption without changing what is computed. */
-function comparable(c: Record<string, unknown>): Record<string, unknown> {
-  const { steps: _s, backend: _b, threads: _t, logEvery: _l, evalEvery: _e, checkpointEvery: _c, keepCheckpoints: _k, ...rest } = c;
-  return rest;
-}
-
-function diffKeys(a: Record<string, unknown>, b: Record<string, unknown>, prefix = ''): string[] {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  const out: string[] = [];
-  for (const k of keys) {
-    const va = a[k];
-    const vb = b[k];
-    if (va && vb && typeof va === 'object' && typeof vb === 'object') out.push(...diffKeys(va as Record<string, unknown>, vb as Record<string, unknown>, `${prefix}${k}.`));
-    else if (JSON.stringify(va) !== JSON.stringify(vb)) out.push(`${prefix}${k}: ${JSON.stringify(va)} -> ${JSON.stringify(vb)}`);
-  }
-  return out;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -20,6 +20,8 @@ export interface TrainHooks {
   onCheckpoint?(step: number, dir: string): void;
   /** Polled between steps; returning true ends the run cleanly after a checkpoint. */
   shouldStop?(): boolean;
+  /** Awaited before each step: lets the host's control messages in, and can hold a pause in place. */
+  beforeStep?(step: number): Promise<void> | void;
 }
 
 export interface TrainResult {
@@ -105,6 +107,7 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
     let windowStart = Date.now();
     let windowSteps = 0;
     while (step < cfg.steps) {
+      await hooks.beforeStep?.(step);
       const batch = makeBatch(batches.next(), rng);
       const dropoutSeed = rng.nextU32();
       const { loss, grads } = await engine.computeGradients(params, batch, dropoutSeed);

@@ -1,0 +1,88 @@
+// Opening a run: create it, or reopen an existing one for resumption after checking that its config computes the
+// same thing (only steps and execution settings may change) and that no live process is running it. Shared by
+// the RunManager and the CLI so that a run started headless and resumed from the GUI (or the other way round)
+// follows one rule.
+import { basename } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { PretrainConfig } from '../shared/config.ts';
+import type { RunRecord, RunStatus } from '../shared/runState.ts';
+import type { RunStore } from './runStore.ts';
+
+export class RunConflictError extends Error {}
+
+/** Config keys that may change between a run and its resumption without changing what is computed. */
+export const RESUMABLE_KEYS = ['steps', 'backend', 'threads', 'logEvery', 'evalEvery', 'checkpointEvery', 'keepCheckpoints'] as const;
+
+export function comparableConfig(c: Record<string, unknown>): Record<string, unknown> {
+  const rest = { ...c };
+  for (const k of RESUMABLE_KEYS) delete rest[k];
+  return rest;
+}
+
+/** Differences between two configs as "path: old -> new" lines (nested objects compared key by key). */
+export function diffConfigs(a: Record<string, unknown>, b: Record<string, unknown>, prefix = ''): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  const out: string[] = [];
+  for (const k of keys) {
+    const va = a[k];
+    const vb = b[k];
+    if (va && vb && typeof va === 'object' && typeof vb === 'object' && !Array.isArray(va) && !Array.isArray(vb)) {
+      out.push(...diffConfigs(va as Record<string, unknown>, vb as Record<string, unknown>, `${prefix}${k}.`));
+    } else if (JSON.stringify(va) !== JSON.stringify(vb)) out.push(`${prefix}${k}: ${JSON.stringify(va)} -> ${JSON.stringify(vb)}`);
+  }
+  return out;
+}
+
+/** The CLI's deterministic id: the same command names the same run, so re-running it resumes. */
+export function defaultRunId(kind: string, cfg: Pick<PretrainConfig, 'data' | 'seed'>): string {
+  return `${kind}-${basename(cfg.data).replace(/[^A-Za-z0-9._-]/g, '_')}-seed${cfg.seed}`.slice(0, 128);
+}
+
+/** A fresh unique id for runs created from the UI. */
+export function newRunId(kind: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+  return `${kind}-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else; still alive.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface OpenOptions {
+  /** Status the opened run gets: 'running' for the in-process CLI, 'queued' for the RunManager. */
+  status: RunStatus;
+  /** pid stored in run.json (the CLI's own); the RunManager stores the worker's when it spawns one. */
+  pid?: number;
+  /** A pid that is "us" and so not a conflict (the CLI passes process.pid). */
+  ownPid?: number;
+}
+
+/** Creates the run, or checks that an existing run has the same config (steps may grow) and is not live. */
+export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'], cfg: PretrainConfig, opts: OpenOptions): RunRecord {
+  const config = cfg as unknown as Record<string, unknown>;
+  const now = new Date().toISOString();
+  if (!store.exists(id)) {
+    return store.create({ id, kind, config, status: opts.status, step: 0, totalSteps: cfg.steps, pid: opts.pid, createdAt: now, updatedAt: now });
+  }
+  const prev = store.read(id);
+  assertNotLive(prev, opts.ownPid);
+  if (prev.kind !== kind) throw new RunConflictError(`run "${id}" is a ${prev.kind} run, not ${kind}; pick another run name`);
+  const differing = diffConfigs(comparableConfig(prev.config), comparableConfig(config));
+  if (differing.length) {
+    throw new RunConflictError(`run "${id}" exists with a different config (${differing.join(', ')}); pass --run NEW_NAME to start another run, or the same options to resume it`);
+  }
+  return store.update(id, { config, totalSteps: cfg.steps, status: opts.status, reason: undefined, pid: opts.pid });
+}
+
+/** Throws when run.json names a live process (another CLI or app) that is running or holding the run. */
+export function assertNotLive(rec: RunRecord, ownPid?: number): void {
+  if ((rec.status === 'running' || rec.status === 'paused') && rec.pid && rec.pid !== ownPid && isAlive(rec.pid)) {
+    throw new RunConflictError(`run "${rec.id}" is already ${rec.status} in another process (pid ${rec.pid})`);
+  }
+}

@@ -1,0 +1,423 @@
+// RunManager: queues runs, spawns one worker process per active run (up to a concurrency limit), relays control
+// messages, and is the ONE writer of run.json status and metrics.jsonl (through RunStore); the worker only computes
+// and reports. Host-agnostic: it imports nothing from Electron, the spawn function is injected (Electron passes a
+// utilityProcess wrapper; the CLI and tests use forkSpawner or a fake). A worker that dies is never restarted
+// silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { PretrainConfig, describeConfigError } from '../shared/config.ts';
+import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
+import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
+import { assertNotLive, newRunId, openOrResume } from './runLifecycle.ts';
+import type { RunStore } from './runStore.ts';
+
+/** What the manager needs of a child process; child_process.fork and Electron's utilityProcess both fit. */
+export interface ChildLike {
+  readonly pid?: number;
+  send(msg: MainToWorker): void;
+  on(event: 'message', listener: (raw: unknown) => void): unknown;
+  /** Fires once, after the last message has been delivered. Electron gives no signal: pass null. */
+  on(event: 'exit', listener: (code: number | null, signal: string | null) => void): unknown;
+  /** Launch errors (e.g. the executable is missing); an 'exit' may or may not follow. */
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  kill(signal?: NodeJS.Signals): void;
+  /** The last few KB of the child's stderr, for exit classification and failure reasons. */
+  stderrTail(): string;
+}
+export type Spawner = (entry: string, args: string[]) => ChildLike;
+
+export const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('../worker/index.ts', import.meta.url));
+
+/** child_process.fork running the worker under tsx (a compiled build passes its .js entry and `execArgv: []`). */
+export function forkSpawner(opts: { execArgv?: string[]; tailBytes?: number; onOutput?: (text: string) => void } = {}): Spawner {
+  const execArgv = opts.execArgv ?? ['--import', import.meta.resolve('tsx')];
+  const tailBytes = opts.tailBytes ?? 8192;
+  return (entry, args) => {
+    // 'advanced' serialization keeps NaN/Infinity in metrics (JSON would turn them into null).
+    const cp = fork(entry, args, { execArgv, serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    let tail = '';
+    cp.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      tail = (tail + s).slice(-tailBytes);
+      opts.onOutput?.(s);
+    });
+    // stdout must be drained or a chatty worker blocks on a full pipe.
+    cp.stdout?.setEncoding('utf8').on('data', (s: string) => opts.onOutput?.(s));
+    return {
+      get pid() {
+        return cp.pid;
+      },
+      send: (msg) => void (cp.connected && cp.send(msg)),
+      on(event: string, listener: (...a: never[]) => void) {
+        // 'close' (not 'exit'): it fires after stdio and the IPC channel drained, so no message arrives after it.
+        cp.on(event === 'exit' ? 'close' : event, listener as (...a: unknown[]) => void);
+        return this;
+      },
+      kill: (signal) => void cp.kill(signal),
+      stderrTail: () => tail,
+    } as ChildLike;
+  };
+}
+
+export type RunEvent =
+  | { type: 'status'; runId: string; record: RunRecord; exit?: { reason: ExitReason; code: number | null; signal: string | null } }
+  | { type: 'started'; runId: string; backend: string; device: string; params: number; startStep: number; resumedFrom?: string }
+  | { type: 'metrics'; runId: string; points: StepMetric[] }
+  | { type: 'eval'; runId: string; metric: EvalMetric }
+  | { type: 'checkpoint'; runId: string; step: number; dir: string }
+  | { type: 'progress'; runId: string; step: number; total: number; etaS: number | null };
+export type RunListener = (e: RunEvent) => void;
+
+export interface RunManagerOptions {
+  spawn?: Spawner;
+  workerEntry?: string;
+  /** Live worker processes at once; a paused run keeps its worker (and memory), so it counts. Default 1. */
+  concurrency?: number;
+  /** After 'stop', how long a worker may take to checkpoint and exit before it is killed. */
+  stopGraceMs?: number;
+  /** How long a worker may take to say 'ready'. */
+  launchTimeoutMs?: number;
+  /** After 'done'/'error', how long a worker may take to exit before it is killed. */
+  exitGraceMs?: number;
+  onWarning?: (line: string) => void;
+}
+
+interface Live {
+  child: ChildLike;
+  ready: boolean;
+  stopRequested: boolean;
+  pauseRequested: boolean;
+  stopKilled: boolean;
+  final?: { status: RunStatus; step?: number; reason?: string };
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const TERMINAL: ReadonlySet<RunStatus> = new Set(['done', 'failed', 'nan', 'stopped']);
+
+export class RunManager {
+  readonly store: RunStore;
+  private readonly spawn: Spawner;
+  private readonly entry: string;
+  private readonly concurrency: number;
+  private readonly stopGraceMs: number;
+  private readonly launchTimeoutMs: number;
+  private readonly exitGraceMs: number;
+  private readonly warn: (line: string) => void;
+  private readonly live = new Map<string, Live>();
+  private readonly queue: string[] = [];
+  private readonly listeners = new Set<RunListener>();
+  private readonly waiters = new Map<string, ((r: RunRecord) => void)[]>();
+
+  constructor(store: RunStore, opts: RunManagerOptions = {}) {
+    this.store = store;
+    this.spawn = opts.spawn ?? forkSpawner();
+    this.entry = opts.workerEntry ?? DEFAULT_WORKER_ENTRY;
+    this.concurrency = Math.max(1, opts.concurrency ?? 1);
+    this.stopGraceMs = opts.stopGraceMs ?? 60_000;
+    this.launchTimeoutMs = opts.launchTimeoutMs ?? 120_000;
+    this.exitGraceMs = opts.exitGraceMs ?? 10_000;
+    this.warn = opts.onWarning ?? ((l) => console.warn(`run manager: ${l}`));
+  }
+
+  /** Validates the config and creates a queued run (not started: call start()). */
+  create(kind: RunRecord['kind'], config: unknown, opts: { id?: string } = {}): RunRecord {
+    const cfg = this.validate(kind, config);
+    const now = new Date().toISOString();
+    const id = opts.id ?? newRunId(kind);
+    const rec = this.store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'queued', step: 0, totalSteps: cfg.steps, createdAt: now, updatedAt: now });
+    this.emit({ type: 'status', runId: id, record: rec });
+    return rec;
+  }
+
+  /** Creates the run or reopens an existing one with the same config (steps may grow), as queued. For the CLI. */
+  open(kind: RunRecord['kind'], config: unknown, id: string): RunRecord {
+    if (this.live.has(id)) throw new Error(`run "${id}" is already active in this process`);
+    const rec = openOrResume(this.store, id, kind, this.validate(kind, config), { status: 'queued' });
+    this.emit({ type: 'status', runId: id, record: rec });
+    return rec;
+  }
+
+  /** Queues the run and starts it as soon as a slot is free. Continues from its last checkpoint if it has one. */
+  start(id: string): RunRecord {
+    if (this.live.has(id) || this.queue.includes(id)) return this.store.read(id);
+    const rec = this.store.read(id);
+    if (rec.status === 'done') throw new Error(`run "${id}" is done; reopen it with more steps to continue`);
+    assertNotLive(rec);
+    this.queue.push(id);
+    const queued = rec.status === 'queued' ? rec : this.setStatus(id, { status: 'queued', reason: undefined });
+    this.pump();
+    return this.live.has(id) ? this.store.read(id) : queued;
+  }
+
+  /** Resumes a paused worker in place, or (no live worker: stopped, failed, app restarted) queues the run again. */
+  resume(id: string): RunRecord {
+    const l = this.live.get(id);
+    if (!l) return this.start(id);
+    l.pauseRequested = false;
+    if (l.ready) this.send(id, { type: 'resume' });
+    return this.store.read(id);
+  }
+
+  /** Pauses between steps (status 'paused' once the worker confirms). A queued run leaves the queue. */
+  pause(id: string): RunRecord {
+    const l = this.live.get(id);
+    if (l) {
+      l.pauseRequested = true;
+      if (l.ready) this.send(id, { type: 'pause' });
+      return this.store.read(id);
+    }
+    if (this.dequeue(id)) return this.setStatus(id, { status: 'paused' });
+    return this.store.read(id);
+  }
+
+  /** Asks the worker to checkpoint and finish as 'stopped'; kills it if it has not exited after stopGraceMs. */
+  stop(id: string): RunRecord {
+    const l = this.live.get(id);
+    if (l) {
+      if (l.stopRequested) return this.store.read(id);
+      l.stopRequested = true;
+      if (!l.ready) {
+        l.stopKilled = true; // nothing computed yet: no checkpoint to wait for
+        l.child.kill('SIGKILL');
+        return this.store.read(id);
+      }
+      this.send(id, { type: 'stop' });
+      this.arm(id, l, this.stopGraceMs, () => {
+        l.stopKilled = true;
+        l.child.kill('SIGKILL');
+      });
+      return this.store.read(id);
+    }
+    const rec = this.store.read(id);
+    if (this.dequeue(id) || rec.status === 'paused') return this.setStatus(id, { status: 'stopped', reason: 'stopped before it ran again' });
+    return rec;
+  }
+
+  get(id: string): RunRecord {
+    return this.store.read(id);
+  }
+
+  list(): RunRecord[] {
+    return this.store.list();
+  }
+
+  activeIds(): string[] {
+    return [...this.live.keys()];
+  }
+
+  queuedIds(): string[] {
+    return [...this.queue];
+  }
+
+  subscribe(listener: RunListener): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** Resolves when the run reaches done/failed/nan/stopped. */
+  wait(id: string): Promise<RunRecord> {
+    const rec = this.store.read(id);
+    if (TERMINAL.has(rec.status) && !this.live.has(id)) return Promise.resolve(rec);
+    return new Promise((r) => this.waiters.set(id, [...(this.waiters.get(id) ?? []), r]));
+  }
+
+  /** Stops every active run (each checkpoints) and waits for the workers to exit; queued runs stay queued. */
+  async shutdown(): Promise<void> {
+    this.queue.length = 0;
+    const ids = [...this.live.keys()];
+    for (const id of ids) this.stop(id);
+    await Promise.all(ids.map((id) => this.wait(id)));
+  }
+
+  private validate(kind: RunRecord['kind'], config: unknown): PretrainConfig {
+    if (kind !== 'pretrain' && kind !== 'pretrain-ar') throw new Error(`run kind '${kind}' is not supported by the RunManager yet`);
+    const parsed = PretrainConfig.safeParse(config);
+    if (!parsed.success) throw new Error(describeConfigError(parsed.error));
+    if (parsed.data.kind !== kind) throw new Error(`config.kind '${parsed.data.kind}' does not match the run kind '${kind}'`);
+    return parsed.data;
+  }
+
+  private dequeue(id: string): boolean {
+    const i = this.queue.indexOf(id);
+    if (i >= 0) this.queue.splice(i, 1);
+    return i >= 0;
+  }
+
+  private pump(): void {
+    while (this.live.size < this.concurrency && this.queue.length) this.launch(this.queue.shift()!);
+  }
+
+  private launch(id: string): void {
+    let child: ChildLike;
+    try {
+      child = this.spawn(this.entry, []);
+    } catch (e) {
+      this.setStatus(id, { status: 'failed', reason: `launch-failed: ${(e as Error).message}`, pid: undefined }, { reason: 'launch-failed', code: null, signal: null });
+      this.settle(id);
+      return;
+    }
+    const l: Live = { child, ready: false, stopRequested: false, pauseRequested: false, stopKilled: false };
+    this.live.set(id, l);
+    let exited = false;
+    child.on('message', (raw) => {
+      if (!exited) this.onMessage(id, l, raw);
+    });
+    child.on('error', (err) => {
+      if (l.ready) return this.warn(`run ${id}: worker error: ${err.message}`);
+      // Never launched: some hosts emit no 'exit' after a spawn error, so settle here.
+      l.final ??= { status: 'failed', reason: `launch-failed: ${err.message}` };
+      if (!exited) {
+        exited = true;
+        this.onExit(id, l, null, null);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (exited) return;
+      exited = true;
+      this.onExit(id, l, code, signal);
+    });
+    this.arm(id, l, this.launchTimeoutMs, () => {
+      l.final = { status: 'failed', reason: `launch-failed: the worker did not report ready within ${this.launchTimeoutMs} ms` };
+      child.kill('SIGKILL');
+    });
+    this.setStatus(id, { status: 'running', reason: undefined, pid: child.pid });
+  }
+
+  private onMessage(id: string, l: Live, raw: unknown): void {
+    const parsed = parseWorkerToMain(raw);
+    if (!parsed.ok) return this.abort(id, l, `protocol error: ${parsed.error}`);
+    const msg: WorkerToMain = parsed.message;
+    try {
+      switch (msg.type) {
+        case 'ready': {
+          if (l.ready) return;
+          l.ready = true;
+          this.disarm(l);
+          const rec = this.store.read(id);
+          this.send(id, { type: 'start', job: { kind: rec.kind as 'pretrain' | 'pretrain-ar', runId: id, runDir: this.store.dir(id), config: rec.config } });
+          if (l.pauseRequested) this.send(id, { type: 'pause' });
+          return;
+        }
+        case 'started':
+          // Work after the checkpoint the engine resumed from is redone, so its metrics go.
+          this.store.truncateMetricsAfter(id, msg.startStep);
+          this.setStatus(id, { backend: msg.backend, device: msg.device, step: msg.startStep });
+          this.emit({ type: 'started', runId: id, backend: msg.backend, device: msg.device, params: msg.params, startStep: msg.startStep, ...(msg.resumedFrom ? { resumedFrom: msg.resumedFrom } : {}) });
+          return;
+        case 'metrics':
+          for (const p of msg.points) this.store.appendMetric(id, { type: 'train', ...p });
+          this.emit({ type: 'metrics', runId: id, points: msg.points });
+          return;
+        case 'eval':
+          this.store.appendMetric(id, { type: 'eval', ...msg.metric });
+          this.emit({ type: 'eval', runId: id, metric: msg.metric });
+          return;
+        case 'checkpoint':
+          // run.json's step is the resumable step: the last checkpoint.
+          this.store.update(id, { step: msg.step });
+          this.emit({ type: 'checkpoint', runId: id, step: msg.step, dir: msg.dir });
+          return;
+        case 'progress':
+          this.emit({ type: 'progress', runId: id, step: msg.step, total: msg.total, etaS: msg.etaS });
+          return;
+        case 'paused':
+          this.setStatus(id, { status: 'paused' });
+          return;
+        case 'resumed':
+          this.setStatus(id, { status: 'running' });
+          return;
+        case 'done':
+          l.final = { status: msg.status, step: msg.step, reason: msg.reason };
+          this.arm(id, l, this.exitGraceMs, () => l.child.kill('SIGKILL'));
+          return;
+        case 'error':
+          l.final = { status: 'failed', reason: msg.message.split('\n')[0].slice(0, 2000) || 'worker error' };
+          if (msg.stack) this.warn(`run ${id}: ${msg.stack}`);
+          this.arm(id, l, this.exitGraceMs, () => l.child.kill('SIGKILL'));
+          return;
+      }
+    } catch (e) {
+      // The run folder cannot be written (disk full, removed): the job's results would be lost, so end it.
+      this.abort(id, l, `cannot record the run: ${(e as Error).message}`);
+    }
+  }
+
+  /** Ends a worker that broke the contract; its run fails with `reason`. */
+  private abort(id: string, l: Live, reason: string): void {
+    this.warn(`run ${id}: ${reason}`);
+    if (!l.final) l.final = { status: 'failed', reason };
+    l.child.kill('SIGKILL');
+  }
+
+  private onExit(id: string, l: Live, code: number | null, signal: string | null): void {
+    this.disarm(l);
+    this.live.delete(id);
+    const tail = l.child.stderrTail();
+    const reason = classifyExit(code, signal, tail, { launched: l.ready });
+    let patch: Partial<RunRecord>;
+    if (l.final) patch = { status: l.final.status, reason: l.final.reason, ...(l.final.step !== undefined ? { step: l.final.step } : {}) };
+    else if (l.stopRequested && (l.stopKilled || reason === 'killed')) {
+      patch = { status: 'stopped', reason: l.ready ? `stopped: the worker did not stop within ${this.stopGraceMs} ms and was killed; resume continues from the last checkpoint` : 'stopped before it started' };
+    } else patch = { status: 'failed', reason: describeExit(reason, code, signal, tail) };
+    try {
+      this.setStatus(id, { ...patch, pid: undefined }, { reason, code, signal });
+    } catch (e) {
+      this.warn(`run ${id}: cannot record its end (${patch.status}): ${(e as Error).message}`);
+    }
+    this.settle(id);
+  }
+
+  private settle(id: string): void {
+    const ws = this.waiters.get(id);
+    if (ws) {
+      this.waiters.delete(id);
+      let rec: RunRecord | undefined;
+      try {
+        rec = this.store.read(id);
+      } catch {
+        // unreadable run folder: waiters still need an answer
+      }
+      for (const w of ws) w(rec ?? ({ id, status: 'failed' } as RunRecord));
+    }
+    this.pump();
+  }
+
+  private send(id: string, msg: MainToWorker): void {
+    const l = this.live.get(id);
+    if (!l) return;
+    const checked = parseMainToWorker(msg); // the same contract the worker applies, caught here first
+    if (!checked.ok) return this.abort(id, l, checked.error);
+    try {
+      l.child.send(checked.message);
+    } catch (e) {
+      this.warn(`run ${id}: cannot send '${msg.type}': ${(e as Error).message}`);
+    }
+  }
+
+  private arm(id: string, l: Live, ms: number, fn: () => void): void {
+    this.disarm(l);
+    l.timer = setTimeout(() => {
+      if (this.live.get(id) === l) fn();
+    }, ms); // not unref'd: a kill deadline must fire even when the child is all that keeps the loop alive
+  }
+
+  private disarm(l: Live): void {
+    if (l.timer) clearTimeout(l.timer);
+    l.timer = undefined;
+  }
+
+  private setStatus(id: string, patch: Partial<RunRecord>, exit?: { reason: ExitReason; code: number | null; signal: string | null }): RunRecord {
+    const rec = this.store.update(id, patch);
+    this.emit({ type: 'status', runId: id, record: rec, ...(exit ? { exit } : {}) });
+    return rec;
+  }
+
+  private emit(e: RunEvent): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(e);
+      } catch (err) {
+        this.warn(`a run listener threw: ${(err as Error).message}`);
+      }
+    }
+  }
+}
