@@ -63,3 +63,10 @@ export function intListFlag(values: Record<string, unknown>, name: string): numb
   if (xs.length === 0 || xs.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--${name} must be a comma-separated list of positive integers, got "${v}"`);
   return xs;
 }
+
+/** --runtime auto|onnx|tfjs for commands that run inference. */
+export function runtimeFlag(values: Record<string, unknown>): 'auto' | 'onnx' | 'tfjs' {
+  const v = values.runtime ?? 'auto';
+  if (v !== 'auto' && v !== 'onnx' && v !== 'tfjs') throw new UsageError(`--runtime must be auto, onnx or tfjs, got "${v}"`);
+  return v;
+}

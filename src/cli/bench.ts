@@ -2,17 +2,18 @@
 // with ONE JSON line on stdout, so results can be collected by scripts.
 import { BackendName, ModelConfig } from '../shared/config.ts';
 import { MODEL_PRESETS } from '../shared/presets.ts';
-import { initBackend } from '../worker/engine/backend.ts';
 import { benchTrain } from '../worker/engine/benchTrain.ts';
-import { createInferenceModel, initParams } from '../worker/engine/model.ts';
+import { initParams } from '../worker/engine/model.ts';
+import { createModelRuntime } from '../worker/engine/openModel.ts';
 import { sampleMdlm } from '../worker/engine/sampler.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
-import { intFlag, intListFlag, parseFlags, type Flags } from './args.ts';
+import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 
 const FLAGS: Flags = {
   model: { type: 'string', help: 'benchmark model', default: 'bench-5m' },
-  backend: { type: 'string', help: 'compute backend', default: 'auto' },
+  backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs for sampling', default: 'auto' },
+  runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
   threads: { type: 'string', help: 'data-parallel threads (train)', default: '2' },
   'bench-steps': { type: 'string', help: 'timed training steps (train)', default: '8' },
   steps: { type: 'string', help: 'MDLM step counts to time (sample)', default: '128,64,32,16,8,4' },
@@ -40,11 +41,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const { backend: name, device } = await initBackend(backend.data);
-  console.error(`backend ${name} | device ${device}`);
   const batch = intFlag(f, 'batch', 1)!;
   const mdlmCfg = benchConfig('mdlm');
-  const denoiser = createInferenceModel(mdlmCfg, initParams(mdlmCfg, 0));
+  const rt = { backend: backend.data, runtime: runtimeFlag(f) };
+  const { model: denoiser, backend: name, device } = await createModelRuntime(mdlmCfg, initParams(mdlmCfg, 0), rt);
+  console.error(`backend ${name} | device ${device}`);
   const mdlm: Record<string, number> = {};
   await sampleMdlm(denoiser, { steps: 4, batch, seed: 0, caching: false }); // warm-up
   for (const steps of intListFlag(f, 'steps')!) {
@@ -54,17 +55,17 @@ export async function run(argv: string[]): Promise<number> {
     mdlm[String(steps)] = Math.round((batch * mdlmCfg.seqLen) / s);
     console.error(`mdlm ${steps} steps: ${mdlm[String(steps)]} tok/s (${s.toFixed(2)} s for ${batch} x ${mdlmCfg.seqLen})`);
   }
-  denoiser.dispose();
+  await denoiser.dispose();
 
   const arCfg = benchConfig('ar');
-  const ar = createInferenceModel(arCfg, initParams(arCfg, 0));
+  const { model: ar } = await createModelRuntime(arCfg, initParams(arCfg, 0), rt);
   await sampleAr(ar, { batch, length: 8, seed: 0 }); // warm-up
   const t0 = performance.now();
   await sampleAr(ar, { batch, length: arCfg.seqLen, seed: 1 });
   const s = (performance.now() - t0) / 1000;
   const arKv = Math.round((batch * arCfg.seqLen) / s);
   console.error(`ar + kv cache: ${arKv} tok/s (${s.toFixed(2)} s for ${batch} x ${arCfg.seqLen})`);
-  ar.dispose();
+  await ar.dispose();
   console.log(JSON.stringify({ bench: 'sample', model: 'bench-5m', backend: name, device, batch, caching: false, mdlm, ar_kv: arKv }));
   return 0;
 }

@@ -6,7 +6,7 @@ import { sameTokenizer } from '../worker/engine/tokenizers.ts';
 import { genPplTable, heldoutArNll, heldoutNelbo } from '../worker/engine/evaluate.ts';
 import { openTokenSource } from '../worker/engine/data/shards.ts';
 import { validationBatches } from '../worker/engine/data/batches.ts';
-import { intFlag, intListFlag, parseFlags, type Flags } from './args.ts';
+import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -20,7 +20,8 @@ const FLAGS: Flags = {
   judge: { type: 'string', help: 'AR judge checkpoint (required with --steps)' },
   seed: { type: 'string', help: 'random seed', default: '0' },
   weights: { type: 'string', help: 'ema | raw' },
-  backend: { type: 'string', help: 'compute backend', default: 'auto' },
+  backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
+  runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
 };
 
 export async function run(argv: string[]): Promise<number> {
@@ -36,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   const batch = intFlag(f, 'batch', 1)!;
   const seed = intFlag(f, 'seed')!;
 
-  const m = await openModel(String(f.model), { backend: backend.data, weights: f.weights as 'ema' | 'raw' | undefined });
+  const m = await openModel(String(f.model), { backend: backend.data, weights: f.weights as 'ema' | 'raw' | undefined, runtime: runtimeFlag(f) });
   console.error(`model ${m.checkpointDir} (${m.config.arch}, ${m.weights}) | backend ${m.backend} | device ${m.device}`);
   const result: Record<string, unknown> = { eval: steps ? 'genppl' : 'heldout', model: m.checkpointDir, backend: m.backend };
 
@@ -51,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
 
   if (steps) {
     if (m.config.arch !== 'mdlm') throw new UsageError('--steps applies to MDLM checkpoints');
-    const judge = await openModel(String(f.judge), { backend: backend.data });
+    const judge = await openModel(String(f.judge), { backend: backend.data, runtime: runtimeFlag(f) });
     if (judge.config.arch !== 'ar') throw new UsageError(`--judge ${f.judge} is not an AR checkpoint`);
     if (!sameTokenizer(judge.tokenizer, m.tokenizer)) throw new UsageError(`the judge's tokenizer (${judge.tokenizer.kind}, ${judge.tokenizer.vocabSize} ids) differs from the model's (${m.tokenizer.kind}, ${m.tokenizer.vocabSize} ids)`);
     const samples = intFlag(f, 'samples', 1)!;
@@ -61,9 +62,9 @@ export async function run(argv: string[]): Promise<number> {
     console.error('steps  gen_ppl (± s.e.)   entropy  nfe   seconds');
     for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1)}`);
     Object.assign(result, { judge: judge.checkpointDir, results: rows });
-    judge.model.dispose();
+    await judge.model.dispose();
   }
-  m.model.dispose();
+  await m.model.dispose();
   console.log(JSON.stringify(result));
   return 0;
 }

@@ -5,7 +5,7 @@ import { BackendName } from '../shared/config.ts';
 import { openModel } from '../worker/engine/openModel.ts';
 import { sampleMdlm } from '../worker/engine/sampler.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
-import { intFlag, numFlag, parseFlags, type Flags } from './args.ts';
+import { intFlag, numFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -19,7 +19,8 @@ const FLAGS: Flags = {
   'no-cache': { type: 'boolean', help: 'disable the MDLM cache (forward pass even when nothing changed)' },
   'top-p': { type: 'string', help: 'AR nucleus p', default: '0.95' },
   temperature: { type: 'string', help: 'AR temperature', default: '1' },
-  backend: { type: 'string', help: 'compute backend', default: 'auto' },
+  backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
+  runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
   json: { type: 'string', help: 'also write the samples and timing to this JSON file' },
 };
 
@@ -34,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   const batch = intFlag(f, 'samples', 1)!;
   const seed = intFlag(f, 'seed')!;
 
-  const m = await openModel(String(f.model), { backend: backend.data, weights: f.weights as 'ema' | 'raw' | undefined });
+  const m = await openModel(String(f.model), { backend: backend.data, weights: f.weights as 'ema' | 'raw' | undefined, runtime: runtimeFlag(f) });
   console.error(`model ${m.checkpointDir} (${m.config.arch}, ${m.weights} weights) | backend ${m.backend} | device ${m.device}`);
   const prefix = f.prefix ? m.tokenizer.encode(String(f.prefix)) : undefined;
   if (prefix && prefix.length >= m.config.seqLen) throw new UsageError(`--prefix is ${prefix.length} tokens; it must be shorter than the sequence length ${m.config.seqLen}`);
@@ -52,7 +53,7 @@ export async function run(argv: string[]): Promise<number> {
     tokens = await sampleAr(m.model, { batch, length: m.config.seqLen, seed, prefix, topP: numFlag(f, 'top-p')!, temperature: numFlag(f, 'temperature')! });
   }
   const seconds = (performance.now() - started) / 1000;
-  m.model.dispose();
+  await m.model.dispose();
 
   const L = m.config.seqLen;
   const texts: string[] = [];

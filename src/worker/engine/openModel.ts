@@ -1,19 +1,28 @@
 // Opens a model for inference from a checkpoint folder, a run folder (its latest checkpoint) or a shipped model,
-// with its tokenizer, on the chosen backend. The one way CLI commands and the worker load weights to sample or score.
+// with its tokenizer. Inference runs on onnxruntime-node when it is installed (5x faster than tfjs-wasm on CPU,
+// same logits to 1e-5), else on the tfjs backend; the runtime and device actually used are returned, never silent.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { initBackend } from './backend.ts';
 import { latestCheckpoint, loadCheckpoint } from './checkpoint.ts';
 import { createInferenceModel, paramLayout } from './model.ts';
+import { createOnnxModel, loadOnnxRuntime } from './onnx/runtime.ts';
 import { checkpointTokenizer, type Tokenizer } from './tokenizers.ts';
+import type { ArModel, Denoiser } from './types.ts';
+
+export type InferenceRuntime = 'auto' | 'onnx' | 'tfjs';
+
+/** The inference model as callers use it: both interfaces, and a dispose that may be async. */
+export type Inference = Denoiser & ArModel & { dispose(): void | Promise<void> };
 
 export interface OpenedModel {
   config: ModelConfig;
   tokenizer: Tokenizer;
-  model: ReturnType<typeof createInferenceModel>;
+  model: Inference;
   checkpointDir: string;
   weights: 'ema' | 'raw';
+  /** 'onnx' or the tfjs backend name. */
   backend: string;
   device: string;
   extra: Record<string, unknown>;
@@ -29,8 +38,33 @@ export function resolveCheckpointDir(path: string): string {
   throw new Error(`${path} is neither a checkpoint folder (config.json + model.safetensors) nor a run folder with checkpoints`);
 }
 
-export async function openModel(path: string, opts: { backend?: BackendName; weights?: 'ema' | 'raw' } = {}): Promise<OpenedModel> {
-  const { backend, device } = await initBackend(opts.backend ?? 'auto');
+/**
+ * Builds an inference model for (cfg, params). runtime 'auto' = onnx when available; with an explicit tfjs
+ * backend (anything but 'auto') tfjs is used, so `--backend wasm` means wasm.
+ */
+export async function createModelRuntime(
+  cfg: ModelConfig,
+  params: Float32Array,
+  opts: { backend?: BackendName; runtime?: InferenceRuntime; threads?: number } = {},
+): Promise<{ model: Inference; backend: string; device: string }> {
+  const backendName = opts.backend ?? 'auto';
+  const runtime = opts.runtime ?? (backendName === 'auto' ? 'auto' : 'tfjs');
+  if (runtime !== 'tfjs') {
+    const rt = await loadOnnxRuntime();
+    if (rt.ort) {
+      const model = await createOnnxModel(cfg, params, { threads: opts.threads });
+      return { model, backend: 'onnx', device: model.device };
+    }
+    if (runtime === 'onnx') throw new Error(`--runtime onnx: ${rt.reason}`);
+  }
+  const { backend, device } = await initBackend(backendName);
+  return { model: createInferenceModel(cfg, params), backend, device };
+}
+
+export async function openModel(
+  path: string,
+  opts: { backend?: BackendName; weights?: 'ema' | 'raw'; runtime?: InferenceRuntime; threads?: number } = {},
+): Promise<OpenedModel> {
   const checkpointDir = resolveCheckpointDir(path);
   const ck = loadCheckpoint(checkpointDir, { layoutFor: paramLayout });
   const weights = opts.weights ?? (ck.ema ? 'ema' : 'raw');
@@ -41,5 +75,6 @@ export async function openModel(path: string, opts: { backend?: BackendName; wei
   if (tokenizer.vocabSize !== ck.config.vocabSize) {
     throw new Error(`the checkpoint's ${tokenizer.kind} tokenizer has ${tokenizer.vocabSize} ids but the model has vocabSize ${ck.config.vocabSize}`);
   }
-  return { config: ck.config, tokenizer, model: createInferenceModel(ck.config, params), checkpointDir, weights, backend, device, extra };
+  const { model, backend, device } = await createModelRuntime(ck.config, params, opts);
+  return { config: ck.config, tokenizer, model, checkpointDir, weights, backend, device, extra };
 }

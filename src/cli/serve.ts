@@ -1,0 +1,350 @@
+// `sdtt serve`: browser mode (architecture.md "Browser mode"). Serves the built renderer (out/renderer) over HTTP and
+// the SdttApi over a WebSocket at WS_PATH, backed by one RunManager + RunStore + ApiHost, exactly like the Electron
+// main process.
+//
+// Security model:
+// - Binds 127.0.0.1 unless --host is given (a warning is printed for a non-loopback address).
+// - A random 32-byte token (hex) is generated at start (or --token) and printed inside the URL. The WebSocket
+//   upgrade requires ?token= to match (constant-time compare) -> else 401, AND an Origin header naming this server
+//   (http://<host>:<port>; for a loopback bind also the localhost / 127.0.0.1 / [::1] spellings) -> else 403; the
+//   socket is destroyed after the status line. The Host header must name the server too (DNS rebinding).
+// - Static files are served WITHOUT the token: they are the public renderer bundle and contain no data; every
+//   piece of data travels over the token-protected WebSocket. Paths are decoded once, any ".." segment, backslash
+//   or NUL is refused (400) and the resolved file must lie inside the renderer folder (404 otherwise).
+// - Headers: CSP (the renderer's <meta> policy plus frame-ancestors, connect-src narrowed to this server's ws://
+//   origins), X-Content-Type-Options nosniff, X-Frame-Options DENY, Referrer-Policy no-referrer (the page URL holds
+//   the token), no caching for index.html.
+// - WebSocket frames are limited to MAX_REQUEST_BYTES plus a small envelope allowance; bigger frames close the
+//   connection (1009). Requests inside the limit but over MAX_REQUEST_BYTES of params get a clear error answer.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, WebSocket } from 'ws';
+import { ApiError, MAX_REQUEST_BYTES, WS_PATH, type RunEvent, type WsServerMessage } from '../shared/api.ts';
+import { ApiHost, type BackendInfo } from '../main/apiHost.ts';
+import { RunManager, type Spawner } from '../main/runManager.ts';
+import { RunStore } from '../main/runStore.ts';
+import { rendererCsp } from '../main/window.ts';
+import { UsageError } from './index.ts';
+import { intFlag, parseFlags, type Flags } from './args.ts';
+
+export const DEFAULT_RENDERER_DIR = fileURLToPath(new URL('../../out/renderer/', import.meta.url));
+/** Room for the {"id":..,"method":..,"params":..} envelope around a request of MAX_REQUEST_BYTES. */
+const ENVELOPE_BYTES = 4096;
+/** A client that reads events slower than they come is dropped past this much unsent data. */
+const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+  '.ico': 'image/x-icon',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.ttf': 'font/ttf',
+  '.otf': 'font/otf',
+  '.wasm': 'application/wasm',
+  '.txt': 'text/plain; charset=utf-8',
+  '.webmanifest': 'application/manifest+json',
+};
+
+export interface ServeOptions {
+  host?: string;
+  /** 0 = any free port. */
+  port?: number;
+  workspace?: string;
+  token?: string;
+  rendererDir?: string;
+  /** Injected for tests; by default a RunManager with forkSpawner over <workspace>/runs. */
+  manager?: RunManager;
+  spawn?: Spawner;
+  probeBackend?: (() => Promise<BackendInfo>) | null;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  /** The URL to open, token included. */
+  url: string;
+  origin: string;
+  port: number;
+  host: string;
+  token: string;
+  api: ApiHost;
+  manager: RunManager;
+  server: Server;
+  /** Stops accepting, closes every WebSocket (1001), then stops the runs (each checkpoints). */
+  close(): Promise<void>;
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+const fmtHost = (h: string) => (h.includes(':') && !h.startsWith('[') ? `[${h}]` : h);
+
+/** host:port spellings a browser may use for this server: Host headers and Origins are checked against them. */
+function allowedHosts(bindHost: string, port: number): Set<string> {
+  const names = new Set<string>([bindHost]);
+  if (isLoopback(bindHost)) for (const n of ['127.0.0.1', 'localhost', '::1']) names.add(n);
+  if (bindHost === '0.0.0.0' || bindHost === '::') {
+    names.add('127.0.0.1').add('localhost').add('::1');
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) names.add(a.address);
+  }
+  return new Set([...names].map((n) => `${fmtHost(n)}:${port}`.toLowerCase()));
+}
+
+function tokenMatches(given: string | null, token: string): boolean {
+  if (!given) return false;
+  // Hash both so the comparison has a fixed length and leaks neither the token's length nor its prefix.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
+
+function reject(socket: Duplex, status: 400 | 401 | 403 | 404, text: string): void {
+  const body = `${text}\n`;
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.destroy();
+}
+
+export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const bindHost = opts.host ?? '127.0.0.1';
+  const workspace = resolve(opts.workspace ?? '.');
+  const rendererDir = resolve(opts.rendererDir ?? DEFAULT_RENDERER_DIR);
+  const token = opts.token ?? randomBytes(32).toString('hex');
+  const manager = opts.manager ?? new RunManager(new RunStore(workspace), { ...(opts.spawn ? { spawn: opts.spawn } : {}), onWarning: (l) => log(`warning: ${l}`) });
+  const api = new ApiHost({ manager, workspace, host: 'browser', ...(opts.probeBackend !== undefined ? { probeBackend: opts.probeBackend } : {}), warn: (l) => log(`warning: ${l}`) });
+
+  let hosts = new Set<string>();
+  let csp = rendererCsp();
+  const server = createServer((req, res) => serveStatic(req, res, rendererDir, hosts, csp));
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_REQUEST_BYTES + ENVELOPE_BYTES, clientTracking: true });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://placeholder');
+    } catch {
+      return reject(socket, 400, 'Bad Request');
+    }
+    if (url.pathname !== WS_PATH) return reject(socket, 404, 'Not Found');
+    if (!tokenMatches(url.searchParams.get('token'), token)) return reject(socket, 401, 'Unauthorized');
+    const origin = req.headers.origin;
+    const host = (req.headers.host ?? '').toLowerCase();
+    let originHost = '';
+    try {
+      const o = origin ? new URL(origin) : null;
+      if (o && o.protocol === 'http:' && origin === o.origin) originHost = o.host.toLowerCase();
+    } catch {
+      // malformed Origin: refused below
+    }
+    if (!originHost || !hosts.has(originHost) || !hosts.has(host)) return reject(socket, 403, 'Forbidden');
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  wss.on('connection', (ws: WebSocket) => {
+    let alive = true;
+    ws.on('pong', () => (alive = true));
+    const ping = setInterval(() => {
+      if (!alive) return ws.terminate();
+      alive = false;
+      ws.ping();
+    }, 30_000);
+    ping.unref();
+    ws.on('close', () => clearInterval(ping));
+    ws.on('error', () => ws.terminate());
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return ws.close(1003, 'text frames only');
+      void handleFrame(api, ws, data.toString());
+    });
+  });
+
+  const unsubscribe = api.subscribe((e: RunEvent) => {
+    const text = JSON.stringify({ event: e } satisfies WsServerMessage);
+    for (const ws of wss.clients) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        ws.terminate();
+        continue;
+      }
+      ws.send(text);
+    }
+  });
+
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(opts.port ?? 0, bindHost, () => {
+      server.off('error', rej);
+      res();
+    });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 0);
+  hosts = allowedHosts(bindHost, port);
+  // CSP host-sources cannot spell IPv6 literals; a page opened at http://[::1]:port still connects through 'self'.
+  csp = rendererCsp({ connectSrc: [...hosts].filter((h) => !h.startsWith('[')).map((h) => `ws://${h}`) });
+  const shownHost = bindHost === '0.0.0.0' || bindHost === '::' ? '127.0.0.1' : bindHost;
+  const origin = `http://${fmtHost(shownHost)}:${port}`;
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      unsubscribe();
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const ws of wss.clients) ws.close(1001, 'server shutting down');
+      wss.close();
+      server.closeAllConnections?.();
+      await manager.shutdown();
+      await closed;
+    })());
+
+  return { url: `${origin}/?token=${token}`, origin, port, host: bindHost, token, api, manager, server, close };
+}
+
+async function handleFrame(api: ApiHost, ws: WebSocket, text: string): Promise<void> {
+  let id = 0;
+  let reply: WsServerMessage;
+  try {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      throw new ApiError('the frame is not JSON', 'invalid-request');
+    }
+    if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw new ApiError('expected {"id", "method", "params"}', 'invalid-request');
+    const m = msg as { id?: unknown; method?: unknown; params?: unknown };
+    if (typeof m.id === 'number' && Number.isSafeInteger(m.id)) id = m.id;
+    else throw new ApiError('"id" must be an integer', 'invalid-request');
+    if (typeof m.method !== 'string') throw new ApiError('"method" must be a string', 'invalid-request');
+    reply = { id, ok: true, result: await api.call(m.method, m.params) };
+  } catch (e) {
+    const err = e instanceof ApiError ? e : new ApiError((e as Error)?.message ?? String(e), 'internal');
+    reply = { id, ok: false, error: { message: err.message, code: err.code } };
+  }
+  if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(reply));
+}
+
+function securityHeaders(res: ServerResponse, csp: string): void {
+  res.setHeader('Content-Security-Policy', csp);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+}
+
+function sendText(res: ServerResponse, status: number, text: string, type = 'text/plain; charset=utf-8'): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', type);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+export const NOT_BUILT = 'The renderer is not built: run `npm run build:renderer` (it writes out/renderer/index.html), then reload.';
+
+function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, hosts: Set<string>, csp: string): void {
+  securityHeaders(res, csp);
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    return sendText(res, 405, 'Method Not Allowed');
+  }
+  if (!hosts.has((req.headers.host ?? '').toLowerCase())) return sendText(res, 403, 'Forbidden: unexpected Host header');
+  const rawPath = (req.url ?? '/').split(/[?#]/, 1)[0]!;
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath);
+  } catch {
+    return sendText(res, 400, 'Bad Request: malformed path');
+  }
+  if (!path.startsWith('/') || path.includes('\0') || path.includes('\\') || path.split('/').some((s) => s === '..') || /%2e|%2f|%5c/i.test(path)) {
+    return sendText(res, 400, 'Bad Request: path not allowed');
+  }
+  if (path === '/' || path === '/index.html') {
+    if (!existsSync(join(root, 'index.html'))) return sendText(res, 503, NOT_BUILT);
+    path = '/index.html';
+  }
+  const file = resolve(root, `.${path}`);
+  const rel = relative(root, file);
+  if (!rel || rel.startsWith('..') || isAbsolute(rel)) return sendText(res, 404, 'Not Found');
+  let real: string;
+  try {
+    real = realpathSync(file);
+    const realRoot = realpathSync(root);
+    if (real !== realRoot && !real.startsWith(realRoot + sep)) return sendText(res, 404, 'Not Found');
+    if (!statSync(real).isFile()) return sendText(res, 404, 'Not Found');
+  } catch {
+    return sendText(res, 404, 'Not Found');
+  }
+  const size = statSync(real).size;
+  res.statusCode = 200;
+  res.setHeader('Content-Type', MIME[extname(real).toLowerCase()] ?? 'application/octet-stream');
+  res.setHeader('Content-Length', size);
+  // index.html must never be cached (it names the current hashed bundles); vite's /assets/* names are hashed.
+  res.setHeader('Cache-Control', path === '/index.html' ? 'no-store' : path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+  if (req.method === 'HEAD') return void res.end();
+  createReadStream(real)
+    .on('error', () => res.destroy())
+    .pipe(res);
+}
+
+const FLAGS: Flags = {
+  host: { type: 'string', help: 'address to bind; anything but loopback exposes the server to the network', default: '127.0.0.1' },
+  port: { type: 'string', help: 'port; 0 = any free port', default: '0' },
+  workspace: { type: 'string', help: 'folder that holds runs/', default: '.' },
+  token: { type: 'string', help: 'access token (default: 32 random bytes, printed in the URL)' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, FLAGS, 'usage: sdtt serve [--host 127.0.0.1] [--port 0] [--workspace .] [--token T]');
+  if (!f) return 0;
+  const port = intFlag(f, 'port', 0)!;
+  if (port > 65535) throw new UsageError(`--port must be <= 65535, got ${port}`);
+  const host = String(f.host);
+  const token = f.token === undefined ? undefined : String(f.token);
+  if (token !== undefined && token.length < 16) throw new UsageError('--token must be at least 16 characters');
+  if (!isLoopback(host)) {
+    console.warn(`sdtt serve: WARNING: binding ${host}, not a loopback address: anyone who can reach this machine and learns the token can control runs and write exports. Prefer an SSH tunnel to 127.0.0.1.`);
+  }
+  if (!existsSync(join(DEFAULT_RENDERER_DIR, 'index.html'))) console.warn(`sdtt serve: ${NOT_BUILT}`);
+  const srv = await startServer({ host, port, workspace: String(f.workspace), ...(token ? { token } : {}) });
+  console.log(`sdtt serve: workspace ${resolve(String(f.workspace))}`);
+  console.log(`sdtt serve: open ${srv.url}`);
+  console.log('sdtt serve: press Ctrl+C to stop (running jobs checkpoint first)');
+
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) {
+        console.error(`sdtt serve: ${sig} again: exiting without waiting for the runs`);
+        process.exit(130);
+      }
+      stopping = true;
+      console.log(`sdtt serve: ${sig}: stopping (active runs checkpoint and stop)...`);
+      void srv.close().then(done, (e) => {
+        console.error(`sdtt serve: shutdown: ${(e as Error).message}`);
+        done();
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  console.log('sdtt serve: stopped');
+  return 0;
+}

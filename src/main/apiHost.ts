@@ -1,0 +1,580 @@
+// ApiHost: the one implementation of SdttApi (shared/api.ts) over a RunManager + RunStore + workspace. Both hosts
+// use it unchanged: Electron main (ipcMain.handle per method) and `sdtt serve` (WebSocket). Host-agnostic: nothing
+// from Electron, and nothing that loads tfjs (checkpoints are read with the pure-Node safetensors/checkpoint code).
+//
+// Every entry point goes through `call(method, payload)`, which validates with parseApiRequest BEFORE anything else
+// happens, so an invalid request (unknown method, malformed or oversized payload, hostile keys, a run id such as
+// "../x") changes nothing and is answered with ApiError('invalid-request') naming the bad field.
+//
+// On-disk shapes read here (besides run.json / metrics.jsonl, owned by RunStore):
+//   runs/<id>/rounds.jsonl   one JSON object per finished round; read leniently into RoundSummary:
+//                            { round, teacherSteps, studentSteps, label?, status? ('done' if absent), firstStep?,
+//                              lastStep?, eval?: [{ steps, gen_ppl, gen_ppl_se, entropy }], checkpoint?: "<path>" }
+//                            `checkpoint` (relative to the run folder, or absolute inside it) names the round's
+//                            student checkpoint; without it, checkpoints/<lastStep> is used.
+//   runs/<id>/samples/*.json each file holds a JSON array of SampleCell (shared/api.ts), or one SampleCell object,
+//                            or { "cells": SampleCell[] }; conventionally named <round>-<steps>.json (round -1 =
+//                            the teacher). Cells that do not match the SampleCell shape are skipped with a warning.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import {
+  API_METHODS,
+  ApiError,
+  parseApiRequest,
+  type ApiMethod,
+  type ApiRequest,
+  type ApiResponses,
+  type AppInfo,
+  type MetricPoint,
+  type ModelInfo,
+  type RoundSummary,
+  type RunEvent,
+  type SampleCell,
+  type SdttApi,
+} from '../shared/api.ts';
+import type { RunRecord } from '../shared/runState.ts';
+import { FORMAT_TAG, latestCheckpoint } from '../worker/engine/checkpoint.ts';
+import { decodeSafetensors, encodeSafetensors, MAX_HEADER_BYTES, type SafetensorInput } from '../worker/engine/safetensors.ts';
+import { RunConflictError } from './runLifecycle.ts';
+import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
+import { RunStoreError } from './runStore.ts';
+
+/** Most metric points one getMetrics call returns; the renderer pages with `next`. */
+export const METRICS_PAGE = 20_000;
+
+export interface BackendInfo {
+  backend: string;
+  device: string;
+}
+
+export interface ApiHostOptions {
+  manager: RunManager;
+  /** Folder holding runs/ (the RunStore's workspace); relative export folders resolve against it. */
+  workspace: string;
+  host: AppInfo['host'];
+  /** Shipped models: each subfolder a checkpoint folder (config.json + model.safetensors). Default: <repo>/assets/models. */
+  assetsModelsDir?: string;
+  /** Default: package.json's version. */
+  version?: string;
+  /**
+   * How getInfo learns what 'auto' resolves to, asked once (lazily) and cached. Default: nodeBackendProbe(), a
+   * short-lived child process (main never loads tfjs itself). null: no probe; getInfo reports the backend of the
+   * most recent run that used 'auto', or "auto (resolved per job)".
+   */
+  probeBackend?: (() => Promise<BackendInfo>) | null;
+  warn?: (line: string) => void;
+}
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+type Handler = (req: never) => Promise<unknown> | unknown;
+
+export class ApiHost implements SdttApi {
+  readonly manager: RunManager;
+  readonly workspace: string;
+  private readonly host: AppInfo['host'];
+  private readonly modelsDir: string;
+  private readonly version: string;
+  private readonly probe: (() => Promise<BackendInfo>) | null;
+  private probed: Promise<BackendInfo | null> | null = null;
+  private readonly warn: (line: string) => void;
+  private readonly handlers: { [M in ApiMethod]: (req: ReturnType<typeof parseApiRequest<M>>['req']) => Promise<ApiResponses[M]> | ApiResponses[M] };
+
+  constructor(opts: ApiHostOptions) {
+    this.manager = opts.manager;
+    this.workspace = resolve(opts.workspace);
+    this.host = opts.host;
+    this.modelsDir = opts.assetsModelsDir ?? join(REPO_ROOT, 'assets', 'models');
+    this.version = opts.version ?? readVersion();
+    this.probe = opts.probeBackend === undefined ? nodeBackendProbe() : opts.probeBackend;
+    this.warn = opts.warn ?? ((l) => console.warn(`api: ${l}`));
+    this.handlers = {
+      getInfo: () => this.doGetInfo(),
+      listRuns: () => this.manager.list(),
+      getRun: (r) => this.doGetRun(r.id),
+      getMetrics: (r) => this.doGetMetrics(r.id, r.from),
+      createRun: (r) => this.doCreateRun(r),
+      controlRun: (r) => this.doControlRun(r.id, r.action),
+      listModels: () => this.doListModels(),
+      getSamples: (r) => this.doGetSamples(r.id),
+      exportRound: (r) => this.doExportRound(r.id, r.round, r.folder),
+    };
+  }
+
+  /**
+   * The single entry point of both hosts: validates `payload` for `method` (parseApiRequest), then runs it. Always
+   * rejects with an ApiError (code 'invalid-request' | 'not-found' | 'conflict' | 'internal').
+   */
+  async call(method: string, payload: unknown): Promise<unknown> {
+    let parsed: { method: ApiMethod; req: unknown };
+    try {
+      parsed = parseApiRequest(method, payload);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      // JSON.stringify inside parseApiRequest throws on cycles / BigInt: not a valid request either.
+      throw new ApiError(`${String(method).slice(0, 64)}: request is not plain JSON data (${(e as Error).message})`, 'invalid-request');
+    }
+    try {
+      return await (this.handlers[parsed.method] as Handler)(parsed.req as never);
+    } catch (e) {
+      throw toApiError(parsed.method, e);
+    }
+  }
+
+  getInfo(req: ApiRequest<'getInfo'>) {
+    return this.call('getInfo', req) as Promise<AppInfo>;
+  }
+  listRuns(req: ApiRequest<'listRuns'>) {
+    return this.call('listRuns', req) as Promise<RunRecord[]>;
+  }
+  getRun(req: ApiRequest<'getRun'>) {
+    return this.call('getRun', req) as Promise<ApiResponses['getRun']>;
+  }
+  getMetrics(req: ApiRequest<'getMetrics'>) {
+    return this.call('getMetrics', req) as Promise<ApiResponses['getMetrics']>;
+  }
+  createRun(req: ApiRequest<'createRun'>) {
+    return this.call('createRun', req) as Promise<RunRecord>;
+  }
+  controlRun(req: ApiRequest<'controlRun'>) {
+    return this.call('controlRun', req) as Promise<RunRecord>;
+  }
+  listModels(req: ApiRequest<'listModels'>) {
+    return this.call('listModels', req) as Promise<ModelInfo[]>;
+  }
+  getSamples(req: ApiRequest<'getSamples'>) {
+    return this.call('getSamples', req) as Promise<SampleCell[]>;
+  }
+  exportRound(req: ApiRequest<'exportRound'>) {
+    return this.call('exportRound', req) as Promise<ApiResponses['exportRound']>;
+  }
+
+  /** RunManager events as API RunEvents; returns the unsubscribe function. */
+  subscribe(listener: (e: RunEvent) => void): () => void {
+    return this.manager.subscribe((e) => {
+      for (const out of this.toApiEvents(e)) listener(out);
+    });
+  }
+
+  // ---- handlers ----------------------------------------------------------------------------------------------
+
+  private async doGetInfo(): Promise<AppInfo> {
+    const base = { version: this.version, workspace: this.workspace, host: this.host };
+    if (this.probe) {
+      this.probed ??= this.probe().catch((e) => {
+        this.warn(`backend probe failed: ${(e as Error).message.split('\n')[0]}`);
+        return null;
+      });
+      const info = await this.probed;
+      if (info) return { ...base, backend: info.backend, device: info.device };
+    }
+    // No probe (or it failed): the most recent run that asked for 'auto' and reported what it got.
+    const last = this.manager
+      .list()
+      .filter((r) => r.backend && (r.config.backend ?? 'auto') === 'auto')
+      .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0];
+    if (last) return { ...base, backend: last.backend!, device: `${last.device ?? 'unknown device'} (as of run ${last.id})` };
+    return { ...base, backend: 'auto (resolved per job)', device: 'chosen when a job starts: tensorflow-gpu -> tensorflow -> wasm -> cpu' };
+  }
+
+  private requireRun(id: string): RunRecord {
+    if (!this.manager.store.exists(id)) throw new ApiError(`no run "${id}" in ${this.manager.store.root}`, 'not-found');
+    return this.manager.get(id);
+  }
+
+  private doGetRun(id: string): ApiResponses['getRun'] {
+    const record = this.requireRun(id);
+    return { record, rounds: this.readRounds(id), metricsCount: this.manager.store.readMetrics(id).length };
+  }
+
+  private doGetMetrics(id: string, from: number): ApiResponses['getMetrics'] {
+    this.requireRun(id);
+    const all = this.manager.store.readMetrics(id);
+    const points = all.slice(from, from + METRICS_PAGE).map(toMetricPoint);
+    return { points, next: Math.min(all.length, from + points.length) };
+  }
+
+  private doCreateRun(r: ReturnType<typeof parseApiRequest<'createRun'>>['req']): RunRecord {
+    if (r.id && this.manager.store.exists(r.id)) throw new ApiError(`run "${r.id}" already exists; pick another name`, 'conflict');
+    if (r.kind === 'distill') {
+      try {
+        return this.manager.create('distill', r.config, r.id ? { id: r.id } : {});
+      } catch (e) {
+        throw new ApiError(`cannot create the distillation run: ${(e as Error).message}`, 'conflict');
+      }
+    }
+    // 'pretrain' requests carry the MDLM or the AR config; the run kind is the config's.
+    return this.manager.create(r.config.kind, r.config, r.id ? { id: r.id } : {});
+  }
+
+  private doControlRun(id: string, action: 'start' | 'pause' | 'resume' | 'stop'): RunRecord {
+    this.requireRun(id);
+    try {
+      switch (action) {
+        case 'start':
+          return this.manager.start(id);
+        case 'pause':
+          return this.manager.pause(id);
+        case 'resume':
+          return this.manager.resume(id);
+        case 'stop':
+          return this.manager.stop(id);
+      }
+    } catch (e) {
+      if (e instanceof ApiError || e instanceof RunStoreError) throw e;
+      throw new ApiError(`cannot ${action} run "${id}": ${(e as Error).message}`, 'conflict');
+    }
+  }
+
+  private doListModels(): ModelInfo[] {
+    const out: ModelInfo[] = [];
+    let shipped: string[] = [];
+    try {
+      shipped = existsSync(this.modelsDir) ? readdirSync(this.modelsDir).sort() : [];
+    } catch (e) {
+      this.warn(`cannot list ${this.modelsDir}: ${(e as Error).message}`);
+    }
+    for (const name of shipped) {
+      const dir = join(this.modelsDir, name);
+      try {
+        if (!statSync(dir).isDirectory()) continue;
+        const m = describeCheckpoint(dir);
+        out.push({ id: `shipped:${name}`, label: m.label ?? name, path: dir, arch: m.arch, params: m.params, source: 'shipped' });
+      } catch (e) {
+        this.warn(`skipping shipped model ${dir}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    for (const rec of this.manager.list()) {
+      if (rec.status !== 'done' && rec.status !== 'stopped') continue;
+      try {
+        const latest = latestCheckpoint(this.manager.store.checkpointsDir(rec.id));
+        if (!latest) continue;
+        const m = describeCheckpoint(latest.dir);
+        out.push({ id: `run:${rec.id}`, label: `${rec.id} (step ${latest.step})`, path: latest.dir, arch: m.arch, params: m.params, source: 'run' });
+      } catch (e) {
+        this.warn(`skipping the checkpoint of run ${rec.id}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    return out;
+  }
+
+  private doGetSamples(id: string): SampleCell[] {
+    this.requireRun(id);
+    const dir = this.manager.store.samplesDir(id);
+    if (!existsSync(dir)) return [];
+    const cells: SampleCell[] = [];
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+      const file = join(dir, f);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (e) {
+        this.warn(`skipping ${file}: ${(e as Error).message}`);
+        continue;
+      }
+      const list = Array.isArray(raw) ? raw : raw && typeof raw === 'object' && Array.isArray((raw as { cells?: unknown }).cells) ? (raw as { cells: unknown[] }).cells : [raw];
+      let bad = 0;
+      for (const c of list) {
+        const p = SampleCellSchema.safeParse(c);
+        if (p.success) cells.push(p.data);
+        else bad++;
+      }
+      if (bad) this.warn(`${file}: skipped ${bad} entr${bad === 1 ? 'y' : 'ies'} that are not SampleCells`);
+    }
+    return cells.sort((a, b) => a.round - b.round || b.steps - a.steps || a.seed - b.seed);
+  }
+
+  private doExportRound(id: string, round: number, folderIn: string): ApiResponses['exportRound'] {
+    const rec = this.requireRun(id);
+    const folder = resolve(this.workspace, folderIn);
+    const src = this.roundCheckpoint(rec, round);
+    if (existsSync(folder)) {
+      if (!statSync(folder).isDirectory()) throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
+      if (readdirSync(folder).length) throw new ApiError(`${folder} is not empty; exports never overwrite files: choose a new or empty folder`, 'conflict');
+    }
+
+    // Weights: EMA when the checkpoint has them (what SDTT evaluates), else the raw parameters.
+    const emaFile = join(src.dir, 'ema.safetensors');
+    const weights = existsSync(emaFile) ? 'ema' : 'raw';
+    const decoded = decodeSafetensors(readFileSync(weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors')), weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors'));
+    const tensors = new Map<string, SafetensorInput>();
+    let params = 0;
+    for (const [name, t] of decoded.tensors) {
+      tensors.set(name, { dtype: t.dtype === 'BF16' || t.dtype === 'F16' ? 'F32' : (t.dtype as SafetensorInput['dtype']), shape: t.shape, data: t.data });
+      params += t.shape.reduce((a, b) => a * b, 1);
+    }
+    const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, source: src.dir, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
+    const config = readJsonObject(join(src.dir, 'config.json'));
+    config.export = provenance;
+    const model = encodeSafetensors(tensors, { format: 'pt', sdtt_format: FORMAT_TAG, kind: 'model', weights, run: rec.id, round: String(round), step: String(src.step) });
+    const files: [string, string | Uint8Array][] = [
+      ['model.safetensors', model],
+      ['config.json', JSON.stringify(config, null, 2) + '\n'],
+      ['README.md', modelCard(rec, round, src, weights, params, config)],
+    ];
+
+    mkdirSync(dirname(folder), { recursive: true });
+    const tmp = join(dirname(folder), `.${basename(folder)}.export-${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      mkdirSync(tmp);
+      for (const [name, data] of files) writeFileSync(join(tmp, name), data, { flag: 'wx' });
+      // An empty folder the user picked is replaced; a non-empty one makes rename fail (ENOTEMPTY): never overwritten.
+      if (existsSync(folder)) rmdirSync(folder);
+      renameSync(tmp, folder);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ApiError(`${folder} was filled while exporting; nothing was overwritten`, 'conflict');
+      throw new ApiError(`export to ${folder} failed: ${(e as Error).message}`, 'internal');
+    }
+    return { folder, files: files.map(([n]) => n) };
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------------------------
+
+  private readRounds(id: string): (RoundSummary & { checkpoint?: string })[] {
+    const out: (RoundSummary & { checkpoint?: string })[] = [];
+    for (const line of this.manager.store.readRounds(id)) {
+      const r = normaliseRound(line);
+      if (r) out.push(r);
+      else this.warn(`run ${id}: skipping a rounds.jsonl line without a numeric "round"`);
+    }
+    return out;
+  }
+
+  /** The checkpoint folder of `round` (-1: a pretrain run's latest checkpoint, or a distill run's teacher). */
+  private roundCheckpoint(rec: RunRecord, round: number): { dir: string; step: number } {
+    const runDir = this.manager.store.dir(rec.id);
+    const ckDir = this.manager.store.checkpointsDir(rec.id);
+    const rounds = this.readRounds(rec.id);
+    let found: { dir: string; step: number } | null = null;
+    if (round === -1 && rec.kind !== 'distill') {
+      found = latestCheckpoint(ckDir);
+      if (!found) throw new ApiError(`run "${rec.id}" has no checkpoint yet`, 'not-found');
+    } else if (round === -1) {
+      const teacher = typeof rec.config.teacher === 'string' ? resolve(this.workspace, rec.config.teacher) : '';
+      const dir = teacher && existsSync(join(teacher, 'config.json')) ? teacher : teacher ? latestCheckpoint(existsSync(join(teacher, 'checkpoints')) ? join(teacher, 'checkpoints') : teacher)?.dir : undefined;
+      if (!dir) throw new ApiError(`run "${rec.id}": its teacher checkpoint (${String(rec.config.teacher)}) cannot be found`, 'not-found');
+      found = { dir, step: 0 };
+    } else {
+      const r = rounds.find((x) => x.round === round);
+      if (!r || r.status !== 'done') throw new ApiError(`run "${rec.id}" has no finished round ${round}${rounds.length ? ` (finished: ${rounds.filter((x) => x.status === 'done').map((x) => x.round).join(', ') || 'none'})` : ''}`, 'not-found');
+      const dir = r.checkpoint ? resolve(runDir, r.checkpoint) : join(ckDir, String(r.lastStep));
+      const rel = relative(runDir, dir);
+      if (rel.startsWith('..') || isAbsolute(rel)) throw new ApiError(`run "${rec.id}" round ${round}: checkpoint ${dir} lies outside the run folder`, 'conflict');
+      if (!existsSync(join(dir, 'model.safetensors'))) throw new ApiError(`run "${rec.id}" round ${round}: its checkpoint ${dir} is no longer on disk (only the last keepCheckpoints are kept)`, 'not-found');
+      found = { dir, step: r.lastStep };
+    }
+    if (!existsSync(join(found.dir, 'config.json')) || !existsSync(join(found.dir, 'model.safetensors'))) {
+      throw new ApiError(`${found.dir} is not a complete checkpoint (config.json + model.safetensors)`, 'not-found');
+    }
+    return found;
+  }
+
+  private toApiEvents(e: ManagerEvent): RunEvent[] {
+    switch (e.type) {
+      case 'status':
+        return [{ type: 'status', record: e.record }];
+      case 'metrics':
+        return [{ type: 'metrics', runId: e.runId, points: e.points.map((p) => ({ ...p, type: 'train' as const })) }];
+      case 'eval':
+        return [{ type: 'metrics', runId: e.runId, points: [{ ...e.metric, type: 'eval' as const }] }];
+      case 'checkpoint':
+        // run.json's step (the resumable step) moved on.
+        try {
+          return [{ type: 'status', record: this.manager.get(e.runId) }];
+        } catch {
+          return [];
+        }
+      case 'started':
+      case 'progress':
+        return []; // 'started' is preceded by a status event carrying backend/device; progress has no API event
+      default: {
+        // Forward compatible: rounds / samples events once the distillation job emits them.
+        const x = e as unknown as { type: string; runId?: string; round?: unknown };
+        if (x.type === 'samples' && typeof x.runId === 'string') return [{ type: 'samples', runId: x.runId }];
+        if (x.type === 'round' && typeof x.runId === 'string') {
+          const r = normaliseRound(x.round as Record<string, unknown>);
+          return r ? [{ type: 'round', runId: x.runId, round: r }] : [];
+        }
+        return [];
+      }
+    }
+  }
+}
+
+/** Maps anything a handler throws to an ApiError with the right code. */
+function toApiError(method: string, e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  const msg = (e as Error)?.message ?? String(e);
+  if (e instanceof RunConflictError) return new ApiError(msg, 'conflict');
+  if (e instanceof RunStoreError) return new ApiError(msg, /already exists/.test(msg) ? 'conflict' : /cannot read/.test(msg) ? 'not-found' : 'internal');
+  if (/already (active|running|paused|exists)|is done|not supported/.test(msg)) return new ApiError(msg, 'conflict');
+  return new ApiError(`${method}: ${msg}`, 'internal');
+}
+
+function toMetricPoint(m: Record<string, unknown>): MetricPoint {
+  return { ...m, type: m.type === 'eval' ? 'eval' : 'train', step: typeof m.step === 'number' ? m.step : 0 };
+}
+
+const EvalRow = z.object({ steps: z.number(), gen_ppl: z.number(), gen_ppl_se: z.number(), entropy: z.number() });
+
+function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummary & { checkpoint?: string }) | null {
+  if (!line || typeof line !== 'object' || typeof line.round !== 'number' || !Number.isInteger(line.round)) return null;
+  const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
+  const teacherSteps = num(line.teacherSteps);
+  const studentSteps = num(line.studentSteps);
+  const status = line.status === 'pending' || line.status === 'running' ? line.status : 'done';
+  const evalRows = Array.isArray(line.eval) ? line.eval.filter((r) => EvalRow.safeParse(r).success).map((r) => EvalRow.parse(r)) : undefined;
+  return {
+    round: line.round,
+    teacherSteps,
+    studentSteps,
+    label: typeof line.label === 'string' ? line.label : `R${line.round}: ${teacherSteps} -> ${studentSteps} steps`,
+    status,
+    firstStep: num(line.firstStep),
+    lastStep: num(line.lastStep),
+    ...(evalRows ? { eval: evalRows } : {}),
+    ...(typeof line.checkpoint === 'string' ? { checkpoint: line.checkpoint } : {}),
+  };
+}
+
+/** SampleCell as stored in runs/<id>/samples/*.json (see the header comment). */
+const SampleCellSchema = z.object({
+  round: z.number().int().min(-1),
+  steps: z.number().int().min(0),
+  seed: z.number().int(),
+  text: z.string(),
+  genPpl: z.number(),
+  entropy: z.number(),
+  latencyMs: z.number(),
+  trajectory: z.array(z.array(z.number().int())).optional(),
+  tokenTexts: z.array(z.string()).optional(),
+}) satisfies z.ZodType<SampleCell>;
+
+function readJsonObject(file: string): Record<string, unknown> {
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+/** Arch and parameter count of a checkpoint folder from config.json and model.safetensors' header (no weights read). */
+export function describeCheckpoint(dir: string): { arch: 'mdlm' | 'ar'; params: number; label?: string } {
+  const cfg = readJsonObject(join(dir, 'config.json'));
+  if (cfg.arch !== 'mdlm' && cfg.arch !== 'ar') throw new Error(`${dir}/config.json: arch ${JSON.stringify(cfg.arch)} is neither "mdlm" nor "ar"`);
+  const params = safetensorsParamCount(join(dir, 'model.safetensors'));
+  const label = typeof cfg.label === 'string' ? cfg.label : typeof cfg.name === 'string' ? cfg.name : undefined;
+  return { arch: cfg.arch, params, ...(label ? { label } : {}) };
+}
+
+/** Sum of the element counts in a safetensors file's header (reads only the header). */
+export function safetensorsParamCount(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) throw new Error(`${file}: too short for a safetensors file`);
+    const n = Number(len.readBigUInt64LE(0));
+    if (n < 2 || n > MAX_HEADER_BYTES) throw new Error(`${file}: header length ${n} is out of range`);
+    const head = Buffer.alloc(n);
+    if (readSync(fd, head, 0, n, 8) !== n) throw new Error(`${file}: truncated header`);
+    const header = JSON.parse(head.toString('utf8')) as Record<string, { shape?: unknown }>;
+    let total = 0;
+    for (const [k, v] of Object.entries(header)) {
+      if (k === '__metadata__') continue;
+      if (!v || !Array.isArray(v.shape) || !v.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${file}: tensor '${k}' has no valid shape`);
+      total += (v.shape as number[]).reduce((a, b) => a * b, 1);
+    }
+    return total;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function modelCard(rec: RunRecord, round: number, src: { dir: string; step: number }, weights: string, params: number, config: Record<string, unknown>): string {
+  const what = round === -1 ? (rec.kind === 'distill' ? 'the teacher of this distillation run' : `the ${rec.kind} model`) : `the student after SDTT round ${round}`;
+  const keys = ['arch', 'vocabSize', 'dModel', 'nLayers', 'nHeads', 'mlpRatio', 'seqLen', 'maskId', 'eosId'];
+  const rows = keys.filter((k) => k in config).map((k) => `| ${k} | ${JSON.stringify(config[k])} |`);
+  return `# ${rec.id}${round >= 0 ? ` — round ${round}` : ''}
+
+Exported by SDTT Workbench (${FORMAT_TAG}) on ${new Date().toISOString()}: ${what}.
+
+- run: \`${rec.id}\` (${rec.kind}, status ${rec.status}${rec.backend ? `, trained on ${rec.backend}` : ''})
+- checkpoint step: ${src.step}
+- weights: ${weights === 'ema' ? 'EMA (exponential moving average) of the parameters' : 'raw parameters (the checkpoint has no EMA)'}
+- parameters: ${params.toLocaleString('en-US')}
+
+## Architecture
+
+| key | value |
+|---|---|
+${rows.join('\n')}
+
+The model is a ${config.arch === 'ar' ? 'causal (autoregressive)' : 'masked diffusion (MDLM, DiT-style denoiser)'} transformer.
+Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), float32.
+\`config.json\` holds the hyper-parameters, the tokenizer mapping and the provenance (\`export\`, \`sdtt\`).
+
+## Loading
+
+\`\`\`python
+from safetensors.torch import load_file
+import json
+state = load_file("model.safetensors")
+config = json.load(open("config.json"))
+\`\`\`
+
+With SDTT Workbench: \`sdtt sample --model <this folder> --steps 16\`.
+
+## Limitations
+
+A small research model trained on the data named in the run's config; its outputs are not fact-checked text.
+`;
+}
+
+function readVersion(): string {
+  try {
+    return String((JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/**
+ * Asks a short-lived Node process (tsx) what initBackend('auto') picks, so the host process never loads tfjs. Works
+ * from Electron too (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when the child fails.
+ */
+export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promise<BackendInfo> {
+  return () =>
+    new Promise((resolvePromise, reject) => {
+      const backendUrl = pathToFileURL(join(REPO_ROOT, 'src', 'worker', 'engine', 'backend.ts')).href;
+      const script = `const { initBackend } = await import(${JSON.stringify(backendUrl)}); const i = await initBackend('auto'); process.stdout.write('\\n@@' + JSON.stringify(i) + '\\n'); process.exit(0);`;
+      let tsx: string;
+      try {
+        tsx = import.meta.resolve('tsx');
+      } catch (e) {
+        return reject(new Error(`tsx not found (${(e as Error).message})`));
+      }
+      execFile(
+        process.execPath,
+        ['--import', tsx, '--input-type=module', '-e', script],
+        { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 1 << 20, cwd: REPO_ROOT },
+        (err, stdout, stderr) => {
+          const line = String(stdout).split('\n').find((l) => l.startsWith('@@'));
+          if (!line) return reject(new Error(err ? `${err.message.split('\n')[0]} ${String(stderr).slice(-300)}` : 'the probe printed nothing'));
+          try {
+            const info = JSON.parse(line.slice(2)) as BackendInfo;
+            if (typeof info.backend !== 'string' || typeof info.device !== 'string') throw new Error('malformed answer');
+            resolvePromise(info);
+          } catch (e) {
+            reject(e as Error);
+          }
+        },
+      );
+    });
+}
+
+/** Every API method name (the allow-list), re-exported for the hosts. */
+export { API_METHODS };

@@ -1,0 +1,215 @@
+// App state (zustand, one store built from slices): connection + host info, runs, the open run's rounds and
+// samples, models, the compare selection. Metric points live in metricsStore, not here.
+import { create, type StateCreator } from 'zustand';
+import type { AppInfo, ModelInfo, RoundSummary, RunEvent, SampleCell, SdttApi } from '../../shared/api.ts';
+import type { RunRecord } from '../../shared/runState.ts';
+import type { ApiHandle } from '../api/client.ts';
+import type { ConnectionStatus } from '../api/wsClient.ts';
+import { ingestMetrics, loadMetrics, topUpAll } from './metricsStore.ts';
+
+export type View = 'run' | 'new' | 'compare';
+
+interface ConnectionSlice {
+  host: 'electron' | 'browser';
+  conn: ConnectionStatus;
+  info?: AppInfo;
+  infoError?: string;
+}
+interface RunsSlice {
+  runs: Record<string, RunRecord>;
+  runsError?: string;
+  selectedId?: string;
+  view: View;
+  select(id: string): void;
+  setView(v: View): void;
+}
+interface DetailSlice {
+  rounds: Record<string, RoundSummary[]>;
+  samples: Record<string, SampleCell[]>;
+  samplesError: Record<string, string>;
+  detailError: Record<string, string>;
+  models: ModelInfo[];
+  modelsError?: string;
+}
+interface CompareSlice {
+  compareIds: string[];
+  toggleCompare(id: string): void;
+}
+interface NoticeSlice {
+  notices: { id: number; text: string; kind: 'error' | 'info' }[];
+  notify(text: string, kind?: 'error' | 'info'): void;
+  dismiss(id: number): void;
+}
+export type AppState = ConnectionSlice & RunsSlice & DetailSlice & CompareSlice & NoticeSlice;
+
+let handle: ApiHandle | null = null;
+export function api(): SdttApi {
+  if (!handle) throw new Error('API not initialised');
+  return handle.api;
+}
+
+const connectionSlice: StateCreator<AppState, [], [], ConnectionSlice> = () => ({
+  host: 'browser',
+  conn: { state: 'connecting', attempt: 0 },
+});
+const runsSlice: StateCreator<AppState, [], [], RunsSlice> = (set) => ({
+  runs: {},
+  view: 'run',
+  select: (id) => {
+    set({ selectedId: id, view: 'run' });
+    void openRun(id);
+  },
+  setView: (view) => set({ view }),
+});
+const detailSlice: StateCreator<AppState, [], [], DetailSlice> = () => ({
+  rounds: {},
+  samples: {},
+  samplesError: {},
+  detailError: {},
+  models: [],
+});
+const compareSlice: StateCreator<AppState, [], [], CompareSlice> = (set, get) => ({
+  compareIds: [],
+  toggleCompare: (id) => {
+    const cur = get().compareIds;
+    const next = cur.includes(id) ? cur.filter((x) => x !== id) : [...cur, id];
+    set({ compareIds: next });
+    if (!cur.includes(id)) void loadMetrics(api(), id);
+  },
+});
+let noticeId = 1;
+const noticeSlice: StateCreator<AppState, [], [], NoticeSlice> = (set, get) => ({
+  notices: [],
+  notify: (text, kind = 'error') => {
+    const id = noticeId++;
+    set({ notices: [...get().notices.slice(-4), { id, text, kind }] });
+    if (kind === 'info') setTimeout(() => get().dismiss(id), 5000);
+  },
+  dismiss: (id) => set({ notices: get().notices.filter((n) => n.id !== id) }),
+});
+
+export const useApp = create<AppState>()((...a) => ({
+  ...connectionSlice(...a),
+  ...runsSlice(...a),
+  ...detailSlice(...a),
+  ...compareSlice(...a),
+  ...noticeSlice(...a),
+}));
+
+const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function upsertRun(r: RunRecord): void {
+  useApp.setState((s) => ({ runs: { ...s.runs, [r.id]: r } }));
+}
+
+function upsertRound(runId: string, round: RoundSummary): void {
+  useApp.setState((s) => {
+    const list = [...(s.rounds[runId] ?? [])];
+    const i = list.findIndex((x) => x.round === round.round);
+    if (i >= 0) list[i] = round;
+    else list.push(round);
+    list.sort((a, b) => a.round - b.round);
+    return { rounds: { ...s.rounds, [runId]: list } };
+  });
+}
+
+export function handleEvent(e: RunEvent): void {
+  switch (e.type) {
+    case 'status':
+      upsertRun(e.record);
+      break;
+    case 'metrics':
+      ingestMetrics(e.runId, e.points);
+      break;
+    case 'round':
+      upsertRound(e.runId, e.round);
+      break;
+    case 'samples':
+      if (useApp.getState().selectedId === e.runId || useApp.getState().samples[e.runId]) void refreshSamples(e.runId);
+      break;
+  }
+}
+
+export async function refreshInfo(): Promise<void> {
+  try {
+    const info = await api().getInfo({});
+    useApp.setState({ info, infoError: undefined });
+  } catch (e) {
+    useApp.setState({ infoError: msg(e) });
+  }
+}
+
+export async function refreshRuns(): Promise<void> {
+  try {
+    const list = await api().listRuns({});
+    useApp.setState({ runs: Object.fromEntries(list.map((r) => [r.id, r])), runsError: undefined });
+  } catch (e) {
+    useApp.setState({ runsError: msg(e) });
+  }
+}
+
+export async function refreshModels(): Promise<void> {
+  try {
+    const models = await api().listModels({});
+    useApp.setState({ models, modelsError: undefined });
+  } catch (e) {
+    useApp.setState({ modelsError: msg(e) });
+  }
+}
+
+export async function refreshSamples(id: string): Promise<void> {
+  try {
+    const cells = await api().getSamples({ id });
+    useApp.setState((s) => ({ samples: { ...s.samples, [id]: cells }, samplesError: { ...s.samplesError, [id]: '' } }));
+  } catch (e) {
+    useApp.setState((s) => ({ samplesError: { ...s.samplesError, [id]: msg(e) } }));
+  }
+}
+
+export async function openRun(id: string): Promise<void> {
+  try {
+    const d = await api().getRun({ id });
+    upsertRun(d.record);
+    useApp.setState((s) => ({ rounds: { ...s.rounds, [id]: [...d.rounds].sort((a, b) => a.round - b.round) }, detailError: { ...s.detailError, [id]: '' } }));
+  } catch (e) {
+    useApp.setState((s) => ({ detailError: { ...s.detailError, [id]: msg(e) } }));
+  }
+  await Promise.all([loadMetrics(api(), id), refreshSamples(id)]);
+}
+
+export async function control(id: string, action: 'start' | 'pause' | 'resume' | 'stop'): Promise<void> {
+  try {
+    upsertRun(await api().controlRun({ id, action }));
+  } catch (e) {
+    useApp.getState().notify(`${action} ${id}: ${msg(e)}`);
+  }
+}
+
+/** Connects the store to an API handle: events, connection status, first load, refetch after reconnects. */
+export function initStore(h: ApiHandle): () => void {
+  handle = h;
+  useApp.setState({ host: h.host });
+  const offs = [
+    h.api.subscribe(handleEvent),
+    h.onStatus((conn) => useApp.setState({ conn: { ...conn } })),
+    h.onReconnect(() => {
+      void refreshInfo();
+      void refreshRuns();
+      void refreshModels();
+      const sel = useApp.getState().selectedId;
+      if (sel) void openRun(sel);
+      void topUpAll(h.api);
+    }),
+  ];
+  void refreshInfo();
+  void refreshRuns().then(() => {
+    const s = useApp.getState();
+    if (!s.selectedId) {
+      const latest = Object.values(s.runs).sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
+      if (latest) s.select(latest.id);
+      else s.setView('new');
+    }
+  });
+  void refreshModels();
+  return () => offs.forEach((f) => f());
+}
