@@ -48,7 +48,9 @@ export async function createModelRuntime(
   opts: { backend?: BackendName; runtime?: InferenceRuntime; threads?: number } = {},
 ): Promise<{ model: Inference; backend: string; device: string }> {
   const backendName = opts.backend ?? 'auto';
-  const runtime = opts.runtime ?? (backendName === 'auto' ? 'auto' : 'tfjs');
+  const requested = opts.runtime ?? 'auto';
+  if (requested === 'onnx' && backendName !== 'auto') throw new Error(`--runtime onnx cannot be combined with --backend ${backendName} (a tfjs backend)`);
+  const runtime = requested === 'auto' && backendName !== 'auto' ? 'tfjs' : requested;
   if (runtime !== 'tfjs') {
     const rt = await loadOnnxRuntime();
     if (rt.ort) {

@@ -3,10 +3,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ByteTokenizer, loadTokenizer, tokenizerFromJSON, type Tokenizer } from './data/tokenizer.ts';
+import { ByteTokenizer, loadTokenizer, sameTokenizer, tokenizerFromJSON, type Tokenizer } from './data/tokenizer.ts';
 import { openTokenSource } from './data/shards.ts';
 
-export type { Tokenizer };
+export { sameTokenizer, type Tokenizer };
 
 const ASSETS = resolve(dirname(fileURLToPath(import.meta.url)), '../../../assets');
 
@@ -41,8 +41,4 @@ export function checkpointTokenizer(extraConfig: Record<string, unknown>): Token
   } catch (e) {
     throw new Error(`checkpoint config.json has an unusable "tokenizer": ${(e as Error).message}`);
   }
-}
-
-export function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
-  return JSON.stringify(a.toJSON()) === JSON.stringify(b.toJSON());
 }

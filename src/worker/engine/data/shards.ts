@@ -2,7 +2,7 @@
 // .bin shards + tokenizer.json), or a plain UTF-8 text file tokenized on the fly (last ~5% of tokens = validation).
 import { readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ByteTokenizer, loadTokenizer, sha256Hex, type Tokenizer } from './tokenizer.ts';
+import { ByteTokenizer, loadTokenizer, sameTokenizer, sha256Hex, type Tokenizer } from './tokenizer.ts';
 import type { CorpusManifest, Split } from './corpus.ts';
 import type { TokenArray } from './batches.ts';
 
@@ -35,9 +35,6 @@ export function openTokenSource(path: string, tokenizerOrOpts?: Tokenizer | Open
   return openTextFile(path, opts);
 }
 
-function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
-  return JSON.stringify(a.toJSON()) === JSON.stringify(b.toJSON());
-}
 
 function openShardDir(dir: string, opts: OpenTokenSourceOptions): TokenSource {
   const mpath = join(dir, 'manifest.json');

@@ -357,3 +357,8 @@ export function loadTokenizer(file: string, sha256?: string): Tokenizer {
 export function shippedTokenizerPath(size = DEFAULT_COMPACT_SIZE): string {
   return new URL(`../../../../assets/tokenizer/compact-${size}.json`, import.meta.url).pathname;
 }
+
+/** True when two tokenizers map text to the same ids (their canonical JSON is equal). */
+export function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
+  return JSON.stringify(a.toJSON()) === JSON.stringify(b.toJSON());
+}
