@@ -5,6 +5,8 @@ export class UsageError extends Error {}
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   pretrain: { summary: 'train a masked diffusion LM (MDLM) on a text file or token shards', load: () => import('./pretrain.ts') },
   'pretrain-ar': { summary: 'train the causal AR baseline / judge the same way', load: () => import('./pretrain.ts').then((m) => ({ run: (a: string[]) => m.run(a, 'pretrain-ar') })) },
+  distill: { summary: 'SDTT: distil an MDLM teacher into few-step students, round by round (`--teacher DIR --data PATH`)', load: () => import('./distill.ts') },
+  demo: { summary: 'distil the shipped teacher on the shipped corpus (~30 min on 2 cores)', load: () => import('./distill.ts').then((m) => ({ run: (a: string[]) => m.runDemo(a) })) },
   sample: { summary: 'sample from a checkpoint: --steps N for MDLM, nucleus sampling for AR', load: () => import('./sample.ts') },
   eval: { summary: 'validation NELBO perplexity of a checkpoint on held-out data', load: () => import('./evaluate.ts') },
   bench: { summary: 'benchmarks: `bench train --model bench-5m`, `bench sample --model bench-5m`', load: () => import('./bench.ts') },

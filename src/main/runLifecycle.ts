@@ -5,13 +5,20 @@
 import { basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { PretrainConfig } from '../shared/config.ts';
+import { distillTotalSteps, type DistillConfig } from '../shared/distillConfig.ts';
 import type { RunRecord, RunStatus } from '../shared/runState.ts';
 import type { RunStore } from './runStore.ts';
 
 export class RunConflictError extends Error {}
 
-/** Config keys that may change between a run and its resumption without changing what is computed. */
-export const RESUMABLE_KEYS = ['steps', 'backend', 'threads', 'logEvery', 'evalEvery', 'checkpointEvery', 'keepCheckpoints'] as const;
+/** Config keys that may change between a run and its resumption without changing what is computed
+ * (distill: `rounds` may grow like `steps`; rounds tile the steps, so earlier rounds are unchanged). */
+export const RESUMABLE_KEYS = ['steps', 'rounds', 'backend', 'threads', 'logEvery', 'evalEvery', 'checkpointEvery', 'keepCheckpoints'] as const;
+
+/** Total optimiser steps of a job config (distill: exact with startSteps, else an upper bound until the worker says). */
+export function jobTotalSteps(cfg: PretrainConfig | DistillConfig): number {
+  return cfg.kind === 'distill' ? distillTotalSteps(cfg) : cfg.steps;
+}
 
 export function comparableConfig(c: Record<string, unknown>): Record<string, unknown> {
   const rest = { ...c };
@@ -64,11 +71,12 @@ export interface OpenOptions {
 }
 
 /** Creates the run, or checks that an existing run has the same config (steps may grow) and is not live. */
-export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'], cfg: PretrainConfig, opts: OpenOptions): RunRecord {
+export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'], cfg: PretrainConfig | DistillConfig, opts: OpenOptions): RunRecord {
   const config = cfg as unknown as Record<string, unknown>;
   const now = new Date().toISOString();
+  const totalSteps = jobTotalSteps(cfg);
   if (!store.exists(id)) {
-    return store.create({ id, kind, config, status: opts.status, step: 0, totalSteps: cfg.steps, pid: opts.pid, createdAt: now, updatedAt: now });
+    return store.create({ id, kind, config, status: opts.status, step: 0, totalSteps, pid: opts.pid, createdAt: now, updatedAt: now });
   }
   const prev = store.read(id);
   assertNotLive(prev, opts.ownPid);
@@ -77,7 +85,7 @@ export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'
   if (differing.length) {
     throw new RunConflictError(`run "${id}" exists with a different config (${differing.join(', ')}); pass --run NEW_NAME to start another run, or the same options to resume it`);
   }
-  return store.update(id, { config, totalSteps: cfg.steps, status: opts.status, reason: undefined, pid: opts.pid });
+  return store.update(id, { config, totalSteps, status: opts.status, reason: undefined, pid: opts.pid });
 }
 
 /** Throws when run.json names a live process (another CLI or app) that is running or holding the run. */

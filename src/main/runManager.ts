@@ -6,9 +6,10 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
+import { DistillConfig } from '../shared/distillConfig.ts';
 import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
-import { assertNotLive, newRunId, openOrResume } from './runLifecycle.ts';
+import { assertNotLive, jobTotalSteps, newRunId, openOrResume } from './runLifecycle.ts';
 import type { RunStore } from './runStore.ts';
 
 /** What the manager needs of a child process; child_process.fork and Electron's utilityProcess both fit. */
@@ -64,7 +65,10 @@ export type RunEvent =
   | { type: 'metrics'; runId: string; points: StepMetric[] }
   | { type: 'eval'; runId: string; metric: EvalMetric }
   | { type: 'checkpoint'; runId: string; step: number; dir: string }
-  | { type: 'progress'; runId: string; step: number; total: number; etaS: number | null };
+  | { type: 'progress'; runId: string; step: number; total: number; etaS: number | null }
+  /** distill: a round finished (its rounds.jsonl line) / sample files were written. */
+  | { type: 'round'; runId: string; round: Record<string, unknown> }
+  | { type: 'samples'; runId: string; round: number };
 export type RunListener = (e: RunEvent) => void;
 
 export interface RunManagerOptions {
@@ -123,7 +127,7 @@ export class RunManager {
     const cfg = this.validate(kind, config);
     const now = new Date().toISOString();
     const id = opts.id ?? newRunId(kind);
-    const rec = this.store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'queued', step: 0, totalSteps: cfg.steps, createdAt: now, updatedAt: now });
+    const rec = this.store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'queued', step: 0, totalSteps: jobTotalSteps(cfg), createdAt: now, updatedAt: now });
     this.emit({ type: 'status', runId: id, record: rec });
     return rec;
   }
@@ -228,7 +232,12 @@ export class RunManager {
     await Promise.all(ids.map((id) => this.wait(id)));
   }
 
-  private validate(kind: RunRecord['kind'], config: unknown): PretrainConfig {
+  private validate(kind: RunRecord['kind'], config: unknown): PretrainConfig | DistillConfig {
+    if (kind === 'distill') {
+      const d = DistillConfig.safeParse(config);
+      if (!d.success) throw new Error(describeConfigError(d.error));
+      return d.data;
+    }
     if (kind !== 'pretrain' && kind !== 'pretrain-ar') throw new Error(`run kind '${kind}' is not supported by the RunManager yet`);
     const parsed = PretrainConfig.safeParse(config);
     if (!parsed.success) throw new Error(describeConfigError(parsed.error));
@@ -293,14 +302,14 @@ export class RunManager {
           l.ready = true;
           this.disarm(l);
           const rec = this.store.read(id);
-          this.send(id, { type: 'start', job: { kind: rec.kind as 'pretrain' | 'pretrain-ar', runId: id, runDir: this.store.dir(id), config: rec.config } });
+          this.send(id, { type: 'start', job: { kind: rec.kind, runId: id, runDir: this.store.dir(id), config: rec.config } });
           if (l.pauseRequested) this.send(id, { type: 'pause' });
           return;
         }
         case 'started':
           // Work after the checkpoint the engine resumed from is redone, so its metrics go.
           this.store.truncateMetricsAfter(id, msg.startStep);
-          this.setStatus(id, { backend: msg.backend, device: msg.device, step: msg.startStep });
+          this.setStatus(id, { backend: msg.backend, device: msg.device, step: msg.startStep, ...(msg.totalSteps !== undefined ? { totalSteps: msg.totalSteps } : {}) });
           this.emit({ type: 'started', runId: id, backend: msg.backend, device: msg.device, params: msg.params, startStep: msg.startStep, ...(msg.resumedFrom ? { resumedFrom: msg.resumedFrom } : {}) });
           return;
         case 'metrics':
@@ -318,6 +327,12 @@ export class RunManager {
           return;
         case 'progress':
           this.emit({ type: 'progress', runId: id, step: msg.step, total: msg.total, etaS: msg.etaS });
+          return;
+        case 'round':
+          this.emit({ type: 'round', runId: id, round: msg.round });
+          return;
+        case 'samples':
+          this.emit({ type: 'samples', runId: id, round: msg.round });
           return;
         case 'paused':
           this.setStatus(id, { status: 'paused' });

@@ -54,6 +54,21 @@ export const DistillConfig = z
     evalSteps: z.array(z.number().int().min(1).max(1 << 20)).min(1).default(DEFAULT_EVAL_STEPS),
     /** Samples per eval point (spec §8: 256–512). */
     evalSamples: z.number().int().min(1).max(1 << 20).default(256),
+    /**
+     * AR judge checkpoint for the per-round gen PPL. Absent = the shipped assets/models/judge-ar-base-5m when it
+     * exists; without any judge the per-round evaluation reports unigram entropy and held-out NELBO only (and says why).
+     */
+    judge: z.string().min(1).optional(),
+    /** Sequences per sampling / scoring / NELBO batch in the per-round evaluation. */
+    evalBatch: z.number().int().min(1).max(4096).default(16),
+    /** Validation batches (of evalBatch windows) for the student's held-out NELBO after each round. */
+    evalHeldoutBatches: z.number().int().min(1).max(10_000).default(4),
+    /** Samples per (round, steps) cell written to samples/<round>-<steps>.json for the UI (metrics use all evalSamples). */
+    samplesPerCell: z.number().int().min(1).max(64).default(4),
+    /** Self-BLEU prompts from the validation split (4 continuations each at the student's step count); 0 = skip. */
+    selfBleuPrompts: z.number().int().min(0).max(1000).default(4),
+    /** Test hook: pretend the loss of this (1-based) optimiser step is NaN. */
+    debugInjectNanAtStep: z.number().int().min(1).optional(),
     /** Student dropout in training (the teacher always runs in eval mode, no dropout). */
     studentDropout: z.number().min(0).max(0.9).default(0.1),
     logEvery: z.number().int().min(1).default(10),
@@ -93,4 +108,16 @@ export function distillStartSteps(cfg: Pick<DistillConfig, 'startSteps' | 'round
   const problem = startStepsProblem(n0, cfg.rounds, cfg.minSteps);
   if (problem) throw new Error(`distill config: ${problem}`);
   return n0;
+}
+
+/**
+ * Total optimiser steps of a run without reading the teacher: exact when startSteps is set (or seqLen is given),
+ * else rounds × stepsPerRound (an upper bound: minSteps may end the schedule earlier once N0 = seqLen is known).
+ */
+export function distillTotalSteps(cfg: Pick<DistillConfig, 'startSteps' | 'rounds' | 'minSteps' | 'stepsPerRound'>, seqLen?: number): number {
+  const n0 = cfg.startSteps ?? seqLen;
+  if (n0 === undefined) return cfg.rounds * cfg.stepsPerRound;
+  let kept = 0;
+  for (let r = 0; r < cfg.rounds && n0 / 2 ** (r + 1) >= cfg.minSteps; r++) kept++;
+  return kept * cfg.stepsPerRound;
 }

@@ -35,7 +35,7 @@ export const EvalMetricSchema = z
   .object({ step: Count, valLoss: AnyNumber, valPpl: AnyNumber, elapsedS: AnyNumber })
   .strict() satisfies z.ZodType<EvalMetric>;
 
-export const JOB_KINDS = ['pretrain', 'pretrain-ar'] as const;
+export const JOB_KINDS = ['pretrain', 'pretrain-ar', 'distill'] as const;
 export const JobKind = z.enum(JOB_KINDS);
 export type JobKind = z.infer<typeof JobKind>;
 
@@ -44,7 +44,7 @@ export const JobSpec = z
     kind: JobKind,
     runId: RunId,
     runDir: Path,
-    /** Validated again by the job with the kind's own schema (PretrainConfig); here only its shape as data. */
+    /** Validated again by the job with the kind's own schema (PretrainConfig / DistillConfig); here only its shape as data. */
     config: z.record(z.string(), z.unknown()),
   })
   .strict();
@@ -73,6 +73,8 @@ export const WorkerToMain = z.discriminatedUnion('type', [
       resumedFrom: Path.optional(),
       trainTokens: Count.optional(),
       valTokens: Count.optional(),
+      /** The job's exact total (distill: known once the teacher's seqLen is). */
+      totalSteps: Count.optional(),
     })
     .strict(),
   z.object({ type: z.literal('metrics'), points: z.array(StepMetricSchema).min(1).max(PROTOCOL_LIMITS.maxPoints) }).strict(),
@@ -84,12 +86,16 @@ export const WorkerToMain = z.discriminatedUnion('type', [
   z.object({ type: z.literal('resumed') }).strict(),
   z.object({ type: z.literal('done'), status: z.enum(DONE_STATUSES), step: Count, reason: ShortText.optional() }).strict(),
   z.object({ type: z.literal('error'), message: LongText, stack: LongText.optional() }).strict(),
+  /** distill: a round finished; `round` is its rounds.jsonl line (already written to the run folder by the engine). */
+  z.object({ type: z.literal('round'), round: z.record(z.string(), z.unknown()) }).strict(),
+  /** distill: samples/<round>-<steps>.json files were (re)written (round −1 = the teacher). */
+  z.object({ type: z.literal('samples'), round: z.number().int().min(-1), files: z.array(Path).max(1000) }).strict(),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMain>;
 export type WorkerEventOf<T extends WorkerToMain['type']> = Extract<WorkerToMain, { type: T }>;
 
 const MAIN_TO_WORKER_TYPES = ['start', 'pause', 'resume', 'stop'];
-const WORKER_TO_MAIN_TYPES = ['ready', 'started', 'metrics', 'eval', 'checkpoint', 'progress', 'paused', 'resumed', 'done', 'error'];
+const WORKER_TO_MAIN_TYPES = ['ready', 'started', 'metrics', 'eval', 'checkpoint', 'progress', 'paused', 'resumed', 'done', 'error', 'round', 'samples'];
 
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 

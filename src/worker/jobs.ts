@@ -6,12 +6,15 @@
 // only computes and reports. The engine, running here, writes checkpoints into <runDir>/checkpoints/.
 import { join } from 'node:path';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
+import { DistillConfig } from '../shared/distillConfig.ts';
 import { parseMainToWorker, type JobSpec, type WorkerToMain } from '../shared/messages.ts';
 import type { StepMetric } from '../shared/runState.ts';
 import type { TrainHooks, TrainResult } from './engine/train.ts';
+import type { DistillHooks, DistillResult } from './engine/distill.ts';
 import type { Port } from './port.ts';
 
 export type RunPretrain = (cfg: PretrainConfig, checkpointsDir: string, hooks: TrainHooks) => Promise<TrainResult>;
+export type RunDistill = (cfg: DistillConfig, runDir: string, hooks: DistillHooks) => Promise<DistillResult>;
 
 /**
  * Hooks this loop offers beyond TrainHooks. `beforeStep` is awaited at the top of each training step if the engine
@@ -25,6 +28,8 @@ export interface JobHooks extends TrainHooks {
 export interface JobLoopOptions {
   /** The engine entry; defaults to engine/train.ts (imported lazily so the loop loads without the engine). */
   runPretrain?: RunPretrain;
+  /** The distillation entry; defaults to engine/distill.ts (imported lazily). */
+  runDistill?: RunDistill;
   /** Minimum interval between metrics messages. */
   flushMs?: number;
   /** Metrics buffered beyond this are flushed early, bounding message size whatever the rate. */
@@ -115,6 +120,7 @@ export class JobLoop {
   }
 
   private async run(job: JobSpec): Promise<void> {
+    if (job.kind === 'distill') return this.runDistillJob(job);
     try {
       const parsed = PretrainConfig.safeParse(job.config);
       if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
@@ -143,6 +149,43 @@ export class JobLoop {
     }
   }
 
+  /** The 'distill' job: like pretraining, plus 'round' / 'samples' events (the engine writes the files). */
+  private async runDistillJob(job: JobSpec): Promise<void> {
+    try {
+      const parsed = DistillConfig.safeParse(job.config);
+      if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
+      const cfg = parsed.data;
+      const runDistill = this.opts.runDistill ?? (await import('./engine/distill.ts')).runDistill;
+      let announced = false;
+      for (;;) {
+        const base = this.hooks(() => announced, () => (announced = true));
+        const hooks: DistillHooks = {
+          ...base,
+          onStart: (info) => {
+            this.total = info.totalSteps;
+            base.onStart?.(info);
+          },
+          onRound: (line) => {
+            this.flush();
+            this.emit({ type: 'round', round: JSON.parse(JSON.stringify(line)) as Record<string, unknown> });
+          },
+          onSamples: (round, files) => void this.emit({ type: 'samples', round, files: files.slice(0, 1000) }),
+        };
+        const result = await runDistill(cfg, job.runDir, hooks);
+        this.flush();
+        if (result.status === 'stopped' && this.pauseRequested && !this.stopRequested) {
+          const signal = await this.pauseHere(result.step);
+          if (signal === 'resume') continue;
+          return this.finish({ type: 'done', status: 'stopped', step: result.step, reason: 'stopped by user (while paused)' }, 0);
+        }
+        return this.finish({ type: 'done', status: result.status, step: result.step, ...(result.reason ? { reason: result.reason.slice(0, 4000) } : {}) }, 0);
+      }
+    } catch (e) {
+      this.flush();
+      return this.fail(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
   private hooks(announced: () => boolean, markAnnounced: () => void): JobHooks {
     return {
       onStart: (info) => {
@@ -161,6 +204,7 @@ export class JobLoop {
           ...(info.resumedFrom ? { resumedFrom: info.resumedFrom } : {}),
           trainTokens: info.trainTokens,
           valTokens: info.valTokens,
+          ...('totalSteps' in info && typeof info.totalSteps === 'number' ? { totalSteps: info.totalSteps } : {}),
         });
       },
       onStep: (m) => {

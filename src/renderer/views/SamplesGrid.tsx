@@ -10,7 +10,12 @@ export function SamplesGrid({ id }: { id: string }) {
   const rounds = useApp((s) => s.rounds[id]);
   const [open, setOpen] = useState<SampleCell | null>(null);
   const { rounds: rows, steps: cols } = useMemo(() => gridAxes(cells ?? []), [cells]);
-  const byKey = useMemo(() => new Map((cells ?? []).map((c) => [`${c.round}:${c.steps}`, c])), [cells]);
+  // A cell file holds several samples; the grid shows the first (the one that carries the unmasking trajectory).
+  const byKey = useMemo(() => {
+    const m = new Map<string, SampleCell>();
+    for (const c of cells ?? []) if (!m.has(`${c.round}:${c.steps}`)) m.set(`${c.round}:${c.steps}`, c);
+    return m;
+  }, [cells]);
   const seeds = [...new Set((cells ?? []).map((c) => c.seed))];
   const rowLabel = (r: number) => {
     if (r === -1) return 'teacher';

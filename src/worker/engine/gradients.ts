@@ -8,20 +8,25 @@
 //    carry-over positions have zero gradient, the head runs only on masked rows (about half of them).
 //  - ar: the model runs causally on all of tokens [B, L]; position l predicts tokens[l + 1]; loss = mean CE over
 //    the B*(L-1) predictions (the last position predicts nothing).
+//  - distill (SDTT, spec §4.2): the student (mdlm model, train mode) runs on zt; loss = mean over the masked
+//    positions S of the WHOLE batch of δ(student SUBS log-probs, teacher target log-probs), no 1/t weight; the
+//    MASK column is left out of the comparison (= ignoreColumn maskId in sdtt/divergences.ts). See distillLoss.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import { Worker } from 'node:worker_threads';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { initBackend } from './backend.ts';
-import {
-  addColSum, addInto, colSum, addWeightGrad, attentionBwd, causalMask, disposeRope, geluBwd, linear, linearBwdInput, lnModBwd, read,
-  ropeBwd, ropeTables, view, type RopeTables, type T, type T2,
-} from './kernels.ts';
-import { disposeWeights, layoutMap, paramCount, trunkFwd, uploadWeights, type BlockSaved, type BlockWeights, type ParamEntry, type Weights } from './model.ts';
+import type { DivergenceName } from '../../shared/distillConfig.ts';
+import { distillRowsLoss, gatherTargets, maskedBefore } from './distillLoss.ts';
+import { addInto, causalMask, disposeRope, heapView, linear, linearBwdInput, lnModBwd, read, ropeTables, view, type RopeTables, type T2 } from './kernels.ts';
+import { addHeadGrad, blockBwd, blockOffsets, disposeSaved, disposeWeights, layoutMap, paramCount, trunkFwd, uploadWeights, type ParamEntry, type Weights } from './model.ts';
 import { Rng } from './rng.ts';
 
 export type GradBatch =
   | { kind: 'mdlm'; x0: Int32Array; zt: Int32Array; t: Float32Array; batch: number }
-  | { kind: 'ar'; tokens: Int32Array; batch: number };
+  | { kind: 'ar'; tokens: Int32Array; batch: number }
+  // targets [nMasked, V]: teacher log-probs (SUBS rows, MASK column ≈ -1e6, ignored) for the masked positions of zt
+  // [B, L], in row-major (b, l) order.
+  | { kind: 'distill'; zt: Int32Array; batch: number; targets: Float32Array; divergence: DivergenceName };
 
 /** A slice of the batch for one thread: model input, and the positions that carry loss with target and weight. */
 export interface Shard {
@@ -30,6 +35,9 @@ export interface Shard {
   rows: Int32Array; // flat positions n = b*L + l with a loss term
   targets: Int32Array;
   weights: Float32Array; // per-row loss weight, already divided by the global normaliser
+  /** distill: [rows, V] teacher log-probs of the loss rows (targets is then empty). */
+  soft?: Float32Array;
+  divergence?: DivergenceName;
 }
 
 /** Splits a batch into `parts` shards, sequences interleaved (seq i -> shard i mod parts) so that the
@@ -37,15 +45,18 @@ export interface Shard {
 export function makeShards(cfg: ModelConfig, batch: GradBatch, parts: number): Shard[] {
   const L = cfg.seqLen;
   const Btot = batch.batch;
-  const input = batch.kind === 'mdlm' ? batch.zt : batch.tokens;
+  const V = cfg.vocabSize;
+  const input = batch.kind === 'ar' ? batch.tokens : batch.zt;
   if (input.length !== Btot * L) throw new Error(`batch: expected ${Btot} x ${L} = ${Btot * L} tokens, got ${input.length}`);
-  if (batch.kind === 'mdlm' && cfg.arch !== 'mdlm') throw new Error(`an mdlm batch needs an mdlm model (got arch '${cfg.arch}')`);
+  if (batch.kind !== 'ar' && cfg.arch !== 'mdlm') throw new Error(`an ${batch.kind} batch needs an mdlm model (got arch '${cfg.arch}')`);
   if (batch.kind === 'ar' && cfg.arch !== 'ar') throw new Error(`an ar batch needs an ar model (got arch '${cfg.arch}')`);
   if (batch.kind === 'mdlm' && (batch.x0.length !== input.length || batch.t.length !== Btot)) {
     throw new Error(`mdlm batch: x0 has ${batch.x0.length} tokens and t ${batch.t.length} values, expected ${input.length} and ${Btot}`);
   }
+  const before = batch.kind === 'distill' ? maskedBefore(batch.zt, Btot, L, cfg.maskId, batch.targets.length, V) : null;
   const shards: Shard[] = [];
-  for (let p = 0; p < Math.min(parts, Btot); p++) {
+  const nParts = Math.min(parts, Btot);
+  for (let p = 0; p < nParts; p++) {
     const seqs: number[] = [];
     for (let b = p; b < Btot; b += parts) seqs.push(b);
     const B = seqs.length;
@@ -55,14 +66,16 @@ export function makeShards(cfg: ModelConfig, batch: GradBatch, parts: number): S
     const weights: number[] = [];
     seqs.forEach((b, j) => {
       tokens.set(input.subarray(b * L, (b + 1) * L), j * L);
-      if (batch.kind === 'mdlm') {
-        const w = 1 / (batch.t[b] * Btot * L);
+      if (batch.kind !== 'ar') {
+        const w = batch.kind === 'mdlm' ? 1 / (batch.t[b] * Btot * L) : 1 / before![Btot]; // distill: 1/|S|
         for (let l = 0; l < L; l++) {
           if (batch.zt[b * L + l] !== cfg.maskId) continue;
-          const x = batch.x0[b * L + l];
-          if (x === cfg.maskId) throw new Error(`x0 contains the MASK id ${x} at sequence ${b}, position ${l}`);
+          if (batch.kind === 'mdlm') {
+            const x = batch.x0[b * L + l];
+            if (x === cfg.maskId) throw new Error(`x0 contains the MASK id ${x} at sequence ${b}, position ${l}`);
+            targets.push(x);
+          }
           rows.push(j * L + l);
-          targets.push(x);
           weights.push(w);
         }
       } else {
@@ -74,54 +87,18 @@ export function makeShards(cfg: ModelConfig, batch: GradBatch, parts: number): S
         }
       }
     });
-    shards.push({ tokens, B, rows: Int32Array.from(rows), targets: Int32Array.from(targets), weights: Float32Array.from(weights) });
+    const shard: Shard = { tokens, B, rows: Int32Array.from(rows), targets: Int32Array.from(targets), weights: Float32Array.from(weights) };
+    if (batch.kind === 'distill') {
+      shard.divergence = batch.divergence;
+      shard.soft = nParts === 1 ? batch.targets : gatherTargets(batch.targets, before!, seqs, V); // no copy in-process
+    }
+    shards.push(shard);
   }
   return shards;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // One shard on the current backend
-
-/** Offsets of block i's parameters in the flat vector. */
-function blockOffsets(lm: Map<string, ParamEntry>, i: number) {
-  const o = (n: string) => lm.get(`backbone.blocks.${i}.${n}`)!.offset;
-  return { norm1: o('norm1.weight'), qkv: o('attn_qkv.weight'), out: o('attn_out.weight'), norm2: o('norm2.weight'), w0: o('mlp.0.weight'), b0: o('mlp.0.bias'), w2: o('mlp.2.weight'), b2: o('mlp.2.bias'), mod: o('modulation') };
-}
-type BlockOffsets = ReturnType<typeof blockOffsets>;
-
-/** Backward through one block: dx2 (gradient w.r.t. its output) -> gradient w.r.t. its input. */
-function blockBwd(cfg: ModelConfig, w: BlockWeights, s: BlockSaved, dx2: T2, rope: ReturnType<typeof ropeTables>, g: Float32Array, o: BlockOffsets): T2 {
-  const d = cfg.dModel;
-  return tf.tidy(() => {
-    // x2 = x1 + gate2 * h2m, h2m = mask2 * (g @ W2 + b2)
-    addInto(g, o.mod + 5 * d, colSum(tf.mul(dx2, s.h2m) as T2));
-    let dh2 = tf.mul(dx2, w.gate2) as T2;
-    if (s.mask2) dh2 = tf.mul(dh2, s.mask2) as T2;
-    addColSum(dh2, g, o.b2);
-    addWeightGrad(dh2, s.g, g, o.w2);
-    const dpre = geluBwd(linearBwdInput(dh2, w.w2T!), s.pre, s.s);
-    addColSum(dpre, g, o.b0);
-    addWeightGrad(dpre, s.a2, g, o.w0);
-    const da2 = linearBwdInput(dpre, w.w0T!);
-    const dx1 = tf.add(dx2, lnModBwd(da2, s.ln2, w.norm2, w.scale2, g, { w: o.norm2, shift: o.mod + 3 * d, scale: o.mod + 4 * d })) as T2;
-    // x1 = x + gate1 * hm, hm = mask1 * (attn(a1) @ Wo)
-    addInto(g, o.mod + 2 * d, colSum(tf.mul(dx1, s.hm) as T2));
-    let dh = tf.mul(dx1, w.gate1) as T2;
-    if (s.mask1) dh = tf.mul(dh, s.mask1) as T2;
-    addWeightGrad(dh, s.o, g, o.out);
-    const at = attentionBwd(linearBwdInput(dh, w.woT!), s.attn);
-    const N = dx2.shape[0];
-    const dqkv = tf.concat([tf.reshape(ropeBwd(at.dq, rope), [N, d]), tf.reshape(ropeBwd(at.dk, rope), [N, d]), tf.reshape(at.dv, [N, d])], 1) as T2;
-    addWeightGrad(dqkv, s.a1, g, o.qkv);
-    const da1 = linearBwdInput(dqkv, w.wqkvT!);
-    return tf.add(dx1, lnModBwd(da1, s.ln1, w.norm1, w.scale1, g, { w: o.norm1, shift: o.mod, scale: o.mod + d })) as T2;
-  });
-}
-
-function disposeSaved(s: BlockSaved): void {
-  tf.dispose([s.ln1.xhat, s.ln1.rstd, s.a1, s.attn.q, s.attn.k, s.attn.v, s.attn.p, s.o, s.hm, s.ln2.xhat, s.ln2.rstd, s.a2, s.pre, s.s, s.g, s.h2m]);
-  tf.dispose([s.mask1, s.mask2].filter((t): t is T => t !== null));
-}
 
 /** Sequences per forward/backward chunk: bounds activation memory (wasm32 heaps stop at 4 GB) for any batch. */
 const MAX_CHUNK_TOKENS = 4096;
@@ -138,6 +115,8 @@ function subShard(s: Shard, L: number, j0: number, j1: number): Shard {
     rows: s.rows.slice(a, b).map((r) => r - j0 * L),
     targets: s.targets.subarray(a, b),
     weights: s.weights.subarray(a, b),
+    soft: s.soft?.subarray((a * s.soft.length) / Math.max(1, s.rows.length), (b * s.soft.length) / Math.max(1, s.rows.length)),
+    divergence: s.divergence,
   };
 }
 
@@ -195,38 +174,34 @@ function chunkLossAndGrads(ctx: StepCtx, s: Shard, grads: Float32Array | null): 
     if (M === 0) {
       dh = tf.zeros([N, d]);
     } else {
-      // Head on the loss rows only; targets re-indexed past the excluded (MASK) row.
-      const tgt = s.targets.map((x) => (excl >= 0 && x > excl ? x - 1 : x));
+      // Head on the loss rows only (without the excluded MASK row).
       const rowsT = tf.tensor1d(s.rows, 'int32');
       const hm = tf.gather(fw.h, rowsT) as T2;
       const logits = linear(hm, w.head, w.headB);
       const p = tf.softmax(logits);
-      // -log p[x] = logsumexp - logit[x], logsumexp = max + log(sum exp(l - max)) = max - log(max p): exact and
-      // never log(0), using the vectorised Softmax instead of the slow elementwise Exp.
-      const flatIdx = tf.tensor1d(Int32Array.from(tgt, (x, r) => r * Vh + x), 'int32');
-      const [lmax, pmax, lt] = [tf.max(logits, -1), tf.max(p, -1), tf.gather(tf.reshape(logits, [-1]), flatIdx)].map(read);
-      for (let r = 0; r < M; r++) loss += s.weights[r] * (lmax[r] - Math.log(pmax[r]) - lt[r]);
-      if (!backward) return loss;
-      // d loss / d logits = w_r * (p - onehot(x))
-      const wcol = tf.tensor2d(s.weights, [M, 1]);
-      const pairs = Int32Array.from({ length: 2 * M }, (_, i) => (i & 1 ? tgt[i >> 1] : i >> 1)); // (row, target)
-      const onehot = tf.scatterND(tf.tensor2d(pairs, [M, 2], 'int32'), tf.tensor1d(s.weights), [M, Vh]);
-      const dlogits = tf.sub(tf.mul(p, wcol), onehot) as T2;
-      const hOff = lm.get('backbone.output_layer.linear.weight')!.offset;
-      const bOff = lm.get('backbone.output_layer.linear.bias')!.offset;
-      if (excl < 0 || excl === V - 1) {
-        addWeightGrad(dlogits, hm, grads, hOff);
-        addColSum(dlogits, grads, bOff);
+      let dlogits: T2;
+      if (s.soft) {
+        // SDTT: divergence to the teacher rows, on the host (distillLoss.ts). On wasm the gradient overwrites p in
+        // place (p is dead afterwards; no 16 MB upload); the views are consumed before any allocation.
+        const inPlace = heapView(p);
+        const dl = backward ? (inPlace ?? new Float32Array(M * Vh)) : null;
+        loss = distillRowsLoss(s.divergence!, view(logits), inPlace ?? read(p), s.soft, s.weights, V, excl, dl);
+        if (!backward) return loss;
+        dlogits = inPlace ? p : tf.tensor2d(dl!, [M, Vh]);
       } else {
-        // MASK row in the middle: compute without it, then spread back around the (zero) MASK row.
-        const tmp = new Float32Array(Vh * d + Vh);
-        addWeightGrad(dlogits, hm, tmp, 0);
-        addColSum(dlogits, tmp, Vh * d);
-        addInto(grads, hOff, tmp.subarray(0, excl * d));
-        addInto(grads, hOff + (excl + 1) * d, tmp.subarray(excl * d, Vh * d));
-        addInto(grads, bOff, tmp.subarray(Vh * d, Vh * d + excl));
-        addInto(grads, bOff + excl + 1, tmp.subarray(Vh * d + excl));
+        // Cross-entropy; targets re-indexed past the excluded (MASK) row. -log p[x] = logsumexp - logit[x],
+        // logsumexp = max - log(max p): exact and never log(0), using the vectorised Softmax instead of Exp.
+        const tgt = s.targets.map((x) => (excl >= 0 && x > excl ? x - 1 : x));
+        const flatIdx = tf.tensor1d(Int32Array.from(tgt, (x, r) => r * Vh + x), 'int32');
+        const [lmax, pmax, lt] = [tf.max(logits, -1), tf.max(p, -1), tf.gather(tf.reshape(logits, [-1]), flatIdx)].map(read);
+        for (let r = 0; r < M; r++) loss += s.weights[r] * (lmax[r] - Math.log(pmax[r]) - lt[r]);
+        if (!backward) return loss;
+        // d loss / d logits = w_r * (p - onehot(x))
+        const pairs = Int32Array.from({ length: 2 * M }, (_, i) => (i & 1 ? tgt[i >> 1] : i >> 1)); // (row, target)
+        const onehot = tf.scatterND(tf.tensor2d(pairs, [M, 2], 'int32'), tf.tensor1d(s.weights), [M, Vh]);
+        dlogits = tf.sub(tf.mul(p, tf.tensor2d(s.weights, [M, 1])), onehot) as T2;
       }
+      addHeadGrad(lm, dlogits, hm, excl, grads);
       const dhm = linearBwdInput(dlogits, w.headT!);
       dh = tf.scatterND(tf.reshape(rowsT, [M, 1]), dhm, [N, d]) as T2;
     }
@@ -381,7 +356,9 @@ export class GradientEngine {
         return new Promise<{ loss: number; ms: number }>((resolve, reject) => {
           pw.pending.set(id, { resolve, reject });
           const seed = dropoutSeed === null ? null : workerDropoutSeed(dropoutSeed, i);
-          pw.worker.postMessage({ type: 'step', id, shard, dropoutSeed: seed, wantGrads } satisfies WorkerRequest);
+          // distill targets copied per shard are moved, not cloned (never the caller's own array)
+          const move = shard.soft && batch.kind === 'distill' && shard.soft.buffer !== batch.targets.buffer ? [shard.soft.buffer as ArrayBuffer] : [];
+          pw.worker.postMessage({ type: 'step', id, shard, dropoutSeed: seed, wantGrads } satisfies WorkerRequest, move);
         });
       }),
     );

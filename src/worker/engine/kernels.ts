@@ -48,9 +48,15 @@ interface WasmInternals {
  * the garbage of ~100 MB of reads per training step.
  */
 export function view(t: T): Float32Array {
+  return heapView(t) ?? read(t);
+}
+
+/** The zero-copy wasm-heap view of view(), or null on backends without one. Writing through it changes the
+ * tensor in place (used to turn a dead intermediate into a result without an upload). */
+export function heapView(t: T): Float32Array | null {
   const b = tf.backend() as unknown as WasmInternals;
   const e = t.dtype === 'float32' && b.wasm && b.dataIdMap ? b.dataIdMap.get(t.dataId) : undefined;
-  return e ? new Float32Array(b.wasm!.HEAPF32.buffer, e.memoryOffset, t.size) : read(t);
+  return e ? new Float32Array(b.wasm!.HEAPF32.buffer, e.memoryOffset, t.size) : null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,89 @@
+// `sdtt distill` (src/cli/distill.ts), in-process: round banners, the final table, ONE JSON line on stdout, and
+// re-running the same command resumes the run instead of starting over; `sdtt demo` names a missing model folder.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PretrainConfig } from '../src/shared/config.ts';
+import { MODEL_PRESETS } from '../src/shared/presets.ts';
+import { runPretrain } from '../src/worker/engine/train.ts';
+import { latestCheckpoint } from '../src/worker/engine/checkpoint.ts';
+import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
+import { DEMO_JUDGE, DEMO_TEACHER, defaultDistillRunId, run, runDemo } from '../src/cli/distill.ts';
+
+const DATA = 'test/fixtures/alice.txt';
+
+async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const log = console.log;
+  const write = process.stderr.write.bind(process.stderr);
+  console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');
+  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
+  try {
+    return { code: await fn(), out, err };
+  } finally {
+    console.log = log;
+    process.stderr.write = write;
+  }
+}
+
+test('sdtt distill: banners, final table, one JSON line; the same command resumes', async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'sdtt-distill-cli-'));
+  const tok = new ByteTokenizer();
+  const ckDir = join(ws, 'teacher-run', 'checkpoints');
+  const p = PretrainConfig.parse({
+    kind: 'pretrain',
+    model: { ...MODEL_PRESETS.tiny, arch: 'mdlm', vocabSize: tok.vocabSize, eosId: tok.eosId, maskId: tok.maskId },
+    optim: { lr: 3e-3, warmupSteps: 2 },
+    data: DATA,
+    tokenizer: 'byte',
+    batchSize: 4,
+    steps: 20,
+    evalEvery: 1000,
+    checkpointEvery: 20,
+    backend: 'wasm',
+    threads: 1,
+  });
+  assert.equal((await runPretrain(p, ckDir)).status, 'done');
+  const teacher = latestCheckpoint(ckDir)!.dir;
+  assert.equal(defaultDistillRunId({ teacher, divergence: 'kld', seed: 1 }), 'distill-teacher-run-kld-seed1');
+
+  const args = ['--teacher', teacher, '--data', DATA, '--rounds', '2', '--steps-per-round', '3', '--batch', '4', '--eval-samples', '2', '--eval-steps', '8,4', '--eval-batch', '2',
+    '--threads', '1', '--backend', 'wasm', '--seed', '1', '--log-every', '1', '--checkpoint-every', '2', '--workspace', ws, '--run', 'c'];
+  const a = await capture(() => run(args));
+  assert.equal(a.code, 0, a.err);
+  assert.match(a.err, /round 1\/2: teacher 32 -> student 16/);
+  assert.match(a.err, /round 2\/2: teacher 16 -> student 8/);
+  assert.match(a.err, /gen PPL \/ unigram entropy/);
+  assert.match(a.err, /^teacher\s+/m);
+  assert.match(a.err, /^R1 student \(8\)\s+/m);
+  const lines = a.out.trim().split('\n');
+  assert.equal(lines.length, 1);
+  const j = JSON.parse(lines[0]);
+  assert.equal(j.status, 'done');
+  assert.equal(j.step, 6);
+  assert.deepEqual(j.rounds.map((r: { round: number }) => r.round), [0, 1]);
+  assert.ok(j.teacherEval.rows.length === 2);
+  const record = JSON.parse(readFileSync(join(ws, 'runs', 'c', 'run.json'), 'utf8'));
+  assert.equal(record.status, 'done');
+  assert.equal(record.totalSteps, 6);
+
+  // Same command, one more round: resumes at step 6 (rounds may grow), does not redo rounds 0 and 1.
+  const b = await capture(() => run([...args, '--rounds', '3']));
+  assert.equal(b.code, 0, b.err);
+  assert.match(b.err, /resuming at step 6/);
+  assert.doesNotMatch(b.err, /round 1\/3/);
+  assert.match(b.err, /round 3\/3: teacher 8 -> student 4/);
+  const jb = JSON.parse(b.out.trim());
+  assert.equal(jb.step, 9);
+  assert.deepEqual(jb.rounds.map((r: { round: number }) => r.round), [0, 1, 2]);
+
+  // A different config under the same run name is refused.
+  await assert.rejects(capture(() => run([...args, '--lr', '5e-4'])), /different config.*optim\.lr/);
+});
+
+test('sdtt demo names the missing shipped model folder', { skip: existsSync(join(DEMO_TEACHER, 'config.json')) && existsSync(join(DEMO_JUDGE, 'config.json')) }, async () => {
+  await assert.rejects(runDemo([]), (e: Error) => /needs the shipped (teacher|judge) model folder .*assets\/models\/(mdlm|judge)/.test(e.message));
+});
