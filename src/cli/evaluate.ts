@@ -3,7 +3,8 @@
 import { BackendName } from '../shared/config.ts';
 import { openModel } from '../worker/engine/openModel.ts';
 import { sameTokenizer } from '../worker/engine/tokenizers.ts';
-import { genPplTable, heldoutArNll, heldoutNelbo } from '../worker/engine/evaluate.ts';
+import { genPplTable, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
+import { sampleAr } from '../worker/engine/arSampler.ts';
 import { openTokenSource } from '../worker/engine/data/shards.ts';
 import { validationBatches } from '../worker/engine/data/batches.ts';
 import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
@@ -18,6 +19,7 @@ const FLAGS: Flags = {
   steps: { type: 'string', help: 'MDLM step counts for the generative-perplexity table, e.g. 128,64,32,16,8,4' },
   samples: { type: 'string', help: 'samples per step count', default: '64' },
   judge: { type: 'string', help: 'AR judge checkpoint (required with --steps)' },
+  'no-baselines': { type: 'boolean', help: "with --steps: skip the judge's own samples and the real-text floor (needs --data)" },
   seed: { type: 'string', help: 'random seed', default: '0' },
   weights: { type: 'string', help: 'ema | raw' },
   backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
@@ -62,6 +64,22 @@ export async function run(argv: string[]): Promise<number> {
     console.error('steps  gen_ppl (± s.e.)   entropy  nfe   seconds');
     for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1)}`);
     Object.assign(result, { judge: judge.checkpointDir, results: rows });
+    if (!f['no-baselines']) {
+      // The reference points of the table: the judge's own samples (a same-size AR, as GPT-2 is in the paper) and
+      // real held-out text (the floor), all scored by the same judge on the same number of sequences.
+      const L = m.config.seqLen;
+      const baselines: Record<string, unknown>[] = [];
+      for (const topP of [0.95, 1.0]) {
+        const tokens = await sampleAr(judge.model, { batch: samples, length: L, seed, topP });
+        baselines.push({ source: `ar-nucleus-${topP}`, samples, ...(await scoreSamples(judge.model, tokens, samples, L, batch)) });
+      }
+      if (f.data) {
+        const windows = validationBatches(openTokenSource(String(f.data), { tokenizer: m.tokenizer }).split('validation'), L, samples, 1);
+        baselines.push({ source: 'validation-text', samples: windows.length ? samples : 0, ...(await scoreSamples(judge.model, windows[0], samples, L, batch)) });
+      }
+      for (const r of baselines) console.error(`${String(r.source).padEnd(18)} gen_ppl ${(r.gen_ppl as number).toFixed(2)} ± ${(r.gen_ppl_se as number).toFixed(2)}  entropy ${(r.entropy as number).toFixed(3)}`);
+      result.baselines = baselines;
+    }
     await judge.model.dispose();
   }
   await m.model.dispose();

@@ -1,0 +1,29 @@
+// `sdtt export --run ID [--round R] --out DIR`: writes a run's checkpoint (a round's student, or with round -1 the
+// latest checkpoint / the teacher) as model.safetensors (EMA weights when present) + config.json + a model card.
+// The same code path as the app's Export panel (ApiHost.exportRound): never overwrites anything.
+import { ApiHost } from '../main/apiHost.ts';
+import { RunManager } from '../main/runManager.ts';
+import { RunStore } from '../main/runStore.ts';
+import { parseFlags, type Flags } from './args.ts';
+import { UsageError } from './index.ts';
+
+const FLAGS: Flags = {
+  run: { type: 'string', help: 'run id (folder under <workspace>/runs)' },
+  round: { type: 'string', help: "round to export; -1 = a pretraining run's latest checkpoint or a distillation run's teacher", default: '-1' },
+  out: { type: 'string', help: 'new or empty folder to write' },
+  workspace: { type: 'string', help: 'folder that holds runs/', default: '.' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, FLAGS, 'usage: sdtt export --run ID [--round R] --out DIR');
+  if (!f) return 0;
+  if (!f.run || !f.out) throw new UsageError('--run ID and --out DIR are required');
+  const round = Number(f.round);
+  if (!Number.isInteger(round) || round < -1) throw new UsageError(`--round must be an integer >= -1, got "${f.round}"`);
+  const workspace = String(f.workspace);
+  const api = new ApiHost({ manager: new RunManager(new RunStore(workspace)), workspace, host: 'browser', probeBackend: null });
+  const r = await api.exportRound({ id: String(f.run), round, folder: String(f.out) });
+  console.error(`exported ${r.files.join(', ')} to ${r.folder}`);
+  console.log(JSON.stringify({ export: r.folder, files: r.files }));
+  return 0;
+}

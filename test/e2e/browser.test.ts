@@ -1,0 +1,248 @@
+// Browser mode end to end, with the REAL engine: `sdtt serve` (startServer) over a temp workspace holding a tiny
+// MDLM teacher and a tiny AR judge (trained here with runPretrain, registered as finished runs so listModels offers
+// them), driven by the system Chromium through playwright-core. The test creates a distillation run from the form
+// and follows it: loss chart growing, round timeline advancing, samples grid (teacher + student rows, several step
+// counts), unmasking replay, export of a round (files loaded back with loadCheckpoint), compare with a second run
+// (created over the API, with the tiny judge, so its cells carry a gen PPL) and the config diff. A wrong token leaves
+// the page unconnected. Screenshots go to test-output/e2e/; the live view and the samples grid are copied to
+// docs/screenshots/ for the README.
+//
+// Needs /usr/bin/chromium (or SDTT_CHROMIUM_PATH), playwright-core and the built renderer (scripts/run-tests.mjs
+// builds it for the e2e suite); without them the test is SKIPPED with the reason, never passed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../../src/cli/serve.ts';
+import { loadCheckpoint } from '../../src/worker/engine/checkpoint.ts';
+import { paramLayout } from '../../src/worker/engine/model.ts';
+import type { SampleCell } from '../../src/shared/api.ts';
+import { ALICE, CHROMIUM, CHROMIUM_ARGS, ROOT, trainTinyRun, until } from './helpers.ts';
+
+const SHOTS = join(ROOT, 'test-output', 'e2e');
+const DOCS = join(ROOT, 'docs', 'screenshots');
+const RUN = 'e2e-distill';
+const RUN2 = 'e2e-distill-judge';
+
+test('browser mode: distil a tiny teacher from the form and follow it through every view (real engine)', { timeout: 420_000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) return t.skip(`no Chromium at ${CHROMIUM} (set SDTT_CHROMIUM_PATH)`);
+  if (!existsSync(join(ROOT, 'out', 'renderer', 'index.html'))) return t.skip('the renderer is not built: node scripts/run-tests.mjs e2e builds it (or npm run build:renderer)');
+  let pw: typeof import('playwright-core');
+  try {
+    pw = await import('playwright-core');
+  } catch (e) {
+    return t.skip(`playwright-core is not installed (${(e as Error).message.split('\n')[0]})`);
+  }
+  const t0 = Date.now();
+  const lap = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what}`);
+  const tmp = mkdtempSync(join(tmpdir(), 'sdtt-e2e-browser-'));
+  const ws = join(tmp, 'workspace');
+  mkdirSync(SHOTS, { recursive: true });
+  mkdirSync(DOCS, { recursive: true });
+
+  // ---- tiny models, as finished runs of the workspace ---------------------------------------------------------
+  const teacher = await trainTinyRun(ws, 'tiny-teacher', 'pretrain', 40);
+  const judge = await trainTinyRun(ws, 'tiny-judge', 'pretrain-ar', 40);
+  lap('tiny teacher + judge trained');
+
+  const serverLog: string[] = [];
+  let srv: RunningServer | null = null;
+  let browser: import('playwright-core').Browser | null = null;
+  const problems: string[] = [];
+  try {
+    srv = await startServer({ workspace: ws, port: 0, log: (l) => serverLog.push(l) });
+    // launch() gives every run a fresh temporary profile (it refuses an explicit --user-data-dir).
+    browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
+
+    // ---- a wrong token: the page never connects, and says why ----------------------------------------------------
+    {
+      const ctx = await browser.newContext();
+      const bad = await ctx.newPage();
+      await bad.goto(srv.url.replace(/token=[0-9a-f]+/, 'token=' + 'f'.repeat(64)));
+      const conn = bad.getByTestId('connection-state');
+      await conn.waitFor({ timeout: 30_000 });
+      await bad.waitForFunction(() => /token/i.test(document.querySelector('[data-testid="connection-state"]')?.getAttribute('title') ?? ''), null, { timeout: 30_000 });
+      const state = await conn.getAttribute('data-state');
+      // wsClient has no terminal 'failed' state: a refused upgrade (401) reads as 'connecting' with a retry.
+      assert.ok(state !== 'open', `connection state with a wrong token: ${state}`);
+      assert.match((await conn.getAttribute('title')) ?? '', /token/i);
+      assert.match((await conn.textContent()) ?? '', /token/i);
+      await ctx.close();
+    }
+    lap('wrong token refused');
+
+    // ---- the app ---------------------------------------------------------------------------------------------------
+    const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(60_000);
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console.error: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(srv.url);
+    await page.waitForFunction(() => document.querySelector('[data-testid="connection-state"]')?.getAttribute('data-state') === 'open');
+    const badge = page.getByTestId('backend-badge');
+    await badge.waitFor({ state: 'visible' });
+    await page.waitForFunction(() => !/asking the host/.test(document.querySelector('[data-testid="backend-badge"]')?.textContent ?? 'asking the host'));
+    assert.doesNotMatch((await badge.textContent()) ?? '', /backend unknown/);
+    await page.getByTestId('run-item-tiny-teacher').waitFor();
+
+    // ---- new distillation run from the form ----------------------------------------------------------------------
+    await page.getByTestId('nav-new-run').click();
+    await page.getByTestId('new-run-form').waitFor();
+    const teacherSelect = page.getByTestId('field-teacher');
+    await page.waitForFunction((p) => [...document.querySelectorAll('[data-testid="field-teacher"] option')].some((o) => (o as HTMLOptionElement).value === p), teacher);
+    const offered = await teacherSelect.locator('option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    assert.ok(!offered.includes(judge), 'the AR judge must not be offered as a teacher');
+    await teacherSelect.selectOption(teacher);
+    await page.getByTestId('field-backend').selectOption('wasm');
+    for (const [f, v] of [
+      ['rounds', '2'],
+      ['stepsPerRound', '20'],
+      ['lr', '1e-3'],
+      ['batchSize', '4'],
+      ['seed', '7'],
+      ['startSteps', '32'],
+      ['evalSamples', '4'],
+    ] as const) {
+      await page.getByTestId(`field-${f}`).fill(v);
+    }
+    await page.getByTestId('field-id').fill(RUN);
+    assert.equal(await page.locator('[data-testid^="field-error-"]').count(), 0, 'the filled form has no field errors');
+    await page.getByTestId('submit-run').click();
+    await page.getByTestId(`run-item-${RUN}`).waitFor();
+    const chart = page.getByTestId('loss-chart');
+    await chart.waitFor();
+    // Every value the chart's point count takes, from now on (a 20 ms poll, independent of Playwright's waits).
+    await page.evaluate(() => {
+      const w = window as unknown as { __points: number[] };
+      w.__points = [];
+      setInterval(() => {
+        const n = Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-points') ?? 0);
+        if (n > 0 && w.__points[w.__points.length - 1] !== n) w.__points.push(n);
+      }, 20);
+    });
+    lap('run created from the form');
+
+    // The second run (over the API, as a script or another client would): judge set, so gen PPL is computed.
+    // Queued behind the first (one active run at a time).
+    await srv.api.call('createRun', {
+      kind: 'distill',
+      id: RUN2,
+      config: {
+        teacher, judge, data: ALICE, rounds: 1, stepsPerRound: 4, batchSize: 4, seed: 11, startSteps: 16, evalSteps: [16, 8], evalSamples: 2, evalBatch: 2,
+        evalHeldoutBatches: 1, samplesPerCell: 1, selfBleuPrompts: 0, logEvery: 1, backend: 'wasm', threads: 1, optim: { lr: 2e-3, warmupSteps: 1 },
+      },
+    });
+    await srv.api.call('controlRun', { id: RUN2, action: 'start' });
+
+    // ---- live view: chart grows, progress, round timeline advances -------------------------------------------------
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-points')) > 0, null, { timeout: 180_000 });
+    await page.getByTestId('progress-bar').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'live-view.png') });
+    copyFileSync(join(SHOTS, 'live-view.png'), join(DOCS, 'live-view.png'));
+    const timeline = page.getByTestId('round-timeline');
+    await timeline.waitFor();
+    await page.waitForFunction(() => document.querySelector('[data-testid="round-0"]')?.getAttribute('data-status') === 'done', null, { timeout: 180_000 });
+    lap('round 0 done');
+    await page.waitForFunction(() => document.querySelector('[data-testid="round-1"]')?.getAttribute('data-status') === 'done', null, { timeout: 180_000 });
+    await page.waitForFunction((id) => document.querySelector(`[data-testid="run-item-${id}"]`)?.getAttribute('data-status') === 'done', RUN, { timeout: 60_000 });
+    lap('round 1 done, run done');
+    await timeline.scrollIntoViewIfNeeded();
+    await timeline.screenshot({ path: join(SHOTS, 'round-timeline.png') });
+    const seen = await page.evaluate(() => (window as unknown as { __points: number[] }).__points);
+    assert.ok(seen.length >= 2 && seen.every((n, i) => i === 0 || n > seen[i - 1]!), `loss chart point counts seen: ${JSON.stringify(seen)}`);
+    assert.equal(seen[seen.length - 1], 4, `2 rounds × 20 steps logged every 10 steps: ${JSON.stringify(seen)}`);
+    assert.equal(await page.getByTestId('round-1').getAttribute('data-status'), 'done');
+
+    // ---- samples grid: the teacher row and both students, several step counts side by side -------------------------
+    const grid = page.getByTestId('samples-grid');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid^="sample-cell-1-"]').length >= 2, null, { timeout: 60_000 });
+    const cellIds = await grid.locator('[data-testid^="sample-cell-"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-testid')!));
+    const stepsOf = (round: number) => cellIds.filter((c) => c.startsWith(`sample-cell-${round}-`)).map((c) => Number(c.slice(`sample-cell-${round}-`.length)));
+    for (const r of [-1, 0, 1]) assert.ok(stepsOf(r).length >= 2, `round ${r} row has cells at ${JSON.stringify(stepsOf(r))} steps`);
+    for (const id of [`sample-cell--1-${stepsOf(-1)[0]}`, `sample-cell-0-${stepsOf(0)[1]}`, `sample-cell-1-${stepsOf(1)[0]}`]) {
+      const text = (await page.getByTestId(id).locator('.sample-text').textContent()) ?? '';
+      assert.ok(text.trim().length > 0, `${id} shows a sample text`);
+    }
+    await grid.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'samples-grid.png') });
+    copyFileSync(join(SHOTS, 'samples-grid.png'), join(DOCS, 'samples-grid.png'));
+    lap('samples grid');
+
+    // ---- replay: the slider walks the unmasking trajectory -----------------------------------------------------------
+    const replaySteps = Math.max(...stepsOf(0));
+    await page.getByTestId(`sample-cell-0-${replaySteps}`).click();
+    const slider = page.getByTestId('replay-slider');
+    await slider.waitFor();
+    const max = Number(await slider.getAttribute('max'));
+    assert.ok(max >= 2, `trajectory rows: ${max + 1}`);
+    const maskedAt = async () => page.getByTestId('replay-text').locator('.tok.masked').count();
+    const maskedEnd = await maskedAt();
+    await slider.fill('0');
+    await page.waitForFunction(() => (document.querySelector('[data-testid="replay-slider"]') as HTMLInputElement | null)?.value === '0');
+    const maskedStart = await maskedAt();
+    assert.ok(maskedStart > maskedEnd, `masked tokens at step 0 (${maskedStart}) > at the end (${maskedEnd})`);
+    await slider.fill(String(Math.floor(max / 2)));
+    await page.screenshot({ path: join(SHOTS, 'replay.png') });
+    await page.keyboard.press('Escape');
+    await page.getByTestId('replay').waitFor({ state: 'detached' });
+    lap('replay');
+
+    // ---- export a round, load it back ------------------------------------------------------------------------------
+    const exportDir = join(tmp, 'exported', 'round1');
+    await page.getByTestId('export-round').selectOption('1');
+    await page.getByTestId('export-folder').fill(exportDir);
+    await page.getByTestId('export-submit').click();
+    const result = page.getByTestId('export-result');
+    await result.waitFor();
+    await result.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'export.png') });
+    for (const f of ['model.safetensors', 'config.json', 'README.md']) assert.ok(existsSync(join(exportDir, f)), `exported ${f}`);
+    const ck = loadCheckpoint(exportDir, { layoutFor: paramLayout });
+    assert.equal(ck.config.arch, 'mdlm');
+    assert.equal(ck.params.length, paramLayout(ck.config).reduce((n, e) => n + e.size, 0));
+    assert.ok(ck.params.length > 0 && ck.params.every(Number.isFinite), 'exported weights are finite');
+    lap('export');
+
+    // ---- compare: the form's run and the API's run --------------------------------------------------------------
+    await page.getByTestId(`run-item-${RUN2}`).waitFor();
+    await page.getByTestId('nav-compare').click();
+    await page.getByTestId('compare-view').waitFor();
+    await page.getByTestId(`compare-pick-${RUN}`).check();
+    await page.getByTestId(`compare-pick-${RUN2}`).check();
+    const diff = page.getByTestId('config-diff');
+    await diff.waitFor();
+    const differing = await diff.locator('tr[data-differs="true"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
+    for (const k of ['rounds', 'seed', 'judge']) assert.ok(differing.includes(k), `config-diff marks "${k}" (differing: ${differing.join(', ')})`);
+    assert.ok(!differing.includes('teacher'), 'same teacher: not marked');
+    await page.screenshot({ path: join(SHOTS, 'compare.png'), fullPage: true });
+    lap('compare');
+
+    // ---- the judge run: its cells carry a finite gen PPL ------------------------------------------------------------
+    const cells = await until(
+      `${RUN2} to finish`,
+      async () => {
+        const rec = srv!.manager.get(RUN2);
+        if (rec.status === 'failed' || rec.status === 'nan') throw new Error(`${RUN2}: ${rec.status} ${rec.reason ?? ''}`);
+        return rec.status === 'done' ? ((await srv!.api.call('getSamples', { id: RUN2 })) as SampleCell[]) : null;
+      },
+      120_000,
+    );
+    const student = cells.filter((c) => c.round === 0);
+    assert.ok(student.length >= 2 && student.every((c) => Number.isFinite(c.genPpl) && c.genPpl > 1), `gen PPL with the tiny judge: ${JSON.stringify(student.map((c) => c.genPpl))}`);
+    lap(`${RUN2} done`);
+
+    assert.deepEqual(problems, [], 'no console errors or page errors');
+    await ctx.close();
+  } catch (e) {
+    t.diagnostic(`server log:\n${serverLog.slice(-40).join('\n')}`);
+    if (problems.length) t.diagnostic(`page problems:\n${problems.join('\n')}`);
+    throw e;
+  } finally {
+    await browser?.close().catch(() => {});
+    await srv?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
