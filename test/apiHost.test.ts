@@ -14,26 +14,11 @@ import { ApiHost, METRICS_PAGE, nodeBackendProbe, safetensorsParamCount } from '
 import { loadCheckpoint, saveCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { paramLayout, paramCount, initParams } from '../src/worker/engine/model.ts';
 import type { ModelConfig } from '../src/shared/config.ts';
+import { tinyPretrainJob } from './helpers/fixtures.ts';
 
 const ALICE = join(process.cwd(), 'test/fixtures/alice.txt');
 
-function cfg(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    kind: 'pretrain',
-    model: { arch: 'mdlm', vocabSize: 258, eosId: 256, maskId: 257, ...MODEL_PRESETS.tiny },
-    optim: { warmupSteps: 2 },
-    data: ALICE,
-    tokenizer: 'byte',
-    batchSize: 2,
-    steps: 20,
-    backend: 'cpu',
-    threads: 1,
-    logEvery: 1,
-    evalEvery: 10,
-    checkpointEvery: 10,
-    ...over,
-  };
-}
+const cfg = (over: Record<string, unknown> = {}) => tinyPretrainJob({ data: ALICE, ...over });
 
 const TINY_MODEL = { arch: 'mdlm', vocabSize: 258, eosId: 256, maskId: 257, ...MODEL_PRESETS.tiny } as ModelConfig;
 
@@ -317,6 +302,24 @@ test('integration: createRun -> start -> events -> getMetrics -> exportRound (lo
     mkdirSync(join(ws, 'exports', 'empty'));
     assert.equal((await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/empty' })).folder, join(ws, 'exports', 'empty'));
     await rejects(host.controlRun({ id: 'tiny', action: 'start' }), 'conflict', /is done/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('no judge: eval rows with gen_ppl null and cells with genPpl null (or the old -1 placeholder) are kept as null', async () => {
+  const { store, host, cleanup } = setup();
+  try {
+    await host.createRun({ kind: 'pretrain', id: 'nj', config: cfg() as never });
+    store.appendRound('nj', { round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 20, heldoutNelbo: 3.5, eval: [{ steps: 16, gen_ppl: null, gen_ppl_se: null, entropy: 4.2 }] });
+    const detail = await host.getRun({ id: 'nj' });
+    assert.deepEqual(detail.rounds[0]!.eval, [{ steps: 16, gen_ppl: null, gen_ppl_se: null, entropy: 4.2 }]);
+    assert.equal(detail.rounds[0]!.heldoutNelbo, 3.5);
+    assert.deepEqual([detail.rounds[0]!.firstStep, detail.rounds[0]!.lastStep], [1, 20]);
+    const cell = { round: 0, steps: 16, seed: 0, text: 'x', entropy: 4, latencyMs: 1 };
+    writeFileSync(join(store.samplesDir('nj'), '0-16.json'), JSON.stringify([{ ...cell, genPpl: null }, { ...cell, seed: 1, genPpl: -1 }]));
+    const cells = await host.getSamples({ id: 'nj' });
+    assert.deepEqual(cells.map((c) => c.genPpl), [null, null]);
   } finally {
     cleanup();
   }

@@ -1,35 +1,20 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
 import { DIVERGENCE_NAMES, type DivergenceName } from '../src/shared/distillConfig.ts';
-import { initBackend } from '../src/worker/engine/backend.ts';
 import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/worker/engine/gradients.ts';
 import { subsLogProbs } from '../src/worker/engine/mdlm.ts';
-import { createInferenceModel, initParams, paramLayout } from '../src/worker/engine/model.ts';
+import { createInferenceModel, paramLayout } from '../src/worker/engine/model.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
 import { divergence } from '../src/worker/engine/sdtt/divergences.ts';
+import { assertGradsClose, noisyParams, tinyModel, useGradientEngine } from './helpers/fixtures.ts';
 
 type DistillBatch = Extract<GradBatch, { kind: 'distill' }>;
 
-const base = { vocabSize: 11, dModel: 16, nLayers: 2, nHeads: 2, seqLen: 8, eosId: 9, arch: 'mdlm' as const };
-const cfg = ModelConfig.parse({ ...base, maskId: 10 });
-
-let engine: GradientEngine;
-before(async () => {
-  await initBackend('wasm');
-  engine = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
-});
-after(async () => {
-  await engine.dispose();
-});
-
-function noisyParams(c: ModelConfig, seed: number, s = 0.3): Float32Array {
-  const p = initParams(c, seed);
-  const r = new Rng(seed + 100);
-  for (let i = 0; i < p.length; i++) p[i] += s * r.normal();
-  return p;
-}
+const cfg = tinyModel();
+const fx = useGradientEngine(cfg);
+const NOISE = 0.3;
 
 function noisyZt(c: ModelConfig, B: number, seed: number): Int32Array {
   const r = new Rng(seed);
@@ -82,24 +67,24 @@ const close = (a: number, b: number, rel: number, msg: string) => assert.ok(Math
 
 for (const name of DIVERGENCE_NAMES) {
   test(`${name}: engine loss equals the float64 reference (MASK last and in the middle)`, async () => {
-    for (const c of [cfg, ModelConfig.parse({ ...base, maskId: 4 })]) {
-      const e = c === cfg ? engine : await GradientEngine.create(c, { backend: 'wasm', threads: 1 });
+    for (const c of [cfg, tinyModel({ maskId: 4 })]) {
+      const e = c === cfg ? fx.engine : await GradientEngine.create(c, { backend: 'wasm', threads: 1 });
       try {
-        const p = noisyParams(c, 1);
+        const p = noisyParams(c, 1, NOISE);
         const b = await distillBatch(c, 3, 2, name);
         const ref = await reference(c, p, b);
         assert.ok(ref > 1e-3, `reference ${ref} should be clearly non-zero`);
         close(await e.evalLoss(p, b), ref, 1e-4, `evalLoss maskId ${c.maskId}`);
         close((await e.computeGradients(p, b, 1)).loss, ref, 1e-4, `computeGradients maskId ${c.maskId}`);
       } finally {
-        if (e !== engine) await e.dispose();
+        if (e !== fx.engine) await e.dispose();
       }
     }
   });
 
   test(`${name}: whole-model gradient matches finite differences`, async () => {
-    for (const c of [cfg, ModelConfig.parse({ ...base, maskId: 4 })]) {
-      const p = noisyParams(c, 3);
+    for (const c of [cfg, tinyModel({ maskId: 4 })]) {
+      const p = noisyParams(c, 3, NOISE);
       const shard = makeShards(c, await distillBatch(c, 2, 4, name), 1)[0];
       const g = new Float32Array(p.length);
       shardLossAndGrads(c, p, shard, null, g);
@@ -127,11 +112,11 @@ for (const name of DIVERGENCE_NAMES) {
 }
 
 test('student == teacher (dropout 0): loss 0 and ~zero gradients for every divergence', async () => {
-  const p = noisyParams(cfg, 7);
+  const p = noisyParams(cfg, 7, NOISE);
   const zt = noisyZt(cfg, 3, 8);
   const targets = maskedRows(cfg, await subsOf(cfg, p, zt, 3), zt);
   for (const name of DIVERGENCE_NAMES) {
-    const { loss, grads } = await engine.computeGradients(p, { kind: 'distill', zt, batch: 3, targets, divergence: name }, 1);
+    const { loss, grads } = await fx.engine.computeGradients(p, { kind: 'distill', zt, batch: 3, targets, divergence: name }, 1);
     assert.ok(Math.abs(loss) < 1e-6, `${name}: loss ${loss}`);
     let gmax = 0;
     for (const v of grads) gmax = Math.max(gmax, Math.abs(v));
@@ -142,11 +127,11 @@ test('student == teacher (dropout 0): loss 0 and ~zero gradients for every diver
 test('threads=2 equals threads=1 (odd batch: unequal shards and masked counts, pooled 1/|S|)', async () => {
   const dp = await GradientEngine.create(cfg, { backend: 'wasm', threads: 2 });
   try {
-    const p = noisyParams(cfg, 9);
+    const p = noisyParams(cfg, 9, NOISE);
     for (const name of ['kld', 'tvd'] as const) {
       const b = await distillBatch(cfg, 5, 10, name);
       const saved = Float32Array.from(b.targets);
-      const one = await engine.computeGradients(p, b, 1);
+      const one = await fx.engine.computeGradients(p, b, 1);
       const two = await dp.computeGradients(p, b, 1);
       close(two.loss, one.loss, 1e-5, `${name} loss`);
       close(two.loss, await reference(cfg, p, b), 1e-4, `${name} vs reference`);
@@ -166,21 +151,21 @@ test('threads=2 equals threads=1 (odd batch: unequal shards and masked counts, p
 });
 
 test('an injected NaN in the targets gives a non-finite loss, for every divergence', async () => {
-  const p = noisyParams(cfg, 12);
+  const p = noisyParams(cfg, 12, NOISE);
   for (const name of DIVERGENCE_NAMES) {
     const b = await distillBatch(cfg, 2, 13, name);
     b.targets[cfg.vocabSize + 3] = NaN; // second masked row, a non-MASK column
-    assert.ok(!Number.isFinite((await engine.computeGradients(p, b, 1)).loss), name);
-    assert.ok(!Number.isFinite(await engine.evalLoss(p, b)), name);
+    assert.ok(!Number.isFinite((await fx.engine.computeGradients(p, b, 1)).loss), name);
+    assert.ok(!Number.isFinite(await fx.engine.evalLoss(p, b)), name);
   }
 });
 
 test('-1e6 / -Infinity target entries do not produce NaN where a probability is 0', async () => {
-  const p = noisyParams(cfg, 14);
+  const p = noisyParams(cfg, 14, NOISE);
   const b = await distillBatch(cfg, 2, 15, 'kl-fwd');
   for (let r = 0; r < b.targets.length / cfg.vocabSize; r++) b.targets[r * cfg.vocabSize + cfg.maskId] = -Infinity;
   for (const name of ['kl-fwd', 'tvd', 'kld', 'mse', 'tvd-log-l1'] as const) {
-    const r = await engine.computeGradients(p, { ...b, divergence: name }, 1);
+    const r = await fx.engine.computeGradients(p, { ...b, divergence: name }, 1);
     assert.ok(Number.isFinite(r.loss), `${name}: ${r.loss}`);
     assert.ok(r.grads.every(Number.isFinite), name);
   }
@@ -188,16 +173,16 @@ test('-1e6 / -Infinity target entries do not produce NaN where a probability is 
 
 test('nothing masked: loss 0 and zero gradients', async () => {
   const zt = noisyZt(cfg, 2, 16).map((x) => (x === cfg.maskId ? 1 : x));
-  const r = await engine.computeGradients(noisyParams(cfg, 2), { kind: 'distill', zt, batch: 2, targets: new Float32Array(0), divergence: 'kld' }, 1);
+  const r = await fx.engine.computeGradients(noisyParams(cfg, 2, NOISE), { kind: 'distill', zt, batch: 2, targets: new Float32Array(0), divergence: 'kld' }, 1);
   assert.equal(r.loss, 0);
   assert.ok(r.grads.every((v) => v === 0));
 });
 
 test('train mode: dropout deterministic per seed, evalLoss without dropout', async () => {
-  const dcfg = ModelConfig.parse({ ...base, maskId: 10, dropout: 0.3 });
+  const dcfg = tinyModel({ dropout: 0.3 });
   const e = await GradientEngine.create(dcfg, { backend: 'wasm', threads: 1 });
   try {
-    const p = noisyParams(dcfg, 17);
+    const p = noisyParams(dcfg, 17, NOISE);
     const b = await distillBatch(dcfg, 2, 18, 'kld');
     const a1 = await e.computeGradients(p, b, 3);
     const a2 = await e.computeGradients(p, b, 3);
@@ -211,36 +196,30 @@ test('train mode: dropout deterministic per seed, evalLoss without dropout', asy
 });
 
 test('no tensor leak across distill steps; malformed batches are rejected', async () => {
-  const p = noisyParams(cfg, 19);
+  const p = noisyParams(cfg, 19, NOISE);
   const b = await distillBatch(cfg, 2, 20, 'kld');
-  await engine.computeGradients(p, b, 1);
+  await fx.engine.computeGradients(p, b, 1);
   const n = tf.memory().numTensors;
   for (const name of DIVERGENCE_NAMES) {
-    await engine.computeGradients(p, { ...b, divergence: name }, 2);
-    await engine.evalLoss(p, { ...b, divergence: name });
+    await fx.engine.computeGradients(p, { ...b, divergence: name }, 2);
+    await fx.engine.evalLoss(p, { ...b, divergence: name });
     assert.equal(tf.memory().numTensors, n, name);
   }
-  await assert.rejects(engine.computeGradients(p, { ...b, targets: b.targets.subarray(1) }, 1), /targets has \d+ values, expected \d+ masked positions x 11/);
-  const ar = ModelConfig.parse({ ...base, arch: 'ar', maskId: -1 });
+  await assert.rejects(fx.engine.computeGradients(p, { ...b, targets: b.targets.subarray(1) }, 1), /targets has \d+ values, expected \d+ masked positions x 11/);
+  const ar = tinyModel({ arch: 'ar', maskId: -1 });
   assert.throws(() => makeShards(ar, b, 1), /needs an mdlm model/);
 });
 
 test('large shards run in chunks (4096 tokens): same loss as the reference and as two unchunked shards', async () => {
-  const p = noisyParams(cfg, 21);
+  const p = noisyParams(cfg, 21, NOISE);
   const b = await distillBatch(cfg, 600, 22, 'kld'); // in-process: chunks of 512 + 88 sequences
-  const whole = await engine.computeGradients(p, b, 0);
+  const whole = await fx.engine.computeGradients(p, b, 0);
   close(whole.loss, await reference(cfg, p, b), 1e-4, 'chunked vs reference');
   const dp = await GradientEngine.create(cfg, { backend: 'wasm', threads: 2 }); // 300 + 300: no chunking
   try {
     const split = await dp.computeGradients(p, b, 0);
     close(split.loss, whole.loss, 1e-5, 'loss');
-    let scale = 0;
-    let worst = 0;
-    for (let i = 0; i < p.length; i++) {
-      scale = Math.max(scale, Math.abs(whole.grads[i]));
-      worst = Math.max(worst, Math.abs(whole.grads[i] - split.grads[i]));
-    }
-    assert.ok(worst < 1e-4 * scale, `max grad difference ${worst} (scale ${scale})`);
+    assertGradsClose(whole.grads, split.grads, p.length);
   } finally {
     await dp.dispose();
   }

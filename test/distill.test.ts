@@ -165,7 +165,7 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
 
   // rounds.jsonl: one line per round, teacher 2N -> student N
   const lines = readFileSync(join(fullDir, 'rounds.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => [l.round, l.teacherSteps, l.studentSteps, l.firstStep, l.lastStep]), [[0, 32, 16, 0, 3], [1, 16, 8, 4, 7], [2, 8, 4, 8, 11]]);
+  assert.deepEqual(lines.map((l) => [l.round, l.teacherSteps, l.studentSteps, l.firstStep, l.lastStep]), [[0, 32, 16, 1, 4], [1, 16, 8, 5, 8], [2, 8, 4, 9, 12]]);
   for (const l of lines) {
     assert.equal(l.label, `teacher ${l.teacherSteps} -> student ${l.studentSteps}`);
     assert.equal(l.checkpoint, join('rounds', String(l.round)));

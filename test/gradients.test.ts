@@ -1,32 +1,16 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
-import { initBackend } from '../src/worker/engine/backend.ts';
 import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/worker/engine/gradients.ts';
 import { initParams, paramLayout } from '../src/worker/engine/model.ts';
 import { AdamW } from '../src/worker/engine/optim.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
+import { assertGradsClose, noisyParams, tinyModel, useGradientEngine } from './helpers/fixtures.ts';
 
-const base = { vocabSize: 11, dModel: 16, nLayers: 2, nHeads: 2, seqLen: 8, eosId: 9 };
-const mdlm = ModelConfig.parse({ ...base, arch: 'mdlm', maskId: 10 });
-const ar = ModelConfig.parse({ ...base, arch: 'ar', maskId: -1 });
-
-let engine: GradientEngine;
-before(async () => {
-  await initBackend('wasm');
-  engine = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 1 });
-});
-after(async () => {
-  await engine.dispose();
-});
-
-function noisyParams(cfg: ModelConfig, seed: number, s = 0.1): Float32Array {
-  const p = initParams(cfg, seed);
-  const r = new Rng(seed + 100);
-  for (let i = 0; i < p.length; i++) p[i] += s * r.normal();
-  return p;
-}
+const mdlm = tinyModel();
+const ar = tinyModel({ arch: 'ar', maskId: -1 });
+const fx = useGradientEngine(mdlm);
 
 function mdlmBatch(cfg: ModelConfig, B: number, seed: number, tMax = 0.95): Extract<GradBatch, { kind: 'mdlm' }> {
   const r = new Rng(seed);
@@ -77,7 +61,7 @@ test('mdlm: whole-model gradient matches finite differences (every tensor)', () 
 });
 
 test('mdlm with MASK in the middle of the vocabulary: gradient matches finite differences, MASK row gets 0', () => {
-  const cfg = ModelConfig.parse({ ...base, arch: 'mdlm', maskId: 4 });
+  const cfg = tinyModel({ maskId: 4 });
   const batch = mdlmBatch(cfg, 2, 2);
   checkFiniteDifferences(cfg, batch);
   const g = new Float32Array(initParams(cfg, 0).length);
@@ -96,14 +80,14 @@ test('mdlm loss of the zero-head model = sum over masked of log(V-1)/t, over B*L
   for (let i = 0; i < batch.zt.length; i++) if (batch.zt[i] === mdlm.maskId) expected += Math.log(mdlm.vocabSize - 1) / batch.t[Math.floor(i / mdlm.seqLen)];
   expected /= 4 * mdlm.seqLen;
   const params = initParams(mdlm, 0);
-  const loss = await engine.evalLoss(params, batch);
+  const loss = await fx.engine.evalLoss(params, batch);
   assert.ok(Math.abs(loss - expected) < 1e-5 * expected, `${loss} vs ${expected}`);
-  const { loss: l2, grads } = await engine.computeGradients(params, batch, 1);
+  const { loss: l2, grads } = await fx.engine.computeGradients(params, batch, 1);
   assert.ok(Math.abs(l2 - expected) < 1e-5 * expected);
   assert.equal(grads.length, params.length);
   // carry-over only: nothing masked => loss 0 and zero gradient
   const none = { ...batch, zt: batch.x0 };
-  const r = await engine.computeGradients(noisyParams(mdlm, 2), none, 1);
+  const r = await fx.engine.computeGradients(noisyParams(mdlm, 2), none, 1);
   assert.equal(r.loss, 0);
   assert.ok(r.grads.every((v) => v === 0));
 });
@@ -118,7 +102,7 @@ test('ar loss of the zero-head model is log(V)', async () => {
 test('data parallel: threads=2 gives the threads=1 loss and gradients, deterministically', async () => {
   const p = noisyParams(mdlm, 7);
   const batch = mdlmBatch(mdlm, 5, 8); // odd batch: unequal shards
-  const one = await engine.computeGradients(p, batch, 1);
+  const one = await fx.engine.computeGradients(p, batch, 1);
   const dp = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
   try {
     assert.equal(dp.threads, 2);
@@ -138,7 +122,7 @@ test('data parallel: threads=2 gives the threads=1 loss and gradients, determini
 });
 
 test('dropout: same seed => same gradients, other seed => different; evalLoss has no dropout', async () => {
-  const cfg = ModelConfig.parse({ ...base, arch: 'mdlm', maskId: 10, dropout: 0.3 });
+  const cfg = tinyModel({ dropout: 0.3 });
   const e = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   const p = noisyParams(cfg, 3);
   const batch = mdlmBatch(cfg, 2, 3);
@@ -147,17 +131,17 @@ test('dropout: same seed => same gradients, other seed => different; evalLoss ha
   const c = await e.computeGradients(p, batch, 12);
   assert.deepEqual(a.grads, b.grads);
   assert.notDeepEqual(a.grads, c.grads);
-  assert.ok(Math.abs((await e.evalLoss(p, batch)) - (await engine.evalLoss(p, batch))) < 1e-6);
+  assert.ok(Math.abs((await e.evalLoss(p, batch)) - (await fx.engine.evalLoss(p, batch))) < 1e-6);
   await e.dispose();
 });
 
 test('no tensor leaks across training steps', async () => {
   const p = noisyParams(mdlm, 4);
-  await engine.computeGradients(p, mdlmBatch(mdlm, 2, 1), 1);
+  await fx.engine.computeGradients(p, mdlmBatch(mdlm, 2, 1), 1);
   const n = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) {
-    await engine.computeGradients(p, mdlmBatch(mdlm, 2, i), i);
-    await engine.evalLoss(p, mdlmBatch(mdlm, 2, i));
+    await fx.engine.computeGradients(p, mdlmBatch(mdlm, 2, i), i);
+    await fx.engine.evalLoss(p, mdlmBatch(mdlm, 2, i));
     assert.equal(tf.memory().numTensors, n);
   }
 });
@@ -168,12 +152,12 @@ test('a tiny model overfits a few sequences with Adam', async () => {
   const p = initParams(mdlm, 0);
   const adam = new AdamW(p.length, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
   const batch = mdlmBatch(mdlm, 4, 21, 0.5);
-  const first = await engine.evalLoss(p, batch);
+  const first = await fx.engine.evalLoss(p, batch);
   for (let i = 0; i < 100; i++) {
-    const { grads } = await engine.computeGradients(p, batch, i);
+    const { grads } = await fx.engine.computeGradients(p, batch, i);
     adam.step(p, grads, 1e-2);
   }
-  const last = await engine.evalLoss(p, batch);
+  const last = await fx.engine.evalLoss(p, batch);
   assert.ok(last < 0.05 * first, `loss ${first} -> ${last}`);
 });
 
@@ -182,8 +166,8 @@ test('errors reach the caller: bad token ids (in-process and in workers), unavai
   bad.zt = Int32Array.from(bad.zt);
   bad.zt[3] = 99;
   const p = noisyParams(mdlm, 1);
-  await assert.rejects(engine.computeGradients(p, bad, 1), /token id 99 at position 3/);
-  await assert.rejects(engine.computeGradients(p.subarray(1), mdlmBatch(mdlm, 2, 1), 1), /expected \d+ parameters/);
+  await assert.rejects(fx.engine.computeGradients(p, bad, 1), /token id 99 at position 3/);
+  await assert.rejects(fx.engine.computeGradients(p.subarray(1), mdlmBatch(mdlm, 2, 1), 1), /expected \d+ parameters/);
   const dp = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
   try {
     await assert.rejects(dp.computeGradients(p, bad, 1), /token id 99/);
@@ -223,18 +207,12 @@ test('ar batches run data-parallel too', async () => {
 test('large shards run in chunks (4096 tokens) with the same loss and gradients', async () => {
   const p = noisyParams(mdlm, 9);
   const batch = mdlmBatch(mdlm, 600, 9); // 4800 tokens: in-process = chunks of 512 + 88 sequences
-  const whole = await engine.computeGradients(p, batch, 0);
+  const whole = await fx.engine.computeGradients(p, batch, 0);
   const dp = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 2 }); // 300 + 300: no chunking
   try {
     const split = await dp.computeGradients(p, batch, 0);
     assert.ok(Math.abs(whole.loss - split.loss) < 1e-5 * whole.loss);
-    let scale = 0;
-    let worst = 0;
-    for (let i = 0; i < p.length; i++) {
-      scale = Math.max(scale, Math.abs(whole.grads[i]));
-      worst = Math.max(worst, Math.abs(whole.grads[i] - split.grads[i]));
-    }
-    assert.ok(worst < 1e-4 * scale, `max grad difference ${worst} (scale ${scale})`);
+    assertGradsClose(whole.grads, split.grads, p.length);
   } finally {
     await dp.dispose();
   }

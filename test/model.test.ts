@@ -1,35 +1,14 @@
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
-import { initBackend } from '../src/worker/engine/backend.ts';
 import { createInferenceModel, initParams, paramCount, paramLayout } from '../src/worker/engine/model.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
+import { maxAbsDiff, noisyParams, randomTokens as tokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
 
-before(async () => {
-  await initBackend('wasm');
-});
+useWasmBackend();
 
-const mdlm = ModelConfig.parse({ arch: 'mdlm', vocabSize: 11, dModel: 16, nLayers: 2, nHeads: 2, seqLen: 8, maskId: 10, eosId: 9 });
-const ar = ModelConfig.parse({ arch: 'ar', vocabSize: 11, dModel: 16, nLayers: 2, nHeads: 2, seqLen: 12, maskId: -1, eosId: 10 });
-
-/** Init params plus noise everywhere, so that no path (head, gates, modulation) is trivially zero. */
-function noisyParams(cfg: ModelConfig, seed: number, s = 0.1): Float32Array {
-  const p = initParams(cfg, seed);
-  const r = new Rng(seed + 100);
-  for (let i = 0; i < p.length; i++) p[i] += s * r.normal();
-  return p;
-}
-const tokens = (n: number, V: number, seed: number) => {
-  const r = new Rng(seed);
-  return Int32Array.from({ length: n }, () => r.int(V));
-};
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+const mdlm = tinyModel();
+const ar = tinyModel({ arch: 'ar', seqLen: 12, maskId: -1, eosId: 10 });
 
 test('paramLayout: MDLM DiT names, PyTorch [out, in] shapes, contiguous offsets', () => {
   const l = paramLayout(mdlm);

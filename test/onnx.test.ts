@@ -1,44 +1,24 @@
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ModelConfig } from '../src/shared/config.ts';
-import { initBackend } from '../src/worker/engine/backend.ts';
-import { createInferenceModel, initParams } from '../src/worker/engine/model.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
+import { createInferenceModel } from '../src/worker/engine/model.ts';
 import { DataType, Message, encodeModel, encodeTensor, varintBytes } from '../src/worker/engine/onnx/protobuf.ts';
 import { buildOnnxModel, exportOnnx, onnxModelBytes } from '../src/worker/engine/onnx/graph.ts';
 import { createOnnxModel, loadOnnxRuntime } from '../src/worker/engine/onnx/runtime.ts';
+import { maxAbsDiff, noisyParams, randomTokens as tokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
 
 const rt = await loadOnnxRuntime();
 const SKIP = rt.ort ? false : `onnxruntime-node not installed: ${rt.reason}`;
 
-before(async () => {
-  await initBackend('wasm');
-});
+useWasmBackend();
 
-const mdlm = ModelConfig.parse({ arch: 'mdlm', vocabSize: 13, dModel: 16, nLayers: 2, nHeads: 2, seqLen: 8, maskId: 12, eosId: 11 });
-const ar = ModelConfig.parse({ arch: 'ar', vocabSize: 13, dModel: 16, nLayers: 2, nHeads: 2, seqLen: 12, maskId: -1, eosId: 12 });
-
-/** Init params plus noise everywhere (LN weights, gates, modulation, biases, head): every weight matters. */
-function noisyParams(cfg: ModelConfig, seed: number, s = 0.3): Float32Array {
-  const p = initParams(cfg, seed);
-  const r = new Rng(seed + 100);
-  for (let i = 0; i < p.length; i++) p[i] += s * r.normal();
-  return p;
-}
-const tokens = (n: number, V: number, seed: number) => {
-  const r = new Rng(seed);
-  return Int32Array.from({ length: n }, () => r.int(V));
-};
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+const mdlm = tinyModel({ vocabSize: 13, maskId: 12, eosId: 11 });
+const ar = tinyModel({ arch: 'ar', vocabSize: 13, seqLen: 12, maskId: -1, eosId: 12 });
+/** Noise 0.3 everywhere (LN weights, gates, modulation, biases, head): every weight matters. */
+const NOISE = 0.3;
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
@@ -100,7 +80,7 @@ test('protobuf: ModelProto header fields (ir_version, producer, opset_import)', 
 });
 
 test('graph: initializers keep the PyTorch names and [out, in] layout', () => {
-  const p = noisyParams(mdlm, 1);
+  const p = noisyParams(mdlm, 1, NOISE);
   const m = buildOnnxModel(mdlm, p);
   const qkv = m.graph.initializers.find((t) => t.name === 'backbone.blocks.1.attn_qkv.weight')!;
   assert.deepEqual(qkv.dims, [48, 16]);
@@ -124,7 +104,7 @@ test('loadOnnxRuntime reports availability', (t) => {
 });
 
 test('mdlm: ONNX logits == tfjs logits (random params, batch 3)', { skip: SKIP }, async () => {
-  const p = noisyParams(mdlm, 2);
+  const p = noisyParams(mdlm, 2, NOISE);
   const B = 3;
   const tok = tokens(B * mdlm.seqLen, mdlm.vocabSize, 3);
   const ref = createInferenceModel(mdlm, p);
@@ -149,7 +129,7 @@ test('mdlm: ONNX logits == tfjs logits (random params, batch 3)', { skip: SKIP }
 });
 
 test('mdlm: opset 17 graph (composed tanh-GELU, the export default) == opset 20 (Gelu op, the runtime default)', { skip: SKIP }, async () => {
-  const p = noisyParams(mdlm, 4);
+  const p = noisyParams(mdlm, 4, NOISE);
   const tok = tokens(2 * mdlm.seqLen, mdlm.vocabSize, 5);
   const a = await createOnnxModel(mdlm, p, { threads: 1, opset: 17 });
   const b = await createOnnxModel(mdlm, p, { threads: 1, opset: 20 });
@@ -163,7 +143,7 @@ test('mdlm: opset 17 graph (composed tanh-GELU, the export default) == opset 20 
 });
 
 test('ar: ONNX causal logits == tfjs logits (full recompute, shorter than seqLen)', { skip: SKIP }, async () => {
-  const p = noisyParams(ar, 6);
+  const p = noisyParams(ar, 6, NOISE);
   const ref = createInferenceModel(ar, p);
   const onnx = await createOnnxModel(ar, p, { threads: 1 });
   try {
@@ -184,7 +164,7 @@ test('ar: ONNX causal logits == tfjs logits (full recompute, shorter than seqLen
 });
 
 test('ar: KV-cache session logits == full recompute (prefill 4, then 1, 3, 1 tokens) and == tfjs session', { skip: SKIP }, async () => {
-  const p = noisyParams(ar, 8);
+  const p = noisyParams(ar, 8, NOISE);
   const B = 2;
   const total = 9;
   const tok = tokens(B * total, ar.vocabSize, 9);
@@ -224,7 +204,7 @@ test('ar: KV-cache session logits == full recompute (prefill 4, then 1, 3, 1 tok
 test('exportOnnx writes the same bytes the runtime uses, loadable by onnxruntime', { skip: SKIP }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'onnx-test-'));
   try {
-    const p = noisyParams(ar, 10);
+    const p = noisyParams(ar, 10, NOISE);
     const file = path.join(dir, 'model.onnx');
     const { bytes } = await exportOnnx(ar, p, file);
     const onDisk = new Uint8Array(await readFile(file));

@@ -34,3 +34,21 @@ test('empty optional numbers are omitted so schema defaults apply', () => {
   assert.equal('startSteps' in input, false);
   assert.equal(validateForm({ ...defaultFormValues('t'), lr: '' }).config!.optim.lr, 1e-4);
 });
+
+test('judge and evalSteps: optional, parsed and validated with the schema', () => {
+  const base = defaultFormValues('t');
+  const none = validateForm(base);
+  assert.equal(none.config!.judge, undefined, 'empty judge = absent (shipped default)');
+  assert.deepEqual(none.config!.evalSteps, [128, 64, 32, 16, 8, 4], 'empty evalSteps = the schema default');
+  const set = validateForm({ ...base, judge: 'runs/j/checkpoints/60', evalSteps: ' 32, 16 8,' });
+  assert.equal(set.ok, true);
+  assert.equal(set.config!.judge, 'runs/j/checkpoints/60');
+  assert.deepEqual(set.config!.evalSteps, [32, 16, 8]);
+  const bad = validateForm({ ...base, evalSteps: '32, x' });
+  assert.equal(bad.ok, false);
+  assert.match(bad.errors.evalSteps!, /"x" is not a number/);
+  const zero = validateForm({ ...base, evalSteps: '16, 0' });
+  assert.match(zero.errors.evalSteps!, /"0": must be ≥ 1/);
+  assert.ok(validateForm({ ...base, evalSteps: '2.5' }).errors.evalSteps);
+  assert.deepEqual(zero.other, []);
+});

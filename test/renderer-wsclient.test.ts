@@ -127,3 +127,21 @@ test('the token comes from the page URL; wss on https', () => {
   assert.equal(wsUrlFor({ protocol: 'https:', host: 'x', search: '' }, '/api').token, null);
   assert.equal(wsUrlFor({ protocol: 'https:', host: 'x', search: '' }, '/api').url, 'wss://x/api?token=');
 });
+
+test('close code 1008 (bad or missing token) is terminal: state "failed", pending requests fail, no retry', async () => {
+  const { client, timers } = setup();
+  const queued = client.api.listRuns({});
+  FakeWs.all[0]!.open();
+  const inflight = client.api.getInfo({});
+  const queuedLater = client.api.listModels({});
+  FakeWs.all[0]!.close(1008, 'bad or missing token');
+  await assert.rejects(queued, /token/);
+  await assert.rejects(inflight, /token/);
+  await assert.rejects(queuedLater, /token/);
+  assert.equal(client.status.state, 'failed');
+  assert.match(client.status.detail ?? '', /token/);
+  assert.equal(timers.filter((t) => t.live && t.ms < 15_000).length, 0, 'no reconnect scheduled');
+  assert.equal(FakeWs.all.length, 1);
+  await assert.rejects(client.api.listRuns({}), /not connected.*token/);
+  assert.equal(FakeWs.all.length, 1);
+});

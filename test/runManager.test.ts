@@ -7,27 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../src/shared/messages.ts';
-import { MODEL_PRESETS } from '../src/shared/presets.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { RunManager, forkSpawner, type ChildLike, type RunEvent } from '../src/main/runManager.ts';
-
-function cfg(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    kind: 'pretrain',
-    model: { arch: 'mdlm', vocabSize: 258, eosId: 256, maskId: 257, ...MODEL_PRESETS.tiny },
-    optim: { warmupSteps: 2 },
-    data: 'test/fixtures/alice.txt',
-    tokenizer: 'byte',
-    batchSize: 2,
-    steps: 20,
-    backend: 'cpu',
-    threads: 1,
-    logEvery: 1,
-    evalEvery: 10,
-    checkpointEvery: 10,
-    ...over,
-  };
-}
+import { tinyPretrainJob as cfg } from './helpers/fixtures.ts';
 
 let pidSeq = 90000;
 class FakeChild extends EventEmitter implements ChildLike {

@@ -12,24 +12,18 @@ import {
   timeGrid,
 } from '../src/worker/engine/sampler.ts';
 import { nucleusSample, sampleAr } from '../src/worker/engine/arSampler.ts';
-import type { ArModel, ArSession, Denoiser } from '../src/worker/engine/types.ts';
+import type { ArModel, ArSession } from '../src/worker/engine/types.ts';
+import { CountingDenoiser } from './helpers/fixtures.ts';
 
 // ---------- fake models ----------
 
 /** Same logits row at every position, whatever the input; counts forwards. */
-class FixedDenoiser implements Denoiser {
-  calls = 0;
-  constructor(
-    readonly vocabSize: number,
-    readonly seqLen: number,
-    readonly maskId: number,
-    private readonly row: number[],
-  ) {}
-  async logits(tokens: Int32Array, batch: number): Promise<Float32Array> {
-    this.calls++;
-    const out = new Float32Array(batch * this.seqLen * this.vocabSize);
+class FixedDenoiser extends CountingDenoiser {
+  constructor(vocabSize: number, seqLen: number, maskId: number, private readonly row: number[]) {
+    super(vocabSize, seqLen, maskId);
+  }
+  protected fill(_tokens: Int32Array, batch: number, out: Float32Array): void {
     for (let p = 0; p < batch * this.seqLen; p++) out.set(this.row, p * this.vocabSize);
-    return out;
   }
 }
 
@@ -37,17 +31,9 @@ class FixedDenoiser implements Denoiser {
  * Logits that depend on the sequence (left neighbour, number of revealed tokens, position) but never on other
  * sequences of the batch — so stale logits would show up as different samples.
  */
-class ContextDenoiser implements Denoiser {
-  calls = 0;
-  constructor(
-    readonly vocabSize: number,
-    readonly seqLen: number,
-    readonly maskId: number,
-  ) {}
-  async logits(tokens: Int32Array, batch: number): Promise<Float32Array> {
-    this.calls++;
+class ContextDenoiser extends CountingDenoiser {
+  protected fill(tokens: Int32Array, batch: number, out: Float32Array): void {
     const { vocabSize: V, seqLen: L, maskId } = this;
-    const out = new Float32Array(batch * L * V);
     for (let b = 0; b < batch; b++) {
       let revealed = 0;
       for (let l = 0; l < L; l++) if (tokens[b * L + l] !== maskId) revealed++;
@@ -60,7 +46,6 @@ class ContextDenoiser implements Denoiser {
         }
       }
     }
-    return out;
   }
 }
 

@@ -15,8 +15,9 @@ test('N0 = 128, 5 rounds: 128->64 … 8->4, Δ_r = (1−1e-5)·2^r/128, contiguo
     assert.equal(r.teacherSteps, 128 / 2 ** i);
     assert.equal(r.studentSteps, 64 / 2 ** i);
     assert.equal(r.deltaTeacher, ((1 - 1e-5) * 2 ** i) / 128);
-    assert.equal(r.firstStep, i * 1000);
-    assert.equal(r.lastStep, i * 1000 + 999);
+    // completed-step numbers (1-based), like metric steps: round 0 = steps 1..1000
+    assert.equal(r.firstStep, i * 1000 + 1);
+    assert.equal(r.lastStep, (i + 1) * 1000);
     if (i > 0) assert.equal(r.firstStep, s[i - 1].lastStep + 1);
   });
   assert.equal(scheduleSteps(s), 5000);
@@ -34,8 +35,14 @@ test('minSteps cuts the schedule short; default epsS and minSteps', () => {
   assert.equal(roundSchedule({ startSteps: 1024, rounds: 8, minSteps: 4, stepsPerRound: 10_000 }).at(-1)!.label, 'teacher 8 -> student 4');
 });
 
-test('roundAt maps optimiser steps to rounds; null after the end', () => {
+test('roundAt maps optimiser step indices (0-based, = steps done before it) to rounds; null after the end', () => {
   const s = roundSchedule({ startSteps: 128, rounds: 3, minSteps: 1, stepsPerRound: 100 });
+  assert.deepEqual([s[0].firstStep, s[0].lastStep, s[1].firstStep, s[2].lastStep], [1, 100, 101, 300]);
+  // the step at index i completes step i + 1, which lies in [firstStep, lastStep] of the round returned
+  for (const i of [0, 99, 100, 199, 200, 299]) {
+    const r = roundAt(s, i)!;
+    assert.ok(r.firstStep <= i + 1 && i + 1 <= r.lastStep, `index ${i}`);
+  }
   assert.equal(roundAt(s, 0)!.round, 0);
   assert.equal(roundAt(s, 99)!.round, 0);
   assert.equal(roundAt(s, 100)!.round, 1);

@@ -6,23 +6,16 @@ import { ancestralStep } from '../src/worker/engine/sampler.ts';
 import { divergence } from '../src/worker/engine/sdtt/divergences.ts';
 import { subStepTimes, teacherTargets } from '../src/worker/engine/sdtt/targets.ts';
 import type { Denoiser } from '../src/worker/engine/types.ts';
+import { CountingDenoiser } from './helpers/fixtures.ts';
 
 /**
  * Deterministic teacher: logits of (b, l, v) are a fixed function of the position, the left neighbour's token and
  * the number of MASKs left in the same sequence (never of other sequences), so a later sub-step sees different
  * logits than the first one.
  */
-class FakeTeacher implements Denoiser {
-  calls = 0;
-  constructor(
-    readonly vocabSize: number,
-    readonly seqLen: number,
-    readonly maskId: number,
-  ) {}
-  async logits(tokens: Int32Array, batch: number): Promise<Float32Array> {
-    this.calls++;
+class FakeTeacher extends CountingDenoiser {
+  protected fill(tokens: Int32Array, batch: number, out: Float32Array): void {
     const { vocabSize: V, seqLen: L } = this;
-    const out = new Float32Array(batch * L * V);
     for (let b = 0; b < batch; b++) {
       let masks = 0;
       for (let l = 0; l < L; l++) if (tokens[b * L + l] === this.maskId) masks++;
@@ -31,7 +24,6 @@ class FakeTeacher implements Denoiser {
         for (let v = 0; v < V; v++) out[(b * L + l) * V + v] = 2.5 * Math.sin(0.9 * v + 1.7 * l + 0.31 * left + 0.23 * masks + 0.05 * v * v);
       }
     }
-    return out;
   }
 }
 

@@ -177,14 +177,56 @@ test('static: a clear message when the renderer is not built', async () => {
   );
 });
 
+/**
+ * Opens a socket with a bad token from an allowed Origin, immediately tries an API call, and reports how the server
+ * ended it and whether ANY frame (answer or event) came back. The server must accept the upgrade and close with 1008
+ * before answering anything: no API access without the token.
+ */
+function badTokenAttempt(url: string, origin: string): Promise<{ status: number; code: number; reason: string; frames: number }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { origin });
+    let frames = 0;
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0, code: -1, reason: '', frames });
+      ws.terminate();
+    });
+    ws.on('error', () => {});
+    ws.on('open', () => {
+      try {
+        ws.send(JSON.stringify({ id: 1, method: 'listRuns', params: {} }));
+        ws.send(JSON.stringify({ id: 2, method: 'getInfo', params: {} }));
+      } catch {
+        /* already closing */
+      }
+    });
+    ws.on('message', () => frames++);
+    ws.on('close', (code, reason) => resolve({ status: 101, code, reason: reason.toString(), frames }));
+  });
+}
+
 test('websocket: refused without the token, with a wrong token, from a foreign or missing Origin', async () => {
   await withServer(async (s) => {
     const own = s.origin;
-    assert.deepEqual(await connect(wsUrl(s, null), own), { ok: false, status: 401 });
-    assert.deepEqual(await connect(wsUrl(s, ''), own), { ok: false, status: 401 });
-    assert.deepEqual(await connect(wsUrl(s, 'f'.repeat(64)), own), { ok: false, status: 401 });
-    assert.deepEqual(await connect(wsUrl(s, s.token.slice(0, -1)), own), { ok: false, status: 401 });
-    assert.deepEqual(await connect(wsUrl(s, s.token + '0'), own), { ok: false, status: 401 });
+    // A bad or missing token from this server's own page: upgraded, then closed at once with 1008 and no data, so
+    // the browser can tell "token rejected" (terminal) from a network drop (1006 only).
+    const rejected = { status: 101, code: 1008, reason: 'bad or missing token', frames: 0 };
+    assert.deepEqual(await badTokenAttempt(wsUrl(s, null), own), rejected, 'no token');
+    assert.deepEqual(await badTokenAttempt(wsUrl(s, ''), own), rejected, 'empty token');
+    assert.deepEqual(await badTokenAttempt(wsUrl(s, 'f'.repeat(64)), own), rejected, 'wrong token');
+    assert.deepEqual(await badTokenAttempt(wsUrl(s, s.token.slice(0, -1)), own), rejected, 'token prefix');
+    assert.deepEqual(await badTokenAttempt(wsUrl(s, s.token + '0'), own), rejected, 'token + suffix');
+    // ...also while an authorised client is connected and busy (the bad socket gets nothing meant for it).
+    {
+      const good = await connect(wsUrl(s, s.token), own);
+      assert.ok(good.ok);
+      const bad = badTokenAttempt(wsUrl(s, 'f'.repeat(64)), own);
+      await good.call('listRuns', {});
+      assert.deepEqual(await bad, rejected);
+      good.ws.close();
+    }
+    // A bad token from a foreign / missing Origin is still refused at the HTTP level.
+    assert.deepEqual(await connect(wsUrl(s, 'f'.repeat(64)), 'http://evil.example'), { ok: false, status: 403 });
+    assert.deepEqual(await connect(wsUrl(s, null)), { ok: false, status: 403 });
     assert.deepEqual(await connect(wsUrl(s, s.token), 'http://evil.example'), { ok: false, status: 403 });
     assert.deepEqual(await connect(wsUrl(s, s.token), `http://127.0.0.1:${s.port + 1}`), { ok: false, status: 403 });
     assert.deepEqual(await connect(wsUrl(s, s.token), `https://127.0.0.1:${s.port}`), { ok: false, status: 403 });
@@ -269,7 +311,8 @@ test('cli: `serve` prints the URL with a token, answers over the socket, stops o
     const info = await c.call('getInfo', {});
     assert.ok('ok' in info && info.ok, JSON.stringify(info));
     assert.equal((info.result as { host: string }).host, 'browser');
-    assert.equal((await connect(`ws://${u.host}${WS_PATH}?token=nope`, u.origin)).ok, false);
+    const bad = await badTokenAttempt(`ws://${u.host}${WS_PATH}?token=nope`, u.origin);
+    assert.deepEqual([bad.code, bad.frames], [1008, 0], JSON.stringify(bad));
     child.kill('SIGINT');
     assert.equal(await exited, 0, err);
     assert.match(out, /stopped/);

@@ -7,24 +7,7 @@ import { parseWorkerToMain, type WorkerToMain } from '../src/shared/messages.ts'
 import { JobLoop, type JobHooks, type RunPretrain } from '../src/worker/jobs.ts';
 import { NoChannelError, openPort, type Port, type ProcessLike } from '../src/worker/port.ts';
 import { DEFAULT_WORKER_ENTRY, forkSpawner } from '../src/main/runManager.ts';
-
-export function tinyConfig(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    kind: 'pretrain',
-    model: { arch: 'mdlm', vocabSize: 258, dModel: 32, nLayers: 2, nHeads: 2, mlpRatio: 4, seqLen: 32, maskId: 257, eosId: 256 },
-    optim: { warmupSteps: 2 },
-    data: 'test/fixtures/alice.txt',
-    tokenizer: 'byte',
-    batchSize: 2,
-    steps: 20,
-    backend: 'cpu',
-    threads: 1,
-    logEvery: 1,
-    evalEvery: 10,
-    checkpointEvery: 10,
-    ...over,
-  };
-}
+import { tinyPretrainJob } from './helpers/fixtures.ts';
 
 class FakePort implements Port {
   readonly host = 'node' as const;
@@ -83,14 +66,14 @@ function fakeEngine(opts: { beforeStep: boolean; yieldEachStep?: boolean; clock?
   return { run, starts };
 }
 
-const start = (config = tinyConfig()) => ({ type: 'start', job: { kind: 'pretrain', runId: 'r1', runDir: '/tmp/r1', config } });
+const start = (config = tinyPretrainJob()) => ({ type: 'start', job: { kind: 'pretrain', runId: 'r1', runDir: '/tmp/r1', config } });
 
 test('metrics are batched: a fast job sends at most one metrics message per flush interval, in order', async () => {
   const clock = { t: 0 };
   const eng = fakeEngine({ beforeStep: false, clock });
   const port = new FakePort();
   const loop = new JobLoop(port, { runPretrain: eng.run, now: () => clock.t, flushMs: 200 });
-  loop.handle(start(tinyConfig({ steps: 5000, evalEvery: 100000, checkpointEvery: 100000 })));
+  loop.handle(start(tinyPretrainJob({ steps: 5000, evalEvery: 100000, checkpointEvery: 100000 })));
   assert.equal(await loop.finished, 0);
   const batches = port.sent.filter((m) => m.type === 'metrics') as Extract<WorkerToMain, { type: 'metrics' }>[];
   const steps = batches.flatMap((b) => b.points.map((p) => p.step));
@@ -177,7 +160,7 @@ test('stop checkpoints and finishes as stopped; stop while paused too', async ()
 test('an invalid config is an error naming the key; exit code 1', async () => {
   const port = new FakePort();
   const loop = new JobLoop(port, { runPretrain: fakeEngine({ beforeStep: true }).run });
-  loop.handle(start(tinyConfig({ batchSize: -3 })));
+  loop.handle(start(tinyPretrainJob({ batchSize: -3 })));
   assert.equal(await loop.finished, 1);
   assert.equal(port.sent.length, 1);
   assert.equal(port.sent[0].type, 'error');
@@ -253,7 +236,7 @@ test('the real worker entry, forked: ready, then error + exit code 1 for a bad c
     const p = parseWorkerToMain(raw);
     assert.ok(p.ok, p.ok ? '' : p.error);
     msgs.push(p.message);
-    if (p.message.type === 'ready') child.send({ type: 'start', job: { kind: 'pretrain', runId: 'r', runDir: '/tmp/nowhere', config: tinyConfig({ model: { arch: 'mdlm' } }) } });
+    if (p.message.type === 'ready') child.send({ type: 'start', job: { kind: 'pretrain', runId: 'r', runDir: '/tmp/nowhere', config: tinyPretrainJob({ model: { arch: 'mdlm' } }) } });
   });
   const [code] = await exit;
   assert.equal(code, 1);

@@ -1,5 +1,6 @@
 // Argument parsing shared by all commands: node's parseArgs in strict mode, numbers checked here so that a typo
 // fails with the flag's name instead of training on NaN.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from './index.ts';
 
@@ -69,4 +70,15 @@ export function runtimeFlag(values: Record<string, unknown>): 'auto' | 'onnx' | 
   const v = values.runtime ?? 'auto';
   if (v !== 'auto' && v !== 'onnx' && v !== 'tfjs') throw new UsageError(`--runtime must be auto, onnx or tfjs, got "${v}"`);
   return v;
+}
+
+/** The JSON object in a --config file; anything else (unreadable, not JSON, not an object) is a UsageError. */
+export function readJsonConfig(file: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8'));
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v;
+  } catch (e) {
+    throw new UsageError(`--config ${file}: ${(e as Error).message}`);
+  }
 }

@@ -3,18 +3,17 @@
 // JSON line with everything on stdout. Re-running the same command resumes the run from its last checkpoint
 // (runLifecycle.openOrResume), in the round it was in, with that round's teacher.
 // `sdtt demo`: the same on the shipped teacher/judge/corpus with defaults sized for 2 CPU cores.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig, DIVERGENCE_NAMES } from '../shared/distillConfig.ts';
-import { RunStore } from '../main/runStore.ts';
-import { openOrResume } from '../main/runLifecycle.ts';
 import { runDistill } from '../worker/engine/distill.ts';
 import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../worker/engine/distillEval.ts';
-import { intFlag, intListFlag, numFlag, parseFlags, type Flags } from './args.ts';
+import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar, formatDuration } from './progress.ts';
+import { runCliJob } from './runJob.ts';
 
 const FLAGS: Flags = {
   teacher: { type: 'string', help: 'MDLM teacher: checkpoint folder or run folder (its EMA weights when present)' },
@@ -47,7 +46,7 @@ const FLAGS: Flags = {
 export async function run(argv: string[], synopsis = 'usage: sdtt distill --teacher DIR [--data PATH] [options]'): Promise<number> {
   const f = parseFlags(argv, FLAGS, synopsis);
   if (!f) return 0;
-  const fileConfig = f.config ? readJsonFile(String(f.config)) : {};
+  const fileConfig = f.config ? readJsonConfig(String(f.config)) : {};
   if (!f.teacher && !fileConfig.teacher) throw new UsageError('--teacher DIR is required');
   const given = (k: string) => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`));
   // Flags override the file; defaults fill only what the file leaves out.
@@ -82,72 +81,42 @@ export async function run(argv: string[], synopsis = 'usage: sdtt distill --teac
   if (!parsed.success) throw new UsageError(describeConfigError(parsed.error));
   const cfg = parsed.data;
 
-  const store = new RunStore(String(f.workspace));
-  const id = f.run ? String(f.run) : defaultDistillRunId(cfg);
-  const record = openOrResume(store, id, 'distill', cfg, { status: 'running', pid: process.pid, ownPid: process.pid });
-  const runDir = store.dir(id);
-  console.error(`run ${id}: ${runDir}${record.step > 0 ? ` (resuming at step ${record.step})` : ''}`);
-
-  let stopRequested = false;
-  const onSignal = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    console.error('\nstopping after this step (checkpoint first); press Ctrl-C again to abort');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
-  let bar = new ProgressBar('distill', record.totalSteps, record.step);
   let nRounds = 0;
-  let lastLoss = NaN;
   let startInfo: Record<string, unknown> = {};
-  try {
-    const result = await runDistill(cfg, runDir, {
-      onStart: (info) => {
-        store.truncateMetricsAfter(id, info.startStep);
-        store.update(id, { backend: info.backend, device: info.device, status: 'running', pid: process.pid, step: info.startStep, totalSteps: info.totalSteps });
-        bar = new ProgressBar('distill', info.totalSteps, info.startStep);
-        nRounds = info.schedule.length;
-        startInfo = { teacher: info.teacher, teacherWeights: info.teacherWeights, teacherRuntime: info.teacherRuntime, judge: info.judge, backend: info.backend, device: info.device, params: info.params };
-        bar.log(`backend ${info.backend} | device ${info.device} | teacher inference ${info.teacherRuntime} | ${(info.params / 1e6).toFixed(2)}M params | train ${info.trainTokens} tokens, validation ${info.valTokens}`);
-        bar.log(`teacher ${info.teacher} (${info.teacherWeights} weights) | judge ${info.judge ?? 'none'}${info.judgeNote ? ` (${info.judgeNote})` : ''} | ${info.schedule.length} rounds, ${info.totalSteps} steps`);
-        if (info.resumedFrom) bar.log(`resumed from ${info.resumedFrom}`);
-      },
-      onRoundStart: (r, resumed) => bar.log(`round ${r.round + 1}/${nRounds}: teacher ${r.teacherSteps} -> student ${r.studentSteps}${resumed ? ' (resumed)' : ''}`),
-      onTeacher: (t) => bar.log(`teacher for the next steps: ${t.round < 0 ? 'the original' : `round ${t.round}'s raw student`} (${t.dir}, ${t.weights}, checksum ${t.checksum})`),
-      onStep: (m) => {
-        store.appendMetric(id, { type: 'train', ...m });
-        lastLoss = m.loss;
-        bar.update(m.step, `R${m.round} loss ${m.loss.toPrecision(4)} ${Math.round(m.tokPerSec)} tok/s`);
-      },
-      onEval: (m) => store.appendMetric(id, { type: 'eval', ...m }),
-      onEvalProgress: (what) => bar.log(`eval: ${what}`),
-      onTeacherEval: (res) => bar.log(`teacher (round -1):\n${evalTable([{ label: 'teacher', res }], cfg.evalSteps)}`),
-      onRound: (line) => {
-        bar.log(`round ${line.round} done (${line.label}) in ${formatDuration(line.wallS)} + eval ${formatDuration(line.evalSeconds)}, ${Math.round(line.tokPerSec)} tok/s, held-out NELBO ${line.heldoutNelbo.toFixed(4)}, self-BLEU ${line.selfBleu.computed ? line.selfBleu.value.toFixed(3) : 'not computed'}`);
-        bar.log(evalTable([{ label: `R${line.round} student`, res: { rows: line.eval } }], cfg.evalSteps));
-      },
-      onCheckpoint: (step) => store.update(id, { step }),
-      shouldStop: () => stopRequested,
-    });
-    bar.done();
-    store.update(id, { status: result.status, reason: result.reason, step: result.step, pid: undefined });
-    console.error(`run ${id}: ${result.status} at step ${result.step}${result.reason ? ` (${result.reason})` : ''}; last loss ${lastLoss.toPrecision(4)}`);
-
-    const teacherEval = readTeacherEval(runDir);
-    const rounds = readRoundLines(runDir);
-    const rows = [...(teacherEval ? [{ label: 'teacher', res: teacherEval }] : []), ...rounds.map((l) => ({ label: `R${l.round} student (${l.studentSteps})`, res: l as unknown as Pick<DistillEvalResult, 'rows'> & { eval?: DistillEvalResult['rows'] } }))];
-    console.error(`\ngen PPL / unigram entropy (columns: sampling steps)\n${evalTable(rows, cfg.evalSteps)}`);
-    console.log(JSON.stringify({ run: id, runDir, status: result.status, step: result.step, reason: result.reason, lastCheckpoint: result.lastCheckpoint, roundsDone: result.roundsDone, ...startInfo, config: cfg, teacherEval, rounds }));
-    return result.status === 'done' || result.status === 'stopped' ? 0 : 1;
-  } catch (e) {
-    bar.done();
-    store.update(id, { status: 'failed', reason: (e as Error).message, pid: undefined });
-    throw e;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  return runCliJob(
+    { workspace: String(f.workspace), id: f.run ? String(f.run) : defaultDistillRunId(cfg), kind: 'distill', cfg, label: 'distill', formatLoss: (x) => x.toPrecision(4) },
+    (run) =>
+      runDistill(cfg, run.runDir, {
+        onStart: (info) => {
+          run.started(info, { totalSteps: info.totalSteps });
+          run.bar = new ProgressBar('distill', info.totalSteps, info.startStep);
+          nRounds = info.schedule.length;
+          startInfo = { teacher: info.teacher, teacherWeights: info.teacherWeights, teacherRuntime: info.teacherRuntime, judge: info.judge, backend: info.backend, device: info.device, params: info.params };
+          run.bar.log(`backend ${info.backend} | device ${info.device} | teacher inference ${info.teacherRuntime} | ${(info.params / 1e6).toFixed(2)}M params | train ${info.trainTokens} tokens, validation ${info.valTokens}`);
+          run.bar.log(`teacher ${info.teacher} (${info.teacherWeights} weights) | judge ${info.judge ?? 'none'}${info.judgeNote ? ` (${info.judgeNote})` : ''} | ${info.schedule.length} rounds, ${info.totalSteps} steps`);
+          if (info.resumedFrom) run.bar.log(`resumed from ${info.resumedFrom}`);
+        },
+        onRoundStart: (r, resumed) => run.bar.log(`round ${r.round + 1}/${nRounds}: teacher ${r.teacherSteps} -> student ${r.studentSteps}${resumed ? ' (resumed)' : ''}`),
+        onTeacher: (t) => run.bar.log(`teacher for the next steps: ${t.round < 0 ? 'the original' : `round ${t.round}'s raw student`} (${t.dir}, ${t.weights}, checksum ${t.checksum})`),
+        onStep: (m) => run.trainStep(m, `R${m.round} loss ${m.loss.toPrecision(4)} ${Math.round(m.tokPerSec)} tok/s`),
+        onEval: run.evalMetric,
+        onEvalProgress: (what) => run.bar.log(`eval: ${what}`),
+        onTeacherEval: (res) => run.bar.log(`teacher (round -1):\n${evalTable([{ label: 'teacher', res }], cfg.evalSteps)}`),
+        onRound: (line) => {
+          run.bar.log(`round ${line.round} done (${line.label}) in ${formatDuration(line.wallS)} + eval ${formatDuration(line.evalSeconds)}, ${Math.round(line.tokPerSec)} tok/s, held-out NELBO ${line.heldoutNelbo.toFixed(4)}, self-BLEU ${line.selfBleu.computed ? line.selfBleu.value.toFixed(3) : 'not computed'}`);
+          run.bar.log(evalTable([{ label: `R${line.round} student`, res: { rows: line.eval } }], cfg.evalSteps));
+        },
+        onCheckpoint: run.checkpointed,
+        shouldStop: run.shouldStop,
+      }),
+    (result, { id, runDir }) => {
+      const teacherEval = readTeacherEval(runDir);
+      const rounds = readRoundLines(runDir);
+      const rows = [...(teacherEval ? [{ label: 'teacher', res: teacherEval }] : []), ...rounds.map((l) => ({ label: `R${l.round} student (${l.studentSteps})`, res: l as unknown as Pick<DistillEvalResult, 'rows'> & { eval?: DistillEvalResult['rows'] } }))];
+      console.error(`\ngen PPL / unigram entropy (columns: sampling steps)\n${evalTable(rows, cfg.evalSteps)}`);
+      console.log(JSON.stringify({ run: id, runDir, status: result.status, step: result.step, reason: result.reason, lastCheckpoint: result.lastCheckpoint, roundsDone: result.roundsDone, ...startInfo, config: cfg, teacherEval, rounds }));
+    },
+  );
 }
 
 /** Same command -> same run: derived from the teacher's name (its run folder for a checkpoints/<step> path). */
@@ -172,16 +141,6 @@ export function evalTable(rows: Row[], steps: number[]): string {
   });
   const widths = head.map((_, c) => Math.max(...[head, ...body].map((r) => r[c].length)));
   return [head, ...body].map((r) => r.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join('  ')).join('\n');
-}
-
-function readJsonFile(file: string): Record<string, unknown> {
-  try {
-    const v = JSON.parse(readFileSync(file, 'utf8'));
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
-    return v;
-  } catch (e) {
-    throw new UsageError(`--config ${file}: ${(e as Error).message}`);
-  }
 }
 
 // ---- sdtt demo ------------------------------------------------------------------------------------------------

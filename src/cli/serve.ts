@@ -5,8 +5,9 @@
 // Security model:
 // - Binds 127.0.0.1 unless --host is given (a warning is printed for a non-loopback address).
 // - A random 32-byte token (hex) is generated at start (or --token) and printed inside the URL. The WebSocket
-//   upgrade requires ?token= to match (constant-time compare) -> else 401, AND an Origin header naming this server
-//   (http://<host>:<port>; for a loopback bind also the localhost / 127.0.0.1 / [::1] spellings) -> else 403; the
+//   upgrade requires an Origin header naming this server (http://<host>:<port>; for a loopback bind also the
+//   localhost / 127.0.0.1 / [::1] spellings) -> else HTTP 403, AND ?token= to match (constant-time compare) -> else
+//   the upgrade is accepted and closed at once with 1008 "bad or missing token" (no API access, no events); the
 //   socket is destroyed after the status line. The Host header must name the server too (DNS rebinding).
 // - Static files are served WITHOUT the token: they are the public renderer bundle and contain no data; every
 //   piece of data travels over the token-protected WebSocket. Paths are decoded once, any ".." segment, backslash
@@ -107,6 +108,9 @@ function allowedHosts(bindHost: string, port: number): Set<string> {
   return new Set([...names].map((n) => `${fmtHost(n)}:${port}`.toLowerCase()));
 }
 
+/** Close reason sent (with code 1008) on an upgrade whose ?token= is wrong or missing. */
+export const BAD_TOKEN_REASON = 'bad or missing token';
+
 function tokenMatches(given: string | null, token: string): boolean {
   if (!given) return false;
   // Hash both so the comparison has a fixed length and leaks neither the token's length nor its prefix.
@@ -144,7 +148,6 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
       return reject(socket, 400, 'Bad Request');
     }
     if (url.pathname !== WS_PATH) return reject(socket, 404, 'Not Found');
-    if (!tokenMatches(url.searchParams.get('token'), token)) return reject(socket, 401, 'Unauthorized');
     const origin = req.headers.origin;
     const host = (req.headers.host ?? '').toLowerCase();
     let originHost = '';
@@ -155,6 +158,19 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
       // malformed Origin: refused below
     }
     if (!originHost || !hosts.has(originHost) || !hosts.has(host)) return reject(socket, 403, 'Forbidden');
+    if (!tokenMatches(url.searchParams.get('token'), token)) {
+      // A browser only reports 1006 for a refused upgrade, which looks like a network drop. So for a page of this
+      // server (Origin checked above) accept the upgrade and close at once with 1008: the client can tell the token
+      // was rejected and stop retrying. The socket never gets a message handler and is never broadcast to.
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('error', () => ws.terminate());
+        ws.close(1008, BAD_TOKEN_REASON);
+        const kill = setTimeout(() => ws.terminate(), 2000);
+        kill.unref();
+        ws.on('close', () => clearTimeout(kill));
+      });
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 

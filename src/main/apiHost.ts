@@ -9,7 +9,9 @@
 // On-disk shapes read here (besides run.json / metrics.jsonl, owned by RunStore):
 //   runs/<id>/rounds.jsonl   one JSON object per finished round; read leniently into RoundSummary:
 //                            { round, teacherSteps, studentSteps, label?, status? ('done' if absent), firstStep?,
-//                              lastStep?, eval?: [{ steps, gen_ppl, gen_ppl_se, entropy }], checkpoint?: "<path>" }
+//                              lastStep?, eval?: [{ steps, gen_ppl, gen_ppl_se, entropy }], heldoutNelbo?,
+//                              checkpoint?: "<path>" }  (firstStep/lastStep: completed-step counts, 1-based;
+//                              gen_ppl/gen_ppl_se null without a judge)
 //                            `checkpoint` (relative to the run folder, or absolute inside it) names the round's
 //                            student checkpoint; without it, checkpoints/<lastStep> is used.
 //   runs/<id>/samples/*.json each file holds a JSON array of SampleCell (shared/api.ts), or one SampleCell object,
@@ -280,7 +282,8 @@ export class ApiHost implements SdttApi {
       let bad = 0;
       for (const c of list) {
         const p = SampleCellSchema.safeParse(c);
-        if (p.success) cells.push(p.data);
+        // genPpl < 0 is the placeholder older versions wrote for "no judge": read it as null.
+        if (p.success) cells.push(p.data.genPpl !== null && p.data.genPpl < 0 ? { ...p.data, genPpl: null } : p.data);
         else bad++;
       }
       if (bad) this.warn(`${file}: skipped ${bad} entr${bad === 1 ? 'y' : 'ies'} that are not SampleCells`);
@@ -421,7 +424,8 @@ function toMetricPoint(m: Record<string, unknown>): MetricPoint {
   return { ...m, type: m.type === 'eval' ? 'eval' : 'train', step: typeof m.step === 'number' ? m.step : 0 };
 }
 
-const EvalRow = z.object({ steps: z.number(), gen_ppl: z.number(), gen_ppl_se: z.number(), entropy: z.number() });
+// gen_ppl / gen_ppl_se are null when the run has no judge (entropy is still computed).
+const EvalRow = z.object({ steps: z.number(), gen_ppl: z.number().nullable(), gen_ppl_se: z.number().nullable(), entropy: z.number() });
 
 function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummary & { checkpoint?: string }) | null {
   if (!line || typeof line !== 'object' || typeof line.round !== 'number' || !Number.isInteger(line.round)) return null;
@@ -439,6 +443,7 @@ function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummar
     firstStep: num(line.firstStep),
     lastStep: num(line.lastStep),
     ...(evalRows ? { eval: evalRows } : {}),
+    ...(typeof line.heldoutNelbo === 'number' && Number.isFinite(line.heldoutNelbo) ? { heldoutNelbo: line.heldoutNelbo } : {}),
     ...(typeof line.checkpoint === 'string' ? { checkpoint: line.checkpoint } : {}),
   };
 }
@@ -449,7 +454,7 @@ const SampleCellSchema = z.object({
   steps: z.number().int().min(0),
   seed: z.number().int(),
   text: z.string(),
-  genPpl: z.number(),
+  genPpl: z.number().nullable(),
   entropy: z.number(),
   latencyMs: z.number(),
   trajectory: z.array(z.array(z.number().int())).optional(),

@@ -63,10 +63,13 @@ export interface RoundSummary {
   studentSteps: number;
   label: string;
   status: 'pending' | 'running' | 'done';
+  /** First / last optimiser step of the round as completed-step counts (1-based, like MetricPoint.step). */
   firstStep: number;
   lastStep: number;
-  /** Evaluation rows after the round (same shape as `sdtt eval` results). */
-  eval?: { steps: number; gen_ppl: number; gen_ppl_se: number; entropy: number }[];
+  /** Evaluation rows after the round (same shape as `sdtt eval` results); gen_ppl / gen_ppl_se are null without a judge. */
+  eval?: { steps: number; gen_ppl: number | null; gen_ppl_se: number | null; entropy: number }[];
+  /** Held-out NELBO of the student after the round (nats/token), when the engine computed it. */
+  heldoutNelbo?: number;
 }
 
 export interface SampleCell {
@@ -75,7 +78,8 @@ export interface SampleCell {
   steps: number;
   seed: number;
   text: string;
-  genPpl: number;
+  /** Generative perplexity under the judge; null when the run has no judge. */
+  genPpl: number | null;
   entropy: number;
   latencyMs: number;
   /** Token ids per sampling step (for the unmasking replay), MASK included; optional to keep payloads small. */

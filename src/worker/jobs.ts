@@ -39,6 +39,8 @@ export interface JobLoopOptions {
   warn?: (line: string) => void;
 }
 
+/** One run of a job's engine with the loop's hooks (run again after a checkpointed pause). */
+type EngineRun = (hooks: JobHooks) => Promise<TrainResult | DistillResult>;
 type Phase = 'idle' | 'running' | 'paused' | 'finished';
 type ResumeSignal = 'resume' | 'stop';
 
@@ -119,19 +121,13 @@ export class JobLoop {
     }
   }
 
+  /** Runs the job's engine until it returns, restarting it after a checkpointed pause; reports done or error. */
   private async run(job: JobSpec): Promise<void> {
-    if (job.kind === 'distill') return this.runDistillJob(job);
     try {
-      const parsed = PretrainConfig.safeParse(job.config);
-      if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
-      const cfg = parsed.data;
-      if (cfg.kind !== job.kind) throw new Error(`job kind '${job.kind}' does not match config.kind '${cfg.kind}'`);
-      const runPretrain = this.opts.runPretrain ?? (await import('./engine/train.ts')).runPretrain;
-      const checkpointsDir = join(job.runDir, 'checkpoints');
-      this.total = cfg.steps;
+      const runEngine = job.kind === 'distill' ? await this.distillEngine(job) : await this.pretrainEngine(job);
       let announced = false;
       for (;;) {
-        const result = await runPretrain(cfg, checkpointsDir, this.hooks(() => announced, () => (announced = true)));
+        const result = await runEngine(this.hooks(() => announced, () => (announced = true)));
         this.flush();
         if (result.status === 'stopped' && this.pauseRequested && !this.stopRequested) {
           // Pause without engine support: the engine checkpointed and returned; wait here, then run it again,
@@ -144,46 +140,41 @@ export class JobLoop {
       }
     } catch (e) {
       this.flush();
-      const err = e instanceof Error ? e : new Error(String(e));
-      return this.fail(err);
+      return this.fail(e instanceof Error ? e : new Error(String(e)));
     }
   }
 
+  /** The pretrain / pretrain-ar job: validates the config and returns one engine run with the given hooks. */
+  private async pretrainEngine(job: JobSpec): Promise<EngineRun> {
+    const parsed = PretrainConfig.safeParse(job.config);
+    if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
+    const cfg = parsed.data;
+    if (cfg.kind !== job.kind) throw new Error(`job kind '${job.kind}' does not match config.kind '${cfg.kind}'`);
+    const runPretrain = this.opts.runPretrain ?? (await import('./engine/train.ts')).runPretrain;
+    const checkpointsDir = join(job.runDir, 'checkpoints');
+    this.total = cfg.steps;
+    return (hooks) => runPretrain(cfg, checkpointsDir, hooks);
+  }
+
   /** The 'distill' job: like pretraining, plus 'round' / 'samples' events (the engine writes the files). */
-  private async runDistillJob(job: JobSpec): Promise<void> {
-    try {
-      const parsed = DistillConfig.safeParse(job.config);
-      if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
-      const cfg = parsed.data;
-      const runDistill = this.opts.runDistill ?? (await import('./engine/distill.ts')).runDistill;
-      let announced = false;
-      for (;;) {
-        const base = this.hooks(() => announced, () => (announced = true));
-        const hooks: DistillHooks = {
-          ...base,
-          onStart: (info) => {
-            this.total = info.totalSteps;
-            base.onStart?.(info);
-          },
-          onRound: (line) => {
-            this.flush();
-            this.emit({ type: 'round', round: JSON.parse(JSON.stringify(line)) as Record<string, unknown> });
-          },
-          onSamples: (round, files) => void this.emit({ type: 'samples', round, files: files.slice(0, 1000) }),
-        };
-        const result = await runDistill(cfg, job.runDir, hooks);
-        this.flush();
-        if (result.status === 'stopped' && this.pauseRequested && !this.stopRequested) {
-          const signal = await this.pauseHere(result.step);
-          if (signal === 'resume') continue;
-          return this.finish({ type: 'done', status: 'stopped', step: result.step, reason: 'stopped by user (while paused)' }, 0);
-        }
-        return this.finish({ type: 'done', status: result.status, step: result.step, ...(result.reason ? { reason: result.reason.slice(0, 4000) } : {}) }, 0);
-      }
-    } catch (e) {
-      this.flush();
-      return this.fail(e instanceof Error ? e : new Error(String(e)));
-    }
+  private async distillEngine(job: JobSpec): Promise<EngineRun> {
+    const parsed = DistillConfig.safeParse(job.config);
+    if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
+    const cfg = parsed.data;
+    const runDistill = this.opts.runDistill ?? (await import('./engine/distill.ts')).runDistill;
+    return (base) =>
+      runDistill(cfg, job.runDir, {
+        ...base,
+        onStart: (info) => {
+          this.total = info.totalSteps;
+          base.onStart?.(info);
+        },
+        onRound: (line) => {
+          this.flush();
+          this.emit({ type: 'round', round: JSON.parse(JSON.stringify(line)) as Record<string, unknown> });
+        },
+        onSamples: (round, files) => void this.emit({ type: 'samples', round, files: files.slice(0, 1000) }),
+      });
   }
 
   private hooks(announced: () => boolean, markAnnounced: () => void): JobHooks {

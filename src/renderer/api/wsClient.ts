@@ -4,7 +4,8 @@
 import { API_METHODS, ApiError, type ApiMethod, type ApiRequest, type ApiResponses, type RunEvent, type SdttApi, type WsClientMessage, type WsServerMessage } from '../../shared/api.ts';
 import { backoffDelay } from '../lib/backoff.ts';
 
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+/** 'failed' is terminal: the server rejected the token (close code 1008); the client does not retry. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'failed';
 export interface ConnectionStatus {
   state: ConnectionState;
   /** Why the last connection ended / what is wrong, for the header. */
@@ -146,6 +147,13 @@ export class WsApiClient {
       if (this.ws !== ws) return;
       this.ws = null;
       const why = closeReason(ev.code, ev.reason, this.everOpened);
+      if (ev.code === 1008) {
+        // The server refused our token: retrying cannot help. Terminal state, everything pending fails now.
+        const detail = 'the server rejected the access token (bad or missing token): open the exact URL that `sdtt serve` printed';
+        this.failAll(`not connected to the SDTT server: ${detail}`);
+        this.setStatus({ state: 'failed', detail, attempt: this.attempt });
+        return;
+      }
       this.failInflight(`connection to the SDTT server lost (${why}) before it answered; the request may or may not have run`);
       this.scheduleReconnect(why);
     };
@@ -161,6 +169,7 @@ export class WsApiClient {
   private call(method: ApiMethod, params: unknown): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.disposed) return reject(new ApiError(`${method}: the client was closed`, 'internal'));
+      if (this.status.state === 'failed') return reject(new ApiError(`${method}: not connected to the SDTT server: ${this.status.detail ?? 'failed'}`, 'internal'));
       const p: Pending = { method, resolve, reject };
       const msg: WsClientMessage = { id: this.nextId++, method, params: params ?? {} };
       if (this.ws && this.status.state === 'open') this.send(msg, p);

@@ -3,7 +3,7 @@
 import { DistillConfig, DIVERGENCE_NAMES, type DivergenceName } from '../../shared/distillConfig.ts';
 import { BACKENDS } from '../../shared/config.ts';
 
-export const FORM_FIELDS = ['teacher', 'divergence', 'rounds', 'stepsPerRound', 'lr', 'batchSize', 'seed', 'backend', 'startSteps', 'evalSamples'] as const;
+export const FORM_FIELDS = ['teacher', 'divergence', 'rounds', 'stepsPerRound', 'lr', 'batchSize', 'seed', 'backend', 'startSteps', 'evalSamples', 'judge', 'evalSteps'] as const;
 export type FormField = (typeof FORM_FIELDS)[number];
 export type FormValues = Record<FormField, string>;
 
@@ -17,7 +17,8 @@ export const DIVERGENCE_HELP: Record<DivergenceName, string> = {
 export { DIVERGENCE_NAMES, BACKENDS };
 
 export function defaultFormValues(teacher = ''): FormValues {
-  return { teacher, divergence: 'kld', rounds: '5', stepsPerRound: '2000', lr: '1e-4', batchSize: '32', seed: '0', backend: 'auto', startSteps: '', evalSamples: '256' };
+  // judge '' = absent (the shipped default judge when installed, else no gen PPL); evalSteps '' = the schema default.
+  return { teacher, divergence: 'kld', rounds: '5', stepsPerRound: '2000', lr: '1e-4', batchSize: '32', seed: '0', backend: 'auto', startSteps: '', evalSamples: '256', judge: '', evalSteps: '' };
 }
 
 /** zod issue path -> form field. */
@@ -33,7 +34,15 @@ const PATH_TO_FIELD: Record<string, FormField> = {
   backend: 'backend',
   startSteps: 'startSteps',
   evalSamples: 'evalSamples',
+  judge: 'judge',
+  evalSteps: 'evalSteps',
 };
+
+/** "128, 64 32" -> [128, 64, 32] ('' -> undefined = the schema default; garbage entries -> NaN, which zod rejects). */
+export function parseStepList(s: string): number[] | undefined {
+  const parts = s.split(/[\s,]+/).filter((p) => p !== '');
+  return parts.length === 0 ? undefined : parts.map((p) => Number(p));
+}
 
 /** A numeric text field: '' = absent (schema default), otherwise Number() (NaN for garbage, which zod rejects). */
 function num(s: string): number | undefined {
@@ -54,6 +63,8 @@ export function formToInput(v: FormValues): Record<string, unknown> {
     backend: v.backend,
     startSteps: num(v.startSteps),
     evalSamples: num(v.evalSamples),
+    judge: v.judge.trim() === '' ? undefined : v.judge.trim(),
+    evalSteps: parseStepList(v.evalSteps),
   };
   for (const k of Object.keys(input)) if (input[k] === undefined) delete input[k];
   if ((input.optim as { lr?: number }).lr === undefined) input.optim = {};
@@ -75,10 +86,15 @@ export function validateForm(v: FormValues): FormValidation {
   const other: string[] = [];
   for (const issue of r.error.issues) {
     const key = issue.path.join('.');
-    const field = PATH_TO_FIELD[key];
+    // evalSteps.<i>: a problem with one entry of the list
+    const field = PATH_TO_FIELD[key] ?? (issue.path[0] === 'evalSteps' ? 'evalSteps' : undefined);
     let msg = issue.message;
     if (field === 'teacher' && v.teacher.trim() === '') msg = 'choose a teacher model or type a checkpoint path';
-    else if (/received NaN|expected number/i.test(msg) && field && v[field].trim() !== '' && Number.isNaN(Number(v[field]))) msg = 'not a number';
+    else if (field === 'evalSteps' && issue.path.length > 1) {
+      const i = Number(issue.path[1]);
+      const entry = v.evalSteps.split(/[\s,]+/).filter((p) => p !== '')[i] ?? '';
+      msg = Number.isNaN(Number(entry)) ? `"${entry}" is not a number` : `"${entry}": ${humanize(msg)}`;
+    } else if (/received NaN|expected number/i.test(msg) && field && v[field].trim() !== '' && Number.isNaN(Number(v[field]))) msg = 'not a number';
     msg = humanize(msg);
     if (field) errors[field] ??= msg;
     else other.push(`${key || '(config)'}: ${msg}`);

@@ -14,7 +14,9 @@ export function Header() {
         ? `reconnecting${conn.retryInMs !== undefined ? ` in ${Math.ceil(conn.retryInMs / 1000)}s` : '…'}`
         : conn.state === 'connecting'
           ? 'connecting…'
-          : 'disconnected';
+          : conn.state === 'failed'
+            ? 'access denied: bad or missing token'
+            : 'disconnected';
   return (
     <header className="header">
       <div className="brand">

@@ -2,6 +2,7 @@
 // is shown at its field (aria-invalid + message). Submit = createRun, then controlRun start.
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
 import { BACKENDS, DIVERGENCE_HELP, DIVERGENCE_NAMES, defaultFormValues, validateForm, type FormField, type FormValues } from '../lib/distillForm.ts';
+import { DEFAULT_EVAL_STEPS } from '../../shared/distillConfig.ts';
 import { fmtParams } from '../lib/format.ts';
 import { api, refreshRuns, useApp } from '../store/appStore.ts';
 
@@ -15,6 +16,7 @@ export function NewRunForm() {
     () => models.filter((m) => m.arch === 'mdlm').sort((a, b) => (a.source === b.source ? a.label.localeCompare(b.label) : a.source === 'shipped' ? -1 : 1)),
     [models],
   );
+  const judges = useMemo(() => models.filter((m) => m.arch === 'ar').sort((a, b) => (a.source === b.source ? a.label.localeCompare(b.label) : a.source === 'shipped' ? -1 : 1)), [models]);
   const [values, setValues] = useState<FormValues>(() => defaultFormValues(teachers[0]?.path ?? ''));
   const [teacherChoice, setTeacherChoice] = useState<string>(teachers[0]?.path ?? '');
   const [runId, setRunId] = useState('');
@@ -169,6 +171,21 @@ export function NewRunForm() {
         {field('seed', 'Seed', <input {...inputProps('seed', { inputMode: 'numeric' })} />, 'also the sampling seed of every grid cell')}
         {field('startSteps', 'Start steps N₀', <input {...inputProps('startSteps', { inputMode: 'numeric', placeholder: "model's seqLen" })} />, 'teacher steps of round 0; empty = seqLen')}
         {field('evalSamples', 'Eval samples', <input {...inputProps('evalSamples', { inputMode: 'numeric' })} />, 'samples per evaluation point')}
+        {field(
+          'judge',
+          'Judge (gen PPL)',
+          <select {...inputProps('judge')}>
+            <option value="">none / shipped default</option>
+            {judges.map((m) => (
+              <option key={m.id} value={m.path}>
+                {m.label} · {fmtParams(m.params)} params · {m.source === 'shipped' ? 'shipped' : 'from a run'}
+              </option>
+            ))}
+            {values.judge !== '' && !judges.some((m) => m.path === values.judge) && <option value={values.judge}>{values.judge}</option>}
+          </select>,
+          'autoregressive model scoring the samples; without one, rounds report entropy and held-out NELBO only',
+        )}
+        {field('evalSteps', 'Eval step counts', <input {...inputProps('evalSteps', { placeholder: DEFAULT_EVAL_STEPS.join(', ') })} />, 'comma-separated sampling step counts; empty = default')}
         <div className={`field${idError ? ' invalid' : ''}`}>
           <label htmlFor="f-id">Run id (optional)</label>
           <input id="f-id" data-testid="field-id" value={runId} placeholder="generated" onChange={(e) => setRunId(e.target.value.trim())} aria-invalid={idError ? true : undefined} />

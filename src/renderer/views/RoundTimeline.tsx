@@ -8,7 +8,7 @@ export function RoundTimeline({ id }: { id: string }) {
     <section className="panel">
       <div className="panel-head">
         <h3>Rounds</h3>
-        <span className="muted">gen PPL ± s.e. and entropy at the student's step count</span>
+        <span className="muted">gen PPL ± s.e. (— without a judge), entropy and held-out NELBO at the student's step count</span>
       </div>
       <ol className="timeline" data-testid="round-timeline">
         {rounds.length === 0 && <li className="muted pad">Rounds appear when the run starts.</li>}
@@ -26,11 +26,17 @@ export function RoundTimeline({ id }: { id: string }) {
               </div>
               {ev ? (
                 <div className="round-eval">
-                  <span title={`generative perplexity at ${ev.steps} steps`}>
-                    PPL <b>{fmtNum(ev.gen_ppl)}</b> ± {fmtNum(ev.gen_ppl_se, 3)}
+                  <span title={ev.gen_ppl === null ? 'no generative perplexity: the run has no judge' : `generative perplexity at ${ev.steps} steps`} data-testid={`round-${r.round}-ppl`}>
+                    PPL <b>{fmtNum(ev.gen_ppl)}</b>
+                    {ev.gen_ppl !== null && <> ± {fmtNum(ev.gen_ppl_se, 3)}</>}
                   </span>
                   <span title="unigram entropy of the samples">H {fmtNum(ev.entropy, 3)}</span>
                   <span className="muted">@{ev.steps}</span>
+                  {r.heldoutNelbo !== undefined && (
+                    <span title="held-out NELBO of the student after the round (nats/token)" data-testid={`round-${r.round}-nelbo`}>
+                      NELBO {fmtNum(r.heldoutNelbo, 4)}
+                    </span>
+                  )}
                 </div>
               ) : (
                 <div className="round-eval muted">{r.status === 'done' ? 'no evaluation' : 'eval after the round'}</div>

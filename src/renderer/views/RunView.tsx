@@ -22,8 +22,9 @@ export function RunView({ id }: { id: string }) {
 
   const live = useMemo(() => {
     const s = useMetrics.getState().series.get(id);
-    if (!s) return { rate: NaN, tok: NaN, loss: NaN, lr: NaN, gradNorm: NaN, n: 0 };
+    if (!s) return { rate: NaN, tok: NaN, loss: NaN, lr: NaN, gradNorm: NaN, n: 0, step: 0 };
     return {
+      step: s.train.length ? s.train.lastStep() : 0,
       rate: stepRate(s),
       tok: s.train.cols.tokPerSec.last(),
       loss: s.train.cols.loss.last(),
@@ -36,7 +37,10 @@ export function RunView({ id }: { id: string }) {
 
   if (!run) return <div className="panel muted">{detailError ? `could not open ${id}: ${detailError}` : `loading ${id}…`}</div>;
   const active = run.status === 'running' || run.status === 'paused' || run.status === 'queued';
-  const etaS = run.status === 'running' && live.rate > 0 ? (run.totalSteps - run.step) / live.rate : NaN;
+  // The record's step only moves on status events (start, checkpoints, pause…); metric points arrive every logEvery
+  // steps, so while the run is live the progress bar follows the latest logged step when that is further along.
+  const step = active ? Math.min(run.totalSteps, Math.max(run.step, live.step)) : run.step;
+  const etaS = run.status === 'running' && live.rate > 0 ? (run.totalSteps - step) / live.rate : NaN;
   const chartRun = [{ id, label: id, color: '#2563eb' }];
 
   return (
@@ -71,13 +75,13 @@ export function RunView({ id }: { id: string }) {
             {run.reason}
           </div>
         )}
-        <ProgressBar step={run.step} total={run.totalSteps} etaS={etaS} />
+        <ProgressBar step={step} total={run.totalSteps} etaS={etaS} />
         <div className="stats">
           <Stat label="loss" value={fmtNum(live.loss)} />
           <Stat label="lr" value={fmtNum(live.lr, 3)} />
           <Stat label="grad norm" value={fmtNum(live.gradNorm, 3)} />
           <Stat label="throughput" value={fmtRate(live.tok)} testId="throughput" />
-          <Stat label="steps/s" value={fmtNum(live.rate, 3)} />
+          <Stat label="steps/s" value={Number.isFinite(live.rate) ? fmtNum(live.rate, 3) : '—'} testId="steps-per-s" />
           <Stat label="points" value={live.n.toLocaleString()} />
         </div>
         {metricsError && <div className="error-line">metrics: {metricsError}</div>}
@@ -98,7 +102,9 @@ export function RunView({ id }: { id: string }) {
           </div>
         </div>
         {loadState === 'loading' && live.n === 0 ? <div className="chart-empty">loading metrics…</div> : null}
-        <MetricChart runs={chartRun} field="loss" smoothing={smoothing} log={log} bands={rounds} showEval height={260} testId="loss-chart" />
+        {/* A distill run's eval points are the held-out NELBO, on another scale than the distillation loss (it would
+            flatten the curve): they are shown per round in the round cards instead. */}
+        <MetricChart runs={chartRun} field="loss" smoothing={smoothing} log={log} bands={rounds} showEval={run.kind !== 'distill'} height={260} testId="loss-chart" />
         <div className="small-charts">
           <div>
             <h4>learning rate</h4>

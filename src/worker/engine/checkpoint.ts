@@ -44,14 +44,8 @@ export interface CheckpointData {
   extraConfig?: Record<string, unknown>;
 }
 
-export interface LoadedCheckpoint {
-  config: ModelConfig;
-  layout: ParamLayout;
-  params: Float32Array;
-  ema?: Float32Array;
-  emaUpdates?: number;
-  optimizer?: { m: Float32Array; v: Float32Array; step: number };
-  state?: Record<string, unknown>;
+/** What loadCheckpoint returns: CheckpointData, with extraConfig always present. */
+export interface LoadedCheckpoint extends Omit<CheckpointData, 'extraConfig'> {
   /** config.json keys other than architectures, model_type and the ModelConfig fields (tokenizer, sdtt, ...). */
   extraConfig: Record<string, unknown>;
 }

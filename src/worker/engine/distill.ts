@@ -271,7 +271,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     });
 
     let current = step < totalSteps ? roundAt(schedule, step) : null;
-    if (current) hooks.onRoundStart?.(current, step > current.firstStep);
+    if (current) hooks.onRoundStart?.(current, step >= current.firstStep);
     let roundStartedAt = Date.now();
     let roundTrainMs = 0;
     let roundStepsHere = 0;
@@ -309,14 +309,14 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       roundStepsHere++;
       roundTrainMs += Date.now() - stepStarted;
 
-      if (step % cfg.logEvery === 0 || step === round.lastStep + 1) {
+      if (step % cfg.logEvery === 0 || step === round.lastStep) {
         const secs = (Date.now() - windowStart) / 1000;
         hooks.onStep?.({ step, loss, lr, gradNorm, tokPerSec: (windowSteps * B * L) / Math.max(secs, 1e-9), elapsedS: (Date.now() - startedAt) / 1000, round: round.round });
         windowStart = Date.now();
         windowSteps = 0;
       }
       let wrote = false;
-      if (step === round.lastStep + 1) {
+      if (step === round.lastStep) {
         // ---- round boundary ----------------------------------------------------------------------------------
         const wallS = (Date.now() - roundStartedAt) / 1000;
         const rdir = join(runDir, 'rounds', String(round.round));
@@ -356,7 +356,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
 }
 
 function doneRounds(schedule: RoundInfo[], step: number): number {
-  return schedule.filter((r) => r.lastStep < step).length;
+  return schedule.filter((r) => r.lastStep <= step).length;
 }
 
 /** The rows of `targets` [B·L, V] at masked positions, in (b, l) row-major order: [nMasked, V]. */

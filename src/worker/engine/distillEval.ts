@@ -126,8 +126,8 @@ export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, ro
         seed: ctx.seed,
         sample: k,
         text: ctx.tokenizer.decode(tokens),
-        // -1 = not computed (no judge): the UI schema needs a number, and NaN would not survive JSON.
-        genPpl: nll ? Math.exp(nll[k]) : -1,
+        // null = not computed (the run has no judge).
+        genPpl: nll ? Math.exp(nll[k]) : null,
         entropy: entropy.perSample[k],
         latencyMs: perSampleMs[k],
       };

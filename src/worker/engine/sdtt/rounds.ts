@@ -1,6 +1,11 @@
 // SDTT round schedule (spec §4.3, §8). Round r distils a teacher sampling with N0/2^r steps into a student for
 // N0/2^(r+1) steps; the teacher's sub-step is Δ_r = (1 − ε_s)·2^r/N0 and the student's step 2Δ_r. Each round is
-// `stepsPerRound` optimiser steps; the rounds tile the optimiser steps contiguously from step 0.
+// `stepsPerRound` optimiser steps; the rounds tile the optimiser steps contiguously.
+//
+// Step numbering: RoundInfo.firstStep / lastStep are COMPLETED-step counts (1-based), the numbers metrics, checkpoints
+// and the UI use: round 0 of 20 steps covers steps 1..20 (after its last step, 20 steps are done). roundAt() takes
+// the 0-based INDEX of the optimiser step about to run (= the number of steps completed before it), as the training
+// loop has it: roundAt(s, 0) is round 0, roundAt(s, 19) is round 0, roundAt(s, 20) is round 1 (20 per round).
 import { EPS_SAMPLE } from '../mdlm.ts';
 
 export interface RoundScheduleConfig {
@@ -21,9 +26,10 @@ export interface RoundInfo {
   studentSteps: number;
   /** Teacher sub-step size Δ_r = (1 − ε_s)·2^r/N0. */
   deltaTeacher: number;
-  /** First optimiser step of the round (inclusive). */
+  /** First step of the round, as a completed-step count (1-based, inclusive): r·stepsPerRound + 1. */
   firstStep: number;
-  /** Last optimiser step of the round (inclusive): firstStep + stepsPerRound − 1. */
+  /** Last step of the round, as a completed-step count (inclusive): firstStep + stepsPerRound − 1 = (r+1)·stepsPerRound;
+   * the round is over once this many optimiser steps are done. */
   lastStep: number;
   /** "teacher N -> student N/2". */
   label: string;
@@ -49,7 +55,7 @@ export function roundSchedule(cfg: RoundScheduleConfig): RoundInfo[] {
     const studentSteps = n0 / 2 ** (r + 1);
     if (studentSteps < minSteps) break;
     if (!Number.isInteger(studentSteps)) throw new Error(`roundSchedule: round ${r} would distil ${teacherSteps} steps into ${studentSteps}; startSteps ${n0} is not divisible by 2^${r + 1}`);
-    const firstStep = r * stepsPerRound;
+    const firstStep = r * stepsPerRound + 1;
     out.push({
       round: r,
       teacherSteps,
@@ -65,12 +71,16 @@ export function roundSchedule(cfg: RoundScheduleConfig): RoundInfo[] {
 
 /** Total optimiser steps of a schedule. */
 export function scheduleSteps(schedule: readonly RoundInfo[]): number {
-  return schedule.length === 0 ? 0 : schedule[schedule.length - 1].lastStep + 1;
+  return schedule.length === 0 ? 0 : schedule[schedule.length - 1].lastStep;
 }
 
-/** The round that optimiser step `step` (0-based) belongs to, or null once the schedule is over. */
+/**
+ * The round that the optimiser step with 0-based INDEX `step` belongs to (i.e. the step run when `step` steps are
+ * already done; it completes step number step + 1), or null once the schedule is over.
+ */
 export function roundAt(schedule: readonly RoundInfo[], step: number): RoundInfo | null {
   if (!Number.isInteger(step) || step < 0) throw new Error(`roundAt: step must be an integer >= 0, got ${step}`);
-  for (const r of schedule) if (step >= r.firstStep && step <= r.lastStep) return r;
+  const n = step + 1;
+  for (const r of schedule) if (n >= r.firstStep && n <= r.lastStep) return r;
   return null;
 }

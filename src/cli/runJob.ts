@@ -1,0 +1,110 @@
+// The run plumbing `sdtt pretrain` and `sdtt distill` share: open (or resume) the run folder, turn the first
+// Ctrl-C / SIGTERM into a graceful stop (the engine checkpoints first; a second one aborts), a progress bar, the
+// engine hooks that keep run.json and metrics.jsonl current, and the run's final status.
+import type { PretrainConfig } from '../shared/config.ts';
+import type { DistillConfig } from '../shared/distillConfig.ts';
+import type { RunRecord } from '../shared/runState.ts';
+import { RunStore } from '../main/runStore.ts';
+import { openOrResume } from '../main/runLifecycle.ts';
+import { ProgressBar } from './progress.ts';
+
+/** What a job sees of its run while the engine runs. The arrow members are safe to pass as engine hooks. */
+export interface CliRun {
+  readonly store: RunStore;
+  readonly id: string;
+  readonly runDir: string;
+  readonly record: RunRecord;
+  /** The progress bar; a job may replace it once the engine knows the real total (onStart). */
+  bar: ProgressBar;
+  /** The loss of the last train metric passed to trainStep (NaN before the first). */
+  readonly lastLoss: number;
+  /** onStart: drops metrics past the resume point; records backend, device, step (and `extra`) in run.json. */
+  started: (info: { backend: string; device: string; startStep: number }, extra?: Partial<RunRecord>) => void;
+  /** onStep: appends the train metric, remembers its loss and moves the bar (`text` after the bar). */
+  trainStep: (m: { step: number; loss: number }, text: string) => void;
+  /** onEval: appends the eval metric. */
+  evalMetric: (m: object) => void;
+  /** onCheckpoint: records the checkpointed step in run.json. */
+  checkpointed: (step: number) => void;
+  /** shouldStop: true after the first SIGINT / SIGTERM. */
+  shouldStop: () => boolean;
+}
+
+export interface CliJobOptions {
+  workspace: string;
+  id: string;
+  kind: RunRecord['kind'];
+  cfg: PretrainConfig | DistillConfig;
+  /** Progress bar label. */
+  label: string;
+  /** Progress bar total (default: the run record's totalSteps). */
+  total?: number;
+  /** How the final line prints the last loss. */
+  formatLoss: (loss: number) => string;
+}
+
+export interface CliJobResult {
+  status: RunRecord['status'];
+  reason?: string;
+  step: number;
+}
+
+/**
+ * Opens the run, runs `job` with the signal handlers installed, records the result (or the failure, rethrown) in
+ * run.json, prints the "run <id>: <status> at step ..." line, then `report`. Exit code 0 when done or stopped.
+ */
+export async function runCliJob<R extends CliJobResult>(opts: CliJobOptions, job: (run: CliRun) => Promise<R>, report: (result: R, run: CliRun) => void = () => {}): Promise<number> {
+  const store = new RunStore(opts.workspace);
+  const { id } = opts;
+  const record = openOrResume(store, id, opts.kind, opts.cfg, { status: 'running', pid: process.pid, ownPid: process.pid });
+  const runDir = store.dir(id);
+  console.error(`run ${id}: ${runDir}${record.step > 0 ? ` (resuming at step ${record.step})` : ''}`);
+
+  let stopRequested = false;
+  const onSignal = () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    console.error('\nstopping after this step (checkpoint first); press Ctrl-C again to abort');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let lastLoss = NaN;
+  const run: CliRun = {
+    store,
+    id,
+    runDir,
+    record,
+    bar: new ProgressBar(opts.label, opts.total ?? record.totalSteps, record.step),
+    get lastLoss() {
+      return lastLoss;
+    },
+    started: (info, extra) => {
+      store.truncateMetricsAfter(id, info.startStep);
+      store.update(id, { backend: info.backend, device: info.device, status: 'running', pid: process.pid, step: info.startStep, ...extra });
+    },
+    trainStep: (m, text) => {
+      store.appendMetric(id, { type: 'train', ...m });
+      lastLoss = m.loss;
+      run.bar.update(m.step, text);
+    },
+    evalMetric: (m) => store.appendMetric(id, { type: 'eval', ...m }),
+    checkpointed: (step) => store.update(id, { step }),
+    shouldStop: () => stopRequested,
+  };
+  try {
+    const result = await job(run);
+    run.bar.done();
+    store.update(id, { status: result.status, reason: result.reason, step: result.step, pid: undefined });
+    console.error(`run ${id}: ${result.status} at step ${result.step}${result.reason ? ` (${result.reason})` : ''}; last loss ${opts.formatLoss(lastLoss)}`);
+    report(result, run);
+    return result.status === 'done' || result.status === 'stopped' ? 0 : 1;
+  } catch (e) {
+    run.bar.done();
+    store.update(id, { status: 'failed', reason: (e as Error).message, pid: undefined });
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
