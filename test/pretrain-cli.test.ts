@@ -90,3 +90,21 @@ test('bad flags fail with exit code 2 and name the flag', () => {
   assert.equal(u.status, 2);
   assert.match(u.stderr, /unknown --model "huge"/);
 });
+
+test('SIGTERM stops an in-process run (threads 1) after a checkpoint, with status stopped', async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'sdtt-term-'));
+  const child = spawn(process.execPath, [CLI, 'pretrain', ...COMMON, '--steps', '100000', '--workspace', ws, '--run', 't'], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+  const ckDir = join(ws, 'runs', 't', 'checkpoints');
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(join(ckDir, '10', 'state.json'))) {
+    assert.ok(Date.now() < deadline, 'no checkpoint within 60 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGTERM');
+  const code = await new Promise((r) => child.once('exit', r));
+  assert.equal(code, 0);
+  const record = JSON.parse(readFileSync(join(ws, 'runs', 't', 'run.json'), 'utf8'));
+  assert.equal(record.status, 'stopped');
+  assert.ok(record.step >= 10 && record.step < 1000, `stopped promptly (step ${record.step})`);
+  assert.ok(existsSync(join(ckDir, String(record.step), 'model.safetensors')), 'a checkpoint at the stop step');
+});

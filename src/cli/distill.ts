@@ -108,6 +108,7 @@ export async function run(argv: string[], synopsis = 'usage: sdtt distill --teac
         },
         onCheckpoint: run.checkpointed,
         shouldStop: run.shouldStop,
+        beforeStep: run.beforeStep,
       }),
     (result, { id, runDir }) => {
       const teacherEval = readTeacherEval(runDir);

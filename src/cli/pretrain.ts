@@ -86,6 +86,7 @@ export async function run(argv: string[], kind: 'pretrain' | 'pretrain-ar' = 'pr
         },
         onCheckpoint: run.checkpointed,
         shouldStop: run.shouldStop,
+        beforeStep: run.beforeStep,
       }),
     (result) => {
       if (result.lastCheckpoint) console.error(`checkpoint: ${result.lastCheckpoint}`);

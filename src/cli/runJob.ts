@@ -28,6 +28,11 @@ export interface CliRun {
   checkpointed: (step: number) => void;
   /** shouldStop: true after the first SIGINT / SIGTERM. */
   shouldStop: () => boolean;
+  /**
+   * beforeStep: yields one event-loop turn. An in-process engine (threads 1) resolves every await as a microtask,
+   * and signals are only delivered on a loop turn: without this, Ctrl-C / SIGTERM would wait for the whole run.
+   */
+  beforeStep: () => Promise<void>;
 }
 
 export interface CliJobOptions {
@@ -91,6 +96,7 @@ export async function runCliJob<R extends CliJobResult>(opts: CliJobOptions, job
     evalMetric: (m) => store.appendMetric(id, { type: 'eval', ...m }),
     checkpointed: (step) => store.update(id, { step }),
     shouldStop: () => stopRequested,
+    beforeStep: () => new Promise<void>((resolve) => setImmediate(resolve)),
   };
   try {
     const result = await job(run);
