@@ -84,6 +84,6 @@ test('sdtt distill: banners, final table, one JSON line; the same command resume
   await assert.rejects(capture(() => run([...args, '--lr', '5e-4'])), /different config.*optim\.lr/);
 });
 
-test('sdtt demo names the missing shipped model folder', { skip: existsSync(join(DEMO_TEACHER, 'config.json')) && existsSync(join(DEMO_JUDGE, 'config.json')) }, async () => {
+test('sdtt demo names the missing shipped model folder', { skip: existsSync(join(DEMO_TEACHER, 'config.json')) && existsSync(join(DEMO_JUDGE, 'config.json')) ? 'the shipped models are installed, so there is no missing folder to name' : false }, async () => {
   await assert.rejects(runDemo([]), (e: Error) => /needs the shipped (teacher|judge) model folder .*assets\/models\/(mdlm|judge)/.test(e.message));
 });
