@@ -6,23 +6,11 @@
 // happens, so an invalid request (unknown method, malformed or oversized payload, hostile keys, a run id such as
 // "../x") changes nothing and is answered with ApiError('invalid-request') naming the bad field.
 //
-// On-disk shapes read here (besides run.json / metrics.jsonl, owned by RunStore):
-//   runs/<id>/rounds.jsonl   one JSON object per finished round; read leniently into RoundSummary:
-//                            { round, teacherSteps, studentSteps, label?, status? ('done' if absent), firstStep?,
-//                              lastStep?, eval?: [{ steps, gen_ppl, gen_ppl_se, entropy }], heldoutNelbo?,
-//                              checkpoint?: "<path>" }  (firstStep/lastStep: completed-step counts, 1-based;
-//                              gen_ppl/gen_ppl_se null without a judge)
-//                            `checkpoint` (relative to the run folder, or absolute inside it) names the round's
-//                            student checkpoint; without it, checkpoints/<lastStep> is used.
-//   runs/<id>/samples/*.json each file holds a JSON array of SampleCell (shared/api.ts), or one SampleCell object,
-//                            or { "cells": SampleCell[] }; conventionally named <round>-<steps>.json (round -1 =
-//                            the teacher). Cells that do not match the SampleCell shape are skipped with a warning.
+// On-disk shapes read here (rounds.jsonl, samples/*.json) are described in runFiles.ts.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { z } from 'zod';
 import {
   API_METHODS,
   ApiError,
@@ -31,7 +19,6 @@ import {
   type ApiRequest,
   type ApiResponses,
   type AppInfo,
-  type MetricPoint,
   type ModelInfo,
   type RoundSummary,
   type RunEvent,
@@ -39,11 +26,13 @@ import {
   type SdttApi,
 } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { FORMAT_TAG, latestCheckpoint } from '../worker/engine/checkpoint.ts';
-import { decodeSafetensors, encodeSafetensors, MAX_HEADER_BYTES, type SafetensorInput } from '../worker/engine/safetensors.ts';
+import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
+import { exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
+import { describeCheckpoint, normaliseRound, readSampleCells, toMetricPoint } from './runFiles.ts';
 import { RunStoreError } from './runStore.ts';
+export { describeCheckpoint, safetensorsParamCount } from './runFiles.ts';
 
 /** Most metric points one getMetrics call returns; the renderer pages with `next`. */
 export const METRICS_PAGE = 20_000;
@@ -266,75 +255,14 @@ export class ApiHost implements SdttApi {
 
   private doGetSamples(id: string): SampleCell[] {
     this.requireRun(id);
-    const dir = this.manager.store.samplesDir(id);
-    if (!existsSync(dir)) return [];
-    const cells: SampleCell[] = [];
-    for (const f of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
-      const file = join(dir, f);
-      let raw: unknown;
-      try {
-        raw = JSON.parse(readFileSync(file, 'utf8'));
-      } catch (e) {
-        this.warn(`skipping ${file}: ${(e as Error).message}`);
-        continue;
-      }
-      const list = Array.isArray(raw) ? raw : raw && typeof raw === 'object' && Array.isArray((raw as { cells?: unknown }).cells) ? (raw as { cells: unknown[] }).cells : [raw];
-      let bad = 0;
-      for (const c of list) {
-        const p = SampleCellSchema.safeParse(c);
-        // genPpl < 0 is the placeholder older versions wrote for "no judge": read it as null.
-        if (p.success) cells.push(p.data.genPpl !== null && p.data.genPpl < 0 ? { ...p.data, genPpl: null } : p.data);
-        else bad++;
-      }
-      if (bad) this.warn(`${file}: skipped ${bad} entr${bad === 1 ? 'y' : 'ies'} that are not SampleCells`);
-    }
-    return cells.sort((a, b) => a.round - b.round || b.steps - a.steps || a.seed - b.seed);
+    return readSampleCells(this.manager.store.samplesDir(id), this.warn);
   }
 
   private doExportRound(id: string, round: number, folderIn: string): ApiResponses['exportRound'] {
     const rec = this.requireRun(id);
     const folder = resolve(this.workspace, folderIn);
     const src = this.roundCheckpoint(rec, round);
-    if (existsSync(folder)) {
-      if (!statSync(folder).isDirectory()) throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
-      if (readdirSync(folder).length) throw new ApiError(`${folder} is not empty; exports never overwrite files: choose a new or empty folder`, 'conflict');
-    }
-
-    // Weights: EMA when the checkpoint has them (what SDTT evaluates), else the raw parameters.
-    const emaFile = join(src.dir, 'ema.safetensors');
-    const weights = existsSync(emaFile) ? 'ema' : 'raw';
-    const decoded = decodeSafetensors(readFileSync(weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors')), weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors'));
-    const tensors = new Map<string, SafetensorInput>();
-    let params = 0;
-    for (const [name, t] of decoded.tensors) {
-      tensors.set(name, { dtype: t.dtype === 'BF16' || t.dtype === 'F16' ? 'F32' : (t.dtype as SafetensorInput['dtype']), shape: t.shape, data: t.data });
-      params += t.shape.reduce((a, b) => a * b, 1);
-    }
-    const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, source: src.dir, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
-    const config = readJsonObject(join(src.dir, 'config.json'));
-    config.export = provenance;
-    const model = encodeSafetensors(tensors, { format: 'pt', sdtt_format: FORMAT_TAG, kind: 'model', weights, run: rec.id, round: String(round), step: String(src.step) });
-    const files: [string, string | Uint8Array][] = [
-      ['model.safetensors', model],
-      ['config.json', JSON.stringify(config, null, 2) + '\n'],
-      ['README.md', modelCard(rec, round, src, weights, params, config)],
-    ];
-
-    mkdirSync(dirname(folder), { recursive: true });
-    const tmp = join(dirname(folder), `.${basename(folder)}.export-${randomBytes(4).toString('hex')}.tmp`);
-    try {
-      mkdirSync(tmp);
-      for (const [name, data] of files) writeFileSync(join(tmp, name), data, { flag: 'wx' });
-      // An empty folder the user picked is replaced; a non-empty one makes rename fail (ENOTEMPTY): never overwritten.
-      if (existsSync(folder)) rmdirSync(folder);
-      renameSync(tmp, folder);
-    } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ApiError(`${folder} was filled while exporting; nothing was overwritten`, 'conflict');
-      throw new ApiError(`export to ${folder} failed: ${(e as Error).message}`, 'internal');
-    }
-    return { folder, files: files.map(([n]) => n) };
+    return { folder, files: exportCheckpointFolder(rec, round, src, folder) };
   }
 
   // ---- helpers -----------------------------------------------------------------------------------------------
@@ -420,124 +348,6 @@ function toApiError(method: string, e: unknown): ApiError {
   return new ApiError(`${method}: ${msg}`, 'internal');
 }
 
-function toMetricPoint(m: Record<string, unknown>): MetricPoint {
-  return { ...m, type: m.type === 'eval' ? 'eval' : 'train', step: typeof m.step === 'number' ? m.step : 0 };
-}
-
-// gen_ppl / gen_ppl_se are null when the run has no judge (entropy is still computed).
-const EvalRow = z.object({ steps: z.number(), gen_ppl: z.number().nullable(), gen_ppl_se: z.number().nullable(), entropy: z.number() });
-
-function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummary & { checkpoint?: string }) | null {
-  if (!line || typeof line !== 'object' || typeof line.round !== 'number' || !Number.isInteger(line.round)) return null;
-  const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
-  const teacherSteps = num(line.teacherSteps);
-  const studentSteps = num(line.studentSteps);
-  const status = line.status === 'pending' || line.status === 'running' ? line.status : 'done';
-  const evalRows = Array.isArray(line.eval) ? line.eval.filter((r) => EvalRow.safeParse(r).success).map((r) => EvalRow.parse(r)) : undefined;
-  return {
-    round: line.round,
-    teacherSteps,
-    studentSteps,
-    label: typeof line.label === 'string' ? line.label : `R${line.round}: ${teacherSteps} -> ${studentSteps} steps`,
-    status,
-    firstStep: num(line.firstStep),
-    lastStep: num(line.lastStep),
-    ...(evalRows ? { eval: evalRows } : {}),
-    ...(typeof line.heldoutNelbo === 'number' && Number.isFinite(line.heldoutNelbo) ? { heldoutNelbo: line.heldoutNelbo } : {}),
-    ...(typeof line.checkpoint === 'string' ? { checkpoint: line.checkpoint } : {}),
-  };
-}
-
-/** SampleCell as stored in runs/<id>/samples/*.json (see the header comment). */
-const SampleCellSchema = z.object({
-  round: z.number().int().min(-1),
-  steps: z.number().int().min(0),
-  seed: z.number().int(),
-  text: z.string(),
-  genPpl: z.number().nullable(),
-  entropy: z.number(),
-  latencyMs: z.number(),
-  trajectory: z.array(z.array(z.number().int())).optional(),
-  tokenTexts: z.array(z.string()).optional(),
-}) satisfies z.ZodType<SampleCell>;
-
-function readJsonObject(file: string): Record<string, unknown> {
-  const raw = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
-  return raw as Record<string, unknown>;
-}
-
-/** Arch and parameter count of a checkpoint folder from config.json and model.safetensors' header (no weights read). */
-export function describeCheckpoint(dir: string): { arch: 'mdlm' | 'ar'; params: number; label?: string } {
-  const cfg = readJsonObject(join(dir, 'config.json'));
-  if (cfg.arch !== 'mdlm' && cfg.arch !== 'ar') throw new Error(`${dir}/config.json: arch ${JSON.stringify(cfg.arch)} is neither "mdlm" nor "ar"`);
-  const params = safetensorsParamCount(join(dir, 'model.safetensors'));
-  const label = typeof cfg.label === 'string' ? cfg.label : typeof cfg.name === 'string' ? cfg.name : undefined;
-  return { arch: cfg.arch, params, ...(label ? { label } : {}) };
-}
-
-/** Sum of the element counts in a safetensors file's header (reads only the header). */
-export function safetensorsParamCount(file: string): number {
-  const fd = openSync(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) !== 8) throw new Error(`${file}: too short for a safetensors file`);
-    const n = Number(len.readBigUInt64LE(0));
-    if (n < 2 || n > MAX_HEADER_BYTES) throw new Error(`${file}: header length ${n} is out of range`);
-    const head = Buffer.alloc(n);
-    if (readSync(fd, head, 0, n, 8) !== n) throw new Error(`${file}: truncated header`);
-    const header = JSON.parse(head.toString('utf8')) as Record<string, { shape?: unknown }>;
-    let total = 0;
-    for (const [k, v] of Object.entries(header)) {
-      if (k === '__metadata__') continue;
-      if (!v || !Array.isArray(v.shape) || !v.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${file}: tensor '${k}' has no valid shape`);
-      total += (v.shape as number[]).reduce((a, b) => a * b, 1);
-    }
-    return total;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function modelCard(rec: RunRecord, round: number, src: { dir: string; step: number }, weights: string, params: number, config: Record<string, unknown>): string {
-  const what = round === -1 ? (rec.kind === 'distill' ? 'the teacher of this distillation run' : `the ${rec.kind} model`) : `the student after SDTT round ${round}`;
-  const keys = ['arch', 'vocabSize', 'dModel', 'nLayers', 'nHeads', 'mlpRatio', 'seqLen', 'maskId', 'eosId'];
-  const rows = keys.filter((k) => k in config).map((k) => `| ${k} | ${JSON.stringify(config[k])} |`);
-  return `# ${rec.id}${round >= 0 ? ` — round ${round}` : ''}
-
-Exported by SDTT Workbench (${FORMAT_TAG}) on ${new Date().toISOString()}: ${what}.
-
-- run: \`${rec.id}\` (${rec.kind}, status ${rec.status}${rec.backend ? `, trained on ${rec.backend}` : ''})
-- checkpoint step: ${src.step}
-- weights: ${weights === 'ema' ? 'EMA (exponential moving average) of the parameters' : 'raw parameters (the checkpoint has no EMA)'}
-- parameters: ${params.toLocaleString('en-US')}
-
-## Architecture
-
-| key | value |
-|---|---|
-${rows.join('\n')}
-
-The model is a ${config.arch === 'ar' ? 'causal (autoregressive)' : 'masked diffusion (MDLM, DiT-style denoiser)'} transformer.
-Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), float32.
-\`config.json\` holds the hyper-parameters, the tokenizer mapping and the provenance (\`export\`, \`sdtt\`).
-
-## Loading
-
-\`\`\`python
-from safetensors.torch import load_file
-import json
-state = load_file("model.safetensors")
-config = json.load(open("config.json"))
-\`\`\`
-
-With SDTT Workbench: \`sdtt sample --model <this folder> --steps 16\`.
-
-## Limitations
-
-A small research model trained on the data named in the run's config; its outputs are not fact-checked text.
-`;
-}
 
 function readVersion(): string {
   try {

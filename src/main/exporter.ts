@@ -1,0 +1,97 @@
+// Writes an export folder (model.safetensors + config.json + README.md model card) from a checkpoint folder.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { ApiError } from '../shared/api.ts';
+import type { RunRecord } from '../shared/runState.ts';
+import { FORMAT_TAG } from '../worker/engine/checkpoint.ts';
+import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../worker/engine/safetensors.ts';
+import { readJsonObject } from './runFiles.ts';
+
+/**
+ * Exports checkpoint `src` (round `round` of run `rec`; -1: the pretrained model / the teacher) into `folder` (absolute),
+ * which must be new or empty: files are written to a temporary sibling then renamed, never overwriting anything.
+ * Throws ApiError (conflict | internal). Returns the names of the files written.
+ */
+export function exportCheckpointFolder(rec: RunRecord, round: number, src: { dir: string; step: number }, folder: string): string[] {
+  if (existsSync(folder)) {
+    if (!statSync(folder).isDirectory()) throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
+    if (readdirSync(folder).length) throw new ApiError(`${folder} is not empty; exports never overwrite files: choose a new or empty folder`, 'conflict');
+  }
+
+  // Weights: EMA when the checkpoint has them (what SDTT evaluates), else the raw parameters.
+  const emaFile = join(src.dir, 'ema.safetensors');
+  const weights = existsSync(emaFile) ? 'ema' : 'raw';
+  const decoded = decodeSafetensors(readFileSync(weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors')), weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors'));
+  const tensors = new Map<string, SafetensorInput>();
+  let params = 0;
+  for (const [name, t] of decoded.tensors) {
+    tensors.set(name, { dtype: t.dtype === 'BF16' || t.dtype === 'F16' ? 'F32' : (t.dtype as SafetensorInput['dtype']), shape: t.shape, data: t.data });
+    params += t.shape.reduce((a, b) => a * b, 1);
+  }
+  const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, source: src.dir, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
+  const config = readJsonObject(join(src.dir, 'config.json'));
+  config.export = provenance;
+  const model = encodeSafetensors(tensors, { format: 'pt', sdtt_format: FORMAT_TAG, kind: 'model', weights, run: rec.id, round: String(round), step: String(src.step) });
+  const files: [string, string | Uint8Array][] = [
+    ['model.safetensors', model],
+    ['config.json', JSON.stringify(config, null, 2) + '\n'],
+    ['README.md', modelCard(rec, round, src, weights, params, config)],
+  ];
+
+  mkdirSync(dirname(folder), { recursive: true });
+  const tmp = join(dirname(folder), `.${basename(folder)}.export-${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    mkdirSync(tmp);
+    for (const [name, data] of files) writeFileSync(join(tmp, name), data, { flag: 'wx' });
+    // An empty folder the user picked is replaced; a non-empty one makes rename fail (ENOTEMPTY): never overwritten.
+    if (existsSync(folder)) rmdirSync(folder);
+    renameSync(tmp, folder);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ApiError(`${folder} was filled while exporting; nothing was overwritten`, 'conflict');
+    throw new ApiError(`export to ${folder} failed: ${(e as Error).message}`, 'internal');
+  }
+  return files.map(([n]) => n);
+}
+
+function modelCard(rec: RunRecord, round: number, src: { dir: string; step: number }, weights: string, params: number, config: Record<string, unknown>): string {
+  const what = round === -1 ? (rec.kind === 'distill' ? 'the teacher of this distillation run' : `the ${rec.kind} model`) : `the student after SDTT round ${round}`;
+  const keys = ['arch', 'vocabSize', 'dModel', 'nLayers', 'nHeads', 'mlpRatio', 'seqLen', 'maskId', 'eosId'];
+  const rows = keys.filter((k) => k in config).map((k) => `| ${k} | ${JSON.stringify(config[k])} |`);
+  return `# ${rec.id}${round >= 0 ? ` — round ${round}` : ''}
+
+Exported by SDTT Workbench (${FORMAT_TAG}) on ${new Date().toISOString()}: ${what}.
+
+- run: \`${rec.id}\` (${rec.kind}, status ${rec.status}${rec.backend ? `, trained on ${rec.backend}` : ''})
+- checkpoint step: ${src.step}
+- weights: ${weights === 'ema' ? 'EMA (exponential moving average) of the parameters' : 'raw parameters (the checkpoint has no EMA)'}
+- parameters: ${params.toLocaleString('en-US')}
+
+## Architecture
+
+| key | value |
+|---|---|
+${rows.join('\n')}
+
+The model is a ${config.arch === 'ar' ? 'causal (autoregressive)' : 'masked diffusion (MDLM, DiT-style denoiser)'} transformer.
+Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), float32.
+\`config.json\` holds the hyper-parameters, the tokenizer mapping and the provenance (\`export\`, \`sdtt\`).
+
+## Loading
+
+\`\`\`python
+from safetensors.torch import load_file
+import json
+state = load_file("model.safetensors")
+config = json.load(open("config.json"))
+\`\`\`
+
+With SDTT Workbench: \`sdtt sample --model <this folder> --steps 16\`.
+
+## Limitations
+
+A small research model trained on the data named in the run's config; its outputs are not fact-checked text.
+`;
+}
