@@ -132,12 +132,9 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
         const valLoss = await validate();
         hooks.onEval?.({ step, valLoss, valPpl: Math.exp(valLoss), elapsedS: (Date.now() - startedAt) / 1000 });
       }
-      if (step % cfg.checkpointEvery === 0 || step === cfg.steps) checkpoint();
-      else if (hooks.shouldStop?.()) {
-        checkpoint();
-        return { status: 'stopped', step, reason: 'stopped by user', lastCheckpoint };
-      }
-      if (hooks.shouldStop?.()) return { status: 'stopped', step, reason: 'stopped by user', lastCheckpoint };
+      const stop = hooks.shouldStop?.() ?? false;
+      if (stop || step % cfg.checkpointEvery === 0 || step === cfg.steps) checkpoint();
+      if (stop) return { status: 'stopped', step, reason: 'stopped by user', lastCheckpoint };
     }
     return { status: 'done', step, lastCheckpoint };
   } finally {

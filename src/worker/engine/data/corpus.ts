@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng } from '../rng.ts';
 import { CompactTokenizer, gpt2Encode, GPT2_VOCAB_SIZE, DEFAULT_COMPACT_SIZE, loadTokenizer, sha256Hex, tokenizerFileText, type Tokenizer } from './tokenizer.ts';
-import { SOURCE_INFO, chunkDocument, packageVersion, readBrown, readGutencorpus, readNaturalGutenberg, readSotu, type RawDoc, type SourceId } from './sources.ts';
+import { SOURCE_INFO, chunkDocument, packageVersion, readBrown, readGutencorpus, readNaturalGutenberg, readSotu, type RawDoc, type SourceId, type SourceInfo } from './sources.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -56,13 +56,7 @@ export interface SplitInfo {
   shards: ShardInfo[];
 }
 
-export interface SourceManifest {
-  id: SourceId;
-  package: string;
-  version: string;
-  licence: string;
-  textLicence: string;
-  description: string;
+export interface SourceManifest extends SourceInfo {
   documents: Record<Split, number>;
   tokens: Record<Split, number>;
   gpt2Tokens: Record<Split, number>;
