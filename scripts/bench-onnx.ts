@@ -4,7 +4,7 @@
 // Prints tokens/s = batch * seqLen / seconds per forward (median of the timed iterations).
 import { parseArgs } from 'node:util';
 import { ModelConfig, BackendName } from '../src/shared/config.ts';
-import { initParams } from '../src/worker/engine/model.ts';
+import { initParams } from '../src/worker/engine/paramLayout.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
 import { createOnnxModel, loadOnnxRuntime } from '../src/worker/engine/onnx/runtime.ts';
 

@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { ApiError, API_METHODS, MAX_REQUEST_BYTES, type RunEvent } from '../src/shared/api.ts';
 import { MODEL_PRESETS } from '../src/shared/presets.ts';
 import { RunStore } from '../src/main/runStore.ts';
-import { RunManager, forkSpawner } from '../src/main/runManager.ts';
+import { RunManager } from '../src/main/runManager.ts';
+import { forkSpawner } from '../src/main/workerSpawner.ts';
 import { ApiHost, METRICS_PAGE, nodeBackendProbe, safetensorsParamCount } from '../src/main/apiHost.ts';
 import { loadCheckpoint, saveCheckpoint } from '../src/worker/engine/checkpoint.ts';
-import { paramLayout, paramCount, initParams } from '../src/worker/engine/model.ts';
+import { paramLayout, paramCount, initParams } from '../src/worker/engine/paramLayout.ts';
 import type { ModelConfig } from '../src/shared/config.ts';
 import { tinyPretrainJob } from './helpers/fixtures.ts';
 

@@ -6,13 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PretrainConfig } from '../src/shared/config.ts';
 import { DistillConfig, type DistillConfigInput } from '../src/shared/distillConfig.ts';
-import { MODEL_PRESETS } from '../src/shared/presets.ts';
-import { runPretrain } from '../src/worker/engine/train.ts';
 import { compactMaskedRows, paramsChecksum, runDistill, type DistillHooks, type TeacherRef } from '../src/worker/engine/distill.ts';
 import { latestCheckpoint, loadCheckpoint } from '../src/worker/engine/checkpoint.ts';
-import { paramLayout } from '../src/worker/engine/model.ts';
+import { paramLayout } from '../src/worker/engine/paramLayout.ts';
 import { createModelRuntime } from '../src/worker/engine/openModel.ts';
 import { GradientEngine } from '../src/worker/engine/gradients.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
@@ -22,36 +19,16 @@ import { openTokenSource } from '../src/worker/engine/data/shards.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 import { teacherTargets } from '../src/worker/engine/sdtt/targets.ts';
 import { rowDivergence } from '../src/worker/engine/sdtt/divergences.ts';
+import { trainTinyRun } from './helpers/fixtures.ts';
 
 const DATA = 'test/fixtures/alice.txt';
 const tok = new ByteTokenizer();
-
-async function trainTiny(kind: 'pretrain' | 'pretrain-ar', ws: string): Promise<string> {
-  const cfg = PretrainConfig.parse({
-    kind,
-    model: { ...MODEL_PRESETS.tiny, arch: kind === 'pretrain' ? 'mdlm' : 'ar', vocabSize: tok.vocabSize, eosId: tok.eosId, maskId: kind === 'pretrain' ? tok.maskId : -1 },
-    optim: { lr: 3e-3, warmupSteps: 2, emaDecay: 0.9 },
-    data: DATA,
-    tokenizer: 'byte',
-    batchSize: 4,
-    steps: 400,
-    seed: 3,
-    evalEvery: 1000,
-    checkpointEvery: 400,
-    backend: 'wasm',
-    threads: 1,
-  });
-  const dir = join(ws, kind, 'checkpoints');
-  const r = await runPretrain(cfg, dir);
-  assert.equal(r.status, 'done');
-  return latestCheckpoint(dir)!.dir;
-}
 
 let fixture: Promise<{ ws: string; teacher: string; judge: string }> | null = null;
 function models() {
   fixture ??= (async () => {
     const ws = mkdtempSync(join(tmpdir(), 'sdtt-distill-'));
-    return { ws, teacher: await trainTiny('pretrain', ws), judge: await trainTiny('pretrain-ar', ws) };
+    return { ws, teacher: await trainTinyRun(ws, 'teacher', 'pretrain', 400), judge: await trainTinyRun(ws, 'judge', 'pretrain-ar', 400) };
   })();
   return fixture;
 }

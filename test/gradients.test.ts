@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
 import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/worker/engine/gradients.ts';
-import { initParams, paramLayout } from '../src/worker/engine/model.ts';
+import { initParams, paramLayout } from '../src/worker/engine/paramLayout.ts';
 import { AdamW } from '../src/worker/engine/optim.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
 import { assertGradsClose, noisyParams, tinyModel, useGradientEngine } from './helpers/fixtures.ts';

@@ -243,7 +243,7 @@ test('runs inside a worker_threads Worker (loadOnnxRuntime + createOnnxModel)', 
     const { parentPort, workerData } = await import('node:worker_threads');
     (await import(${JSON.stringify(api)})).register();
     const { ModelConfig } = await import(${u('../src/shared/config.ts')});
-    const { initParams } = await import(${u('../src/worker/engine/model.ts')});
+    const { initParams } = await import(${u('../src/worker/engine/paramLayout.ts')});
     const { createOnnxModel, loadOnnxRuntime } = await import(${u('../src/worker/engine/onnx/runtime.ts')});
     const rt = await loadOnnxRuntime();
     const cfg = ModelConfig.parse(workerData);

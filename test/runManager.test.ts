@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../src/shared/messages.ts';
 import { RunStore } from '../src/main/runStore.ts';
-import { RunManager, forkSpawner, type ChildLike, type RunEvent } from '../src/main/runManager.ts';
+import { RunManager, type RunEvent } from '../src/main/runManager.ts';
+import { forkSpawner, type ChildLike } from '../src/main/workerSpawner.ts';
 import { tinyPretrainJob as cfg } from './helpers/fixtures.ts';
 
 let pidSeq = 90000;

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { parseWorkerToMain, type WorkerToMain } from '../src/shared/messages.ts';
 import { JobLoop, type JobHooks, type RunPretrain } from '../src/worker/jobs.ts';
 import { NoChannelError, openPort, type Port, type ProcessLike } from '../src/worker/port.ts';
-import { DEFAULT_WORKER_ENTRY, forkSpawner } from '../src/main/runManager.ts';
+import { DEFAULT_WORKER_ENTRY, forkSpawner } from '../src/main/workerSpawner.ts';
 import { tinyPretrainJob } from './helpers/fixtures.ts';
 
 class FakePort implements Port {

@@ -9,13 +9,15 @@ export interface FlagSpec {
   short?: string;
   help: string;
   default?: string | boolean;
+  /** Repeatable (string flags): every occurrence is kept, in order, as a string[] value. */
+  multiple?: boolean;
 }
 
 export type Flags = Record<string, FlagSpec>;
 
 export function parseFlags(argv: string[], flags: Flags, synopsis: string): Record<string, string | boolean | undefined> | null {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const [k, f] of Object.entries(flags)) options[k] = { type: f.type, ...(f.short ? { short: f.short } : {}) };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [k, f] of Object.entries(flags)) options[k] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
@@ -32,11 +34,17 @@ export function parseFlags(argv: string[], flags: Flags, synopsis: string): Reco
 
 export function helpText(flags: Flags, synopsis: string): string {
   const rows = Object.entries(flags).map(([k, f]) => {
-    const name = `--${k}${f.type === 'string' ? ' VALUE' : ''}`;
+    const name = `--${k}${f.type === 'string' ? ' VALUE' : ''}${f.multiple ? ' ...' : ''}`;
     const def = f.default !== undefined && f.default !== false ? ` (default: ${f.default})` : '';
     return `  ${name.padEnd(26)} ${f.help}${def}`;
   });
   return `${synopsis}\n\noptions:\n${rows.join('\n')}`;
+}
+
+/** A `multiple` flag's values (parseFlags types every value as a scalar; repeatable ones are arrays at run time). */
+export function listFlag(values: Record<string, unknown>, name: string): string[] {
+  const v = values[name];
+  return v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
 }
 
 /** Parses an integer flag; undefined stays undefined. */

@@ -3,7 +3,7 @@
 import { BackendName, ModelConfig } from '../shared/config.ts';
 import { MODEL_PRESETS } from '../shared/presets.ts';
 import { benchTrain } from '../worker/engine/benchTrain.ts';
-import { initParams } from '../worker/engine/model.ts';
+import { initParams } from '../worker/engine/paramLayout.ts';
 import { createModelRuntime } from '../worker/engine/openModel.ts';
 import { sampleMdlm } from '../worker/engine/sampler.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';

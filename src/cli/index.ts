@@ -9,6 +9,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   demo: { summary: 'distil the shipped teacher on the shipped corpus (~30 min on 2 cores)', load: () => import('./distill.ts').then((m) => ({ run: (a: string[]) => m.runDemo(a) })) },
   sample: { summary: 'sample from a checkpoint: --steps N for MDLM, nucleus sampling for AR', load: () => import('./sample.ts') },
   eval: { summary: 'held-out perplexity (--data) and the generative-perplexity table (--steps LIST --judge DIR)', load: () => import('./evaluate.ts') },
+  report: { summary: 'write docs/results.md (tables + PNG plots of gen PPL and entropy vs N) from distill runs (`--run DIR ...`)', load: () => import('./report.ts') },
   export: { summary: "write a run's checkpoint (`--round R`) as model.safetensors + config.json + model card", load: () => import('./export.ts') },
   bench: { summary: 'benchmarks: `bench train --model bench-5m`, `bench sample --model bench-5m`', load: () => import('./bench.ts') },
   data: { summary: '`data build`: assemble the corpus, tokenizer and token shards', load: () => import('./data.ts') },

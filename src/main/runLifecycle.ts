@@ -1,11 +1,11 @@
-// Opening a run: create it, or reopen an existing one for resumption after checking that its config computes the
-// same thing (only steps and execution settings may change) and that no live process is running it. Shared by
-// the RunManager and the CLI so that a run started headless and resumed from the GUI (or the other way round)
-// follows one rule.
+// Opening a run: validate its job config, then create the run, or reopen an existing one for resumption after
+// checking that its config computes the same thing (only steps and execution settings may change) and that no live
+// process is running it. Shared by the RunManager and the CLI so that a run started headless and resumed from the
+// GUI (or the other way round) follows one rule.
 import { basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { PretrainConfig } from '../shared/config.ts';
-import { distillTotalSteps, type DistillConfig } from '../shared/distillConfig.ts';
+import { PretrainConfig, describeConfigError } from '../shared/config.ts';
+import { DistillConfig, distillTotalSteps } from '../shared/distillConfig.ts';
 import type { RunRecord, RunStatus } from '../shared/runState.ts';
 import type { RunStore } from './runStore.ts';
 
@@ -14,6 +14,20 @@ export class RunConflictError extends Error {}
 /** Config keys that may change between a run and its resumption without changing what is computed
  * (distill: `rounds` may grow like `steps`; rounds tile the steps, so earlier rounds are unchanged). */
 export const RESUMABLE_KEYS = ['steps', 'rounds', 'backend', 'threads', 'logEvery', 'evalEvery', 'checkpointEvery', 'keepCheckpoints'] as const;
+
+/** The validated config of a job the RunManager runs (pretrain, pretrain-ar or distill); throws with the offending key. */
+export function parseJobConfig(kind: RunRecord['kind'], config: unknown): PretrainConfig | DistillConfig {
+  if (kind === 'distill') {
+    const d = DistillConfig.safeParse(config);
+    if (!d.success) throw new Error(describeConfigError(d.error));
+    return d.data;
+  }
+  if (kind !== 'pretrain' && kind !== 'pretrain-ar') throw new Error(`run kind '${kind}' is not supported by the RunManager yet`);
+  const parsed = PretrainConfig.safeParse(config);
+  if (!parsed.success) throw new Error(describeConfigError(parsed.error));
+  if (parsed.data.kind !== kind) throw new Error(`config.kind '${parsed.data.kind}' does not match the run kind '${kind}'`);
+  return parsed.data;
+}
 
 /** Total optimiser steps of a job config (distill: exact with startSteps, else an upper bound until the worker says). */
 export function jobTotalSteps(cfg: PretrainConfig | DistillConfig): number {

@@ -1,63 +1,13 @@
 // RunManager: queues runs, spawns one worker process per active run (up to a concurrency limit), relays control
 // messages, and is the ONE writer of run.json status and metrics.jsonl (through RunStore); the worker only computes
 // and reports. Host-agnostic: it imports nothing from Electron, the spawn function is injected (Electron passes a
-// utilityProcess wrapper; the CLI and tests use forkSpawner or a fake). A worker that dies is never restarted
-// silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { PretrainConfig, describeConfigError } from '../shared/config.ts';
-import { DistillConfig } from '../shared/distillConfig.ts';
+// utilityProcess wrapper; the CLI and tests use forkSpawner from workerSpawner.ts, or a fake). A worker that dies
+// is never restarted silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
 import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
-import { assertNotLive, jobTotalSteps, newRunId, openOrResume } from './runLifecycle.ts';
+import { assertNotLive, jobTotalSteps, newRunId, openOrResume, parseJobConfig } from './runLifecycle.ts';
 import type { RunStore } from './runStore.ts';
-
-/** What the manager needs of a child process; child_process.fork and Electron's utilityProcess both fit. */
-export interface ChildLike {
-  readonly pid?: number;
-  send(msg: MainToWorker): void;
-  on(event: 'message', listener: (raw: unknown) => void): unknown;
-  /** Fires once, after the last message has been delivered. Electron gives no signal: pass null. */
-  on(event: 'exit', listener: (code: number | null, signal: string | null) => void): unknown;
-  /** Launch errors (e.g. the executable is missing); an 'exit' may or may not follow. */
-  on(event: 'error', listener: (err: Error) => void): unknown;
-  kill(signal?: NodeJS.Signals): void;
-  /** The last few KB of the child's stderr, for exit classification and failure reasons. */
-  stderrTail(): string;
-}
-export type Spawner = (entry: string, args: string[]) => ChildLike;
-
-export const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('../worker/index.ts', import.meta.url));
-
-/** child_process.fork running the worker under tsx (a compiled build passes its .js entry and `execArgv: []`). */
-export function forkSpawner(opts: { execArgv?: string[]; tailBytes?: number; onOutput?: (text: string) => void } = {}): Spawner {
-  const execArgv = opts.execArgv ?? ['--import', import.meta.resolve('tsx')];
-  const tailBytes = opts.tailBytes ?? 8192;
-  return (entry, args) => {
-    // 'advanced' serialization keeps NaN/Infinity in metrics (JSON would turn them into null).
-    const cp = fork(entry, args, { execArgv, serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    let tail = '';
-    cp.stderr?.setEncoding('utf8').on('data', (s: string) => {
-      tail = (tail + s).slice(-tailBytes);
-      opts.onOutput?.(s);
-    });
-    // stdout must be drained or a chatty worker blocks on a full pipe.
-    cp.stdout?.setEncoding('utf8').on('data', (s: string) => opts.onOutput?.(s));
-    return {
-      get pid() {
-        return cp.pid;
-      },
-      send: (msg) => void (cp.connected && cp.send(msg)),
-      on(event: string, listener: (...a: never[]) => void) {
-        // 'close' (not 'exit'): it fires after stdio and the IPC channel drained, so no message arrives after it.
-        cp.on(event === 'exit' ? 'close' : event, listener as (...a: unknown[]) => void);
-        return this;
-      },
-      kill: (signal) => void cp.kill(signal),
-      stderrTail: () => tail,
-    } as ChildLike;
-  };
-}
+import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
 
 export type RunEvent =
   | { type: 'status'; runId: string; record: RunRecord; exit?: { reason: ExitReason; code: number | null; signal: string | null } }
@@ -124,7 +74,7 @@ export class RunManager {
 
   /** Validates the config and creates a queued run (not started: call start()). */
   create(kind: RunRecord['kind'], config: unknown, opts: { id?: string } = {}): RunRecord {
-    const cfg = this.validate(kind, config);
+    const cfg = parseJobConfig(kind, config);
     const now = new Date().toISOString();
     const id = opts.id ?? newRunId(kind);
     const rec = this.store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'queued', step: 0, totalSteps: jobTotalSteps(cfg), createdAt: now, updatedAt: now });
@@ -135,7 +85,7 @@ export class RunManager {
   /** Creates the run or reopens an existing one with the same config (steps may grow), as queued. For the CLI. */
   open(kind: RunRecord['kind'], config: unknown, id: string): RunRecord {
     if (this.live.has(id)) throw new Error(`run "${id}" is already active in this process`);
-    const rec = openOrResume(this.store, id, kind, this.validate(kind, config), { status: 'queued' });
+    const rec = openOrResume(this.store, id, kind, parseJobConfig(kind, config), { status: 'queued' });
     this.emit({ type: 'status', runId: id, record: rec });
     return rec;
   }
@@ -230,19 +180,6 @@ export class RunManager {
     const ids = [...this.live.keys()];
     for (const id of ids) this.stop(id);
     await Promise.all(ids.map((id) => this.wait(id)));
-  }
-
-  private validate(kind: RunRecord['kind'], config: unknown): PretrainConfig | DistillConfig {
-    if (kind === 'distill') {
-      const d = DistillConfig.safeParse(config);
-      if (!d.success) throw new Error(describeConfigError(d.error));
-      return d.data;
-    }
-    if (kind !== 'pretrain' && kind !== 'pretrain-ar') throw new Error(`run kind '${kind}' is not supported by the RunManager yet`);
-    const parsed = PretrainConfig.safeParse(config);
-    if (!parsed.success) throw new Error(describeConfigError(parsed.error));
-    if (parsed.data.kind !== kind) throw new Error(`config.kind '${parsed.data.kind}' does not match the run kind '${kind}'`);
-    return parsed.data;
   }
 
   private dequeue(id: string): boolean {

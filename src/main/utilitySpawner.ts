@@ -5,7 +5,7 @@
 // electron and its logic is the same as forkSpawner's.
 import type { UtilityProcess, ForkOptions } from 'electron';
 import type { MainToWorker } from '../shared/messages.ts';
-import type { ChildLike, Spawner } from './runManager.ts';
+import type { ChildLike, Spawner } from './workerSpawner.ts';
 
 export interface UtilitySpawnerOptions {
   /** `utilityProcess.fork` from electron (main process, after app 'ready'). */

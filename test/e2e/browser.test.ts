@@ -16,9 +16,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/cli/serve.ts';
 import { loadCheckpoint } from '../../src/worker/engine/checkpoint.ts';
-import { paramLayout } from '../../src/worker/engine/model.ts';
+import { paramLayout } from '../../src/worker/engine/paramLayout.ts';
 import type { SampleCell } from '../../src/shared/api.ts';
-import { ALICE, CHROMIUM, CHROMIUM_ARGS, ROOT, trainTinyRun, until } from './helpers.ts';
+import { ALICE, trainTinyRun } from '../helpers/fixtures.ts';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, until } from './helpers.ts';
 
 const SHOTS = join(ROOT, 'test-output', 'e2e');
 // The README's pictures are refreshed only on request (SDTT_UPDATE_SCREENSHOTS=1), so a test run leaves git clean.

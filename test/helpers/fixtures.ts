@@ -1,11 +1,14 @@
 // Shared test fixtures: tiny model configs, noisy parameters, a wasm GradientEngine per file, a pretrain job config
-// on the tiny preset, and a counting fake denoiser. Not a *.test.ts file, so the runner does not run it on its own.
+// on the tiny preset, tiny runs trained in-process, and a counting fake denoiser. Not a *.test.ts file, so the
+// runner does not run it on its own.
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { ModelConfig } from '../../src/shared/config.ts';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ModelConfig, PretrainConfig } from '../../src/shared/config.ts';
 import { MODEL_PRESETS } from '../../src/shared/presets.ts';
 import type { GradientEngine } from '../../src/worker/engine/gradients.ts';
-import { initParams } from '../../src/worker/engine/model.ts';
+import { initParams } from '../../src/worker/engine/paramLayout.ts';
 import { Rng } from '../../src/worker/engine/rng.ts';
 import type { Denoiser } from '../../src/worker/engine/types.ts';
 
@@ -86,6 +89,55 @@ export function tinyPretrainJob(over: Record<string, unknown> = {}): Record<stri
     checkpointEvery: 10,
     ...over,
   };
+}
+
+export const ALICE = resolve(import.meta.dirname, '..', 'fixtures', 'alice.txt');
+
+/**
+ * Trains a tiny MDLM ('pretrain') or AR ('pretrain-ar') model for `steps` steps (wasm, one thread) into
+ * <workspace>/runs/<id>, with a run.json marked done (config.data absolute, so a distillation run started from it
+ * finds its training text). Returns the latest checkpoint folder.
+ */
+export async function trainTinyRun(workspace: string, id: string, kind: 'pretrain' | 'pretrain-ar', steps: number): Promise<string> {
+  // Imported here so that files using only the light fixtures load neither the engine nor the GPT-2 tables.
+  const { RunStore } = await import('../../src/main/runStore.ts');
+  const { runPretrain } = await import('../../src/worker/engine/train.ts');
+  const { latestCheckpoint } = await import('../../src/worker/engine/checkpoint.ts');
+  const { ByteTokenizer } = await import('../../src/worker/engine/data/tokenizer.ts');
+  const tok = new ByteTokenizer();
+  const cfg = PretrainConfig.parse({
+    kind,
+    model: { ...MODEL_PRESETS.tiny, arch: kind === 'pretrain' ? 'mdlm' : 'ar', vocabSize: tok.vocabSize, eosId: tok.eosId, maskId: kind === 'pretrain' ? tok.maskId : -1 },
+    optim: { lr: 3e-3, warmupSteps: 2, emaDecay: 0.9 },
+    data: ALICE,
+    tokenizer: 'byte',
+    batchSize: 4,
+    steps,
+    seed: 3,
+    logEvery: 5,
+    evalEvery: 100_000,
+    checkpointEvery: steps,
+    backend: 'wasm',
+    threads: 1,
+  });
+  const store = new RunStore(workspace);
+  const metrics: Record<string, unknown>[] = [];
+  let backend: string | undefined;
+  let device: string | undefined;
+  const r = await runPretrain(cfg, store.checkpointsDir(id), {
+    onStart: (s) => {
+      backend = s.backend;
+      device = s.device;
+    },
+    onStep: (m) => void metrics.push({ type: 'train', ...m }),
+  });
+  assert.equal(r.status, 'done', `tiny ${kind} run ${id}: ${r.status} ${r.reason ?? ''}`);
+  const now = new Date().toISOString();
+  store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'done', step: steps, totalSteps: steps, backend, device, createdAt: now, updatedAt: now });
+  for (const m of metrics) store.appendMetric(id, m);
+  const latest = latestCheckpoint(store.checkpointsDir(id));
+  assert.ok(latest && existsSync(resolve(latest.dir, 'model.safetensors')), `no checkpoint for ${id}`);
+  return latest.dir;
 }
 
 /** A fake Denoiser that counts forwards; subclasses fill the [batch, seqLen, vocabSize] logits. */

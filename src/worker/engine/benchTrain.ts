@@ -6,7 +6,8 @@ import { MODEL_PRESETS } from '../../shared/presets.ts';
 import { initBackend } from './backend.ts';
 import { GradientEngine, type GradBatch } from './gradients.ts';
 import { antitheticTimes, EPS_NOISE, forwardMask } from './mdlm.ts';
-import { createInferenceModel, initParams } from './model.ts';
+import { createInferenceModel } from './model.ts';
+import { initParams } from './paramLayout.ts';
 import { AdamW } from './optim.ts';
 import { Rng } from './rng.ts';
 

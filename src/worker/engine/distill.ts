@@ -13,7 +13,7 @@ import { distillStartSteps, type DistillConfig } from '../../shared/distillConfi
 import type { EvalMetric, StepMetric } from '../../shared/runState.ts';
 import { Rng, type RngState } from './rng.ts';
 import { GradientEngine, type GradBatch } from './gradients.ts';
-import { paramLayout } from './model.ts';
+import { paramLayout } from './paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, lrAt } from './optim.ts';
 import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { antitheticTimes, forwardMask } from './mdlm.ts';

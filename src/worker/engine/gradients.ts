@@ -18,7 +18,8 @@ import { initBackend } from './backend.ts';
 import type { DivergenceName } from '../../shared/distillConfig.ts';
 import { distillRowsLoss, gatherTargets, maskedBefore } from './distillLoss.ts';
 import { addInto, causalMask, disposeRope, heapView, linear, linearBwdInput, lnModBwd, read, ropeTables, view, type RopeTables, type T2 } from './kernels.ts';
-import { addHeadGrad, blockBwd, blockOffsets, disposeSaved, disposeWeights, layoutMap, paramCount, trunkFwd, uploadWeights, type ParamEntry, type Weights } from './model.ts';
+import { addHeadGrad, blockBwd, disposeSaved, disposeWeights, trunkFwd, uploadWeights, type Weights } from './model.ts';
+import { blockOffsets, layoutMap, paramCount, type ParamEntry } from './paramLayout.ts';
 import { Rng } from './rng.ts';
 
 export type GradBatch =

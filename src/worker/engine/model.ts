@@ -8,80 +8,18 @@
 // uniform logits, like MDLM's adaLN-zero.
 //
 // Parameters live in ONE flat Float32Array (optimiser, EMA, checkpoints and data parallelism all use it) laid out
-// by paramLayout(). Names follow MDLM's DiT; matrices are stored in the PyTorch layout [out, in] so an export loads
-// into torch without transposes. The engine transposes each matrix once per step (host, blocked) to get the
-// [in, out] operand of its untransposed forward matMul; the backward uses the stored layout directly.
+// by paramLayout() (paramLayout.ts), matrices in the PyTorch layout [out, in]. The engine transposes each matrix
+// once per step (host, blocked) to get the [in, out] operand of its untransposed forward matMul; the backward uses
+// the stored layout directly.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../../shared/config.ts';
-import { Rng } from './rng.ts';
+import { layoutMap, type BlockOffsets, type ParamEntry } from './paramLayout.ts';
+import type { Rng } from './rng.ts';
 import type { ArModel, ArSession, Denoiser } from './types.ts';
 import {
   addColSum, addInto, addWeightGrad, attentionBwd, attentionFwd, causalMask, colSum, disposeRope, geluBwd, geluFwd, linear, linearBwdInput,
   lnModBwd, lnModFwd, read, ropeBwd, ropeFwd, ropeTables, transposeHost, type AttnSaved, type LnSaved, type RopeTables, type T, type T2,
 } from './kernels.ts';
-
-export interface ParamEntry {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-}
-
-/** The flat parameter layout. Matrices are [out, in] (PyTorch); modulation rows are shift1, scale1, gate1, shift2, scale2, gate2. */
-export function paramLayout(cfg: ModelConfig): ParamEntry[] {
-  const { vocabSize: V, dModel: d } = cfg;
-  const m = cfg.mlpRatio * d;
-  const out: ParamEntry[] = [];
-  let offset = 0;
-  const add = (name: string, shape: number[]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    out.push({ name, shape, offset, size });
-    offset += size;
-  };
-  add('backbone.vocab_embed.embedding', [V, d]);
-  for (let i = 0; i < cfg.nLayers; i++) {
-    const p = `backbone.blocks.${i}.`;
-    add(p + 'norm1.weight', [d]);
-    add(p + 'attn_qkv.weight', [3 * d, d]);
-    add(p + 'attn_out.weight', [d, d]);
-    add(p + 'norm2.weight', [d]);
-    add(p + 'mlp.0.weight', [m, d]);
-    add(p + 'mlp.0.bias', [m]);
-    add(p + 'mlp.2.weight', [d, m]);
-    add(p + 'mlp.2.bias', [d]);
-    add(p + 'modulation', [6, d]);
-  }
-  add('backbone.output_layer.norm_final.weight', [d]);
-  add('backbone.output_layer.modulation', [2, d]);
-  add('backbone.output_layer.linear.weight', [V, d]);
-  add('backbone.output_layer.linear.bias', [V]);
-  return out;
-}
-
-export function paramCount(cfg: ModelConfig): number {
-  const l = paramLayout(cfg);
-  const last = l[l.length - 1];
-  return last.offset + last.size;
-}
-
-/** name -> entry, for code that addresses parameters by name. */
-export function layoutMap(cfg: ModelConfig): Map<string, ParamEntry> {
-  return new Map(paramLayout(cfg).map((e) => [e.name, e]));
-}
-
-/** Deterministic init: N(0, 0.02) matrices and embedding, LN weights 1, biases/modulation 0, zero head. */
-export function initParams(cfg: ModelConfig, seed: number): Float32Array {
-  const rng = new Rng(seed);
-  const layout = paramLayout(cfg);
-  const last = layout[layout.length - 1];
-  const p = new Float32Array(last.offset + last.size);
-  for (const e of layout) {
-    if (e.name.endsWith('norm1.weight') || e.name.endsWith('norm2.weight') || e.name.endsWith('norm_final.weight')) p.fill(1, e.offset, e.offset + e.size);
-    else if (e.name.startsWith('backbone.output_layer.linear') || e.name.endsWith('bias') || e.name.endsWith('modulation')) continue;
-    else for (let i = 0; i < e.size; i++) p[e.offset + i] = 0.02 * rng.normal();
-  }
-  return p;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Device-side weights
@@ -107,16 +45,12 @@ export interface Weights {
   emb: Float32Array;
 }
 
-function offsets(cfg: ModelConfig): Map<string, ParamEntry> {
-  return layoutMap(cfg);
-}
-
 /**
  * Uploads the parameters. `backward` also uploads the [out, in] matrices; `exclude` >= 0 drops that output row
  * of the head (used for MASK in the MDLM loss: its logit is -1e6, so its probability and gradient are exactly 0).
  */
 export function uploadWeights(cfg: ModelConfig, params: Float32Array, opts: { backward: boolean; exclude: number }): Weights {
-  const L = offsets(cfg);
+  const L = layoutMap(cfg);
   const d = cfg.dModel;
   const m = cfg.mlpRatio * d;
   const get = (name: string) => {
@@ -296,12 +230,6 @@ export function trunkFwd(cfg: ModelConfig, w: Weights, tokens: Int32Array, ctx: 
 // ---------------------------------------------------------------------------------------------------------------
 // Backward of one block (the training engine, gradients.ts)
 
-/** Offsets of block i's parameters in the flat vector. */
-export function blockOffsets(lm: Map<string, ParamEntry>, i: number) {
-  const o = (n: string) => lm.get(`backbone.blocks.${i}.${n}`)!.offset;
-  return { norm1: o('norm1.weight'), qkv: o('attn_qkv.weight'), out: o('attn_out.weight'), norm2: o('norm2.weight'), w0: o('mlp.0.weight'), b0: o('mlp.0.bias'), w2: o('mlp.2.weight'), b2: o('mlp.2.bias'), mod: o('modulation') };
-}
-export type BlockOffsets = ReturnType<typeof blockOffsets>;
 
 /** Backward through one block: dx2 (gradient w.r.t. its output) -> gradient w.r.t. its input. */
 export function blockBwd(cfg: ModelConfig, w: BlockWeights, s: BlockSaved, dx2: T2, rope: ReturnType<typeof ropeTables>, g: Float32Array, o: BlockOffsets): T2 {

@@ -5,7 +5,7 @@ import type { PretrainConfig } from '../../shared/config.ts';
 import type { EvalMetric, StepMetric } from '../../shared/runState.ts';
 import { Rng, type RngState } from './rng.ts';
 import { GradientEngine, type GradBatch } from './gradients.ts';
-import { initParams, paramLayout } from './model.ts';
+import { initParams, paramLayout } from './paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, lrAt } from './optim.ts';
 import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { antitheticTimes, forwardMask } from './mdlm.ts';

@@ -15,7 +15,7 @@
 // x * cos + swap_halves(x) * sin_signed; the attention scale 1/sqrt(hd) is folded into q's cos/sin tables.
 import { writeFile } from 'node:fs/promises';
 import type { ModelConfig } from '../../../shared/config.ts';
-import { layoutMap } from '../model.ts';
+import { layoutMap } from '../paramLayout.ts';
 import { DataType, encodeModel, type AttrValue, type DataTypeId, type ModelDef, type NodeDef, type TensorDef, type ValueInfoDef } from './protobuf.ts';
 
 export interface OnnxGraphOptions {

@@ -1,0 +1,179 @@
+// The figure of `sdtt report`, built as an SVG string with no charting library (the CLI must not pull the renderer's
+// dependencies in): left, judge gen PPL against sampling steps N with ±1 s.e. bars; right, unigram entropy against N;
+// both on a log2 N axis, because the step counts halve from round to round. Pure functions: report.ts turns the
+// string into a PNG (Chromium) or writes it as it is.
+
+export interface PlotPoint {
+  n: number;
+  /** null = no judge for this run: the point is left out of the PPL panel. */
+  ppl: number | null;
+  se: number | null;
+  entropy: number;
+}
+
+export interface PlotSeries {
+  label: string;
+  points: PlotPoint[];
+}
+
+export interface PlotSize {
+  width: number;
+  height: number;
+}
+
+const W = 1000;
+const PANEL_H = 380;
+const TITLE_H = 44;
+const LEGEND_ROW = 22;
+const LEGEND_PER_ROW = 4;
+const MARGIN = { left: 70, right: 20, top: 16, bottom: 52 };
+// Teacher black; students in a colour-blind-friendly order (Okabe-Ito), so adjacent rounds differ clearly.
+const TEACHER_COLOUR = '#000000';
+const COLOURS = ['#E69F00', '#0072B2', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#999999'];
+
+export function seriesColour(index: number, label: string): string {
+  return /^teacher/i.test(label) ? TEACHER_COLOUR : COLOURS[index % COLOURS.length];
+}
+
+export function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** Width and height of the SVG that plotSvg builds for `nSeries` series (the legend grows with them). */
+export function plotSize(nSeries: number): PlotSize {
+  return { width: W, height: TITLE_H + PANEL_H + Math.max(1, Math.ceil(nSeries / LEGEND_PER_ROW)) * LEGEND_ROW + 12 };
+}
+
+/** ~`count` round ticks (1, 2, 5 x 10^k) covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) {
+    const d = Math.abs(lo) > 0 ? Math.abs(lo) * 0.1 : 1;
+    return niceTicks(lo - d, hi + d, count);
+  }
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+/** The powers of two from the smallest to the largest N (the x ticks of a log2 axis). */
+export function log2Ticks(ns: number[]): number[] {
+  if (ns.length === 0) return [1];
+  const lo = Math.floor(Math.log2(Math.min(...ns)));
+  const hi = Math.ceil(Math.log2(Math.max(...ns)));
+  const out: number[] = [];
+  for (let e = lo; e <= hi; e++) out.push(2 ** e);
+  return out;
+}
+
+function fmtTick(v: number): string {
+  return Math.abs(v) >= 1000 ? v.toFixed(0) : Number(v.toPrecision(4)).toString();
+}
+
+interface Panel {
+  key: 'ppl' | 'entropy';
+  title: string;
+  yLabel: string;
+  x0: number;
+  y0: number;
+  w: number;
+  h: number;
+}
+
+/** One panel: axes, grid, one polyline per series (data-model names it), markers and optional error bars. */
+function panelSvg(p: Panel, series: PlotSeries[], xTicks: number[], emptyNote: string): string {
+  const pts = series.map((s) =>
+    s.points
+      .filter((q) => (p.key === 'ppl' ? q.ppl !== null && Number.isFinite(q.ppl) : Number.isFinite(q.entropy)))
+      .map((q) => ({ n: q.n, y: p.key === 'ppl' ? (q.ppl as number) : q.entropy, se: p.key === 'ppl' && q.se !== null && Number.isFinite(q.se) ? q.se : 0 }))
+      .sort((a, b) => a.n - b.n),
+  );
+  const px = p.x0 + MARGIN.left;
+  const py = p.y0 + MARGIN.top;
+  const pw = p.w - MARGIN.left - MARGIN.right;
+  const ph = p.h - MARGIN.top - MARGIN.bottom;
+  const parts: string[] = [`<g class="panel" data-panel="${p.key}">`];
+  parts.push(`<text x="${px + pw / 2}" y="${p.y0 + 4}" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(p.title)}</text>`);
+  const all = pts.flat();
+  // Half a doubling of padding keeps the end points and their error bars off the frame.
+  const lx = Math.log2(xTicks[0]) - 0.25;
+  const hx = Math.log2(xTicks[xTicks.length - 1]) + 0.25;
+  const Xn = (n: number) => px + ((Math.log2(n) - lx) / (hx - lx)) * pw;
+  let lo = all.length ? Math.min(...all.map((q) => q.y - q.se)) : 0;
+  let hi = all.length ? Math.max(...all.map((q) => q.y + q.se)) : 1;
+  const pad = (hi - lo || Math.abs(hi) || 1) * 0.08;
+  lo -= pad;
+  hi += pad;
+  const yTicks = niceTicks(lo, hi);
+  lo = Math.min(lo, yTicks[0]);
+  hi = Math.max(hi, yTicks[yTicks.length - 1]);
+  const Y = (v: number) => py + ph - ((v - lo) / (hi - lo)) * ph;
+  for (const t of yTicks) {
+    const y = Y(t).toFixed(1);
+    parts.push(`<line x1="${px}" x2="${px + pw}" y1="${y}" y2="${y}" stroke="#e0e0e0"/>`);
+    parts.push(`<text x="${px - 6}" y="${y}" dy="4" text-anchor="end" font-size="11">${fmtTick(t)}</text>`);
+  }
+  for (const t of xTicks) {
+    const x = Xn(t).toFixed(1);
+    parts.push(`<line x1="${x}" x2="${x}" y1="${py}" y2="${py + ph}" stroke="#f0f0f0"/>`);
+    parts.push(`<text x="${x}" y="${py + ph + 16}" text-anchor="middle" font-size="11">${t}</text>`);
+  }
+  parts.push(`<rect x="${px}" y="${py}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`);
+  parts.push(`<text x="${px + pw / 2}" y="${py + ph + 38}" text-anchor="middle" font-size="12">sampling steps N (log2 scale)</text>`);
+  parts.push(`<text transform="translate(${p.x0 + 16},${py + ph / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(p.yLabel)}</text>`);
+  if (all.length === 0) parts.push(`<text x="${px + pw / 2}" y="${py + ph / 2}" text-anchor="middle" font-size="13" fill="#888">${escapeXml(emptyNote)}</text>`);
+  series.forEach((s, i) => {
+    const c = seriesColour(i, s.label);
+    const q = pts[i];
+    // A few pixels of horizontal dodge per series: students often sit on the teacher, and their error bars would
+    // hide each other exactly.
+    const dx = (i - (series.length - 1) / 2) * Math.min(4, 24 / Math.max(1, series.length));
+    const X = (n: number) => Xn(n) + dx;
+    const dash = /^teacher/i.test(s.label) ? ' stroke-dasharray="6 3"' : '';
+    parts.push(`<polyline class="series" data-panel="${p.key}" data-model="${escapeXml(s.label)}" fill="none" stroke="${c}" stroke-width="2"${dash} points="${q.map((v) => `${X(v.n).toFixed(1)},${Y(v.y).toFixed(1)}`).join(' ')}"/>`);
+    for (const v of q) {
+      const x = X(v.n);
+      if (v.se > 0) {
+        const [a, b] = [Y(v.y - v.se), Y(v.y + v.se)];
+        parts.push(`<path d="M${x.toFixed(1)},${a.toFixed(1)}V${b.toFixed(1)}M${(x - 4).toFixed(1)},${a.toFixed(1)}h8M${(x - 4).toFixed(1)},${b.toFixed(1)}h8" stroke="${c}" stroke-width="1.2" fill="none"/>`);
+      }
+      parts.push(`<circle cx="${x.toFixed(1)}" cy="${Y(v.y).toFixed(1)}" r="3.5" fill="${c}"/>`);
+    }
+  });
+  parts.push('</g>');
+  return parts.join('\n');
+}
+
+/**
+ * The two-panel figure: gen PPL ± s.e. (left) and unigram entropy (right) against N, one line per series (teacher
+ * first, then each round's student), a shared legend under the panels and `title` on top.
+ */
+export function plotSvg(title: string, series: PlotSeries[]): string {
+  const { width, height } = plotSize(series.length);
+  const xTicks = log2Ticks(series.flatMap((s) => s.points.map((p) => p.n)));
+  const half = W / 2;
+  const panels: Panel[] = [
+    { key: 'ppl', title: 'judge generative perplexity (± 1 s.e.)', yLabel: 'gen PPL (lower is better)', x0: 0, y0: TITLE_H, w: half, h: PANEL_H },
+    { key: 'entropy', title: 'unigram entropy of the samples', yLabel: 'entropy (nats)', x0: half, y0: TITLE_H, w: half, h: PANEL_H },
+  ];
+  const legend: string[] = [];
+  const colW = (W - 2 * MARGIN.left) / LEGEND_PER_ROW;
+  series.forEach((s, i) => {
+    const x = MARGIN.left + (i % LEGEND_PER_ROW) * colW;
+    const y = TITLE_H + PANEL_H + Math.floor(i / LEGEND_PER_ROW) * LEGEND_ROW + 10;
+    const dash = /^teacher/i.test(s.label) ? ' stroke-dasharray="6 3"' : '';
+    legend.push(`<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${seriesColour(i, s.label)}" stroke-width="2"${dash}/><circle cx="${x + 13}" cy="${y}" r="3.5" fill="${seriesColour(i, s.label)}"/>`);
+    legend.push(`<text x="${x + 34}" y="${y}" dy="4" font-size="12">${escapeXml(s.label)}</text>`);
+  });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, Helvetica, sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="${width / 2}" y="26" text-anchor="middle" font-size="17" font-weight="bold">${escapeXml(title)}</text>`,
+    panelSvg(panels[0], series, xTicks, 'gen PPL not computed (no judge)'),
+    panelSvg(panels[1], series, xTicks, 'no samples'),
+    `<g class="legend">${legend.join('\n')}</g>`,
+    '</svg>',
+  ].join('\n');
+}
