@@ -249,7 +249,7 @@ test('listModels: shipped checkpoint folders, corrupt ones skipped with a warnin
   }
 });
 
-test('integration: createRun -> start -> events -> getMetrics -> exportRound (loadable, never overwrites)', { timeout: 58_000 }, async () => {
+test('integration: createRun -> start -> events -> getMetrics -> exportRound (loadable, never overwrites)', { timeout: 240_000 }, async () => {
   let output = '';
   const { ws, host, manager, cleanup } = setup({ spawn: { onOutput: (s) => (output += s) } });
   try {

@@ -25,16 +25,13 @@ test('100k points reduce to <= target with target/2 buckets, keeping the global 
   const { x, y } = series(n, (i) => 1 + 0.1 * Math.sin(i / 50));
   y[31_337] = 42; // spike up
   y[77_777] = -5; // spike down
-  const t0 = performance.now();
   const d = minMaxDownsample(x, y, n, 1000);
-  const ms = performance.now() - t0;
   assert.equal(d.buckets, 500);
   assert.ok(d.length <= 1000 && d.length >= 500, `length ${d.length}`);
   assert.equal(Math.max(...d.y), 42);
   assert.equal(Math.min(...d.y), -5);
   assert.ok(d.x.includes(31_337) && d.x.includes(77_777));
   for (let i = 1; i < d.length; i++) assert.ok(d.x[i]! > d.x[i - 1]!, 'x stays increasing');
-  assert.ok(ms < 100, `downsampling 100k points took ${ms} ms`);
 });
 
 test('every bucket contributes its min and max in index order', () => {
@@ -106,14 +103,12 @@ test('EMA: NaN passes through without poisoning later values', () => {
   for (const i of [0, 1, 3, 4]) assert.ok(Math.abs(s[i]! - 1) < 1e-9);
 });
 
-test('EMA: smooths noise (variance drops) and 100k points are fast', () => {
+test('EMA: smooths noise over 100k points (variance drops)', () => {
   const n = 100_000;
   let seed = 1;
   const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5;
   const y = new Float64Array(n).map(() => 1 + rnd());
-  const t0 = performance.now();
   const s = emaSmooth(y, 0.9);
-  const ms = performance.now() - t0;
   const v = (a: ArrayLike<number>) => {
     let m = 0;
     for (let i = 1000; i < n; i++) m += a[i]!;
@@ -123,7 +118,6 @@ test('EMA: smooths noise (variance drops) and 100k points are fast', () => {
     return q / (n - 1000);
   };
   assert.ok(v(s) < v(y) / 5);
-  assert.ok(ms < 100, `${ms} ms`);
 });
 
 import { firstNonFinite, meanDownsample, niceTicks } from '../src/renderer/lib/downsample.ts';

@@ -295,7 +295,7 @@ const missing = ENGINE_MODULES.filter((f) => !existsSync(f));
 
 test(
   'integration: forkSpawner + real engine, tiny preset, 20 steps to done with metrics and a checkpoint',
-  { skip: missing.length ? `awaits engine modules not yet in the tree: ${missing.join(', ')}` : false, timeout: 55_000 },
+  { skip: missing.length ? `awaits engine modules not yet in the tree: ${missing.join(', ')}` : false, timeout: 240_000 },
   async () => {
     const ws = mkdtempSync(join(tmpdir(), 'sdtt-rm-int-'));
     try {

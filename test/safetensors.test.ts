@@ -5,11 +5,14 @@ import {
   MAX_HEADER_BYTES,
   decodeSafetensors,
   encodeSafetensors,
+  F16_MAX,
   findDuplicateKey,
+  float32ToHalf,
   halfToFloat,
   int64ToNumbers,
   type SafetensorInput,
 } from '../src/worker/engine/safetensors.ts';
+import { Rng } from '../src/worker/engine/rng.ts';
 
 /** Builds a file from raw header text and data bytes, the way a hostile or broken writer might. */
 function rawFile(header: string, data: Uint8Array = new Uint8Array(0), lengthPrefix?: bigint): Buffer {
@@ -223,4 +226,126 @@ test('an empty file (no tensors) round-trips', () => {
   const buf = encodeSafetensors(new Map());
   assert.equal(buf.length, 16); // "{}" padded to 8 bytes
   assert.equal(decodeSafetensors(buf).tensors.size, 0);
+});
+
+// ------------------------------------------------------------------------------------------------- F16 writing
+
+/** Every non-negative half value by bit pattern (0x0000..0x7bff), plus 2^16 standing in for inf at 0x7c00. */
+const HALVES = Float64Array.from({ length: 0x7c01 }, (_, b) => (b === 0x7c00 ? 65536 : halfToFloat(b)));
+
+/**
+ * Reference rounding, independent of the implementation: bracket |x| between adjacent half values by binary
+ * search, compare the two distances in float64 (exact here), ties to the even bit pattern.
+ */
+function refHalf(x: number): number {
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  let lo = 0;
+  let hi = 0x7c00;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (HALVES[mid] <= a) lo = mid;
+    else hi = mid;
+  }
+  if (HALVES[lo] === a) return sign | lo;
+  const dLo = a - HALVES[lo];
+  const dHi = HALVES[hi] - a;
+  return sign | (dLo < dHi ? lo : dHi < dLo ? hi : lo % 2 === 0 ? lo : hi);
+}
+
+/** Random float32 values over every scale that f16 can hold, weight-like values, and exact ties +/- one float32 ulp. */
+function f16TestValues(): Float32Array {
+  const r = new Rng(11);
+  const out: number[] = [];
+  const bits = new Uint32Array(1);
+  const f = new Float32Array(bits.buffer);
+  while (out.length < 20_000) {
+    bits[0] = r.nextU32();
+    if (Math.abs(f[0]) <= F16_MAX) out.push(f[0]);
+  }
+  for (let i = 0; i < 20_000; i++) out.push(0.05 * r.normal());
+  for (let i = 0; i < 20_000; i++) {
+    const b = r.int(0x7bff); // a pair of adjacent halves (b, b + 1), the midpoint exact in float32
+    const mid = (HALVES[b] + HALVES[b + 1]) / 2;
+    const s = r.int(2) ? -1 : 1;
+    f[0] = mid;
+    const m = bits[0];
+    for (const d of [-1, 0, 1]) {
+      bits[0] = m + d;
+      out.push(s * f[0]);
+    }
+  }
+  return Float32Array.from(out);
+}
+
+test('float32ToHalf rounds to nearest even like the reference, at the edges and on random values', () => {
+  const edges: [number, number][] = [
+    [0, 0x0000],
+    [-0, 0x8000],
+    [2 ** -24, 0x0001], // smallest subnormal
+    [2 ** -25, 0x0000], // tie between 0 and 2^-24: even is 0
+    [Math.fround(2 ** -25 * 1.0000001), 0x0001],
+    [3 * 2 ** -25, 0x0002], // tie between 1 and 2 units: even is 2
+    [2 ** -14 - 2 ** -24, 0x03ff], // largest subnormal
+    [2 ** -14 - 2 ** -26, 0x0400], // rounds up into the smallest normal
+    [2 ** -14, 0x0400],
+    [1, 0x3c00],
+    [-1.5, 0xbe00],
+    [1 + 2 ** -11, 0x3c00], // tie: 1.0 has the even fraction
+    [1 + 3 * 2 ** -11, 0x3c02], // tie: 1 + 2^-9 has the even fraction
+    [2049, 0x6800], // tie between 2048 and 2050: 2048
+    [2051, 0x6802], // tie between 2050 and 2052: 2052
+    [F16_MAX, 0x7bff], // max normal
+    [-F16_MAX, 0xfbff],
+    [65519, 0x7bff], // IEEE: still rounds down to 65504 (the encoder refuses it anyway)
+    [65520, 0x7c00], // IEEE: rounds to inf (the encoder refuses it)
+    [1e-30, 0x0000],
+  ];
+  for (const [x, bits] of edges) {
+    assert.equal(float32ToHalf(x), bits, `${x}: got 0x${float32ToHalf(x).toString(16)}`);
+    assert.equal(refHalf(Math.fround(x)), bits, `reference disagrees on ${x}`);
+  }
+  assert.equal(float32ToHalf(Infinity), 0x7c00);
+  assert.equal(float32ToHalf(-Infinity), 0xfc00);
+  assert.ok(Number.isNaN(halfToFloat(float32ToHalf(NaN))));
+  for (const x of f16TestValues()) {
+    const got = float32ToHalf(x);
+    if (got !== refHalf(x)) assert.fail(`${x}: got 0x${got.toString(16)}, reference 0x${refHalf(x).toString(16)}`);
+  }
+});
+
+test('F16 tensors encode from Float32Array with the reference bits and decode within 2^-11 relative', () => {
+  const values = f16TestValues();
+  const backing = new Float32Array(values.length + 2);
+  backing.set(values, 1);
+  const buf = encodeSafetensors(new Map([['h', { dtype: 'F16', shape: [values.length], data: backing.subarray(1, values.length + 1) }]]));
+  const { tensors } = decodeSafetensors(buf);
+  const t = tensors.get('h')!;
+  assert.equal(t.dtype, 'F16');
+  assert.ok(t.data instanceof Float32Array);
+  const dataStart = buf.length - 2 * values.length; // one tensor: the data section is the tail of the file
+  let worstRel = 0;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i];
+    const bits = buf.readUInt16LE(dataStart + 2 * i);
+    if (bits !== refHalf(x)) assert.fail(`element ${i} (${x}): wrote 0x${bits.toString(16)}, reference 0x${refHalf(x).toString(16)}`);
+    const y = t.data[i] as number;
+    if (Math.abs(x) >= 2 ** -14) worstRel = Math.max(worstRel, Math.abs(y - x) / Math.abs(x));
+    else assert.ok(Math.abs(y - x) <= 2 ** -25, `subnormal ${x} -> ${y}`);
+  }
+  assert.ok(worstRel <= 2 ** -11, `worst relative error ${worstRel}`);
+  assert.ok(Object.is((decodeSafetensors(encodeSafetensors(new Map([['z', { dtype: 'F16', shape: [1], data: new Float32Array([-0]) }]]))).tensors.get('z')!.data as Float32Array)[0], -0));
+});
+
+test('F16 refuses NaN, infinities and magnitudes above 65504, naming the tensor and element', () => {
+  const enc = (v: number) => encodeSafetensors(new Map([['ok', { dtype: 'F16', shape: [1], data: new Float32Array([1]) }], ['blk.w', { dtype: 'F16', shape: [3], data: new Float32Array([0, F16_MAX, v]) }]]));
+  for (const [v, why] of [[65505, /exceeds the float16 maximum 65504/], [-70000, /exceeds/], [65519, /exceeds/], [NaN, /NaN/], [Infinity, /infinite/], [-Infinity, /infinite/]] as const) {
+    assert.throws(
+      () => enc(v),
+      (e: unknown) => e instanceof CheckpointError && /^tensor 'blk\.w': element 2 \(/.test(e.message) && why.test(e.message),
+      String(v),
+    );
+  }
+  assert.equal(decodeSafetensors(enc(-F16_MAX)).tensors.get('blk.w')!.data[2], -F16_MAX);
+  assert.throws(() => encodeSafetensors(new Map([['x', { dtype: 'F16', shape: [1], data: new Float64Array(1) }]])), /F16 needs a Float32Array/);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ByteTokenizer, CompactTokenizer, GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER } from '../src/worker/engine/data/tokenizer.ts';
+import { ByteTokenizer, CompactTokenizer, GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2TokenBytes, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER } from '../src/worker/engine/data/tokenizer.ts';
 import { assembleDocuments } from '../src/worker/engine/data/corpus.ts';
 import { sourcesAvailable } from '../src/worker/engine/data/sources.ts';
 
@@ -55,14 +55,58 @@ test('decode(encode(text)) === text on tricky strings (compact 4096 from build, 
   }
 });
 
-test('tokens outside the compact set fall back to bytes; in-set tokens are single ids', () => {
-  const t = smallCompact(300);
+test('byte fallback (version 1 files): tokens outside the compact set are written as bytes; in-set tokens are single ids', () => {
+  const counts = new Float64Array(GPT2_VOCAB_SIZE);
+  for (const s of [...TRICKY, 'The quick brown fox jumps over the lazy dog. '.repeat(20)]) for (const g of gpt2Encode(s)) counts[g]++;
+  const t = CompactTokenizer.build(counts, 300, 'bytes');
   const { ids, fallbackTokens } = t.fromGpt2(gpt2Encode(' hippopotamus Kilimanjaro'));
   assert.ok(fallbackTokens > 0);
   assert.ok(ids.every((i) => i < 256));
   const fox = t.encode(' quick brown fox');
   assert.equal(fox.length, gpt2Encode(' quick brown fox').length);
   assert.ok(fox.every((i) => i >= 256 && i < t.eosId));
+  // A version 1 file stays version 1 (its sha256 and sameTokenizer() comparisons with old checkpoints hold).
+  assert.equal(t.toJSON().version, 1);
+  assert.equal('fallback' in t.toJSON(), false);
+  assert.equal(CompactTokenizer.fromJSON(JSON.parse(tokenizerFileText(t))).fallback, 'bytes');
+});
+
+test('bpe fallback: an out-of-set token becomes in-set pieces that spell it, merged until no in-set merge is left', () => {
+  const counts = new Float64Array(GPT2_VOCAB_SIZE);
+  // Frequent sub-words make pieces available; the long rare words themselves are not in the set.
+  for (const s of [' hip pop ot am us hippo potam Kil iman jar o', ' the and of to in'.repeat(5), ...TRICKY]) for (const g of gpt2Encode(s)) counts[g] += 3;
+  const t = CompactTokenizer.build(counts, 400);
+  assert.equal(t.fallback, 'bpe');
+  const gpt2 = gpt2Encode(' hippopotamus Kilimanjaro supercalifragilistic');
+  const out = t.fromGpt2(gpt2);
+  const tokenBytes = gpt2TokenBytes();
+  const gpt2IdOf = new Map(tokenBytes.map((b, id) => [Buffer.from(b).toString('latin1'), id] as const));
+  const inSet = new Set(t.gpt2Ids);
+  const bytesOfPiece = (c: number) => Buffer.from(tokenBytes[t.gpt2Ids[c]]);
+  const plain = CompactTokenizer.fromJSON({ ...t.toJSON(), version: 1, fallback: undefined });
+  const asBytes = plain.fromGpt2(gpt2).ids;
+  assert.ok(out.fallbackTokens > 0);
+  assert.ok(out.ids.length < asBytes.length, `bpe pieces (${out.ids.length}) must be fewer than bytes (${asBytes.length})`);
+  assert.equal(t.decodeStrict(out.ids), plain.decodeStrict(asBytes));
+  for (const g of gpt2) {
+    if (t.gpt2Ids.includes(g)) continue;
+    const pieces = Array.from(t.piecesOf(g));
+    assert.ok(pieces.every((p) => p >= 0 && p < t.eosId), 'every piece is a compact id');
+    // Concatenated, the pieces are exactly the token's bytes.
+    assert.deepEqual(Buffer.concat(pieces.map(bytesOfPiece)), Buffer.from(tokenBytes[g]));
+    // Merging ran to completion: no adjacent pair of pieces concatenates to a GPT-2 token of the compact set.
+    for (let i = 0; i + 1 < pieces.length; i++) {
+      const joined = gpt2IdOf.get(Buffer.concat([bytesOfPiece(pieces[i]), bytesOfPiece(pieces[i + 1])]).toString('latin1'));
+      assert.ok(joined === undefined || !inSet.has(joined), `pieces ${i},${i + 1} of GPT-2 token ${g} could still merge into ${joined}`);
+    }
+  }
+  // Round trip through the file format keeps the fallback; unknown fallbacks and versions are refused.
+  const again = CompactTokenizer.fromJSON(JSON.parse(tokenizerFileText(t)));
+  assert.equal(again.fallback, 'bpe');
+  assert.equal(again.toJSON().version, 2);
+  assert.deepEqual(Array.from(again.encode(' hippopotamus')), Array.from(t.encode(' hippopotamus')));
+  assert.throws(() => CompactTokenizer.fromJSON({ ...t.toJSON(), fallback: 'chars' }), /fallback/);
+  assert.throws(() => CompactTokenizer.fromJSON({ ...t.toJSON(), version: 3 }), /version/);
 });
 
 test('EOS renders as a blank line, MASK as a placeholder; decodeStrict refuses MASK and bad ids', () => {

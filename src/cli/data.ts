@@ -11,6 +11,7 @@ import { ProgressBar } from './progress.ts';
 const FLAGS: Flags = {
   out: { type: 'string', help: 'output folder for shards, tokenizer and manifest', default: 'data/corpus' },
   vocab: { type: 'string', help: 'compact vocabulary size incl. EOS and MASK', default: '4096' },
+  fallback: { type: 'string', help: 'GPT-2 tokens outside the compact set: bpe (re-merged into compact pieces) | bytes', default: 'bpe' },
   seed: { type: 'string', help: 'split seed', default: '1234' },
   'update-assets': { type: 'boolean', help: 'also copy the tokenizer and manifest into assets/ (maintainers)' },
 };
@@ -20,12 +21,15 @@ export async function run(argv: string[]): Promise<number> {
   if (what !== 'build') throw new UsageError('usage: sdtt data build [--out DIR] [--vocab N] [--seed N]');
   const f = parseFlags(rest, FLAGS, 'usage: sdtt data build [options]');
   if (!f) return 0;
+  const fallback = String(f.fallback);
+  if (fallback !== 'bpe' && fallback !== 'bytes') throw new UsageError(`--fallback must be bpe or bytes, got ${JSON.stringify(fallback)}`);
   const bar = new ProgressBar('data', 100);
   let stage = '';
   const t0 = Date.now();
   const manifest = await buildCorpus(String(f.out), {
     seed: intFlag(f, 'seed'),
     vocabSize: intFlag(f, 'vocab', 260),
+    fallback,
     assetsDir: f['update-assets'] ? 'assets' : undefined,
     onProgress: (p) => {
       if (p.stage !== stage) {

@@ -151,12 +151,11 @@ export const DEMO_TEACHER = join(REPO, 'assets/models/mdlm-base-5m');
 export const DEMO_JUDGE = join(REPO, 'assets/models/judge-ar-base-5m');
 export const DEMO_DATA = join(REPO, 'data/corpus');
 /**
- * Sized for <= 30 min on 2 cores (base-5m, batch 16, threads 2). Measured with two other training jobs sharing the
- * 2 cores: ~5.5-6 s per distillation step (teacher targets ~1.1-1.9 s = 2 onnx forwards + host sampling; student
- * fwd/bwd ~4-6.5 s), ~0.35-0.7 s per onnx forward of 16 x 128 tokens; on an idle machine about half. So: 3 rounds
- * (128 -> 64 -> 32 -> 16) x 80 steps = 240 steps (~12-24 min) + 4 evaluations of 16 samples at 128/64/32/16 steps
- * with self-BLEU (~1.5-3 min each). lr 3e-4 (not the spec's 1e-4: 80-step rounds), EMA 0.96 (time constant
- * ~1/3 round, spec §7.4).
+ * Sized for <= 30 min on 2 cores (base-5m, batch 16, threads 2): 3 rounds (128 -> 64 -> 32 -> 16) x 80 steps = 240
+ * steps, and 4 evaluations (teacher + 3 students) of 16 samples at 128/64/32/16 steps with self-BLEU. Measured with
+ * a pretraining job sharing the 2 cores: 22 min 41 s in all (teacher eval 2:13; rounds 5:40, 4:53, 4:45 of training
+ * at ~540 tok/s + 2:04, 1:32, 1:28 of evaluation). lr 3e-4 (not the spec's 1e-4: 80-step rounds), EMA 0.96 (time
+ * constant ~1/3 round, spec §7.4).
  */
 export const DEMO_DEFAULTS = ['--rounds', '3', '--steps-per-round', '80', '--batch', '16', '--lr', '3e-4', '--warmup', '20', '--ema-decay', '0.96', '--eval-samples', '16', '--eval-steps', '128,64,32,16', '--checkpoint-every', '20', '--log-every', '2', '--run', 'demo'];
 

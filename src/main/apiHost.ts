@@ -19,6 +19,7 @@ import {
   type ApiRequest,
   type ApiResponses,
   type AppInfo,
+  type ExportDtype,
   type ModelInfo,
   type RoundSummary,
   type RunEvent,
@@ -92,7 +93,7 @@ export class ApiHost implements SdttApi {
       controlRun: (r) => this.doControlRun(r.id, r.action),
       listModels: () => this.doListModels(),
       getSamples: (r) => this.doGetSamples(r.id),
-      exportRound: (r) => this.doExportRound(r.id, r.round, r.folder),
+      exportRound: (r) => this.doExportRound(r.id, r.round, r.folder, r.dtype),
     };
   }
 
@@ -258,11 +259,11 @@ export class ApiHost implements SdttApi {
     return readSampleCells(this.manager.store.samplesDir(id), this.warn);
   }
 
-  private doExportRound(id: string, round: number, folderIn: string): ApiResponses['exportRound'] {
+  private doExportRound(id: string, round: number, folderIn: string, dtype: ExportDtype = 'f32'): ApiResponses['exportRound'] {
     const rec = this.requireRun(id);
     const folder = resolve(this.workspace, folderIn);
     const src = this.roundCheckpoint(rec, round);
-    return { folder, files: exportCheckpointFolder(rec, round, src, folder) };
+    return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype }) };
   }
 
   // ---- helpers -----------------------------------------------------------------------------------------------

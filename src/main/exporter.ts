@@ -1,19 +1,29 @@
-// Writes an export folder (model.safetensors + config.json + README.md model card) from a checkpoint folder.
+// Writes an export folder (model.safetensors + config.json + README.md model card) from a checkpoint folder,
+// in float32 or float16 (half the size; every loader here widens F16 back to float32).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { ApiError } from '../shared/api.ts';
+import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { ApiError, type ExportDtype } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { FORMAT_TAG } from '../worker/engine/checkpoint.ts';
-import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../worker/engine/safetensors.ts';
+import { CheckpointError, decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../worker/engine/safetensors.ts';
 import { readJsonObject } from './runFiles.ts';
 
 /**
  * Exports checkpoint `src` (round `round` of run `rec`; -1: the pretrained model / the teacher) into `folder` (absolute),
  * which must be new or empty: files are written to a temporary sibling then renamed, never overwriting anything.
- * Throws ApiError (conflict | internal). Returns the names of the files written.
+ * `opts.dtype` 'f16' stores floating tensors as F16 (a value f16 cannot hold is refused before anything is
+ * written); `opts.workspace` is what config.json's `export.source` is relative to. Throws ApiError (conflict |
+ * internal). Returns the names of the files written.
  */
-export function exportCheckpointFolder(rec: RunRecord, round: number, src: { dir: string; step: number }, folder: string): string[] {
+export function exportCheckpointFolder(
+  rec: RunRecord,
+  round: number,
+  src: { dir: string; step: number },
+  folder: string,
+  opts: { workspace: string; dtype?: ExportDtype },
+): string[] {
+  const dtype = opts.dtype ?? 'f32';
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory()) throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
     if (readdirSync(folder).length) throw new ApiError(`${folder} is not empty; exports never overwrite files: choose a new or empty folder`, 'conflict');
@@ -26,17 +36,31 @@ export function exportCheckpointFolder(rec: RunRecord, round: number, src: { dir
   const tensors = new Map<string, SafetensorInput>();
   let params = 0;
   for (const [name, t] of decoded.tensors) {
-    tensors.set(name, { dtype: t.dtype === 'BF16' || t.dtype === 'F16' ? 'F32' : (t.dtype as SafetensorInput['dtype']), shape: t.shape, data: t.data });
+    if (dtype === 'f16' && (t.data instanceof Float32Array || t.data instanceof Float64Array)) {
+      // A foreign F64 tensor goes through float32 first (two roundings; our own checkpoints are F32 throughout).
+      tensors.set(name, { dtype: 'F16', shape: t.shape, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data) });
+    } else {
+      // BF16/F16 arrive decoded as Float32Array and are written as F32; integer tensors are copied as they are.
+      tensors.set(name, { dtype: t.dtype === 'BF16' || t.dtype === 'F16' ? 'F32' : (t.dtype as SafetensorInput['dtype']), shape: t.shape, data: t.data });
+    }
     params += t.shape.reduce((a, b) => a * b, 1);
   }
-  const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, source: src.dir, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
+  const source = sourceLabel(src.dir, opts.workspace);
+  const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, dtype, source, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
   const config = readJsonObject(join(src.dir, 'config.json'));
   config.export = provenance;
-  const model = encodeSafetensors(tensors, { format: 'pt', sdtt_format: FORMAT_TAG, kind: 'model', weights, run: rec.id, round: String(round), step: String(src.step) });
+  let model: Buffer;
+  try {
+    model = encodeSafetensors(tensors, { format: 'pt', sdtt_format: FORMAT_TAG, kind: 'model', weights, run: rec.id, round: String(round), step: String(src.step) });
+  } catch (e) {
+    // Before any file exists: the only data-dependent failure is a weight float16 cannot hold, which f32 can.
+    if (e instanceof CheckpointError && dtype === 'f16') throw new ApiError(`cannot export ${source} as f16: ${e.message}; export it as f32`, 'conflict');
+    throw e;
+  }
   const files: [string, string | Uint8Array][] = [
     ['model.safetensors', model],
     ['config.json', JSON.stringify(config, null, 2) + '\n'],
-    ['README.md', modelCard(rec, round, src, weights, params, config)],
+    ['README.md', modelCard(rec, round, src, weights, params, config, dtype)],
   ];
 
   mkdirSync(dirname(folder), { recursive: true });
@@ -56,7 +80,17 @@ export function exportCheckpointFolder(rec: RunRecord, round: number, src: { dir
   return files.map(([n]) => n);
 }
 
-function modelCard(rec: RunRecord, round: number, src: { dir: string; step: number }, weights: string, params: number, config: Record<string, unknown>): string {
+/**
+ * config.json's `export.source` without local absolute paths: relative to the workspace (`runs/<id>/checkpoints/<step>`),
+ * or for a checkpoint outside it (a shipped or external teacher) just its folder name.
+ */
+function sourceLabel(dir: string, workspace: string): string {
+  const rel = relative(workspace, dir);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return basename(dir);
+  return rel.split(sep).join('/');
+}
+
+function modelCard(rec: RunRecord, round: number, src: { dir: string; step: number }, weights: string, params: number, config: Record<string, unknown>, dtype: ExportDtype): string {
   const what = round === -1 ? (rec.kind === 'distill' ? 'the teacher of this distillation run' : `the ${rec.kind} model`) : `the student after SDTT round ${round}`;
   const keys = ['arch', 'vocabSize', 'dModel', 'nLayers', 'nHeads', 'mlpRatio', 'seqLen', 'maskId', 'eosId'];
   const rows = keys.filter((k) => k in config).map((k) => `| ${k} | ${JSON.stringify(config[k])} |`);
@@ -76,7 +110,9 @@ Exported by SDTT Workbench (${FORMAT_TAG}) on ${new Date().toISOString()}: ${wha
 ${rows.join('\n')}
 
 The model is a ${config.arch === 'ar' ? 'causal (autoregressive)' : 'masked diffusion (MDLM, DiT-style denoiser)'} transformer.
-Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), float32.
+Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), ${
+    dtype === 'f16' ? 'float16 (rounded to nearest-even from the float32 weights; `.float()` them to compute in float32)' : 'float32'
+  }.
 \`config.json\` holds the hyper-parameters, the tokenizer mapping and the provenance (\`export\`, \`sdtt\`).
 
 ## Loading

@@ -52,7 +52,8 @@ export class RunStore {
       try {
         out.push(this.read(id));
       } catch {
-        // A folder that is not a run (or a half-created one) is not listed; it is never deleted either.
+        // A folder that is not a run (or a half-created one) is not listed; it is never deleted either. Run ids never
+        // start with '.', so the workspace caches in runs/.cache (e.g. engine/teacherEvalCache.ts) are never runs.
       }
     }
     return out;

@@ -11,6 +11,9 @@ export const MAX_REQUEST_BYTES = 256 * 1024;
 
 const RunId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a run id is 1-128 letters, digits, ".", "_" or "-"');
 const FolderPath = z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'path contains a NUL byte');
+/** Element type of exported weights: f16 halves the file (round-to-nearest-even; the loaders widen it back). */
+export const ExportDtype = z.enum(['f32', 'f16']);
+export type ExportDtype = z.infer<typeof ExportDtype>;
 
 /** Request schemas, one per method; the method names double as the IPC channel allow-list. */
 export const ApiRequests = {
@@ -26,7 +29,7 @@ export const ApiRequests = {
   controlRun: z.object({ id: RunId, action: z.enum(['start', 'pause', 'resume', 'stop']) }).strict(),
   listModels: z.object({}).strict(),
   getSamples: z.object({ id: RunId }).strict(),
-  exportRound: z.object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath }).strict(),
+  exportRound: z.object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath, dtype: ExportDtype.optional() }).strict(),
 } as const;
 
 export type ApiMethod = keyof typeof ApiRequests;

@@ -23,7 +23,8 @@ import { checkpointTokenizer, sameTokenizer } from './tokenizers.ts';
 import { createModelRuntime, openModel, resolveCheckpointDir, type Inference } from './openModel.ts';
 import { roundAt, roundSchedule, scheduleSteps, type RoundInfo } from './sdtt/rounds.ts';
 import { teacherTargets } from './sdtt/targets.ts';
-import { evaluateRound, heldoutWindowsFor, readTeacherEval, teacherEvalFile, upsertRoundLine, writeJsonAtomic, type DistillEvalContext, type DistillEvalResult } from './distillEval.ts';
+import { evalJudgeFields, evaluateRound, heldoutWindowsFor, readTeacherEval, teacherEvalFile, upsertRoundLine, writeJsonAtomic, type DistillEvalContext, type DistillEvalResult } from './distillEval.ts';
+import { cachedTeacherEval, teacherEvalKey, type JudgeIdentity } from './teacherEvalCache.ts';
 
 /** The shipped AR judge, used when cfg.judge is absent and this folder exists. */
 export const SHIPPED_JUDGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../assets/models/judge-ar-base-5m');
@@ -155,6 +156,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
 
   // ---- judge ----------------------------------------------------------------------------------------------------
   let judge: Inference | null = null;
+  let judgeId: JudgeIdentity | null = null; // for the teacher-evaluation cache key
   let judgePath: string | null = cfg.judge ?? (existsSync(join(SHIPPED_JUDGE, 'config.json')) ? SHIPPED_JUDGE : null);
   let judgeNote: string | undefined = judgePath ? undefined : `no judge: --judge not given and the shipped judge ${SHIPPED_JUDGE} is missing; gen PPL not computed (entropy, held-out NELBO and self-BLEU only)`;
 
@@ -162,7 +164,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   let teacher: Inference | null = null;
   try {
     if (judgePath) {
-      const j = await openModel(judgePath, { backend: cfg.backend, threads: cfg.threads });
+      const j = await openModel(judgePath, { backend: cfg.backend, threads: cfg.threads, hashWeights: true });
       const problem =
         j.config.arch !== 'ar' ? `the judge ${j.checkpointDir} is a '${j.config.arch}' model, not an AR model`
         : !sameTokenizer(j.tokenizer, tokenizer) ? `the judge ${j.checkpointDir} uses a different tokenizer (${j.tokenizer.kind}, ${j.tokenizer.vocabSize} ids) than the teacher (${tokenizer.kind}, ${tokenizer.vocabSize} ids)`
@@ -180,6 +182,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       } else {
         judge = j.model;
         judgePath = j.checkpointDir;
+        judgeId = { sha256: j.weightsSha256!, weights: j.weights, config: j.config, backend: j.backend, device: j.device };
       }
     }
 
@@ -220,9 +223,10 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       const rt = await createModelRuntime(teacherCfg, p, { backend: cfg.backend, threads: cfg.threads });
       teacher = rt.model;
       hooks.onTeacher?.({ ...ref, checksum: paramsChecksum(p) });
-      return rt.backend;
+      return { backend: rt.backend, device: rt.device };
     };
-    const teacherRuntime = await buildTeacher(teacherParams, teacherRef);
+    const teacherRt = await buildTeacher(teacherParams, teacherRef);
+    const teacherRuntime = teacherRt.backend;
     hooks.onStart?.({
       backend: engine.backend, device: engine.device, params: params.length, startStep: step, resumedFrom, trainTokens: trainTokens.length, valTokens: valTokens.length,
       totalSteps, schedule, teacher: teacherDir, teacherWeights: original.weights, teacherRuntime, judge: judgePath, judgeNote,
@@ -242,9 +246,12 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       }
     };
 
-    // Round −1: the original teacher, once per run.
+    // Round −1: the original teacher, once per run; reused from the workspace's cache when everything it depends on matches.
     if (!readTeacherEval(runDir) && schedule.length > 0) {
-      const res = await evaluateWeights(teacherParams0, -1, schedule[0].teacherSteps);
+      const selfBleuSteps = schedule[0].teacherSteps;
+      const key = teacherEvalKey({ teacherParams: teacherParams0, teacherConfig: teacherCfg, runtime: teacherRt, tokenizer, judge: judgeId, valTokens, selfBleuSteps, cfg });
+      const cacheOpts = { runDir, key, evalSteps: cfg.evalSteps, judgeFields: evalJudgeFields(evalCtx), onProgress: hooks.onEvalProgress };
+      const res = await cachedTeacherEval(cacheOpts, () => evaluateWeights(teacherParams0, -1, selfBleuSteps));
       writeJsonAtomic(teacherEvalFile(runDir), res);
       hooks.onTeacherEval?.(res);
       hooks.onSamples?.(-1, res.samplesFiles);

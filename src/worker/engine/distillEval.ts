@@ -151,11 +151,15 @@ export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, ro
     rows,
     heldoutNelbo: nelbo,
     selfBleu: bleu,
-    judge: ctx.judgePath,
-    ...(ctx.judge ? {} : { note: ctx.judgeNote ?? 'no judge: gen PPL not computed' }),
+    ...evalJudgeFields(ctx),
     samplesFiles,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** The result's judge folder, and the note saying why gen PPL is missing when there is no judge. */
+export function evalJudgeFields(ctx: Pick<DistillEvalContext, 'judge' | 'judgePath' | 'judgeNote'>): Pick<DistillEvalResult, 'judge' | 'note'> {
+  return { judge: ctx.judgePath, ...(ctx.judge ? {} : { note: ctx.judgeNote ?? 'no judge: gen PPL not computed' }) };
 }
 
 const CONTINUATIONS = 4;

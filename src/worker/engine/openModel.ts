@@ -1,6 +1,7 @@
 // Opens a model for inference from a checkpoint folder, a run folder (its latest checkpoint) or a shipped model,
 // with its tokenizer. Inference runs on onnxruntime-node when it is installed (5x faster than tfjs-wasm on CPU,
 // same logits to 1e-5), else on the tfjs backend; the runtime and device actually used are returned, never silent.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
@@ -27,6 +28,13 @@ export interface OpenedModel {
   backend: string;
   device: string;
   extra: Record<string, unknown>;
+  /** sha256 of the loaded float32 weights (weightsSha256), when opts.hashWeights. */
+  weightsSha256?: string;
+}
+
+/** sha256 (hex) of a weight vector's float32 bytes: a full content hash (distill.ts's paramsChecksum is a short one). */
+export function weightsSha256(p: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength)).digest('hex');
 }
 
 /** Resolves a user-given path to a checkpoint folder (one holding config.json + model.safetensors). */
@@ -66,7 +74,7 @@ export async function createModelRuntime(
 
 export async function openModel(
   path: string,
-  opts: { backend?: BackendName; weights?: 'ema' | 'raw'; runtime?: InferenceRuntime; threads?: number } = {},
+  opts: { backend?: BackendName; weights?: 'ema' | 'raw'; runtime?: InferenceRuntime; threads?: number; hashWeights?: boolean } = {},
 ): Promise<OpenedModel> {
   const checkpointDir = resolveCheckpointDir(path);
   const ck = loadCheckpoint(checkpointDir, { layoutFor: paramLayout });
@@ -79,5 +87,5 @@ export async function openModel(
     throw new Error(`the checkpoint's ${tokenizer.kind} tokenizer has ${tokenizer.vocabSize} ids but the model has vocabSize ${ck.config.vocabSize}`);
   }
   const { model, backend, device } = await createModelRuntime(ck.config, params, opts);
-  return { config: ck.config, tokenizer, model, checkpointDir, weights, backend, device, extra };
+  return { config: ck.config, tokenizer, model, checkpointDir, weights, backend, device, extra, ...(opts.hashWeights ? { weightsSha256: weightsSha256(params) } : {}) };
 }

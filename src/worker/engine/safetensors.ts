@@ -7,6 +7,8 @@
 // because a checkpoint is read back into a live training run: a corrupt file must fail here, loudly and with the
 // file named, not turn into garbage weights three hours later.
 
+import { F16_MAX, f32BitsToHalf, float32ToHalf, halfToFloat } from './half.ts';
+
 /** Any problem with a checkpoint or safetensors file. The message always names the file (or source) at fault. */
 export class CheckpointError extends Error {
   constructor(message: string) {
@@ -18,19 +20,25 @@ export class CheckpointError extends Error {
 /** Same limit as the reference implementation: a bigger header is a corrupt length prefix, not a real file. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-/** Writable (and readable) element types, with their byte sizes. */
-const WRITABLE = { F32: 4, F64: 8, I32: 4, I64: 8, U8: 1 } as const;
-/** Half-precision types: read-only, decoded to Float32Array (PyTorch exports are often bf16). */
-const READ_ONLY = { BF16: 2, F16: 2 } as const;
+/** Writable (and readable) element types, with their byte sizes in the file. F16 is written from a Float32Array. */
+const WRITABLE = { F32: 4, F64: 8, I32: 4, I64: 8, U8: 1, F16: 2 } as const;
+/** bf16 is read-only (PyTorch exports are often bf16); like F16 it decodes to Float32Array. */
+const READ_ONLY = { BF16: 2 } as const;
 const DTYPE_BYTES: Record<string, number> = { ...WRITABLE, ...READ_ONLY };
 
 export type WritableDtype = keyof typeof WRITABLE;
 export type Dtype = WritableDtype | keyof typeof READ_ONLY;
 export const SUPPORTED_DTYPES = Object.keys(DTYPE_BYTES) as Dtype[];
 
+/** The float16 conversions live in half.ts; re-exported so that safetensors users need one import. */
+export { F16_MAX, float32ToHalf, halfToFloat };
+
 export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
 
-/** A tensor to write. `data` must be the typed array matching `dtype` (I64 -> BigInt64Array). */
+/**
+ * A tensor to write. `data` must be the typed array matching `dtype` (I64 -> BigInt64Array; F16 -> Float32Array,
+ * rounded to nearest-even on write; a NaN, an infinity or a magnitude above 65504 is refused, naming the tensor).
+ */
 export interface SafetensorInput {
   dtype: WritableDtype;
   shape: number[];
@@ -68,6 +76,7 @@ const ARRAY_FOR: Record<WritableDtype, new (n: number) => TensorData> = {
   I32: Int32Array,
   I64: BigInt64Array,
   U8: Uint8Array,
+  F16: Float32Array,
 };
 
 // ---------------------------------------------------------------------------------------------------------- write
@@ -86,6 +95,8 @@ export function encodeSafetensors(tensors: Map<string, SafetensorInput>, metadat
     header.__metadata__ = metadata;
   }
   let offset = 0;
+  // F16 tensors are converted while validating, so that a value f16 cannot hold fails before anything is built.
+  const halves = new Map<string, Uint16Array>();
   for (const name of names) {
     const t = tensors.get(name)!;
     if (name === '' || name === '__metadata__') throw new CheckpointError(`invalid tensor name '${name}'`);
@@ -102,6 +113,7 @@ export function encodeSafetensors(tensors: Map<string, SafetensorInput>, metadat
     if (elementCount(t.shape) !== t.data.length) {
       throw new CheckpointError(`tensor '${name}': shape [${t.shape.join(', ')}] has ${elementCount(t.shape)} elements but data has ${t.data.length}`);
     }
+    if (t.dtype === 'F16') halves.set(name, encodeF16(name, t.data as Float32Array));
     const bytes = t.data.length * size;
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -116,12 +128,12 @@ export function encodeSafetensors(tensors: Map<string, SafetensorInput>, metadat
   let pos = 8 + headerBytes.length;
   for (const name of names) {
     const t = tensors.get(name)!;
-    pos += writeLittleEndian(out, pos, t.data);
+    pos += writeLittleEndian(out, pos, halves.get(name) ?? t.data);
   }
   return out;
 }
 
-function writeLittleEndian(out: Buffer, pos: number, data: TensorData): number {
+function writeLittleEndian(out: Buffer, pos: number, data: TensorData | Uint16Array): number {
   const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   out.set(src, pos);
   // Every machine Node runs on today is little-endian; the swap keeps the format correct anywhere else.
@@ -137,6 +149,25 @@ function swapBytes(buf: Uint8Array, pos: number, len: number, width: number): vo
       buf[b] = x;
     }
   }
+}
+
+/**
+ * float32 -> binary16 bits for a whole tensor. Refuses NaN, ±Inf and |x| > 65504 rather than writing inf: an
+ * infinite weight silently poisons every logit downstream, and values that large mean the export is wrong anyway
+ * (even those in (65504, 65520) that IEEE rounding would bring back to 65504: the rule stays one comparison).
+ */
+function encodeF16(name: string, data: Float32Array): Uint16Array {
+  const out = new Uint16Array(data.length);
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!(Math.abs(v) <= F16_MAX)) {
+      const why = Number.isNaN(v) ? 'NaN' : Number.isFinite(v) ? `its magnitude exceeds the float16 maximum ${F16_MAX}` : 'infinite';
+      throw new CheckpointError(`tensor '${name}': element ${i} (${v}) cannot be stored as F16: ${why}`);
+    }
+    out[i] = f32BitsToHalf(bits[i]);
+  }
+  return out;
 }
 
 // ----------------------------------------------------------------------------------------------------------- read
@@ -255,16 +286,6 @@ function readTyped(bytes: Uint8Array, dtype: Dtype): TensorData {
   const copy = new Uint8Array(bytes); // fresh, aligned ArrayBuffer
   if (!LITTLE_ENDIAN_HOST && DTYPE_BYTES[dtype] > 1) swapBytes(copy, 0, copy.length, DTYPE_BYTES[dtype]);
   return new (Ctor as unknown as new (b: ArrayBuffer) => TensorData)(copy.buffer);
-}
-
-/** IEEE 754 binary16 -> number (exact, including subnormals, infinities and NaN). */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** I64 tensors decode as BigInt64Array; converts to numbers, refusing values that a double cannot hold exactly. */

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng } from '../rng.ts';
-import { CompactTokenizer, gpt2Encode, GPT2_VOCAB_SIZE, DEFAULT_COMPACT_SIZE, loadTokenizer, sha256Hex, tokenizerFileText, type Tokenizer } from './tokenizer.ts';
+import { CompactTokenizer, gpt2Encode, GPT2_VOCAB_SIZE, DEFAULT_COMPACT_SIZE, loadTokenizer, sha256Hex, tokenizerFileText, type CompactFallback, type Tokenizer } from './tokenizer.ts';
 import { SOURCE_INFO, chunkDocument, packageVersion, readBrown, readGutencorpus, readNaturalGutenberg, readSotu, type RawDoc, type SourceId, type SourceInfo } from './sources.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
@@ -21,6 +21,8 @@ export interface BuildCorpusOptions {
   seed?: number;
   /** Compact vocabulary size including EOS and MASK (default 4096). Ignored when `tokenizerFile` is given. */
   vocabSize?: number;
+  /** How GPT-2 tokens outside the compact set are split (default 'bpe'; see data/tokenizer.ts). */
+  fallback?: CompactFallback;
   /** Use this tokenizer file instead of building one from the train split. */
   tokenizerFile?: string;
   /** Fractions of each source's characters held out (default 0.05 / 0.05). */
@@ -78,15 +80,18 @@ export interface CorpusManifest {
     documents: number;
     gpt2Tokens: number;
     tokens: number;
-    byteFallbackGpt2Tokens: number;
-    byteFallbackFraction: number;
-    byteFallbackFractionTrain: number;
+    /** GPT-2 tokens outside the compact set (split into pieces per the tokenizer's fallback). */
+    fallbackGpt2Tokens: number;
+    fallbackFraction: number;
+    fallbackFractionTrain: number;
+    /** Single-byte tokens (ids 0..255) in all splits: text spelt byte by byte. */
+    byteTokens: number;
     duplicateDocumentsRemoved: number;
     duplicateParagraphsRemoved: number;
     roundTripVerifiedDocuments: number;
     excluded: string[];
   };
-  options: { vocabSize: number; validationFraction: number; testFraction: number; shardTokens: number; dedupMinChars: number; limitFiles: number | null; sources: SourceId[] };
+  options: { vocabSize: number; fallback: CompactFallback | null; validationFraction: number; testFraction: number; shardTokens: number; dedupMinChars: number; limitFiles: number | null; sources: SourceId[] };
 }
 
 interface Doc {
@@ -232,7 +237,7 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
   } else {
     const counts = new Float64Array(GPT2_VOCAB_SIZE);
     for (const d of docs) if (d.split === 'train') for (const g of d.gpt2) counts[g]++;
-    tokenizer = CompactTokenizer.build(counts, opts.vocabSize ?? DEFAULT_COMPACT_SIZE);
+    tokenizer = CompactTokenizer.build(counts, opts.vocabSize ?? DEFAULT_COMPACT_SIZE, opts.fallback ?? 'bpe');
     builtFrom = 'train';
   }
   if (tokenizer.vocabSize > 65536) throw new Error('vocabulary does not fit uint16 shards');
@@ -258,6 +263,7 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
   const splits = {} as Record<Split, SplitInfo>;
   let fallback = 0;
   let fallbackTrain = 0;
+  let byteTokens = 0;
   let gpt2Train = 0;
   let verified = 0;
   const compact = tokenizer instanceof CompactTokenizer ? tokenizer : null;
@@ -280,6 +286,7 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
         verified++;
       }
       encoded.push(ids);
+      for (const id of ids) if (id < 256) byteTokens++;
       total += ids.length + 1;
       gpt2Total += d.gpt2.length;
       if (s === 'train') gpt2Train += d.gpt2.length;
@@ -329,15 +336,16 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
       documents: docs.length,
       gpt2Tokens: gpt2All,
       tokens: SPLITS.reduce((a, s) => a + splits[s].tokens, 0),
-      byteFallbackGpt2Tokens: fallback,
-      byteFallbackFraction: round6(gpt2All ? fallback / gpt2All : 0),
-      byteFallbackFractionTrain: round6(gpt2Train ? fallbackTrain / gpt2Train : 0),
+      fallbackGpt2Tokens: fallback,
+      fallbackFraction: round6(gpt2All ? fallback / gpt2All : 0),
+      fallbackFractionTrain: round6(gpt2Train ? fallbackTrain / gpt2Train : 0),
+      byteTokens,
       duplicateDocumentsRemoved: assembled.duplicateDocumentsRemoved,
       duplicateParagraphsRemoved: assembled.duplicateParagraphsRemoved,
       roundTripVerifiedDocuments: verified,
       excluded: assembled.excluded,
     },
-    options: { vocabSize: tokenizer.vocabSize, validationFraction: valFrac, testFraction: testFrac, shardTokens, dedupMinChars: opts.dedupMinChars ?? 64, limitFiles: opts.limitFiles ?? null, sources },
+    options: { vocabSize: tokenizer.vocabSize, fallback: compact ? compact.fallback : null, validationFraction: valFrac, testFraction: testFrac, shardTokens, dedupMinChars: opts.dedupMinChars ?? 64, limitFiles: opts.limitFiles ?? null, sources },
   };
   const manifestText = JSON.stringify(manifest, null, 2) + '\n';
   writeFile(join(outDir, 'manifest.json'), manifestText);
@@ -347,7 +355,7 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
     if (builtFrom === 'train') copyFileSync(join(outDir, tokFile), join(opts.assetsDir, 'tokenizer', `compact-${tokenizer.vocabSize}.json`));
     writeFile(join(opts.assetsDir, 'data', 'manifest.json'), manifestText);
   }
-  progress({ stage: 'done', message: `wrote ${resolve(outDir)}: ${manifest.stats.tokens} tokens (${gpt2All} GPT-2 tokens), byte fallback ${(100 * manifest.stats.byteFallbackFraction).toFixed(2)}% of GPT-2 tokens` });
+  progress({ stage: 'done', message: `wrote ${resolve(outDir)}: ${manifest.stats.tokens} tokens (${gpt2All} GPT-2 tokens), ${(100 * manifest.stats.fallbackFraction).toFixed(2)}% of GPT-2 tokens outside the compact set${compact ? ` (${compact.fallback} fallback)` : ''}, ${(100 * byteTokens / Math.max(1, manifest.stats.tokens)).toFixed(1)}% single-byte tokens` });
   return manifest;
 }
 

@@ -3,8 +3,12 @@
 // * CompactTokenizer: GPT-2 BPE (gpt-tokenizer's r50k_base, identical to GPT-2) remapped onto a small vocabulary.
 //   Compact ids 0..255 are the 256 single-byte GPT-2 tokens, ordered by BYTE VALUE (compact id b = byte b), then
 //   the most frequent other GPT-2 tokens of the training split, then EOS (vocabSize-2), then MASK (vocabSize-1).
-//   A GPT-2 token outside the compact set is written as its bytes, so nothing is ever unknown and
+//   A GPT-2 token outside the compact set is split into compact pieces, so nothing is ever unknown and
 //   decode(encode(text)) === text for every well-formed string (lone UTF-16 surrogates cannot round-trip).
+//   How it is split is the tokenizer's `fallback`: 'bytes' (version 1 files) writes its bytes; 'bpe' (version 2,
+//   what `sdtt data build` writes) re-runs GPT-2's merges on its bytes, allowing only merges whose result is in the
+//   compact set. Why: with byte fallback half of the corpus' 4096-id tokens were single bytes (rare words spelt
+//   letter by letter), which an MDLM samples as scrambled letters; 'bpe' needs 28 % fewer tokens for the same text.
 // * ByteTokenizer: ids 0..255 = bytes of the UTF-8 text, 256 = EOS, 257 = MASK (vocabSize 258).
 //
 // Rendering conventions (both kinds):
@@ -34,14 +38,18 @@ export interface DecodeOptions {
 export interface CompactTokenizerJSON {
   format: 'sdtt-tokenizer';
   kind: 'compact-gpt2';
-  version: 1;
+  version: 1 | 2;
   base: 'gpt2-r50k_base';
   vocabSize: number;
   eosId: number;
   maskId: number;
   /** GPT-2 ids in compact order for compact ids 0..vocabSize-3 (the first 256 are the single-byte tokens). */
   gpt2Ids: number[];
+  /** How a token outside the set is split (absent in version 1 files: 'bytes'). */
+  fallback?: CompactFallback;
 }
+
+export type CompactFallback = 'bytes' | 'bpe';
 
 export interface ByteTokenizerJSON {
   format: 'sdtt-tokenizer';
@@ -81,6 +89,19 @@ export function gpt2TokenBytes(): Uint8Array[] {
   const ranks = gpt2Ranks as unknown as (string | number[])[];
   gpt2BytesCache = ranks.map((t) => (typeof t === 'string' ? utf8.encode(t) : Uint8Array.from(t)));
   return gpt2BytesCache;
+}
+
+let gpt2IdByBytesCache: Map<string, number> | null = null;
+/** GPT-2 id of a byte string (latin1 key), for re-running merges. */
+function gpt2IdByBytes(): Map<string, number> {
+  if (gpt2IdByBytesCache) return gpt2IdByBytesCache;
+  const m = new Map<string, number>();
+  gpt2TokenBytes().forEach((b, id) => {
+    const k = Buffer.from(b).toString('latin1');
+    if (!m.has(k)) m.set(k, id);
+  });
+  gpt2IdByBytesCache = m;
+  return m;
 }
 
 let byteToGpt2Cache: Int32Array | null = null;
@@ -212,11 +233,15 @@ export class CompactTokenizer implements Tokenizer {
   readonly maskId: number;
   /** GPT-2 id for each compact id < eosId. */
   readonly gpt2Ids: Int32Array;
-  /** Compact id for each GPT-2 id, or -1 when the token is decomposed into bytes. */
+  readonly fallback: CompactFallback;
+  /** Compact id for each GPT-2 id, or -1 when the token is split into pieces. */
   private readonly toCompact: Int32Array;
   private readonly bytes: Uint8Array[];
+  /** Pieces of each out-of-set GPT-2 token met so far (the split is a pure function of the token). */
+  private readonly pieceCache = new Map<number, Int32Array>();
 
-  private constructor(gpt2Ids: number[]) {
+  private constructor(gpt2Ids: number[], fallback: CompactFallback) {
+    this.fallback = fallback;
     const byteIds = gpt2ByteTokenIds();
     for (let b = 0; b < 256; b++) {
       if (gpt2Ids[b] !== byteIds[b]) throw new Error(`compact id ${b} must be the GPT-2 byte token ${byteIds[b]}, got ${gpt2Ids[b]}`);
@@ -242,7 +267,7 @@ export class CompactTokenizer implements Tokenizer {
    * Builds the compact vocabulary from GPT-2 token counts of the training split (index = GPT-2 id, or a Map).
    * Keeps the 256 byte tokens, then the `size - 258` most frequent other tokens (ties: lower GPT-2 id first).
    */
-  static build(counts: ArrayLike<number> | Map<number, number>, size = DEFAULT_COMPACT_SIZE): CompactTokenizer {
+  static build(counts: ArrayLike<number> | Map<number, number>, size = DEFAULT_COMPACT_SIZE, fallback: CompactFallback = 'bpe'): CompactTokenizer {
     if (!Number.isInteger(size) || size < 258 || size > 65536) throw new Error(`compact size must be an integer in [258, 65536], got ${size}`);
     const byteIds = gpt2ByteTokenIds();
     const isByte = new Uint8Array(GPT2_VOCAB_SIZE);
@@ -256,13 +281,17 @@ export class CompactTokenizer implements Tokenizer {
     cand.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
     const ids = Array.from(byteIds);
     for (let i = 0; i < cand.length && ids.length < size - 2; i++) ids.push(cand[i][0]);
-    return new CompactTokenizer(ids);
+    return new CompactTokenizer(ids, fallback);
   }
 
   static fromJSON(j: unknown): CompactTokenizer {
     const o = j as Partial<CompactTokenizerJSON>;
     if (o?.format !== 'sdtt-tokenizer' || o.kind !== 'compact-gpt2' || !Array.isArray(o.gpt2Ids)) throw new Error('not a compact GPT-2 tokenizer JSON');
-    const t = new CompactTokenizer(o.gpt2Ids);
+    if (o.version !== 1 && o.version !== 2) throw new Error(`compact tokenizer version ${JSON.stringify(o.version)} is not supported (1 or 2)`);
+    const fallback = o.fallback ?? 'bytes';
+    if (fallback !== 'bytes' && fallback !== 'bpe') throw new Error(`unknown compact tokenizer fallback ${JSON.stringify(o.fallback)} (bytes | bpe)`);
+    if (o.version === 1 && fallback !== 'bytes') throw new Error('a version 1 compact tokenizer has byte fallback only');
+    const t = new CompactTokenizer(o.gpt2Ids, fallback);
     if (o.vocabSize !== undefined && o.vocabSize !== t.vocabSize) throw new Error(`tokenizer JSON says vocabSize ${o.vocabSize} but lists ${t.vocabSize - 2} tokens`);
     return t;
   }
@@ -271,7 +300,7 @@ export class CompactTokenizer implements Tokenizer {
     return CompactTokenizer.fromJSON(JSON.parse(readFileSync(file, 'utf8')));
   }
 
-  /** Maps GPT-2 ids to compact ids (byte fallback for tokens outside the set). Returns the ids and the fallback count. */
+  /** Maps GPT-2 ids to compact ids (tokens outside the set are split). Returns the ids and how many tokens were split. */
   fromGpt2(gpt2: ArrayLike<number>): { ids: Int32Array; fallbackTokens: number } {
     let len = 0;
     let fallback = 0;
@@ -279,19 +308,52 @@ export class CompactTokenizer implements Tokenizer {
       const c = this.toCompact[gpt2[i]];
       if (c >= 0) len++;
       else {
-        len += gpt2TokenBytes()[gpt2[i]].length;
+        len += this.piecesOf(gpt2[i]).length;
         fallback++;
       }
     }
     const ids = new Int32Array(len);
     let k = 0;
-    const all = gpt2TokenBytes();
     for (let i = 0; i < gpt2.length; i++) {
       const c = this.toCompact[gpt2[i]];
       if (c >= 0) ids[k++] = c;
-      else for (const b of all[gpt2[i]]) ids[k++] = b; // compact id b is byte b
+      else for (const p of this.piecesOf(gpt2[i])) ids[k++] = p;
     }
     return { ids, fallbackTokens: fallback };
+  }
+
+  /** Compact pieces of an out-of-set GPT-2 token: its bytes (compact id b = byte b), merged per `fallback`. */
+  piecesOf(gpt2Id: number): Int32Array {
+    const cached = this.pieceCache.get(gpt2Id);
+    if (cached) return cached;
+    const bytes = gpt2TokenBytes()[gpt2Id];
+    let pieces = Array.from(bytes);
+    if (this.fallback === 'bpe') pieces = this.restrictedMerge(pieces);
+    const out = Int32Array.from(pieces);
+    this.pieceCache.set(gpt2Id, out);
+    return out;
+  }
+
+  /** GPT-2 BPE on compact pieces, lowest rank (= GPT-2 id) first, merging only into tokens of the compact set. */
+  private restrictedMerge(pieces: number[]): number[] {
+    const byBytes = gpt2IdByBytes();
+    const key = (a: number, b: number) => Buffer.concat([this.bytes[a], this.bytes[b]]).toString('latin1');
+    for (;;) {
+      let best = -1;
+      let bestGpt2 = Infinity;
+      let bestCompact = -1;
+      for (let i = 0; i + 1 < pieces.length; i++) {
+        const g = byBytes.get(key(pieces[i], pieces[i + 1]));
+        if (g === undefined || g >= bestGpt2) continue;
+        const c = this.toCompact[g];
+        if (c < 0) continue;
+        best = i;
+        bestGpt2 = g;
+        bestCompact = c;
+      }
+      if (best < 0) return pieces;
+      pieces.splice(best, 2, bestCompact);
+    }
   }
 
   encode(text: string): Int32Array {
@@ -316,12 +378,14 @@ export class CompactTokenizer implements Tokenizer {
     return {
       format: 'sdtt-tokenizer',
       kind: 'compact-gpt2',
-      version: 1,
+      // Version 1 files (byte fallback) are written unchanged so their sha256 and sameTokenizer() still hold.
+      ...(this.fallback === 'bytes' ? { version: 1 as const } : { version: 2 as const }),
       base: 'gpt2-r50k_base',
       vocabSize: this.vocabSize,
       eosId: this.eosId,
       maskId: this.maskId,
       gpt2Ids: Array.from(this.gpt2Ids),
+      ...(this.fallback === 'bytes' ? {} : { fallback: this.fallback }),
     };
   }
 }

@@ -1,0 +1,127 @@
+// Exports (src/main/exporter.ts through ApiHost.exportRound and `sdtt export`): float32 and float16 files of a
+// tiny trained checkpoint load back through openModel with nearly the same logits, f16 at about half the size;
+// config.json records the dtype and a workspace-relative source; a weight f16 cannot hold fails, naming the
+// tensor, before anything is written.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { ApiHost } from '../src/main/apiHost.ts';
+import { RunManager } from '../src/main/runManager.ts';
+import { RunStore } from '../src/main/runStore.ts';
+import { run as exportCli } from '../src/cli/export.ts';
+import { UsageError } from '../src/cli/index.ts';
+import { ApiError } from '../src/shared/api.ts';
+import { loadCheckpoint } from '../src/worker/engine/checkpoint.ts';
+import { openModel } from '../src/worker/engine/openModel.ts';
+import { paramLayout } from '../src/worker/engine/paramLayout.ts';
+import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/worker/engine/safetensors.ts';
+import { maxAbsDiff, randomTokens, trainTinyRun } from './helpers/fixtures.ts';
+
+let ws = '';
+let ckDir = '';
+let host: ApiHost;
+
+before(async () => {
+  ws = mkdtempSync(join(tmpdir(), 'sdtt-export-'));
+  ckDir = await trainTinyRun(ws, 'tiny', 'pretrain', 6);
+  host = new ApiHost({ manager: new RunManager(new RunStore(ws)), workspace: ws, host: 'browser', probeBackend: null, assetsModelsDir: join(ws, 'no-models') });
+});
+after(() => rmSync(ws, { recursive: true, force: true }));
+
+const exportConfig = (folder: string) => JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')) as { export: Record<string, unknown> };
+
+async function expectApiError(p: Promise<unknown>, code: ApiError['code'], re: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof ApiError, `expected an ApiError, got ${e}`);
+    assert.equal(e.code, code, e.message);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+test('f16 export: half the file, F16 tensors, loads through openModel with logits close to the f32 export', async () => {
+  const f32 = await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/f32' });
+  const f16 = await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/f16', dtype: 'f16' });
+  const size = (d: string) => statSync(join(d, 'model.safetensors')).size;
+  const ratio = size(f16.folder) / size(f32.folder);
+  assert.ok(ratio > 0.49 && ratio < 0.53, `f16 / f32 size ratio ${ratio}`);
+  const tensors = decodeSafetensors(readFileSync(join(f16.folder, 'model.safetensors'))).tensors;
+  assert.deepEqual(new Set([...tensors.values()].map((t) => t.dtype)), new Set(['F16']));
+
+  // provenance: the dtype, and the source relative to the workspace (no local absolute path anywhere)
+  const step = basename(ckDir);
+  for (const [folder, dtype] of [[f32.folder, 'f32'], [f16.folder, 'f16']]) {
+    const ex = exportConfig(folder).export;
+    assert.equal(ex.dtype, dtype);
+    assert.equal(ex.source, `runs/tiny/checkpoints/${step}`);
+    for (const f of ['config.json', 'README.md']) assert.ok(!readFileSync(join(folder, f), 'utf8').includes(ws), `${f} of the ${dtype} export leaks ${ws}`);
+  }
+  assert.match(readFileSync(join(f16.folder, 'README.md'), 'utf8'), /\(PyTorch convention\), float16 \(rounded to nearest-even/);
+  assert.match(readFileSync(join(f32.folder, 'README.md'), 'utf8'), /\(PyTorch convention\), float32\./);
+
+  // the loaded weights are the checkpoint's EMA weights to f16 precision (all well inside the normal range or tiny)
+  const src = loadCheckpoint(ckDir, { layoutFor: paramLayout });
+  const want = src.ema ?? src.params;
+  const got = loadCheckpoint(f16.folder, { layoutFor: paramLayout }).params;
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i] - want[i]) <= Math.max(2 ** -11 * Math.abs(want[i]), 2 ** -25))) assert.fail(`weight ${i}: ${want[i]} -> ${got[i]}`);
+  }
+
+  const m32 = await openModel(f32.folder, { backend: 'wasm' });
+  const m16 = await openModel(f16.folder, { backend: 'wasm' });
+  try {
+    const { seqLen, maskId, vocabSize } = m32.config;
+    const tokens = randomTokens(2 * seqLen, vocabSize, 5);
+    for (let i = 0; i < tokens.length; i += 3) tokens[i] = maskId; // a third masked, as in sampling
+    const a = await m32.model.logits(tokens, 2);
+    const b = await m16.model.logits(tokens, 2);
+    const scale = Math.max(...a.map(Math.abs));
+    const diff = maxAbsDiff(a, b);
+    assert.ok(diff > 0, 'f16 weights should perturb the logits a little');
+    assert.ok(diff < 2e-3 * Math.max(1, scale), `max |logit difference| ${diff} (logit scale ${scale})`);
+  } finally {
+    await m32.model.dispose();
+    await m16.model.dispose();
+  }
+});
+
+test('a weight float16 cannot hold fails the f16 export naming the tensor, and leaves no folder behind', async () => {
+  // a copy of the run whose EMA weights hold one value above 65504
+  const store = new RunStore(ws);
+  store.create({ ...store.read('tiny'), id: 'big' });
+  cpSync(store.checkpointsDir('tiny'), store.checkpointsDir('big'), { recursive: true });
+  const ema = join(store.checkpointsDir('big'), basename(ckDir), 'ema.safetensors');
+  const { tensors, metadata } = decodeSafetensors(readFileSync(ema));
+  const [name, t] = [...tensors].find(([, e]) => e.data.length > 3)!;
+  (t.data as Float32Array)[3] = 70000;
+  writeFileSync(ema, encodeSafetensors(tensors as Map<string, SafetensorInput>, metadata));
+
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  await expectApiError(host.exportRound({ id: 'big', round: -1, folder: 'exports/big16', dtype: 'f16' }), 'conflict', new RegExp(`as f16: tensor '${escaped}': element 3 \\(70000\\).*exceeds.*65504.*export it as f32`));
+  assert.ok(!existsSync(join(ws, 'exports', 'big16')), 'no export folder');
+  assert.ok(!readdirSync(ws).concat(existsSync(join(ws, 'exports')) ? readdirSync(join(ws, 'exports')) : []).some((n) => n.endsWith('.tmp')), 'no temp folder');
+  // the same weights export fine as f32
+  await host.exportRound({ id: 'big', round: -1, folder: 'exports/big32' });
+  assert.equal(loadCheckpoint(join(ws, 'exports', 'big32'), { layoutFor: paramLayout }).params.includes(70000), true);
+});
+
+test('the API validates dtype; `sdtt export --dtype` passes it through and refuses other values', async () => {
+  await expectApiError(host.exportRound({ id: 'tiny', round: -1, folder: 'exports/bad', dtype: 'bf16' as never }), 'invalid-request', /exportRound: dtype/);
+  assert.ok(!existsSync(join(ws, 'exports', 'bad')));
+
+  const out = join(ws, 'exports', 'cli16');
+  const log = console.log;
+  const err = console.error;
+  console.log = console.error = () => {};
+  try {
+    assert.equal(await exportCli(['--run', 'tiny', '--out', out, '--dtype', 'f16', '--workspace', ws]), 0);
+    await assert.rejects(exportCli(['--run', 'tiny', '--out', join(ws, 'exports', 'cli64'), '--dtype', 'f64', '--workspace', ws]), (e: unknown) => e instanceof UsageError && /--dtype must be f32 or f16, got "f64"/.test(e.message));
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+  assert.equal(exportConfig(out).export.dtype, 'f16');
+  assert.ok(!existsSync(join(ws, 'exports', 'cli64')));
+});
