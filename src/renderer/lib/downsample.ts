@@ -66,7 +66,9 @@ export function emaSmooth(y: ArrayLike<number>, weight: number, n = y.length): F
   const w = Math.min(Math.max(weight, 0), 0.9999);
   const out = new Float64Array(n);
   let last = 0;
-  let count = 0;
+  // w^count, carried instead of Math.pow: once it is below double precision it is 0, which also keeps it out of
+  // subnormal numbers (100x slower arithmetic; the 1M-point smoothing took 450 ms instead of ~5).
+  let wPow = 1;
   for (let i = 0; i < n; i++) {
     const v = y[i]!;
     if (!Number.isFinite(v)) {
@@ -74,9 +76,8 @@ export function emaSmooth(y: ArrayLike<number>, weight: number, n = y.length): F
       continue;
     }
     last = last * w + (1 - w) * v;
-    count++;
-    const debias = w === 0 ? 1 : 1 - Math.pow(w, count);
-    out[i] = last / debias;
+    wPow = wPow * w < 1e-17 ? 0 : wPow * w;
+    out[i] = last / (1 - wPow);
   }
   return out;
 }
