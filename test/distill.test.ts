@@ -3,8 +3,7 @@
 // as teacher and losses identical to an uninterrupted run, and NaN handling that leaves the last checkpoint alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DistillConfig, type DistillConfigInput } from '../src/shared/distillConfig.ts';
 import { compactMaskedRows, paramsChecksum, runDistill, type DistillHooks, type TeacherRef } from '../src/worker/engine/distill.ts';
@@ -19,19 +18,12 @@ import { openTokenSource } from '../src/worker/engine/data/shards.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 import { teacherTargets } from '../src/worker/engine/sdtt/targets.ts';
 import { rowDivergence } from '../src/worker/engine/sdtt/divergences.ts';
-import { trainTinyRun } from './helpers/fixtures.ts';
+import { tinyTeacherAndJudge } from './helpers/fixtures.ts';
 
 const DATA = 'test/fixtures/alice.txt';
 const tok = new ByteTokenizer();
 
-let fixture: Promise<{ ws: string; teacher: string; judge: string }> | null = null;
-function models() {
-  fixture ??= (async () => {
-    const ws = mkdtempSync(join(tmpdir(), 'sdtt-distill-'));
-    return { ws, teacher: await trainTinyRun(ws, 'teacher', 'pretrain', 400), judge: await trainTinyRun(ws, 'judge', 'pretrain-ar', 400) };
-  })();
-  return fixture;
-}
+const models = () => tinyTeacherAndJudge(400, 'sdtt-distill-');
 
 function config(teacher: string, over: Partial<DistillConfigInput> = {}): DistillConfig {
   return DistillConfig.parse({

@@ -13,16 +13,9 @@ import type { DistillEvalResult } from '../src/worker/engine/distillEval.ts';
 import { cachedTeacherEval, teacherEvalCacheRoot, teacherEvalKey } from '../src/worker/engine/teacherEvalCache.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 import { RunStore } from '../src/main/runStore.ts';
-import { tinyModel, trainTinyRun } from './helpers/fixtures.ts';
+import { tinyModel, tinyTeacherAndJudge } from './helpers/fixtures.ts';
 
-let fixture: Promise<{ ws: string; teacher: string; judge: string }> | null = null;
-function models() {
-  fixture ??= (async () => {
-    const ws = mkdtempSync(join(tmpdir(), 'sdtt-tecache-'));
-    return { ws, teacher: await trainTinyRun(ws, 'teacher', 'pretrain', 10), judge: await trainTinyRun(ws, 'judge', 'pretrain-ar', 10) };
-  })();
-  return fixture;
-}
+const models = () => tinyTeacherAndJudge(10, 'sdtt-tecache-');
 
 function config(teacher: string, judge: string, over: Partial<DistillConfigInput> = {}): DistillConfig {
   return DistillConfig.parse({

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ByteTokenizer, CompactTokenizer, GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2TokenBytes, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER } from '../src/worker/engine/data/tokenizer.ts';
+import { GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2IdByBytes, gpt2TokenBytes } from '../src/worker/engine/data/gpt2.ts';
+import { ByteTokenizer, CompactTokenizer, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER, type CompactFallback } from '../src/worker/engine/data/tokenizer.ts';
 import { assembleDocuments } from '../src/worker/engine/data/corpus.ts';
 import { sourcesAvailable } from '../src/worker/engine/data/sources.ts';
 
@@ -22,10 +23,10 @@ const TRICKY = [
 ];
 
 /** A small deterministic compact tokenizer built from the tricky strings plus some prose. */
-function smallCompact(size = 300): CompactTokenizer {
+function smallCompact(size = 300, fallback: CompactFallback = 'bpe'): CompactTokenizer {
   const counts = new Float64Array(GPT2_VOCAB_SIZE);
   for (const s of [...TRICKY, 'The quick brown fox jumps over the lazy dog. '.repeat(20)]) for (const g of gpt2Encode(s)) counts[g]++;
-  return CompactTokenizer.build(counts, size);
+  return CompactTokenizer.build(counts, size, fallback);
 }
 
 test('compact layout: bytes first (id = byte value), then merges, EOS = V-2, MASK = V-1', () => {
@@ -56,9 +57,7 @@ test('decode(encode(text)) === text on tricky strings (compact 4096 from build, 
 });
 
 test('byte fallback (version 1 files): tokens outside the compact set are written as bytes; in-set tokens are single ids', () => {
-  const counts = new Float64Array(GPT2_VOCAB_SIZE);
-  for (const s of [...TRICKY, 'The quick brown fox jumps over the lazy dog. '.repeat(20)]) for (const g of gpt2Encode(s)) counts[g]++;
-  const t = CompactTokenizer.build(counts, 300, 'bytes');
+  const t = smallCompact(300, 'bytes');
   const { ids, fallbackTokens } = t.fromGpt2(gpt2Encode(' hippopotamus Kilimanjaro'));
   assert.ok(fallbackTokens > 0);
   assert.ok(ids.every((i) => i < 256));
@@ -80,7 +79,7 @@ test('bpe fallback: an out-of-set token becomes in-set pieces that spell it, mer
   const gpt2 = gpt2Encode(' hippopotamus Kilimanjaro supercalifragilistic');
   const out = t.fromGpt2(gpt2);
   const tokenBytes = gpt2TokenBytes();
-  const gpt2IdOf = new Map(tokenBytes.map((b, id) => [Buffer.from(b).toString('latin1'), id] as const));
+  const gpt2IdOf = gpt2IdByBytes();
   const inSet = new Set(t.gpt2Ids);
   const bytesOfPiece = (c: number) => Buffer.from(tokenBytes[t.gpt2Ids[c]]);
   const plain = CompactTokenizer.fromJSON({ ...t.toJSON(), version: 1, fallback: undefined });

@@ -3,8 +3,9 @@
 // runner does not run it on its own.
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ModelConfig, PretrainConfig } from '../../src/shared/config.ts';
 import { MODEL_PRESETS } from '../../src/shared/presets.ts';
 import type { GradientEngine } from '../../src/worker/engine/gradients.ts';
@@ -138,6 +139,24 @@ export async function trainTinyRun(workspace: string, id: string, kind: 'pretrai
   const latest = latestCheckpoint(store.checkpointsDir(id));
   assert.ok(latest && existsSync(resolve(latest.dir, 'model.safetensors')), `no checkpoint for ${id}`);
   return latest.dir;
+}
+
+const teacherAndJudge = new Map<string, Promise<{ ws: string; teacher: string; judge: string }>>();
+/**
+ * A tiny MDLM teacher and AR judge (trainTinyRun, `steps` steps each) in one temporary workspace, trained once per
+ * test file and step count: distillation tests share them.
+ */
+export function tinyTeacherAndJudge(steps: number, tmpPrefix = 'sdtt-distill-'): Promise<{ ws: string; teacher: string; judge: string }> {
+  const key = `${tmpPrefix}${steps}`;
+  let p = teacherAndJudge.get(key);
+  if (!p) {
+    p = (async () => {
+      const ws = mkdtempSync(join(tmpdir(), tmpPrefix));
+      return { ws, teacher: await trainTinyRun(ws, 'teacher', 'pretrain', steps), judge: await trainTinyRun(ws, 'judge', 'pretrain-ar', steps) };
+    })();
+    teacherAndJudge.set(key, p);
+  }
+  return p;
 }
 
 /** A fake Denoiser that counts forwards; subclasses fill the [batch, seqLen, vocabSize] logits. */

@@ -65,11 +65,15 @@ export function heldoutWindowsFor(valTokens: TokenArray, seqLen: number, batch: 
   return validationBatches(valTokens, seqLen, batch, count);
 }
 
-/** Writes a JSON file atomically (temp + rename), so the UI never reads a torn samples file. */
-export function writeJsonAtomic(file: string, value: unknown): void {
+/** Writes a file atomically (temp + rename), so the UI never reads a torn samples file. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.tmp`;
-  writeFileSync(tmp, JSON.stringify(value) + '\n');
+  writeFileSync(tmp, data);
   renameSync(tmp, file);
+}
+
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value) + '\n');
 }
 
 /** Evaluates `model` as round `round` (−1 = teacher); selfBleuSteps = the step count self-BLEU samples with. */

@@ -1,7 +1,6 @@
 // Opens a model for inference from a checkpoint folder, a run folder (its latest checkpoint) or a shipped model,
 // with its tokenizer. Inference runs on onnxruntime-node when it is installed (5x faster than tfjs-wasm on CPU,
 // same logits to 1e-5), else on the tfjs backend; the runtime and device actually used are returned, never silent.
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
@@ -11,6 +10,7 @@ import { createInferenceModel } from './model.ts';
 import { paramLayout } from './paramLayout.ts';
 import { createOnnxModel, loadOnnxRuntime } from './onnx/runtime.ts';
 import { checkpointTokenizer, type Tokenizer } from './tokenizers.ts';
+import { sha256Hex } from './data/tokenizer.ts';
 import type { ArModel, Denoiser } from './types.ts';
 
 export type InferenceRuntime = 'auto' | 'onnx' | 'tfjs';
@@ -34,7 +34,7 @@ export interface OpenedModel {
 
 /** sha256 (hex) of a weight vector's float32 bytes: a full content hash (distill.ts's paramsChecksum is a short one). */
 export function weightsSha256(p: Float32Array): string {
-  return createHash('sha256').update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength)).digest('hex');
+  return sha256Hex(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
 }
 
 /** Resolves a user-given path to a checkpoint folder (one holding config.json + model.safetensors). */

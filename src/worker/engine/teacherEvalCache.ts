@@ -15,12 +15,13 @@
 // writer won and ours is discarded) and entry.json lists the sha256 of every file, so a torn, edited or otherwise
 // damaged entry is detected, reported, removed and recomputed: the cache can cost a recomputation, never a run.
 // Every cache failure is reported through onProgress and otherwise ignored. SDTT_NO_TEACHER_EVAL_CACHE=1 turns it off.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../../shared/config.ts';
 import type { DistillConfig } from '../../shared/distillConfig.ts';
-import type { DistillEvalResult } from './distillEval.ts';
+import { writeFileAtomic, type DistillEvalResult } from './distillEval.ts';
+import { sha256Hex } from './data/tokenizer.ts';
 import type { TokenArray } from './data/batches.ts';
 import { weightsSha256 } from './openModel.ts';
 import type { Tokenizer } from './tokenizers.ts';
@@ -54,7 +55,6 @@ export interface TeacherEvalKey {
   parts: Record<string, unknown>;
 }
 
-const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 const bytesOf = (a: TokenArray | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** JSON with object keys sorted at every level: the same value always hashes the same. */
@@ -75,16 +75,16 @@ export function teacherEvalKey(i: TeacherEvalKeyInput): TeacherEvalKey {
   const parts = {
     format: `sdtt-teacher-eval/${TEACHER_EVAL_CACHE_VERSION}`,
     teacher: { sha256: weightsSha256(i.teacherParams), params: i.teacherParams.length, config: i.teacherConfig },
-    tokenizer: sha256(JSON.stringify(i.tokenizer.toJSON())),
+    tokenizer: sha256Hex(JSON.stringify(i.tokenizer.toJSON())),
     runtime: { backend: i.runtime.backend, device: i.runtime.device },
     judge: i.judge ?? 'none',
     eval: {
       evalSteps: c.evalSteps, evalSamples: c.evalSamples, evalBatch: c.evalBatch, samplesPerCell: c.samplesPerCell, seed: c.seed,
       selfBleuPrompts: c.selfBleuPrompts, selfBleuSteps: i.selfBleuSteps, evalHeldoutBatches: c.evalHeldoutBatches,
     },
-    validation: { sha256: sha256(bytesOf(i.valTokens)), dtype: i.valTokens.constructor.name, tokens: i.valTokens.length },
+    validation: { sha256: sha256Hex(bytesOf(i.valTokens)), dtype: i.valTokens.constructor.name, tokens: i.valTokens.length },
   };
-  return { key: sha256(canonicalJson(parts)), parts };
+  return { key: sha256Hex(canonicalJson(parts)), parts };
 }
 
 /** <runs folder>/.cache/teacher-eval: the parent of the run folder holds the cache. */
@@ -105,13 +105,13 @@ const SAMPLE_FILE = /^samples\/-1-\d+\.json$/;
 /** A verified entry: the cached result (samplesFiles relative to the entry) and the samples files' bytes; throws when damaged. */
 function readEntry(dir: string, key: string, evalSteps: number[]): { result: DistillEvalResult; samples: Map<string, Buffer> } {
   const entry = JSON.parse(readFileSync(join(dir, 'entry.json'), 'utf8')) as Entry;
-  if (entry?.version !== TEACHER_EVAL_CACHE_VERSION || entry.key !== key || sha256(canonicalJson(entry.parts)) !== key) throw new Error('entry.json does not describe this key');
+  if (entry?.version !== TEACHER_EVAL_CACHE_VERSION || entry.key !== key || sha256Hex(canonicalJson(entry.parts)) !== key) throw new Error('entry.json does not describe this key');
   if (!entry.files || typeof entry.files !== 'object') throw new Error('entry.json lists no files');
   const bytes = new Map<string, Buffer>();
   for (const [rel, want] of Object.entries(entry.files)) {
     if (rel !== 'teacher-eval.json' && !SAMPLE_FILE.test(rel)) throw new Error(`unexpected file ${rel}`);
     const b = readFileSync(join(dir, rel));
-    if (sha256(b) !== want) throw new Error(`${rel} does not match its sha256`);
+    if (sha256Hex(b) !== want) throw new Error(`${rel} does not match its sha256`);
     bytes.set(rel, b);
   }
   const te = bytes.get('teacher-eval.json');
@@ -126,12 +126,6 @@ function readEntry(dir: string, key: string, evalSteps: number[]): { result: Dis
     samples.set(rel, b);
   }
   return { result, samples };
-}
-
-function writeBytesAtomic(file: string, data: Buffer | string): void {
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
 }
 
 /** Removes a folder under the cache root: renamed aside first, so the key is free at once even if the removal fails. */
@@ -172,12 +166,12 @@ function store(root: string, k: TeacherEvalKey, result: DistillEvalResult): 'sto
       const rel = `samples/${basename(f)}`;
       const b = readFileSync(f);
       writeFileSync(join(tmp, rel), b);
-      files[rel] = sha256(b);
+      files[rel] = sha256Hex(b);
       rels.push(rel);
     }
     const te = JSON.stringify({ ...result, samplesFiles: rels }) + '\n';
     writeFileSync(join(tmp, 'teacher-eval.json'), te);
-    files['teacher-eval.json'] = sha256(te);
+    files['teacher-eval.json'] = sha256Hex(te);
     const entry: Entry = { version: TEACHER_EVAL_CACHE_VERSION, key: k.key, parts: k.parts, files };
     writeFileSync(join(tmp, 'entry.json'), JSON.stringify(entry, null, 1) + '\n');
     try {
@@ -229,7 +223,7 @@ export async function cachedTeacherEval(o: TeacherEvalCacheOptions, compute: () 
       const samplesFiles: string[] = [];
       for (const [rel, bytes] of hit.samples) {
         const file = join(samplesDir, basename(rel));
-        writeBytesAtomic(file, bytes);
+        writeFileAtomic(file, bytes);
         samplesFiles.push(file);
       }
       const r = hit.result;

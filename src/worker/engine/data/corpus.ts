@@ -4,7 +4,8 @@
 import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng } from '../rng.ts';
-import { CompactTokenizer, gpt2Encode, GPT2_VOCAB_SIZE, DEFAULT_COMPACT_SIZE, loadTokenizer, sha256Hex, tokenizerFileText, type CompactFallback, type Tokenizer } from './tokenizer.ts';
+import { GPT2_VOCAB_SIZE, gpt2Encode } from './gpt2.ts';
+import { CompactTokenizer, DEFAULT_COMPACT_SIZE, loadTokenizer, sha256Hex, tokenizerFileText, type CompactFallback, type Tokenizer } from './tokenizer.ts';
 import { SOURCE_INFO, chunkDocument, packageVersion, readBrown, readGutencorpus, readNaturalGutenberg, readSotu, type RawDoc, type SourceId, type SourceInfo } from './sources.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
