@@ -25,6 +25,9 @@ test('valid messages in both directions parse', () => {
     { type: 'done', status: 'done', step: 100 },
     { type: 'done', status: 'nan', step: 7, reason: 'non-finite loss' },
     { type: 'error', message: 'boom', stack: 'Error: boom\n  at x' },
+    { type: 'activity', text: 'round 0: sampling 64 x 128 steps' },
+    { type: 'activity', text: 'x'.repeat(PROTOCOL_LIMITS.maxShortText) },
+    { type: 'activity', text: null },
   ];
   for (const m of events) {
     const r = parseWorkerToMain(m);
@@ -69,6 +72,15 @@ test('wrong field types are rejected with the field path', () => {
   rejects(parseMainToWorker({ type: 'start', job: { ...job, kind: 'bogus' } }), /job\.kind/);
   rejects(parseMainToWorker({ type: 'start', job: { ...job, config: 'x' } }), /job\.config/);
   rejects(parseMainToWorker({ type: 'start' }), /job/);
+});
+
+test('activity: a bounded, non-empty text or null; anything else is rejected', () => {
+  rejects(parseWorkerToMain({ type: 'activity', text: 'x'.repeat(PROTOCOL_LIMITS.maxShortText + 1) }), /'activity' message rejected: text:/);
+  rejects(parseWorkerToMain({ type: 'activity', text: '' }), /text:/);
+  rejects(parseWorkerToMain({ type: 'activity', text: 42 }), /text:/);
+  rejects(parseWorkerToMain({ type: 'activity', text: { toString: 'evil' } }), /text:/);
+  rejects(parseWorkerToMain({ type: 'activity' }), /text:/);
+  rejects(parseWorkerToMain({ type: 'activity', text: 'ok', html: '<b>' }), /Unrecognized key.*html/);
 });
 
 test('extra keys are rejected (strict objects)', () => {

@@ -1,5 +1,6 @@
-// RunManager against a fake child process (queueing, exit reasons -> run status, control messages, the run folder),
-// plus one integration run: forkSpawner + the real worker + the real engine on the tiny preset.
+// RunManager against a fake child process (queueing, exit reasons -> run status, control messages, the run folder,
+// events and how ApiHost forwards them), plus one integration run: forkSpawner + the real worker + the real
+// engine on the tiny preset.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -9,6 +10,8 @@ import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../src/shared/messages.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { RunManager, type RunEvent } from '../src/main/runManager.ts';
+import { ApiHost } from '../src/main/apiHost.ts';
+import type { RunEvent as ApiEvent } from '../src/shared/api.ts';
 import { forkSpawner, type ChildLike } from '../src/main/workerSpawner.ts';
 import { tinyPretrainJob as cfg } from './helpers/fixtures.ts';
 
@@ -260,6 +263,37 @@ test('metrics, evals and checkpoints are written to the run folder and published
   const types = events.filter((e) => e.runId === 'a').map((e) => e.type);
   for (const t of ['status', 'started', 'metrics', 'progress', 'eval', 'checkpoint']) assert.ok(types.includes(t as RunEvent['type']), t);
   c.finish();
+  cleanup();
+});
+
+test('distill events (activity, round, samples) are published and forwarded by ApiHost; getRun tells a late client the activity', async () => {
+  const { ws, mgr, children, cleanup } = setup();
+  const host = new ApiHost({ manager: mgr, workspace: ws, host: 'browser', probeBackend: null, assetsModelsDir: join(ws, 'none'), warn: () => {} });
+  const api: ApiEvent[] = [];
+  host.subscribe((e) => api.push(e));
+  mgr.create('pretrain', cfg(), { id: 'd' });
+  mgr.start('d');
+  const c = children[0];
+  c.boot();
+  c.say({ type: 'activity', text: 'round 0: held-out NELBO' });
+  assert.equal(mgr.activity('d'), 'round 0: held-out NELBO');
+  assert.equal((await host.getRun({ id: 'd' })).activity, 'round 0: held-out NELBO');
+  c.say({ type: 'round', round: { round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 20 } });
+  c.say({ type: 'samples', round: 0, files: ['/x/samples/0-16.json'] });
+  c.say({ type: 'activity', text: null });
+  assert.equal(mgr.activity('d'), undefined);
+  assert.equal('activity' in (await host.getRun({ id: 'd' })), false);
+  const forwarded = api.filter((e) => e.type !== 'status');
+  assert.deepEqual(forwarded.map((e) => e.type), ['activity', 'round', 'samples', 'activity']);
+  assert.deepEqual(forwarded[0], { type: 'activity', runId: 'd', text: 'round 0: held-out NELBO' });
+  assert.deepEqual(forwarded[3], { type: 'activity', runId: 'd', text: null });
+  assert.equal((forwarded[1] as Extract<ApiEvent, { type: 'round' }>).round.label, 'R0: 32 -> 16 steps');
+  // like any malformed message, an oversized or mistyped activity ends the worker and fails the run
+  c.say({ type: 'activity', text: 'x'.repeat(5000) });
+  assert.deepEqual(c.killed, ['SIGKILL']);
+  assert.equal((await mgr.wait('d')).status, 'failed');
+  assert.match(mgr.get('d').reason!, /^protocol error: worker->main 'activity' message rejected: text/);
+  assert.ok(!api.some((e) => e.type === 'activity' && e.text?.startsWith('xxx')), 'nothing of it reaches the clients');
   cleanup();
 });
 

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { parseWorkerToMain, type WorkerToMain } from '../src/shared/messages.ts';
-import { JobLoop, type JobHooks, type RunPretrain } from '../src/worker/jobs.ts';
+import { JobLoop, type JobHooks, type RunDistill, type RunPretrain } from '../src/worker/jobs.ts';
+import { PROTOCOL_LIMITS } from '../src/shared/messages.ts';
 import { NoChannelError, openPort, type Port, type ProcessLike } from '../src/worker/port.ts';
 import { DEFAULT_WORKER_ENTRY, forkSpawner } from '../src/main/workerSpawner.ts';
 import { tinyPretrainJob } from './helpers/fixtures.ts';
@@ -177,6 +178,38 @@ test('an engine error is reported with its stack after the metrics so far; exit 
   assert.equal(err.message, 'engine exploded');
   assert.match(err.stack!, /engine exploded\n\s+at /);
   assert.ok(port.types().includes('metrics'), 'metrics buffered before the error are not lost');
+});
+
+test('distill: evaluation progress becomes activity events, after the metrics before it, cleared when training resumes', async () => {
+  const long = `teacher evaluation: not cached (${'e'.repeat(PROTOCOL_LIMITS.maxShortText)})`;
+  // A stand-in for runDistill: teacher eval, 2 training steps, round 0's evaluation, one more step.
+  const run: RunDistill = async (_cfg, _dir, h) => {
+    h.onStart?.({ backend: 'fake', device: 'none', params: 10, startStep: 0, trainTokens: 100, valTokens: 10, totalSteps: 3 } as never);
+    h.onEvalProgress?.(long);
+    let step = 0;
+    const train = async () => {
+      await h.beforeStep?.(step);
+      step++;
+      h.onStep?.({ step, loss: 1, lr: 1e-3, gradNorm: 1, tokPerSec: 100, elapsedS: step, round: 0 });
+    };
+    await train();
+    await train();
+    for (const what of ['round 0: sampling 64 x 128 steps', 'round 0: held-out NELBO', 'round 0: held-out NELBO', 'round 0: self-BLEU']) h.onEvalProgress?.(what);
+    h.onRound?.({ round: 0 } as never);
+    await train();
+    return { status: 'done', step } as never;
+  };
+  const port = new FakePort();
+  const loop = new JobLoop(port, { runDistill: run, flushMs: 60_000 });
+  loop.handle({ type: 'start', job: { kind: 'distill', runId: 'd1', runDir: '/tmp/d1', config: { teacher: '/tmp/teacher' } } });
+  assert.equal(await loop.finished, 0);
+  const texts = port.sent.filter((m) => m.type === 'activity').map((m) => (m as { text: string | null }).text);
+  // cut to the protocol's bound; repeats not re-sent; cleared by the first step and by the finished round, once each
+  assert.deepEqual(texts, [long.slice(0, PROTOCOL_LIMITS.maxShortText), null, 'round 0: sampling 64 x 128 steps', 'round 0: held-out NELBO', 'round 0: self-BLEU', null]);
+  const t = port.types();
+  const evalAt = t.indexOf('activity', t.indexOf('activity') + 2);
+  assert.equal(t[evalAt - 1], 'progress', 'steps 1-2 are flushed before the round evaluation starts');
+  assert.deepEqual(t.slice(t.lastIndexOf('activity') - 1), ['round', 'activity', 'metrics', 'progress', 'done']);
 });
 
 test('malformed control messages are ignored with a warning, not fatal', async () => {

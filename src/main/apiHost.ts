@@ -180,7 +180,8 @@ export class ApiHost implements SdttApi {
 
   private doGetRun(id: string): ApiResponses['getRun'] {
     const record = this.requireRun(id);
-    return { record, rounds: this.readRounds(id), metricsCount: this.manager.store.readMetrics(id).length };
+    const activity = this.manager.activity(id);
+    return { record, rounds: this.readRounds(id), metricsCount: this.manager.store.readMetrics(id).length, ...(activity ? { activity } : {}) };
   }
 
   private doGetMetrics(id: string, from: number): ApiResponses['getMetrics'] {
@@ -322,19 +323,17 @@ export class ApiHost implements SdttApi {
         } catch {
           return [];
         }
+      case 'activity':
+        return [{ type: 'activity', runId: e.runId, text: e.text }];
+      case 'samples':
+        return [{ type: 'samples', runId: e.runId }];
+      case 'round': {
+        const r = normaliseRound(e.round);
+        return r ? [{ type: 'round', runId: e.runId, round: r }] : [];
+      }
       case 'started':
       case 'progress':
         return []; // 'started' is preceded by a status event carrying backend/device; progress has no API event
-      default: {
-        // Forward compatible: rounds / samples events once the distillation job emits them.
-        const x = e as unknown as { type: string; runId?: string; round?: unknown };
-        if (x.type === 'samples' && typeof x.runId === 'string') return [{ type: 'samples', runId: x.runId }];
-        if (x.type === 'round' && typeof x.runId === 'string') {
-          const r = normaliseRound(x.round as Record<string, unknown>);
-          return r ? [{ type: 'round', runId: x.runId, round: r }] : [];
-        }
-        return [];
-      }
     }
   }
 }

@@ -18,7 +18,9 @@ export type RunEvent =
   | { type: 'progress'; runId: string; step: number; total: number; etaS: number | null }
   /** distill: a round finished (its rounds.jsonl line) / sample files were written. */
   | { type: 'round'; runId: string; round: Record<string, unknown> }
-  | { type: 'samples'; runId: string; round: number };
+  | { type: 'samples'; runId: string; round: number }
+  /** distill: what the evaluation is doing now; null when training resumed. */
+  | { type: 'activity'; runId: string; text: string | null };
 export type RunListener = (e: RunEvent) => void;
 
 export interface RunManagerOptions {
@@ -42,6 +44,8 @@ interface Live {
   pauseRequested: boolean;
   stopKilled: boolean;
   final?: { status: RunStatus; step?: number; reason?: string };
+  /** The worker's latest 'activity', for clients that (re)open the run mid-evaluation. Gone with the worker. */
+  activity?: string;
   timer?: ReturnType<typeof setTimeout>;
 }
 
@@ -152,6 +156,11 @@ export class RunManager {
 
   list(): RunRecord[] {
     return this.store.list();
+  }
+
+  /** What a live run's evaluation is doing now (see the 'activity' event); undefined while training or not live. */
+  activity(id: string): string | undefined {
+    return this.live.get(id)?.activity;
   }
 
   activeIds(): string[] {
@@ -270,6 +279,10 @@ export class RunManager {
           return;
         case 'samples':
           this.emit({ type: 'samples', runId: id, round: msg.round });
+          return;
+        case 'activity':
+          l.activity = msg.text ?? undefined;
+          this.emit({ type: 'activity', runId: id, text: msg.text });
           return;
         case 'paused':
           this.setStatus(id, { status: 'paused' });

@@ -94,13 +94,17 @@ export interface RunDetail {
   record: RunRecord;
   rounds: RoundSummary[];
   metricsCount: number;
+  /** A live distillation's current evaluation step (the latest 'activity' event), absent while it trains. */
+  activity?: string;
 }
 
 export type RunEvent =
   | { type: 'status'; record: RunRecord }
   | { type: 'metrics'; runId: string; points: MetricPoint[] }
   | { type: 'round'; runId: string; round: RoundSummary }
-  | { type: 'samples'; runId: string };
+  | { type: 'samples'; runId: string }
+  /** What a distillation's evaluation is doing now ("round 0: self-BLEU"); null once training steps resume. */
+  | { type: 'activity'; runId: string; text: string | null };
 
 export interface ApiResponses {
   getInfo: AppInfo;

@@ -90,12 +90,17 @@ export const WorkerToMain = z.discriminatedUnion('type', [
   z.object({ type: z.literal('round'), round: z.record(z.string(), z.unknown()) }).strict(),
   /** distill: samples/<round>-<steps>.json files were (re)written (round −1 = the teacher). */
   z.object({ type: z.literal('samples'), round: z.number().int().min(-1), files: z.array(Path).max(1000) }).strict(),
+  /**
+   * distill: what a long non-training phase (the per-round evaluation) is doing now, e.g. "round 0: self-BLEU", so a
+   * UI can show progress where no metrics flow for minutes; null once training steps run again.
+   */
+  z.object({ type: z.literal('activity'), text: ShortText.min(1).nullable() }).strict(),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMain>;
 export type WorkerEventOf<T extends WorkerToMain['type']> = Extract<WorkerToMain, { type: T }>;
 
 const MAIN_TO_WORKER_TYPES = ['start', 'pause', 'resume', 'stop'];
-const WORKER_TO_MAIN_TYPES = ['ready', 'started', 'metrics', 'eval', 'checkpoint', 'progress', 'paused', 'resumed', 'done', 'error', 'round', 'samples'];
+const WORKER_TO_MAIN_TYPES = ['ready', 'started', 'metrics', 'eval', 'checkpoint', 'progress', 'paused', 'resumed', 'done', 'error', 'round', 'samples', 'activity'];
 
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 

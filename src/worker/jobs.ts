@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
-import { parseMainToWorker, type JobSpec, type WorkerToMain } from '../shared/messages.ts';
+import { PROTOCOL_LIMITS, parseMainToWorker, type JobSpec, type WorkerToMain } from '../shared/messages.ts';
 import type { StepMetric } from '../shared/runState.ts';
 import type { TrainHooks, TrainResult } from './engine/train.ts';
 import type { DistillHooks, DistillResult } from './engine/distill.ts';
@@ -60,6 +60,8 @@ export class JobLoop {
   private firstStep = 0;
   private startedAt = 0;
   private lastStep = 0;
+  /** The last 'activity' text sent (null: training, or nothing reported). */
+  private activity: string | null = null;
   private readonly flushMs: number;
   private readonly maxBuffered: number;
   private readonly now: () => number;
@@ -156,7 +158,10 @@ export class JobLoop {
     return (hooks) => runPretrain(cfg, checkpointsDir, hooks);
   }
 
-  /** The 'distill' job: like pretraining, plus 'round' / 'samples' events (the engine writes the files). */
+  /**
+   * The 'distill' job: like pretraining, plus 'round' / 'samples' events (the engine writes the files) and
+   * 'activity' events for the evaluation phases, which send no metrics for minutes.
+   */
   private async distillEngine(job: JobSpec): Promise<EngineRun> {
     const parsed = DistillConfig.safeParse(job.config);
     if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
@@ -172,9 +177,27 @@ export class JobLoop {
         onRound: (line) => {
           this.flush();
           this.emit({ type: 'round', round: JSON.parse(JSON.stringify(line)) as Record<string, unknown> });
+          this.setActivity(null); // the round's evaluation is over
         },
         onSamples: (round, files) => void this.emit({ type: 'samples', round, files: files.slice(0, 1000) }),
+        onEvalProgress: (what) => {
+          this.flush(); // the steps logged before the evaluation reach the host first
+          this.setActivity(what);
+        },
+        beforeStep: async (step) => {
+          this.setActivity(null); // training again (also before a pause takes hold)
+          await base.beforeStep?.(step);
+        },
       });
+  }
+
+  /** Sends an 'activity' event when it changes (beforeStep runs every step; only the first after an eval sends). */
+  private setActivity(text: string | null): void {
+    // Engine texts can quote error messages: cut to the protocol's bound rather than fail the run over a long one.
+    const next = text === null ? null : text.slice(0, PROTOCOL_LIMITS.maxShortText) || null;
+    if (next === this.activity) return;
+    this.activity = next;
+    this.emit({ type: 'activity', text: next });
   }
 
   private hooks(announced: () => boolean, markAnnounced: () => void): JobHooks {

@@ -82,6 +82,16 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
       if (m.type() === 'error') problems.push(`console.error: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    // Every text the evaluation status line ever shows: a tiny model's evaluation is over in well under a second,
+    // too quick for a poll, so a MutationObserver installed before the app loads records each DOM change.
+    await page.addInitScript(() => {
+      const w = window as unknown as { __activity: string[] };
+      w.__activity = [];
+      new MutationObserver(() => {
+        const text = document.querySelector('[data-testid="run-activity"]')?.textContent;
+        if (text && w.__activity[w.__activity.length - 1] !== text) w.__activity.push(text);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    });
     await page.goto(srv.url);
     await page.waitForFunction(() => document.querySelector('[data-testid="connection-state"]')?.getAttribute('data-state') === 'open');
     const badge = page.getByTestId('backend-badge');
@@ -160,6 +170,10 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     const seen = await page.evaluate(() => (window as unknown as { __points: number[] }).__points);
     assert.ok(seen.length >= 2 && seen.every((n, i) => i === 0 || n > seen[i - 1]!), `loss chart point counts seen: ${JSON.stringify(seen)}`);
     assert.equal(seen[seen.length - 1], 4, `2 rounds × 20 steps logged every 10 steps: ${JSON.stringify(seen)}`);
+    // the engine's evaluation progress reached the run view while it ran, and the line is gone once the run is done
+    const activity = await page.evaluate(() => (window as unknown as { __activity: string[] }).__activity);
+    assert.ok(activity.some((a) => /^evaluating — round [01]: /.test(a)), `evaluation status lines seen: ${JSON.stringify(activity)}`);
+    assert.equal(await page.getByTestId('run-activity').count(), 0);
     assert.equal(await page.getByTestId('round-1').getAttribute('data-status'), 'done');
     await page.waitForFunction(() => document.querySelector('[data-testid="progress-bar"]')?.getAttribute('aria-valuenow') === '40');
     // round step ranges are completed-step numbers, like the chart's x axis: 1–20, 21–40

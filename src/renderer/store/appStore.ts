@@ -28,6 +28,9 @@ interface DetailSlice {
   samples: Record<string, SampleCell[]>;
   samplesError: Record<string, string>;
   detailError: Record<string, string>;
+  /** A running distillation's current evaluation step, per run (absent while it trains). Changes a few times per
+   * round, never per metric point, so views may subscribe to it freely. */
+  activity: Record<string, string>;
   models: ModelInfo[];
   modelsError?: string;
 }
@@ -66,6 +69,7 @@ const detailSlice: StateCreator<AppState, [], [], DetailSlice> = () => ({
   samples: {},
   samplesError: {},
   detailError: {},
+  activity: {},
   models: [],
 });
 const compareSlice: StateCreator<AppState, [], [], CompareSlice> = (set, get) => ({
@@ -102,6 +106,14 @@ function upsertRun(r: RunRecord): void {
   useApp.setState((s) => ({ runs: { ...s.runs, [r.id]: r } }));
 }
 
+/** Sets or (text undefined / null) drops a run's activity; no state change, so no re-render, when nothing changes. */
+function setActivity(runId: string, text: string | null | undefined): void {
+  const cur = useApp.getState().activity;
+  if ((cur[runId] ?? null) === (text || null)) return;
+  const { [runId]: _drop, ...rest } = cur;
+  useApp.setState({ activity: text ? { ...rest, [runId]: text } : rest });
+}
+
 function upsertRound(runId: string, round: RoundSummary): void {
   useApp.setState((s) => {
     const list = [...(s.rounds[runId] ?? [])];
@@ -117,6 +129,8 @@ export function handleEvent(e: RunEvent): void {
   switch (e.type) {
     case 'status':
       upsertRun(e.record);
+      // Only a running worker evaluates: a stopped, failed, paused or finished run has no current activity.
+      if (e.record.status !== 'running') setActivity(e.record.id, null);
       break;
     case 'metrics':
       ingestMetrics(e.runId, e.points);
@@ -126,6 +140,9 @@ export function handleEvent(e: RunEvent): void {
       break;
     case 'samples':
       if (useApp.getState().selectedId === e.runId || useApp.getState().samples[e.runId]) void refreshSamples(e.runId);
+      break;
+    case 'activity':
+      setActivity(e.runId, e.text);
       break;
   }
 }
@@ -170,6 +187,7 @@ export async function openRun(id: string): Promise<void> {
   try {
     const d = await api().getRun({ id });
     upsertRun(d.record);
+    setActivity(id, d.activity); // events sent while this client was away (reload, reconnect) are not replayed
     useApp.setState((s) => ({ rounds: { ...s.rounds, [id]: [...d.rounds].sort((a, b) => a.round - b.round) }, detailError: { ...s.detailError, [id]: '' } }));
   } catch (e) {
     useApp.setState((s) => ({ detailError: { ...s.detailError, [id]: msg(e) } }));

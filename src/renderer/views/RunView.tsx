@@ -1,4 +1,5 @@
 import { useMemo, useState } from 'react';
+import { ActivityLine } from '../components/ActivityLine.tsx';
 import { MetricChart } from '../components/MetricChart.tsx';
 import { ProgressBar } from '../components/ProgressBar.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
@@ -14,6 +15,7 @@ export function RunView({ id }: { id: string }) {
   const run = useApp((s) => s.runs[id]);
   const rounds = useApp((s) => s.rounds[id]);
   const detailError = useApp((s) => s.detailError[id]);
+  const activity = useApp((s) => s.activity[id]);
   const version = useMetrics((s) => s.version);
   const loadState = useMetrics((s) => s.load.get(id));
   const metricsError = useMetrics((s) => s.errors.get(id));
@@ -76,6 +78,7 @@ export function RunView({ id }: { id: string }) {
           </div>
         )}
         <ProgressBar step={step} total={run.totalSteps} etaS={etaS} />
+        <ActivityLine status={run.status} text={activity} />
         <div className="stats">
           <Stat label="loss" value={fmtNum(live.loss)} />
           <Stat label="lr" value={fmtNum(live.lr, 3)} />
