@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DistillConfig, type DistillConfigInput } from '../src/shared/distillConfig.ts';
-import { compactMaskedRows, paramsChecksum, runDistill, type DistillHooks, type TeacherRef } from '../src/worker/engine/distill.ts';
+import { paramsChecksum, runDistill, type DistillHooks, type TeacherRef } from '../src/worker/engine/distill.ts';
 import { latestCheckpoint, loadCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { paramLayout } from '../src/worker/engine/paramLayout.ts';
 import { createModelRuntime } from '../src/worker/engine/openModel.ts';
@@ -18,7 +18,7 @@ import { openTokenSource } from '../src/worker/engine/data/shards.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 import { teacherTargets } from '../src/worker/engine/sdtt/targets.ts';
 import { rowDivergence } from '../src/worker/engine/sdtt/divergences.ts';
-import { tinyTeacherAndJudge } from './helpers/fixtures.ts';
+import { compactMaskedRows, tinyTeacherAndJudge } from './helpers/fixtures.ts';
 
 const DATA = 'test/fixtures/alice.txt';
 const tok = new ByteTokenizer();

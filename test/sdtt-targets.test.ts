@@ -6,7 +6,7 @@ import { ancestralStep } from '../src/worker/engine/sampler.ts';
 import { divergence } from '../src/worker/engine/sdtt/divergences.ts';
 import { subStepTimes, teacherTargets } from '../src/worker/engine/sdtt/targets.ts';
 import type { Denoiser } from '../src/worker/engine/types.ts';
-import { CountingDenoiser } from './helpers/fixtures.ts';
+import { CountingDenoiser, compactMaskedRows } from './helpers/fixtures.ts';
 
 /**
  * Deterministic teacher: logits of (b, l, v) are a fixed function of the position, the left neighbour's token and
@@ -99,6 +99,10 @@ test('matches a direct transcription of spec §4.1 exactly (K = 2 and 3, paper a
     }
     assert.ok(revealedCount > 0);
     assert.equal(got.nfe, K);
+    // layout 'masked' (what distillation uses): exactly the masked rows of the full layout, same random draws
+    const compact = await teacherTargets(new FakeTeacher(V, L, MASK), zt, t, delta, { K, rng: new Rng(42), maskId: MASK, legacyTimeGrid: legacy, layout: 'masked' });
+    assert.deepEqual(compact.targets, compactMaskedRows(got.targets, got.masked, V));
+    assert.deepEqual(compact.revealedAt, got.revealedAt);
   }
 });
 

@@ -175,3 +175,17 @@ export abstract class CountingDenoiser implements Denoiser {
   }
   protected abstract fill(tokens: Int32Array, batch: number, out: Float32Array): void;
 }
+
+/** The rows of `targets` [B·L, V] at masked positions, in (b, l) row-major order: [nMasked, V]. */
+export function compactMaskedRows(targets: Float32Array, masked: Uint8Array, V: number): Float32Array {
+  let n = 0;
+  for (let p = 0; p < masked.length; p++) n += masked[p];
+  const out = new Float32Array(n * V);
+  let k = 0;
+  for (let p = 0; p < masked.length; p++) {
+    if (!masked[p]) continue;
+    out.set(targets.subarray(p * V, (p + 1) * V), k * V);
+    k++;
+  }
+  return out;
+}

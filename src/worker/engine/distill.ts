@@ -299,8 +299,8 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       const x0 = batches.next();
       const t = antitheticTimes(B, cfg.epsT, rng);
       const zt = forwardMask(x0, t, L, mcfg.maskId, rng);
-      const tt = await teacherTargets(teacher!, zt, t, round.deltaTeacher, { K: cfg.teacherSubsteps, rng, legacyTimeGrid: cfg.legacyTimeGrid, maskId: mcfg.maskId });
-      const batch: GradBatch = { kind: 'distill', zt, batch: B, targets: compactMaskedRows(tt.targets, tt.masked, mcfg.vocabSize), divergence: cfg.divergence };
+      const tt = await teacherTargets(teacher!, zt, t, round.deltaTeacher, { K: cfg.teacherSubsteps, rng, legacyTimeGrid: cfg.legacyTimeGrid, maskId: mcfg.maskId, layout: 'masked' });
+      const batch: GradBatch = { kind: 'distill', zt, batch: B, targets: tt.targets, divergence: cfg.divergence };
       const dropoutSeed = rng.nextU32();
       const res = await engine.computeGradients(params, batch, dropoutSeed);
       const loss = cfg.debugInjectNanAtStep === step + 1 ? NaN : res.loss;
@@ -366,16 +366,3 @@ function doneRounds(schedule: RoundInfo[], step: number): number {
   return schedule.filter((r) => r.lastStep <= step).length;
 }
 
-/** The rows of `targets` [B·L, V] at masked positions, in (b, l) row-major order: [nMasked, V]. */
-export function compactMaskedRows(targets: Float32Array, masked: Uint8Array, V: number): Float32Array {
-  let n = 0;
-  for (let p = 0; p < masked.length; p++) n += masked[p];
-  const out = new Float32Array(n * V);
-  let k = 0;
-  for (let p = 0; p < masked.length; p++) {
-    if (!masked[p]) continue;
-    out.set(targets.subarray(p * V, (p + 1) * V), k * V);
-    k++;
-  }
-  return out;
-}

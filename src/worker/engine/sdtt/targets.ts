@@ -23,13 +23,19 @@ export interface TeacherTargetOptions {
   maskId: number;
   /** ε_s, lower clamp of the sub-step start times (default EPS_SAMPLE = 1e-5). */
   epsS?: number;
+  /**
+   * 'full' (default): targets is [B, L, V]. 'masked': only the rows of positions masked in z_t, in (b, l) order,
+   * [|S|, V] — what the loss reads; saves a [B, L, V] array and its copy per training step (64 MB at batch 32).
+   */
+  layout?: 'full' | 'masked';
 }
 
 export interface TeacherTargets {
   /**
    * [B, L, V] teacher SUBS log-probs, float32. Positions masked in z_t: the row of the sub-step that revealed them
    * (or of the last sub-step). Positions NOT masked in z_t: the carry-over row (0 at the observed token, −1e6
-   * elsewhere) — never used by the loss, which only looks at masked positions.
+   * elsewhere) — never used by the loss, which only looks at masked positions. With layout 'masked': [|S|, V], the
+   * rows of the masked positions only, in (b, l) order.
    */
   targets: Float32Array;
   /** [B, L] 1 where z_t == MASK (the loss set S). */
@@ -96,16 +102,25 @@ export async function teacherTargets(
   const rngOf = (b: number): Rng => (rngs ? rngs[b] : (opts.rng as Rng));
 
   const n = batch * L;
-  const targets = new Float32Array(n * V);
+  const full = (opts.layout ?? 'full') === 'full';
   const masked = new Uint8Array(n);
   const revealedAt = new Int8Array(n).fill(-1);
+  const rowAt = new Int32Array(n); // position -> row of `targets`
   let remaining = 0;
   for (let p = 0; p < n; p++) {
     if (zt[p] === maskId) {
       masked[p] = 1;
+      rowAt[p] = full ? p : remaining;
       remaining++;
     } else {
       if (zt[p] < 0 || zt[p] >= V) throw new Error(`teacherTargets: token ${zt[p]} at ${p} outside vocab ${V}`);
+      rowAt[p] = full ? p : -1;
+    }
+  }
+  const targets = new Float32Array((full ? n : remaining) * V);
+  if (full) {
+    for (let p = 0; p < n; p++) {
+      if (masked[p]) continue;
       // carry-over row (what SUBS gives at an unmasked position for every sub-step)
       targets.fill(SUBS_NEG_INF, p * V, (p + 1) * V);
       targets[p * V + zt[p]] = 0;
@@ -134,7 +149,7 @@ export async function teacherTargets(
       // Row callback: compute the SUBS row once and store it as the (provisional) target of this position.
       const rowOf = (l: number): Float64Array => {
         subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row);
-        storeRow(targets, (base + l) * V, row);
+        if (rowAt[base + l] >= 0) storeRow(targets, rowAt[base + l] * V, row);
         written[l] = 1;
         return row;
       };
@@ -144,7 +159,7 @@ export async function teacherTargets(
         if (res.tokens[l] === seq[l]) continue;
         revealedAt[base + l] = i;
         remaining--;
-        if (!written[l]) storeRow(targets, (base + l) * V, subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row));
+        if (!written[l]) storeRow(targets, rowAt[base + l] * V, subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row));
       }
       next.set(res.tokens, base);
     }
@@ -155,7 +170,7 @@ export async function teacherTargets(
   if (remaining > 0) {
     if (!logits || !logitsTokens) throw new Error('teacherTargets: internal error, masked positions but no forward');
     for (let p = 0; p < n; p++) {
-      if (masked[p] && revealedAt[p] < 0) storeRow(targets, p * V, subsRowLogProbs(logits, p * V, logitsTokens[p], V, maskId, row));
+      if (masked[p] && revealedAt[p] < 0) storeRow(targets, rowAt[p] * V, subsRowLogProbs(logits, p * V, logitsTokens[p], V, maskId, row));
     }
   }
   return { targets, masked, revealedAt, nfe };
