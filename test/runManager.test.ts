@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../src/shared/messages.ts';
@@ -309,6 +309,21 @@ test('resuming a run truncates metrics logged after the checkpoint it resumes fr
   children[0].say({ type: 'metrics', points: [{ step: 21, loss: 1, lr: 1, gradNorm: 1, tokPerSec: 1, elapsedS: 1 }] });
   assert.equal(store.readMetrics('a').at(-1)!.step, 21);
   children[0].finish();
+  cleanup();
+});
+
+test('a copied or renamed run folder is the run of its folder name (its files, its id)', () => {
+  const { mgr, children, store, ws, cleanup } = setup();
+  mgr.create('pretrain', cfg(), { id: 'a' });
+  store.appendMetric('a', { type: 'train', step: 1, loss: 1 });
+  children.forEach((c) => c.finish());
+  cpSync(join(ws, 'runs', 'a'), join(ws, 'runs', 'a-copy'), { recursive: true });
+  assert.deepEqual(store.list().map((r) => r.id), ['a', 'a-copy']);
+  assert.equal(store.read('a-copy').id, 'a-copy');
+  store.appendMetric('a-copy', { type: 'train', step: 2, loss: 1 });
+  assert.equal(store.readMetrics('a').length, 1, 'the original is untouched');
+  assert.equal(store.update('a-copy', { step: 2 }).id, 'a-copy');
+  assert.equal(store.read('a').id, 'a');
   cleanup();
 });
 

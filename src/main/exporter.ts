@@ -91,7 +91,11 @@ function sourceLabel(dir: string, workspace: string): string {
 }
 
 function modelCard(rec: RunRecord, round: number, src: { dir: string; step: number }, weights: string, params: number, config: Record<string, unknown>, dtype: ExportDtype): string {
-  const what = round === -1 ? (rec.kind === 'distill' ? 'the teacher of this distillation run' : `the ${rec.kind} model`) : `the student after SDTT round ${round}`;
+  const sdtt = (config.sdtt ?? {}) as { teacherSteps?: unknown; studentSteps?: unknown; divergence?: unknown };
+  const steps = typeof sdtt.teacherSteps === 'number' && typeof sdtt.studentSteps === 'number'
+    ? ` (round index ${round}, counted from 0: distilled from a ${sdtt.teacherSteps}-step teacher to sample in ${sdtt.studentSteps} steps${typeof sdtt.divergence === 'string' ? `, divergence ${sdtt.divergence}` : ''})`
+    : '';
+  const what = round === -1 ? (rec.kind === 'distill' ? 'the teacher of this distillation run' : `the ${rec.kind} model`) : `the student after SDTT round ${round}${steps}`;
   const keys = ['arch', 'vocabSize', 'dModel', 'nLayers', 'nHeads', 'mlpRatio', 'seqLen', 'maskId', 'eosId'];
   const rows = keys.filter((k) => k in config).map((k) => `| ${k} | ${JSON.stringify(config[k])} |`);
   return `# ${rec.id}${round >= 0 ? ` — round ${round}` : ''}

@@ -42,7 +42,9 @@ export class RunStore {
     }
     const parsed = RunRecord.safeParse(raw);
     if (!parsed.success) throw new RunStoreError(`${file} is not a valid run record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    return parsed.data;
+    // The folder name is the id: a run folder copied or renamed (runs/demo -> runs/demo-old) is that folder's run,
+    // not a second "demo" whose files would be looked for in runs/demo.
+    return { ...parsed.data, id };
   }
 
   list(): RunRecord[] {
