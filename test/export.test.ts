@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApiHost } from '../src/main/apiHost.ts';
+import { relativeProvenancePaths } from '../src/main/exporter.ts';
 import { RunManager } from '../src/main/runManager.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { run as exportCli } from '../src/cli/export.ts';
@@ -124,4 +125,16 @@ test('the API validates dtype; `sdtt export --dtype` passes it through and refus
   }
   assert.equal(exportConfig(out).export.dtype, 'f16');
   assert.ok(!existsSync(join(ws, 'exports', 'cli64')));
+});
+
+test('a distilled student exported carries no absolute path of this machine in its provenance', () => {
+  const cfg: Record<string, unknown> = {
+    arch: 'mdlm',
+    sdtt: { round: 2, teacher: join(ws, 'runs', 'kld', 'rounds', '1'), originalTeacher: '/opt/models/mdlm-base-5m', data: join(ws, 'data', 'corpus'), divergence: 'kld' },
+  };
+  relativeProvenancePaths(cfg, ws);
+  assert.deepEqual(cfg.sdtt, { round: 2, teacher: 'runs/kld/rounds/1', originalTeacher: 'mdlm-base-5m', data: 'data/corpus', divergence: 'kld' });
+  const untouched = { sdtt: { teacher: 'runs/x', data: 7 } };
+  relativeProvenancePaths(untouched, ws);
+  assert.deepEqual(untouched, { sdtt: { teacher: 'runs/x', data: 7 } });
 });

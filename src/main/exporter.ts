@@ -49,6 +49,7 @@ export function exportCheckpointFolder(
   const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, dtype, source, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
   const config = readJsonObject(join(src.dir, 'config.json'));
   config.export = provenance;
+  relativeProvenancePaths(config, opts.workspace);
   let model: Buffer;
   try {
     model = encodeSafetensors(tensors, { format: 'pt', sdtt_format: FORMAT_TAG, kind: 'model', weights, run: rec.id, round: String(round), step: String(src.step) });
@@ -78,6 +79,20 @@ export function exportCheckpointFolder(
     throw new ApiError(`export to ${folder} failed: ${(e as Error).message}`, 'internal');
   }
   return files.map(([n]) => n);
+}
+
+/**
+ * A distillation checkpoint records its teacher, original teacher and data as absolute paths (`sdtt` in config.json);
+ * in an exported model they become workspace-relative like `export.source`, so no local path leaves the machine.
+ */
+export function relativeProvenancePaths(config: Record<string, unknown>, workspace: string): void {
+  const prov = config.sdtt;
+  if (!prov || typeof prov !== 'object' || Array.isArray(prov)) return;
+  const p = prov as Record<string, unknown>;
+  for (const key of ['teacher', 'originalTeacher', 'data']) {
+    const v = p[key];
+    if (typeof v === 'string' && isAbsolute(v)) p[key] = sourceLabel(v, workspace);
+  }
 }
 
 /**
