@@ -11,6 +11,8 @@ import { runPretrain } from '../src/worker/engine/train.ts';
 import { latestCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 import { DEMO_JUDGE, DEMO_TEACHER, defaultDistillRunId, run, runDemo } from '../src/cli/distill.ts';
+import { run as evalRun } from '../src/cli/evaluate.ts';
+import { trainTinyRun } from './helpers/fixtures.ts';
 
 const DATA = 'test/fixtures/alice.txt';
 
@@ -86,4 +88,12 @@ test('sdtt distill: banners, final table, one JSON line; the same command resume
 
 test('sdtt demo names the missing shipped model folder', { skip: existsSync(join(DEMO_TEACHER, 'config.json')) && existsSync(join(DEMO_JUDGE, 'config.json')) ? 'the shipped models are installed, so there is no missing folder to name' : false }, async () => {
   await assert.rejects(runDemo([]), (e: Error) => /needs the shipped (teacher|judge) model folder .*assets\/models\/(mdlm|judge)/.test(e.message));
+});
+
+test('sdtt eval --steps without --judge scores with the shipped judge', { skip: existsSync(join(DEMO_JUDGE, 'config.json')) ? false : 'the shipped judge is not installed' }, async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'sdtt-eval-cli-'));
+  const ck = await trainTinyRun(ws, 'tiny', 'pretrain', 2);
+  // The tiny model is byte-tokenised and the shipped judge is not: reaching the tokenizer check means the shipped
+  // judge was opened (without a default the command stops at "--steps needs --judge").
+  await assert.rejects(evalRun(['--model', ck, '--steps', '2', '--samples', '2']), /the judge's tokenizer \(compact-gpt2, 4096 ids\) differs from the model's \(byte/);
 });

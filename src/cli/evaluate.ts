@@ -1,7 +1,10 @@
 // `sdtt eval`: held-out perplexity of a checkpoint (--data), and/or the generative-perplexity table over step
 // counts scored by an AR judge (--steps 128,64,... --judge DIR). Ends with ONE JSON line.
 import { BackendName } from '../shared/config.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { openModel } from '../worker/engine/openModel.ts';
+import { SHIPPED_JUDGE } from '../worker/engine/distill.ts';
 import { sameTokenizer } from '../worker/engine/tokenizers.ts';
 import { genPplTable, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
@@ -18,7 +21,7 @@ const FLAGS: Flags = {
   batch: { type: 'string', help: 'sequences per forward pass', default: '16' },
   steps: { type: 'string', help: 'MDLM step counts for the generative-perplexity table, e.g. 128,64,32,16,8,4' },
   samples: { type: 'string', help: 'samples per step count', default: '64' },
-  judge: { type: 'string', help: 'AR judge checkpoint (required with --steps)' },
+  judge: { type: 'string', help: 'AR judge checkpoint that scores the samples of --steps (default: the shipped assets/models/judge-ar-base-5m)' },
   'no-baselines': { type: 'boolean', help: "with --steps: skip the judge's own samples and the real-text floor (needs --data)" },
   seed: { type: 'string', help: 'random seed', default: '0' },
   weights: { type: 'string', help: 'ema | raw' },
@@ -27,12 +30,13 @@ const FLAGS: Flags = {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, FLAGS, 'usage: sdtt eval --model DIR (--data PATH | --steps LIST --judge DIR) [options]');
+  const f = parseFlags(argv, FLAGS, 'usage: sdtt eval --model DIR (--data PATH | --steps LIST [--judge DIR]) [options]');
   if (!f) return 0;
   if (!f.model) throw new UsageError('--model DIR is required');
   const steps = intListFlag(f, 'steps');
-  if (!f.data && !steps) throw new UsageError('give --data PATH (held-out perplexity) and/or --steps LIST with --judge DIR (generative perplexity)');
-  if (steps && !f.judge) throw new UsageError('--steps needs --judge DIR (an AR checkpoint that scores the samples)');
+  if (!f.data && !steps) throw new UsageError('give --data PATH (held-out perplexity) and/or --steps LIST (generative perplexity, scored by --judge DIR or the shipped judge)');
+  const judgePath = f.judge !== undefined ? String(f.judge) : existsSync(join(SHIPPED_JUDGE, 'config.json')) ? SHIPPED_JUDGE : null;
+  if (steps && !judgePath) throw new UsageError(`--steps needs --judge DIR (an AR checkpoint that scores the samples); the shipped judge ${SHIPPED_JUDGE} is missing`);
   const backend = BackendName.safeParse(f.backend);
   if (!backend.success) throw new UsageError(`unknown --backend "${f.backend}"`);
   if (f.weights !== undefined && f.weights !== 'ema' && f.weights !== 'raw') throw new UsageError('--weights must be ema or raw');
@@ -54,8 +58,8 @@ export async function run(argv: string[]): Promise<number> {
 
   if (steps) {
     if (m.config.arch !== 'mdlm') throw new UsageError('--steps applies to MDLM checkpoints');
-    const judge = await openModel(String(f.judge), { backend: backend.data, runtime: runtimeFlag(f) });
-    if (judge.config.arch !== 'ar') throw new UsageError(`--judge ${f.judge} is not an AR checkpoint`);
+    const judge = await openModel(judgePath!, { backend: backend.data, runtime: runtimeFlag(f) });
+    if (judge.config.arch !== 'ar') throw new UsageError(`--judge ${judgePath} is not an AR checkpoint`);
     if (!sameTokenizer(judge.tokenizer, m.tokenizer)) throw new UsageError(`the judge's tokenizer (${judge.tokenizer.kind}, ${judge.tokenizer.vocabSize} ids) differs from the model's (${m.tokenizer.kind}, ${m.tokenizer.vocabSize} ids)`);
     const samples = intFlag(f, 'samples', 1)!;
     const bar = new ProgressBar('eval', steps.length * samples);
