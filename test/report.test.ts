@@ -13,7 +13,7 @@ import { RunStore } from '../src/main/runStore.ts';
 import type { RoundLine } from '../src/worker/engine/distill.ts';
 import { teacherEvalFile, upsertRoundLine, type DistillEvalResult, type DistillEvalRow } from '../src/worker/engine/distillEval.ts';
 import { CHROMIUM, loadRun, renderPngs, run, writeReport } from '../src/cli/report.ts';
-import { BEGIN_MARKER, END_MARKER, acceptance, evalTableMd, plotSeries, plotTitle, spliceReport } from '../src/cli/reportMarkdown.ts';
+import { BEGIN_MARKER, END_MARKER, acceptance, evalTableMd, plotSeries, plotTitle, runSection, spliceReport } from '../src/cli/reportMarkdown.ts';
 import { log2Ticks, niceTicks, plotSvg } from '../src/cli/reportPlot.ts';
 
 const STEPS = [128, 64, 32, 16];
@@ -90,6 +90,14 @@ test('the report file: sections, per-round table, totals, comparison; prose outs
   assert.match(md, /\| teacher \(round −1\) \| – \| – \| 2 min 13 s \| – \| – \| 4\.3164 \| 0\.046 \(N = 128\) \|/);
   // 1203 s of training + 300 s of round evaluations + 132.9 s of teacher evaluation; 3 x 80 steps at 500/600/750 tok/s.
   assert.match(md, /Total wall time 27 min 16 s \(training 20 min 03 s \+ evaluation 7 min 13 s/);
+  // a run whose teacher evaluation came from the cache: not counted, and said so
+  const reused = join(ws, 'runs', 'reused');
+  writeRun(ws, 'reused');
+  const te = JSON.parse(readFileSync(teacherEvalFile(reused), 'utf8'));
+  writeFileSync(teacherEvalFile(reused), JSON.stringify({ ...te, reusedFrom: 'ab'.repeat(32) }));
+  const rmd = runSection(await loadRun(reused), null, ws);
+  assert.match(rmd, /Total wall time 25 min 03 s \(training 20 min 03 s \+ evaluation 5 min 00 s, the teacher's reused from the cache\)/);
+  assert.match(rmd, /\| teacher \(round −1\) \| – \| – \| reused from cache \(2 min 13 s when computed\) \|/);
   assert.match(md, /mean training throughput 600 tokens\/s/);
   assert.match(md, /## Comparison across divergences/);
   assert.match(md, /\| MSE best student \(run `a-mse`\) \| 100\.0 ± 5\.0 \/ 3\.900 \(R2\) \|/);

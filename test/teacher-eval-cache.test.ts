@@ -38,7 +38,7 @@ async function distill(ws: string, id: string, cfg: DistillConfig) {
 
 /** The result without the paths and timings (what a recomputation must reproduce exactly). */
 function numbers(te: DistillEvalResult) {
-  return { ...te, samplesFiles: te.samplesFiles.map((f) => basename(f)), seconds: 0, rows: te.rows.map((r) => ({ ...r, seconds: 0 })) };
+  return { ...te, samplesFiles: te.samplesFiles.map((f) => basename(f)), seconds: 0, reusedFrom: undefined, rows: te.rows.map((r) => ({ ...r, seconds: 0 })) };
 }
 function sampleTexts(samples: Map<string, Buffer>) {
   return [...samples].map(([f, b]) => [f, JSON.parse(b.toString()).map((c: Record<string, unknown>) => ({ ...c, latencyMs: 0 }))]);
@@ -58,7 +58,9 @@ test('same teacher and eval settings, other divergence: the teacher evaluation c
   assert.equal(b.reused, `teacher evaluation: reused from cache ${key.slice(0, 8)}`);
   assert.ok(!b.sampled, 'a hit samples nothing');
   // identical content; samplesFiles name this run's own (existing, identical) files
-  assert.deepEqual({ ...b.te, samplesFiles: [] }, { ...a.te, samplesFiles: [] });
+  assert.deepEqual({ ...b.te, samplesFiles: [], reusedFrom: undefined }, { ...a.te, samplesFiles: [], reusedFrom: undefined });
+  assert.equal(b.te.reusedFrom, key, 'the reuse is recorded (the report leaves its time out of the run)');
+  assert.equal(a.te.reusedFrom, undefined);
   assert.deepEqual(b.te.samplesFiles, a.te.samplesFiles.map((f) => join(b.dir, 'samples', basename(f))));
   assert.deepEqual(b.te.samplesFiles.map((f) => basename(f)), ['-1-4.json', '-1-2.json']);
   assert.deepEqual([...b.samples.keys()].sort(), ['-1-2.json', '-1-4.json']);

@@ -105,7 +105,8 @@ export function evalTableMd(run: ReportRun): string {
 
 export function roundTableMd(run: ReportRun): string {
   const body: string[][] = [];
-  if (run.teacher) body.push(['teacher (round −1)', '–', '–', fmtSeconds(run.teacher.seconds), '–', '–', run.teacher.heldoutNelbo.toFixed(4), fmtSelfBleu(run.teacher.selfBleu)]);
+  const teacherEval = run.teacher?.reusedFrom ? `reused from cache (${fmtSeconds(run.teacher.seconds)} when computed)` : fmtSeconds(run.teacher?.seconds ?? 0);
+  if (run.teacher) body.push(['teacher (round −1)', '–', '–', teacherEval, '–', '–', run.teacher.heldoutNelbo.toFixed(4), fmtSelfBleu(run.teacher.selfBleu)]);
   for (const l of run.rounds) {
     const loss = run.finalLoss.get(l.round);
     body.push([`R${l.round}`, `${l.teacherSteps ?? '?'} → ${l.studentSteps}`, fmtSeconds(l.wallS), fmtSeconds(l.evalSeconds), Math.round(l.tokPerSec).toString(), loss === undefined ? '–' : loss.toPrecision(4), l.heldoutNelbo.toFixed(4), fmtSelfBleu(l.selfBleu)]);
@@ -137,7 +138,8 @@ export interface RunTotals {
 
 export function runTotals(run: ReportRun): RunTotals {
   const train = run.rounds.reduce((a, l) => a + l.wallS, 0);
-  const evaluation = run.rounds.reduce((a, l) => a + l.evalSeconds, 0) + (run.teacher?.seconds ?? 0);
+  // A teacher evaluation reused from the cache cost this run nothing (its seconds are the computing run's).
+  const evaluation = run.rounds.reduce((a, l) => a + l.evalSeconds, 0) + (run.teacher && !run.teacher.reusedFrom ? run.teacher.seconds : 0);
   const elapsed = (Date.parse(run.updatedAt) - Date.parse(run.createdAt)) / 1000;
   return { train, evaluation, total: train + evaluation, throughput: meanThroughput(run.rounds), elapsed };
 }
@@ -230,7 +232,7 @@ export function runSection(run: ReportRun, plot: string | null, cwd: string): st
     '',
     roundTableMd(run),
     '',
-    `Total wall time ${fmtSeconds(t.total)} (training ${fmtSeconds(t.train)} + evaluation ${fmtSeconds(t.evaluation)}, the teacher's included); ` +
+    `Total wall time ${fmtSeconds(t.total)} (training ${fmtSeconds(t.train)} + evaluation ${fmtSeconds(t.evaluation)}, ${run.teacher?.reusedFrom ? "the teacher's reused from the cache" : "the teacher's included"}); ` +
       `mean training throughput ${t.throughput === null ? '–' : `${Math.round(t.throughput)} tokens/s`}; run.json created → last updated ${fmtSeconds(t.elapsed)} (includes start-up, pauses and restarts).`,
     '',
     acceptanceLine(run),

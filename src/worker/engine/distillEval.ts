@@ -38,7 +38,10 @@ export interface DistillEvalResult {
   judge: string | null;
   note?: string;
   samplesFiles: string[];
+  /** Seconds the evaluation took when it was computed (by this run, or by the run whose cache entry this is). */
   seconds: number;
+  /** The teacher-evaluation cache key when this result was reused from the workspace cache (nothing computed here). */
+  reusedFrom?: string;
 }
 
 export interface DistillEvalContext {

@@ -229,7 +229,7 @@ export async function cachedTeacherEval(o: TeacherEvalCacheOptions, compute: () 
       const r = hit.result;
       o.onProgress?.(`teacher evaluation: reused from cache ${tag}`);
       // Field order as evaluateRound writes it, so the run's teacher-eval.json reads the same as a computed one.
-      return { round: r.round, rows: r.rows, heldoutNelbo: r.heldoutNelbo, selfBleu: r.selfBleu, judge: o.judgeFields.judge, ...(o.judgeFields.note !== undefined ? { note: o.judgeFields.note } : {}), samplesFiles, seconds: r.seconds };
+      return { round: r.round, rows: r.rows, heldoutNelbo: r.heldoutNelbo, selfBleu: r.selfBleu, judge: o.judgeFields.judge, ...(o.judgeFields.note !== undefined ? { note: o.judgeFields.note } : {}), samplesFiles, seconds: r.seconds, reusedFrom: o.key.key };
     }
   }
   const result = await compute();
