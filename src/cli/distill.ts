@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig, DIVERGENCE_NAMES } from '../shared/distillConfig.ts';
-import { runDistill } from '../worker/engine/distill.ts';
+import { SHIPPED_JUDGE, runDistill } from '../worker/engine/distill.ts';
 import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../worker/engine/distillEval.ts';
 import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
@@ -148,7 +148,7 @@ export function evalTable(rows: Row[], steps: number[]): string {
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEMO_TEACHER = join(REPO, 'assets/models/mdlm-base-5m');
-export const DEMO_JUDGE = join(REPO, 'assets/models/judge-ar-base-5m');
+export const DEMO_JUDGE = SHIPPED_JUDGE;
 export const DEMO_DATA = join(REPO, 'data/corpus');
 /**
  * Sized for <= 30 min on 2 cores (base-5m, batch 16, threads 2): 3 rounds (128 -> 64 -> 32 -> 16) x 80 steps = 240

@@ -1,10 +1,8 @@
 // `sdtt eval`: held-out perplexity of a checkpoint (--data), and/or the generative-perplexity table over step
 // counts scored by an AR judge (--steps 128,64,... --judge DIR). Ends with ONE JSON line.
 import { BackendName } from '../shared/config.ts';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { openModel } from '../worker/engine/openModel.ts';
-import { SHIPPED_JUDGE } from '../worker/engine/distill.ts';
+import { SHIPPED_JUDGE, installedShippedJudge } from '../worker/engine/distill.ts';
 import { sameTokenizer } from '../worker/engine/tokenizers.ts';
 import { genPplTable, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
@@ -35,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!f.model) throw new UsageError('--model DIR is required');
   const steps = intListFlag(f, 'steps');
   if (!f.data && !steps) throw new UsageError('give --data PATH (held-out perplexity) and/or --steps LIST (generative perplexity, scored by --judge DIR or the shipped judge)');
-  const judgePath = f.judge !== undefined ? String(f.judge) : existsSync(join(SHIPPED_JUDGE, 'config.json')) ? SHIPPED_JUDGE : null;
+  const judgePath = f.judge !== undefined ? String(f.judge) : installedShippedJudge();
   if (steps && !judgePath) throw new UsageError(`--steps needs --judge DIR (an AR checkpoint that scores the samples); the shipped judge ${SHIPPED_JUDGE} is missing`);
   const backend = BackendName.safeParse(f.backend);
   if (!backend.success) throw new UsageError(`unknown --backend "${f.backend}"`);

@@ -105,8 +105,8 @@ export function evalTableMd(run: ReportRun): string {
 
 export function roundTableMd(run: ReportRun): string {
   const body: string[][] = [];
-  const teacherEval = run.teacher?.reusedFrom ? `reused from cache (${fmtSeconds(run.teacher.seconds)} when computed)` : fmtSeconds(run.teacher?.seconds ?? 0);
-  if (run.teacher) body.push(['teacher (round −1)', '–', '–', teacherEval, '–', '–', run.teacher.heldoutNelbo.toFixed(4), fmtSelfBleu(run.teacher.selfBleu)]);
+  const t = run.teacher;
+  if (t) body.push(['teacher (round −1)', '–', '–', t.reusedFrom ? `reused from cache (${fmtSeconds(t.seconds)} when computed)` : fmtSeconds(t.seconds), '–', '–', t.heldoutNelbo.toFixed(4), fmtSelfBleu(t.selfBleu)]);
   for (const l of run.rounds) {
     const loss = run.finalLoss.get(l.round);
     body.push([`R${l.round}`, `${l.teacherSteps ?? '?'} → ${l.studentSteps}`, fmtSeconds(l.wallS), fmtSeconds(l.evalSeconds), Math.round(l.tokPerSec).toString(), loss === undefined ? '–' : loss.toPrecision(4), l.heldoutNelbo.toFixed(4), fmtSelfBleu(l.selfBleu)]);

@@ -29,6 +29,11 @@ import { cachedTeacherEval, teacherEvalKey, type JudgeIdentity } from './teacher
 /** The shipped AR judge, used when cfg.judge is absent and this folder exists. */
 export const SHIPPED_JUDGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../assets/models/judge-ar-base-5m');
 
+/** SHIPPED_JUDGE when it is installed (has a config.json), else null: the default judge of distill and eval. */
+export function installedShippedJudge(): string | null {
+  return existsSync(join(SHIPPED_JUDGE, 'config.json')) ? SHIPPED_JUDGE : null;
+}
+
 export interface DistillStartInfo {
   backend: string;
   device: string;
@@ -157,7 +162,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   // ---- judge ----------------------------------------------------------------------------------------------------
   let judge: Inference | null = null;
   let judgeId: JudgeIdentity | null = null; // for the teacher-evaluation cache key
-  let judgePath: string | null = cfg.judge ?? (existsSync(join(SHIPPED_JUDGE, 'config.json')) ? SHIPPED_JUDGE : null);
+  let judgePath: string | null = cfg.judge ?? installedShippedJudge();
   let judgeNote: string | undefined = judgePath ? undefined : `no judge: --judge not given and the shipped judge ${SHIPPED_JUDGE} is missing; gen PPL not computed (entropy, held-out NELBO and self-BLEU only)`;
 
   const engine = await GradientEngine.create(mcfg, { backend: cfg.backend, threads: cfg.threads });

@@ -101,9 +101,7 @@ export function makeShards(cfg: ModelConfig, batch: GradBatch, parts: number): S
 // ---------------------------------------------------------------------------------------------------------------
 // One shard on the current backend
 
-/** Tokens per forward/backward chunk: bounds activation memory for any batch. A wasm heap never shrinks, so its
- * size is the peak of one chunk: for base-5m with half the rows masked, 512 tokens peak at 118 MB of tensors
- * (heap 172 MB) against 204 MB (heap 248 MB) at 1024, at about the same speed (measured by tf.profile). */
+/** Tokens per forward/backward chunk: a wasm heap never shrinks, so one chunk's peak sets it (base-5m: 512 -> 172 MB, 1024 -> 248 MB; same speed). */
 const MAX_CHUNK_TOKENS = 512;
 
 /** Sequences [j0, j1) of a shard, rows re-based (rows are sorted by construction). */

@@ -149,7 +149,7 @@ export async function teacherTargets(
       // Row callback: compute the SUBS row once and store it as the (provisional) target of this position.
       const rowOf = (l: number): Float64Array => {
         subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row);
-        if (rowAt[base + l] >= 0) storeRow(targets, rowAt[base + l] * V, row);
+        storeRow(targets, rowAt[base + l] * V, row); // the sampler asks rows of MASK positions only: all have a row
         written[l] = 1;
         return row;
       };
