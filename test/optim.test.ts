@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdamW, Ema, allFinite, clipGradients, globalNorm, lrAt } from '../src/worker/engine/optim.ts';
+import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, globalNorm, lrAt } from '../src/worker/engine/optim.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what = ''): void {
@@ -16,6 +16,12 @@ test('lrAt: linear warmup from 0 (as get_constant_schedule_with_warmup), then co
   close([0, 1, 2, 3, 4, 5, 1000].map((s) => lrAt(s, cfg)), [0, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], 1e-15);
   assert.equal(lrAt(0, { lr: 6e-5, warmupSteps: 0 }), 6e-5);
   assert.equal(lrAt(250, { lr: 6e-5, warmupSteps: 500 }), 3e-5);
+});
+
+test('cooldownFactor: 1 until the last decaySteps of the run, then linear towards 0; 0 decay steps = constant', () => {
+  close([0, 5, 6, 7, 8, 9, 10].map((s) => cooldownFactor(s, 10, 4)), [1, 1, 1, 0.75, 0.5, 0.25, 0], 1e-15);
+  assert.equal(cooldownFactor(9, 10, 0), 1);
+  assert.equal(cooldownFactor(0, 10, 40), 0.25); // a cooldown longer than the run starts below 1
 });
 
 test('globalNorm over one or several arrays, in float64', () => {

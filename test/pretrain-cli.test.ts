@@ -82,6 +82,21 @@ test('a resumed run with a different config is refused and nothing is changed', 
   assert.equal(readFileSync(join(ws, 'runs', 'x', 'run.json'), 'utf8'), before);
 });
 
+test('--decay-steps resumes a constant-rate run with a cooldown: the rate falls linearly to the last step', () => {
+  const ws = mkdtempSync(join(tmpdir(), 'sdtt-cooldown-'));
+  const base = [...COMMON, '--warmup', '0', '--workspace', ws, '--run', 'c'];
+  assert.equal(sdtt(['pretrain', ...base, '--steps', '10']).status, 0);
+  const r = sdtt(['pretrain', ...base, '--steps', '14', '--decay-steps', '4']);
+  assert.equal(r.status, 0, r.stderr);
+  const lrs = new Map<number, number>();
+  for (const line of readFileSync(join(ws, 'runs', 'c', 'metrics.jsonl'), 'utf8').split('\n')) {
+    const m = line ? JSON.parse(line) : null;
+    if (m?.type === 'train') lrs.set(m.step, m.lr);
+  }
+  // step n is logged with the rate it used (step index n - 1): 1e-3 up to step 10, then 3/4, 1/2, 1/4 of it
+  assert.deepEqual([9, 10, 11, 12, 13, 14].map((s) => lrs.get(s)), [1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4]);
+});
+
 test('bad flags fail with exit code 2 and name the flag', () => {
   const r = sdtt(['pretrain', '--steps', 'ten']);
   assert.equal(r.status, 2);

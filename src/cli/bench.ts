@@ -13,8 +13,8 @@ import { UsageError } from './index.ts';
 const FLAGS: Flags = {
   model: { type: 'string', help: 'benchmark model', default: 'bench-5m' },
   backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs for sampling', default: 'auto' },
-  runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
-  threads: { type: 'string', help: 'data-parallel threads (train)', default: '2' },
+  runtime: { type: 'string', help: 'training step and inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
+  threads: { type: 'string', help: 'training threads (train): onnx intra-op threads, or tfjs data-parallel workers', default: '2' },
   'bench-steps': { type: 'string', help: 'timed training steps (train)', default: '8' },
   steps: { type: 'string', help: 'MDLM step counts to time (sample)', default: '128,64,32,16,8,4' },
   batch: { type: 'string', help: 'sequences per sampling batch (sample)', default: '16' },
@@ -36,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!backend.success) throw new UsageError(`unknown --backend "${f.backend}"`);
 
   if (what === 'train') {
-    const r = await benchTrain({ backend: backend.data, threads: intFlag(f, 'threads', 1)!, steps: intFlag(f, 'bench-steps', 1)! });
+    const r = await benchTrain({ backend: backend.data, threads: intFlag(f, 'threads', 1)!, runtime: runtimeFlag(f), steps: intFlag(f, 'bench-steps', 1)! });
     console.log(JSON.stringify(r));
     return 0;
   }

@@ -12,8 +12,9 @@ import type { RunStore } from './runStore.ts';
 export class RunConflictError extends Error {}
 
 /** Config keys that may change between a run and its resumption without changing what is computed
- * (distill: `rounds` may grow like `steps`; rounds tile the steps, so earlier rounds are unchanged). */
-export const RESUMABLE_KEYS = ['steps', 'rounds', 'backend', 'threads', 'logEvery', 'evalEvery', 'checkpointEvery', 'keepCheckpoints'] as const;
+ * (distill: `rounds` may grow like `steps`; rounds tile the steps, so earlier rounds are unchanged; pretrain:
+ * `decaySteps` adds a cooldown at the end, the usual way to finish a run trained at a constant rate). */
+export const RESUMABLE_KEYS = ['steps', 'rounds', 'decaySteps', 'backend', 'threads', 'logEvery', 'evalEvery', 'checkpointEvery', 'keepCheckpoints'] as const;
 
 /** The validated config of a job the RunManager runs (pretrain, pretrain-ar or distill); throws with the offending key. */
 export function parseJobConfig(kind: RunRecord['kind'], config: unknown): PretrainConfig | DistillConfig {

@@ -59,6 +59,8 @@ export const PretrainConfig = z
     tokenizer: z.string().min(1).default('auto'),
     batchSize: z.number().int().min(1).max(4096).default(16),
     steps: z.number().int().min(1).max(100_000_000),
+    /** Cooldown: the learning rate decays linearly to 0 over the last decaySteps of `steps` (0 = constant after warm-up). */
+    decaySteps: z.number().int().min(0).default(0),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
     /** MDLM minimum t for antithetic sampling (spec 1: 1e-3 in pretraining). */
     epsT: z.number().positive().lt(1).default(1e-3),

@@ -3,10 +3,10 @@
 // inference model. The PyTorch peer (shared/bench/torch_peer.py) times the same shapes.
 import { ModelConfig, type BackendName } from '../../shared/config.ts';
 import { MODEL_PRESETS } from '../../shared/presets.ts';
-import { initBackend } from './backend.ts';
-import { GradientEngine, type GradBatch } from './gradients.ts';
+import type { GradBatch } from './gradients.ts';
+import { createGradientEngine, type TrainingRuntime } from './gradientEngine.ts';
 import { antitheticTimes, EPS_NOISE, forwardMask } from './mdlm.ts';
-import { createInferenceModel } from './model.ts';
+import { createModelRuntime } from './openModel.ts';
 import { initParams } from './paramLayout.ts';
 import { AdamW } from './optim.ts';
 import { Rng } from './rng.ts';
@@ -21,6 +21,7 @@ export interface BenchTrainResult {
   ms_per_step: number;
   train_tok_per_s: number;
   fwd_tok_per_s: number;
+  fwd_device: string;
 }
 
 export const BENCH_BATCH = 16;
@@ -30,7 +31,7 @@ export function bench5mConfig(arch: 'mdlm' | 'ar' = 'mdlm'): ModelConfig {
   return ModelConfig.parse({ ...MODEL_PRESETS['bench-5m'], arch, vocabSize: 4097, eosId: 4095, maskId: arch === 'mdlm' ? 4096 : -1 });
 }
 
-export async function benchTrain(opts: { backend: BackendName; threads: number; steps?: number; warmup?: number }): Promise<BenchTrainResult> {
+export async function benchTrain(opts: { backend: BackendName; threads: number; runtime?: TrainingRuntime; steps?: number; warmup?: number }): Promise<BenchTrainResult> {
   const steps = Math.max(1, opts.steps ?? 5);
   const warmup = Math.max(0, opts.warmup ?? 1);
   const cfg = bench5mConfig('mdlm');
@@ -49,7 +50,7 @@ export async function benchTrain(opts: { backend: BackendName; threads: number; 
   // do the same work as steps of a real run.
   for (let i = 0; i < params.length; i++) if (params[i] === 0) params[i] = 1e-3 * rng.normal();
   const adam = new AdamW(params.length, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-  const engine = await GradientEngine.create(cfg, { backend: opts.backend, threads: opts.threads });
+  const engine = await createGradientEngine(cfg, { backend: opts.backend, threads: opts.threads, runtime: opts.runtime });
   let msPerStep: number;
   try {
     const step = async () => {
@@ -64,9 +65,8 @@ export async function benchTrain(opts: { backend: BackendName; threads: number; 
     await engine.dispose();
   }
 
-  // Eval-mode forward of the denoiser, batch 16, in this thread.
-  const info = await initBackend(opts.backend);
-  const model = createInferenceModel(cfg, params);
+  // Eval-mode forward of the denoiser, batch 16, on the matching inference runtime (onnx or tfjs).
+  const { model, device: fwdDevice } = await createModelRuntime(cfg, params, { backend: opts.backend, runtime: opts.runtime, threads: opts.runtime === 'tfjs' ? undefined : opts.threads });
   let fwdMs: number;
   try {
     const x = makeBatch() as Extract<GradBatch, { kind: 'mdlm' }>;
@@ -76,17 +76,18 @@ export async function benchTrain(opts: { backend: BackendName; threads: number; 
     for (let i = 0; i < n; i++) await model.logits(x.zt, B);
     fwdMs = (performance.now() - t0) / n;
   } finally {
-    model.dispose();
+    await model.dispose();
   }
   return {
     bench: 'train',
     model: 'bench-5m',
     backend: engine.backend,
-    device: engine.threads > 1 ? engine.device : info.device,
+    device: engine.device,
     threads: engine.threads,
     params: params.length,
     ms_per_step: Math.round(msPerStep * 10) / 10,
     train_tok_per_s: Math.round((B * L * 1000) / msPerStep),
     fwd_tok_per_s: Math.round((B * L * 1000) / fwdMs),
+    fwd_device: fwdDevice,
   };
 }

@@ -12,7 +12,8 @@ import type { ModelConfig } from '../../shared/config.ts';
 import { distillStartSteps, type DistillConfig } from '../../shared/distillConfig.ts';
 import type { EvalMetric, StepMetric } from '../../shared/runState.ts';
 import { Rng, type RngState } from './rng.ts';
-import { GradientEngine, type GradBatch } from './gradients.ts';
+import type { GradBatch } from './gradients.ts';
+import { createGradientEngine } from './gradientEngine.ts';
 import { paramLayout } from './paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, lrAt } from './optim.ts';
 import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
@@ -165,7 +166,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   let judgePath: string | null = cfg.judge ?? installedShippedJudge();
   let judgeNote: string | undefined = judgePath ? undefined : `no judge: --judge not given and the shipped judge ${SHIPPED_JUDGE} is missing; gen PPL not computed (entropy, held-out NELBO and self-BLEU only)`;
 
-  const engine = await GradientEngine.create(mcfg, { backend: cfg.backend, threads: cfg.threads });
+  const engine = await createGradientEngine(mcfg, { backend: cfg.backend, threads: cfg.threads });
   let teacher: Inference | null = null;
   try {
     if (judgePath) {

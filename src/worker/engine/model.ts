@@ -160,12 +160,17 @@ export interface FwdCtx {
   kv?: { k: T | null; v: T | null }[];
 }
 
-function dropoutMask(n: number, d: number, p: number, rng: Rng): T2 {
+/** A dropout mask [n, d] of {0, 1/(1-p)} from the host RNG (also the onnx training engine's masks). */
+export function dropoutMaskValues(n: number, d: number, p: number, rng: Rng): Float32Array {
   const a = new Float32Array(n * d);
   const keep = 1 / (1 - p);
   const thr = p * 4294967296;
   for (let i = 0; i < a.length; i++) a[i] = rng.nextU32() < thr ? 0 : keep;
-  return tf.tensor2d(a, [n, d]);
+  return a;
+}
+
+function dropoutMask(n: number, d: number, p: number, rng: Rng): T2 {
+  return tf.tensor2d(dropoutMaskValues(n, d, p, rng), [n, d]);
 }
 
 /** One block. Returns the new residual stream; with ctx.save also everything the backward needs. */

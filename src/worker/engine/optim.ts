@@ -18,6 +18,16 @@ export function lrAt(step: number, optim: Pick<OptimConfig, 'lr' | 'warmupSteps'
   return (optim.lr * Math.max(0, step)) / optim.warmupSteps;
 }
 
+/**
+ * Learning-rate multiplier of a cooldown ("warmup-stable-decay"): 1 until the last `decaySteps` of `totalSteps`,
+ * then linear towards 0 (1/decaySteps at the last step). decaySteps 0 = constant. A run can be continued past its
+ * end from a checkpoint taken before the cooldown began.
+ */
+export function cooldownFactor(step: number, totalSteps: number, decaySteps: number): number {
+  if (decaySteps <= 0) return 1;
+  return Math.max(0, Math.min(1, (totalSteps - step) / decaySteps));
+}
+
 /** L2 norm over all gradient elements (one array or several), accumulated in float64. Non-finite in -> non-finite out. */
 export function globalNorm(grads: Float32Array | Float32Array[]): number {
   const list = Array.isArray(grads) ? grads : [grads];

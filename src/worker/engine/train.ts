@@ -4,9 +4,10 @@
 import type { PretrainConfig } from '../../shared/config.ts';
 import type { EvalMetric, StepMetric } from '../../shared/runState.ts';
 import { Rng, type RngState } from './rng.ts';
-import { GradientEngine, type GradBatch } from './gradients.ts';
+import type { GradBatch } from './gradients.ts';
+import { createGradientEngine } from './gradientEngine.ts';
 import { initParams, paramLayout } from './paramLayout.ts';
-import { AdamW, Ema, allFinite, clipGradients, lrAt } from './optim.ts';
+import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, lrAt } from './optim.ts';
 import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { antitheticTimes, forwardMask } from './mdlm.ts';
 import { BatchIterator, validationBatches } from './data/batches.ts';
@@ -42,7 +43,7 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
   const trainTokens = source.split('train');
   const valTokens = source.split('validation');
   const layout = paramLayout(mcfg);
-  const engine = await GradientEngine.create(mcfg, { backend: cfg.backend, threads: cfg.threads });
+  const engine = await createGradientEngine(mcfg, { backend: cfg.backend, threads: cfg.threads });
   try {
     // Fresh state, then overwritten by the latest checkpoint if one exists.
     let params = initParams(mcfg, cfg.seed);
@@ -115,7 +116,7 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
         return { status: 'nan', step, reason: `non-finite ${Number.isFinite(loss) ? 'gradient' : `loss (${loss})`} at step ${step + 1}; last good checkpoint kept`, lastCheckpoint };
       }
       const gradNorm = clipGradients(grads, cfg.optim.gradClip);
-      const lr = lrAt(step, cfg.optim);
+      const lr = lrAt(step, cfg.optim) * cooldownFactor(step, cfg.steps, cfg.decaySteps);
       adam.step(params, grads, lr);
       ema.update(params);
       step++;

@@ -30,12 +30,13 @@ export const pastValueName = (i: number) => `past_value.${i}`;
 export const presentKeyName = (i: number) => `present_key.${i}`;
 export const presentValueName = (i: number) => `present_value.${i}`;
 
-const GELU_C = Math.sqrt(2 / Math.PI);
-const GELU_A = 0.044715;
-const LN_EPS = 1e-5; // kernels.ts lnModFwd
-const MASK_VALUE = -1e9; // kernels.ts causalMask
+export const GELU_C = Math.sqrt(2 / Math.PI);
+export const GELU_A = 0.044715;
+export const LN_EPS = 1e-5; // kernels.ts lnModFwd
+export const MASK_VALUE = -1e9; // kernels.ts causalMask
 
-class Builder {
+/** Appends nodes and initializers with unique names (shared by the inference graph and trainGraph.ts). */
+export class Builder {
   readonly nodes: NodeDef[] = [];
   readonly inits: TensorDef[] = [];
   private n = 0;
@@ -75,12 +76,12 @@ class Builder {
   }
 }
 
-const int = (value: number): AttrValue => ({ kind: 'int', value });
-const ints = (value: number[]): AttrValue => ({ kind: 'ints', value });
-const float = (value: number): AttrValue => ({ kind: 'float', value });
+export const int = (value: number): AttrValue => ({ kind: 'int', value });
+export const ints = (value: number[]): AttrValue => ({ kind: 'ints', value });
+export const float = (value: number): AttrValue => ({ kind: 'float', value });
 
 /** cos / signed-sin tables [S, 1, hd] for absolute positions 0..S-1, multiplied by `mult`. */
-function ropeTablesHost(S: number, hd: number, base: number, mult: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTablesHost(S: number, hd: number, base: number, mult: number): { cos: Float32Array; sin: Float32Array } {
   const h = hd / 2;
   const cos = new Float32Array(S * hd);
   const sin = new Float32Array(S * hd);
