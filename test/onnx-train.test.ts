@@ -3,24 +3,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ModelConfig } from '../src/shared/config.ts';
-import type { GradBatch } from '../src/worker/engine/gradients.ts';
+import { GradientEngine, type GradBatch } from '../src/worker/engine/gradients.ts';
 import { loadOnnxRuntime } from '../src/worker/engine/onnx/runtime.ts';
 import { OnnxGradientEngine } from '../src/worker/engine/onnx/trainSession.ts';
 import { paramLayout } from '../src/worker/engine/paramLayout.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
 import { antitheticTimes, forwardMask } from '../src/worker/engine/mdlm.ts';
-import { GradientEngine } from '../src/worker/engine/gradients.ts';
 import { noisyParams, randomTokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
 
 const ort = await loadOnnxRuntime();
 const skip = ort.ort ? false : `onnxruntime-node is not installed (${ort.reason})`;
+useWasmBackend();
 
-function mdlmBatch(cfg: ModelConfig, B: number, seed: number): GradBatch {
+function mdlmBatch(cfg: ModelConfig, B: number, seed: number): Extract<GradBatch, { kind: 'mdlm' }> {
   const r = new Rng(seed);
   const x0 = randomTokens(B * cfg.seqLen, cfg.vocabSize - 1, seed); // ids below MASK (the last id)
   const t = antitheticTimes(B, 1e-3, r);
   return { kind: 'mdlm', x0, zt: forwardMask(x0, t, cfg.seqLen, cfg.maskId, r), t, batch: B };
 }
+
+const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(b), `${what} ${a} vs ${b}`);
 
 /** Per tensor: max |a − b| < 2e-4 · max |a| (float32 sums in a different order). */
 function assertSameGradients(cfg: ModelConfig, a: Float32Array, b: Float32Array): void {
@@ -36,75 +38,61 @@ function assertSameGradients(cfg: ModelConfig, a: Float32Array, b: Float32Array)
   }
 }
 
-useWasmBackend();
-for (const arch of ['mdlm', 'ar'] as const) {
-  const cfg = tinyModel(arch === 'ar' ? { arch: 'ar', maskId: -1 } : {});
-  test(`${arch}: the onnx training step gives the tfjs engine's loss and gradients`, { skip }, async () => {
-    const onnx = await OnnxGradientEngine.create(cfg, { threads: 1 });
-    const tfjs = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
-    try {
-      const params = noisyParams(cfg, 7);
-      const batch: GradBatch = arch === 'ar' ? { kind: 'ar', tokens: randomTokens(3 * cfg.seqLen, cfg.vocabSize, 5), batch: 3 } : mdlmBatch(cfg, 3, 5);
-      const ref = await tfjs.computeGradients(params, batch, 1);
-      const got = await onnx.computeGradients(params, batch, 1);
-      assert.ok(Math.abs(got.loss - ref.loss) <= 1e-5 * Math.abs(ref.loss), `loss ${got.loss} vs ${ref.loss}`);
-      assertSameGradients(cfg, ref.grads, got.grads);
-      assert.ok(Math.abs((await onnx.evalLoss(params, batch)) - ref.loss) <= 1e-5 * Math.abs(ref.loss));
-    } finally {
-      await onnx.dispose();
-      await tfjs.dispose();
-    }
-  });
-}
-
-test('mdlm with dropout: same masks, loss and gradients as the tfjs engine; eval mode drops nothing', { skip }, async () => {
-  const cfg = tinyModel({ dropout: 0.3 });
-  const onnx = await OnnxGradientEngine.create(cfg, { threads: 1 });
+/** Both engines on the same params and batch (dropout seed 5): loss, gradients and eval loss agree; `extra` gets the onnx engine and its loss. */
+async function compareEngines(cfg: ModelConfig, batch: GradBatch, opts: { threads?: number; extra?: (onnx: OnnxGradientEngine, loss: number) => Promise<void> } = {}): Promise<void> {
+  const onnx = await OnnxGradientEngine.create(cfg, { threads: opts.threads ?? 1 });
   const tfjs = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   try {
-    const params = noisyParams(cfg, 8);
-    const batch = mdlmBatch(cfg, 3, 6);
-    const ref = await tfjs.computeGradients(params, batch, 42);
-    const got = await onnx.computeGradients(params, batch, 42);
-    assert.ok(Math.abs(got.loss - ref.loss) <= 1e-5 * Math.abs(ref.loss), `loss ${got.loss} vs ${ref.loss}`);
+    const params = noisyParams(cfg, 7);
+    const ref = await tfjs.computeGradients(params, batch, 5);
+    const got = await onnx.computeGradients(params, batch, 5);
+    close(got.loss, ref.loss, 'loss');
     assertSameGradients(cfg, ref.grads, got.grads);
-    const other = await onnx.computeGradients(params, batch, 43);
-    assert.notEqual(other.loss, got.loss, 'another dropout seed gives other masks');
-    const evalRef = await tfjs.evalLoss(params, batch);
-    assert.ok(Math.abs((await onnx.evalLoss(params, batch)) - evalRef) <= 1e-5 * evalRef);
+    close(await onnx.evalLoss(params, batch), await tfjs.evalLoss(params, batch), 'eval loss');
+    await opts.extra?.(onnx, got.loss);
   } finally {
     await onnx.dispose();
     await tfjs.dispose();
   }
+}
+
+test('mdlm: the onnx training step gives the tfjs engine\'s loss and gradients', { skip }, async () => {
+  const cfg = tinyModel();
+  await compareEngines(cfg, mdlmBatch(cfg, 3, 5));
+});
+
+test('ar: the onnx training step gives the tfjs engine\'s loss and gradients', { skip }, async () => {
+  const cfg = tinyModel({ arch: 'ar', maskId: -1 });
+  await compareEngines(cfg, { kind: 'ar', tokens: randomTokens(3 * cfg.seqLen, cfg.vocabSize, 5), batch: 3 });
+});
+
+test('mdlm with dropout: same masks, loss and gradients as the tfjs engine; eval mode drops nothing', { skip }, async () => {
+  const cfg = tinyModel({ dropout: 0.3 });
+  const batch = mdlmBatch(cfg, 3, 6);
+  await compareEngines(cfg, batch, {
+    extra: async (onnx, loss) => assert.notEqual((await onnx.computeGradients(noisyParams(cfg, 7), batch, 6)).loss, loss, 'another dropout seed gives other masks'),
+  });
 });
 
 for (const divergence of ['kld', 'mse', 'tvd'] as const) {
   test(`distill (${divergence}, student dropout): the onnx logits -> host divergence -> backprop step matches the tfjs engine`, { skip }, async () => {
     const cfg = tinyModel({ dropout: 0.1 });
-    const onnx = await OnnxGradientEngine.create(cfg, { threads: 2 });
-    const tfjs = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
-    try {
-      const params = noisyParams(cfg, 9);
-      const m = mdlmBatch(cfg, 3, 7) as Extract<GradBatch, { kind: 'mdlm' }>;
-      // teacher rows: any log-softmax over V with the MASK column at -1e6, one row per masked position
-      const r = new Rng(11);
-      const masked = m.zt.filter((x) => x === cfg.maskId).length;
-      const V = cfg.vocabSize;
-      const targets = new Float32Array(masked * V);
-      for (let i = 0; i < masked; i++) {
-        const row = Array.from({ length: V }, () => 2 * r.normal());
-        row[cfg.maskId] = -Infinity;
-        const lse = Math.log(row.reduce((a, x) => a + Math.exp(x), 0));
-        row.forEach((x, v) => (targets[i * V + v] = v === cfg.maskId ? -1e6 : x - lse));
-      }
-      const batch: GradBatch = { kind: 'distill', zt: m.zt, batch: 3, targets, divergence };
-      const ref = await tfjs.computeGradients(params, batch, 5);
-      const got = await onnx.computeGradients(params, batch, 5);
-      assert.ok(Math.abs(got.loss - ref.loss) <= 1e-5 * Math.abs(ref.loss), `loss ${got.loss} vs ${ref.loss}`);
-      assertSameGradients(cfg, ref.grads, got.grads);
-    } finally {
-      await onnx.dispose();
-      await tfjs.dispose();
+    const m = mdlmBatch(cfg, 3, 7);
+    // teacher rows: any log-softmax over V with the MASK column at -1e6, one row per masked position
+    const r = new Rng(11);
+    const masked = m.zt.filter((x) => x === cfg.maskId).length;
+    const V = cfg.vocabSize;
+    const targets = new Float32Array(masked * V);
+    for (let i = 0; i < masked; i++) {
+      const row = Array.from({ length: V }, () => 2 * r.normal());
+      const lse = Math.log(row.reduce((a, x, v) => a + (v === cfg.maskId ? 0 : Math.exp(x)), 0));
+      row.forEach((x, v) => (targets[i * V + v] = v === cfg.maskId ? -1e6 : x - lse));
     }
+    await compareEngines(cfg, { kind: 'distill', zt: m.zt, batch: 3, targets, divergence }, { threads: 2 });
   });
 }
+
+test('a batch of several onnx chunks (1024 tokens each) sums to the same loss and gradients', { skip }, async () => {
+  const cfg = tinyModel(); // L 8: 128 sequences per chunk, so 300 sequences run as 3 chunks
+  await compareEngines(cfg, mdlmBatch(cfg, 300, 12), { threads: 2 });
+});

@@ -105,7 +105,7 @@ export function makeShards(cfg: ModelConfig, batch: GradBatch, parts: number): S
 const MAX_CHUNK_TOKENS = 512;
 
 /** Sequences [j0, j1) of a shard, rows re-based (rows are sorted by construction). */
-function subShard(s: Shard, L: number, j0: number, j1: number): Shard {
+export function subShard(s: Shard, L: number, j0: number, j1: number): Shard {
   let a = 0;
   while (a < s.rows.length && s.rows[a] < j0 * L) a++;
   let b = a;
