@@ -96,3 +96,16 @@ test('a batch of several onnx chunks (1024 tokens each) sums to the same loss an
   const cfg = tinyModel(); // L 8: 128 sequences per chunk, so 300 sequences run as 3 chunks
   await compareEngines(cfg, mdlmBatch(cfg, 300, 12), { threads: 2 });
 });
+
+test('createGradientEngine: auto trains on onnxruntime here, a named tfjs backend on tfjs, onnx + a tfjs backend is an error', { skip }, async () => {
+  const { createGradientEngine } = await import('../src/worker/engine/gradientEngine.ts');
+  const cfg = tinyModel();
+  const auto = await createGradientEngine(cfg, { backend: 'auto', threads: 2 });
+  assert.equal(auto.backend, 'onnx');
+  assert.match(auto.device, /^onnxruntime-node .*2 threads/);
+  await auto.dispose();
+  const wasm = await createGradientEngine(cfg, { backend: 'wasm', threads: 1 });
+  assert.equal(wasm.backend, 'wasm');
+  await wasm.dispose();
+  await assert.rejects(createGradientEngine(cfg, { backend: 'wasm', threads: 1, runtime: 'onnx' }), /cannot be combined with --backend wasm/);
+});

@@ -111,6 +111,16 @@ async function initOne(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo>
   }
 }
 
+/** Whether tfjs-node-gpu loads here: then backend 'auto' runs on tfjs (CUDA) rather than onnxruntime's CPU kernels. */
+export async function cudaTfjsLoads(): Promise<boolean> {
+  try {
+    await importOptional('@tensorflow/tfjs-node-gpu');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Initialises the requested backend and makes it current. 'auto' takes the first that works; a forced name that
  * cannot be used throws an Error saying which backend and why.

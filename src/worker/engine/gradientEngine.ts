@@ -1,11 +1,12 @@
-// Which engine computes a training step's gradients. Same rule as inference (openModel.ts createModelRuntime):
-// backend 'auto' runs on onnxruntime-node's native CPU kernels when it is installed (onnx/trainSession.ts: 3.5x
-// the tfjs-wasm throughput on bench-5m, see `sdtt bench train`); naming a tfjs backend, or a missing
-// onnxruntime-node, gives the tfjs engine (gradients.ts). Both compute the same loss and gradients (tested).
+// Which engine computes a training step's gradients. Backend 'auto': tfjs on the GPU when tfjs-node-gpu loads
+// (CUDA), else onnxruntime-node's native CPU kernels when it is installed (onnx/trainSession.ts: 3.5x the
+// tfjs-wasm throughput on bench-5m, see `sdtt bench train`), else tfjs on the best CPU backend. Naming a tfjs
+// backend gives the tfjs engine (gradients.ts). Both compute the same loss and gradients (tested).
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { GradientEngine, type GradBatch } from './gradients.ts';
 import { OnnxGradientEngine } from './onnx/trainSession.ts';
 import { loadOnnxRuntime } from './onnx/runtime.ts';
+import { cudaTfjsLoads } from './backend.ts';
 
 export interface TrainingEngine {
   /** 'onnx' or the tfjs backend's name. */
@@ -19,11 +20,12 @@ export interface TrainingEngine {
 
 export type TrainingRuntime = 'auto' | 'onnx' | 'tfjs';
 
+
 /** `runtime` 'onnx' insists (an error says why it cannot), 'tfjs' never tries onnxruntime, 'auto' (default) follows the rule above. */
 export async function createGradientEngine(cfg: ModelConfig, opts: { backend: BackendName; threads: number; runtime?: TrainingRuntime }): Promise<TrainingEngine> {
   const runtime = opts.runtime ?? 'auto';
   if (runtime === 'onnx' && opts.backend !== 'auto') throw new Error(`the onnx runtime cannot be combined with --backend ${opts.backend} (a tfjs backend)`);
-  if (runtime !== 'tfjs' && opts.backend === 'auto') {
+  if (runtime === 'onnx' || (runtime === 'auto' && opts.backend === 'auto' && !(await cudaTfjsLoads()))) {
     const rt = await loadOnnxRuntime();
     if (rt.ort) return OnnxGradientEngine.create(cfg, { threads: opts.threads });
     if (runtime === 'onnx') throw new Error(`onnx training engine: ${rt.reason}`);

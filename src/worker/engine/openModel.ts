@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
-import { initBackend } from './backend.ts';
+import { cudaTfjsLoads, initBackend } from './backend.ts';
 import { latestCheckpoint, loadCheckpoint } from './checkpoint.ts';
 import { createInferenceModel } from './model.ts';
 import { paramLayout } from './paramLayout.ts';
@@ -48,8 +48,8 @@ export function resolveCheckpointDir(path: string): string {
 }
 
 /**
- * Builds an inference model for (cfg, params). runtime 'auto' = onnx when available; with an explicit tfjs
- * backend (anything but 'auto') tfjs is used, so `--backend wasm` means wasm.
+ * Builds an inference model for (cfg, params). runtime 'auto' = onnx when available, unless tfjs-node-gpu loads
+ * (CUDA); with an explicit tfjs backend (anything but 'auto') tfjs is used, so `--backend wasm` means wasm.
  */
 export async function createModelRuntime(
   cfg: ModelConfig,
@@ -59,7 +59,7 @@ export async function createModelRuntime(
   const backendName = opts.backend ?? 'auto';
   const requested = opts.runtime ?? 'auto';
   if (requested === 'onnx' && backendName !== 'auto') throw new Error(`--runtime onnx cannot be combined with --backend ${backendName} (a tfjs backend)`);
-  const runtime = requested === 'auto' && backendName !== 'auto' ? 'tfjs' : requested;
+  const runtime = requested === 'auto' && (backendName !== 'auto' || (await cudaTfjsLoads())) ? 'tfjs' : requested;
   if (runtime !== 'tfjs') {
     const rt = await loadOnnxRuntime();
     if (rt.ort) {
