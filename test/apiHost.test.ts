@@ -157,7 +157,9 @@ test('getInfo: version, workspace, host; backend from the probe, cached; "resolv
 
 test('nodeBackendProbe asks a child process what auto resolves to', { timeout: 60_000 }, async () => {
   const info = await nodeBackendProbe()();
-  assert.match(info.backend, /^(tensorflow|wasm|cpu|webgpu)$/);
+  assert.match(info.backend, /^(onnx|tensorflow|wasm|cpu|webgpu)$/);
+  const { loadOnnxRuntime } = await import('../src/worker/engine/onnx/runtime.ts');
+  if ((await loadOnnxRuntime()).ort) assert.equal(info.backend, 'onnx', 'with onnxruntime-node installed, auto trains on it');
   assert.ok(info.device.length > 0);
 });
 

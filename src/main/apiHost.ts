@@ -358,14 +358,15 @@ function readVersion(): string {
 }
 
 /**
- * Asks a short-lived Node process (tsx) what initBackend('auto') picks, so the host process never loads tfjs. Works
- * from Electron too (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when the child fails.
+ * Asks a short-lived Node process (tsx) what backend 'auto' trains on (autoTrainingBackend: onnx, or the tfjs
+ * backend initBackend('auto') picks), so the host process never loads tfjs. Works from Electron too
+ * (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when the child fails.
  */
 export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promise<BackendInfo> {
   return () =>
     new Promise((resolvePromise, reject) => {
-      const backendUrl = pathToFileURL(join(REPO_ROOT, 'src', 'worker', 'engine', 'backend.ts')).href;
-      const script = `const { initBackend } = await import(${JSON.stringify(backendUrl)}); const i = await initBackend('auto'); process.stdout.write('\\n@@' + JSON.stringify(i) + '\\n'); process.exit(0);`;
+      const engineUrl = pathToFileURL(join(REPO_ROOT, 'src', 'worker', 'engine', 'gradientEngine.ts')).href;
+      const script = `const { autoTrainingBackend } = await import(${JSON.stringify(engineUrl)}); const i = await autoTrainingBackend(); process.stdout.write('\\n@@' + JSON.stringify(i) + '\\n'); process.exit(0);`;
       let tsx: string;
       try {
         tsx = import.meta.resolve('tsx');

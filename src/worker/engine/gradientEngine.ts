@@ -6,7 +6,7 @@ import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { GradientEngine, type GradBatch } from './gradients.ts';
 import { OnnxGradientEngine } from './onnx/trainSession.ts';
 import { loadOnnxRuntime } from './onnx/runtime.ts';
-import { cudaTfjsLoads } from './backend.ts';
+import { cudaTfjsLoads, initBackend } from './backend.ts';
 
 export interface TrainingEngine {
   /** 'onnx' or the tfjs backend's name. */
@@ -20,6 +20,15 @@ export interface TrainingEngine {
 
 export type TrainingRuntime = 'auto' | 'onnx' | 'tfjs';
 
+
+/** What backend 'auto' trains on here, without creating an engine: what the app shows beside "auto". */
+export async function autoTrainingBackend(): Promise<{ backend: string; device: string }> {
+  if (!(await cudaTfjsLoads())) {
+    const rt = await loadOnnxRuntime();
+    if (rt.ort) return { backend: 'onnx', device: `onnxruntime-node ${rt.version} (CPU EP)` };
+  }
+  return initBackend('auto');
+}
 
 /** `runtime` 'onnx' insists (an error says why it cannot), 'tfjs' never tries onnxruntime, 'auto' (default) follows the rule above. */
 export async function createGradientEngine(cfg: ModelConfig, opts: { backend: BackendName; threads: number; runtime?: TrainingRuntime }): Promise<TrainingEngine> {
