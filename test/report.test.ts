@@ -98,6 +98,7 @@ test('the report file: sections, per-round table, totals, comparison; prose outs
   const rmd = runSection(await loadRun(reused), null, ws);
   assert.match(rmd, /Total wall time 25 min 03 s \(training 20 min 03 s \+ evaluation 5 min 00 s, the teacher's reused from the cache\)/);
   assert.match(rmd, /\| teacher \(round −1\) \| – \| – \| reused from cache \(2 min 13 s when computed\) \|/);
+  assert.match(rmd, /Run folder: `runs\/reused`\./, 'a run inside the working folder is named relative to it (no machine paths in docs)');
   assert.match(md, /mean training throughput 600 tokens\/s/);
   assert.match(md, /## Comparison across divergences/);
   assert.match(md, /\| MSE best student \(run `a-mse`\) \| 100\.0 ± 5\.0 \/ 3\.900 \(R2\) \|/);

@@ -221,7 +221,7 @@ export function runSection(run: ReportRun, plot: string | null, cwd: string): st
     '',
     configLine(run, cwd),
     '',
-    `Run folder: \`${run.dir}\`.`,
+    `Run folder: ${shortPath(run.dir, cwd)}.`,
     '',
     'Judge generative perplexity ± 1 s.e. / unigram entropy (nats) of the samples, by sampling steps N:',
     '',
