@@ -4,7 +4,7 @@ import { BackendName } from '../shared/config.ts';
 import { openModel } from '../worker/engine/openModel.ts';
 import { SHIPPED_JUDGE, installedShippedJudge } from '../worker/engine/distill.ts';
 import { sameTokenizer } from '../worker/engine/tokenizers.ts';
-import { genPplTable, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
+import { genPplTable, genPplWork, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
 import { openTokenSource } from '../worker/engine/data/shards.ts';
 import { validationBatches } from '../worker/engine/data/batches.ts';
@@ -60,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     if (judge.config.arch !== 'ar') throw new UsageError(`--judge ${judgePath} is not an AR checkpoint`);
     if (!sameTokenizer(judge.tokenizer, m.tokenizer)) throw new UsageError(`the judge's tokenizer (${judge.tokenizer.kind}, ${judge.tokenizer.vocabSize} ids) differs from the model's (${m.tokenizer.kind}, ${m.tokenizer.vocabSize} ids)`);
     const samples = intFlag(f, 'samples', 1)!;
-    const bar = new ProgressBar('eval', steps.length * samples);
+    const bar = new ProgressBar('eval (denoiser forward passes)', genPplWork(steps, samples));
     const rows = await genPplTable(m.model, judge.model, { steps, samples, batch, seed, onProgress: (d) => bar.update(d) });
     bar.done();
     console.error('steps  gen_ppl (± s.e.)   entropy  nfe   seconds');

@@ -56,14 +56,20 @@ export interface GenPplRow {
  * scores them with the judge: gen PPL = exp(mean over samples of per-sample mean NLL), its standard error by the
  * delta method, and mean unigram entropy (nats).
  */
+/** Progress units of genPplTable: denoiser forward passes (N + 1 per sample at N steps), so an ETA weighs a
+ * 128-step sample 16x an 8-step one instead of counting samples. */
+export function genPplWork(steps: number[], samples: number): number {
+  return steps.reduce((a, n) => a + samples * (n + 1), 0);
+}
+
 export async function genPplTable(
   model: Denoiser,
   judge: ArModel,
-  opts: { steps: number[]; samples: number; batch: number; seed: number; onProgress?: (done: number, total: number) => void; onSamples?: (steps: number, tokens: Int32Array) => void },
+  opts: { steps: number[]; samples: number; batch: number; seed: number; onProgress?: (done: number, total: number) => void /* genPplWork units */; onSamples?: (steps: number, tokens: Int32Array) => void },
 ): Promise<GenPplRow[]> {
   const L = model.seqLen;
   const rows: GenPplRow[] = [];
-  const total = opts.steps.length * opts.samples;
+  const total = genPplWork(opts.steps, opts.samples);
   let done = 0;
   for (const steps of opts.steps) {
     const all = new Int32Array(opts.samples * L);
@@ -75,7 +81,7 @@ export async function genPplTable(
       const out = await sampleMdlm(model, { steps, batch: b, seed: opts.seed, sequenceOffset: start });
       all.set(out.tokens, start * L);
       nfe += out.nfe;
-      done += b;
+      done += b * (steps + 1);
       opts.onProgress?.(done, total);
     }
     const seconds = (performance.now() - started) / 1000;
