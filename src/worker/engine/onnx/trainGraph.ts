@@ -87,6 +87,7 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   const half = g.f32('const.half', [], [0.5]);
   const geluCA = g.f32('const.gelu_ca', [], [GELU_C * GELU_A]);
   const geluC = g.f32('const.gelu_c', [], [GELU_C]);
+  const lnEps = g.f32('const.ln_eps', [], [LN_EPS]);
   const rowIdx = [0, 1, 2, 3, 4, 5].map((r) => g.i64(`const.row${r}`, [r], true));
 
   const inputs: ValueInfoDef[] = [
@@ -135,7 +136,7 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   interface Ln { xhat: string; rstd: string; w: string; scale: string }
   const lnFwd = (x: string, w: string, shift: string, scale: string): { y: string; ln: Ln } => {
     const xc = sub(x, rowMean(x));
-    const rstd = op('Reciprocal', [op('Sqrt', [add(rowMean(mul(xc, xc)), g.f32('const.ln_eps', [], [LN_EPS]))])]);
+    const rstd = op('Reciprocal', [op('Sqrt', [add(rowMean(mul(xc, xc)), lnEps)])]);
     const xhat = mul(xc, rstd);
     return { y: add(mul(xhat, mul(w, add(scale, one))), shift), ln: { xhat, rstd, w, scale } };
   };
