@@ -4,9 +4,9 @@
 import { ModelConfig, type BackendName } from '../../shared/config.ts';
 import { MODEL_PRESETS } from '../../shared/presets.ts';
 import type { GradBatch } from './gradients.ts';
-import { createGradientEngine, type TrainingRuntime } from './gradientEngine.ts';
+import { createGradientEngine } from './gradientEngine.ts';
+import { createModelRuntime, type ComputeRuntime } from './openModel.ts';
 import { antitheticTimes, EPS_NOISE, forwardMask } from './mdlm.ts';
-import { createModelRuntime } from './openModel.ts';
 import { initParams } from './paramLayout.ts';
 import { AdamW } from './optim.ts';
 import { Rng } from './rng.ts';
@@ -31,7 +31,7 @@ export function bench5mConfig(arch: 'mdlm' | 'ar' = 'mdlm'): ModelConfig {
   return ModelConfig.parse({ ...MODEL_PRESETS['bench-5m'], arch, vocabSize: 4097, eosId: 4095, maskId: arch === 'mdlm' ? 4096 : -1 });
 }
 
-export async function benchTrain(opts: { backend: BackendName; threads: number; runtime?: TrainingRuntime; steps?: number; warmup?: number }): Promise<BenchTrainResult> {
+export async function benchTrain(opts: { backend: BackendName; threads: number; runtime?: ComputeRuntime; steps?: number; warmup?: number }): Promise<BenchTrainResult> {
   const steps = Math.max(1, opts.steps ?? 5);
   const warmup = Math.max(0, opts.warmup ?? 1);
   const cfg = bench5mConfig('mdlm');

@@ -51,17 +51,17 @@ export interface GenPplRow {
   seconds: number;
 }
 
-/**
- * Samples `samples` sequences at each step count (same seeds for every model, so cells compare one to one) and
- * scores them with the judge: gen PPL = exp(mean over samples of per-sample mean NLL), its standard error by the
- * delta method, and mean unigram entropy (nats).
- */
 /** Progress units of genPplTable: denoiser forward passes (N + 1 per sample at N steps), so an ETA weighs a
  * 128-step sample 16x an 8-step one instead of counting samples. */
 export function genPplWork(steps: number[], samples: number): number {
   return steps.reduce((a, n) => a + samples * (n + 1), 0);
 }
 
+/**
+ * Samples `samples` sequences at each step count (same seeds for every model, so cells compare one to one) and
+ * scores them with the judge: gen PPL = exp(mean over samples of per-sample mean NLL), its standard error by the
+ * delta method, and mean unigram entropy (nats).
+ */
 export async function genPplTable(
   model: Denoiser,
   judge: ArModel,

@@ -6,7 +6,8 @@ import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { GradientEngine, type GradBatch } from './gradients.ts';
 import { OnnxGradientEngine } from './onnx/trainSession.ts';
 import { loadOnnxRuntime } from './onnx/runtime.ts';
-import { cudaTfjsLoads, initBackend } from './backend.ts';
+import { initBackend } from './backend.ts';
+import { onnxRuntimeFor, type ComputeRuntime } from './openModel.ts';
 
 export interface TrainingEngine {
   /** 'onnx' or the tfjs backend's name. */
@@ -18,26 +19,14 @@ export interface TrainingEngine {
   dispose(): Promise<void>;
 }
 
-export type TrainingRuntime = 'auto' | 'onnx' | 'tfjs';
-
-
 /** What backend 'auto' trains on here, without creating an engine: what the app shows beside "auto". */
 export async function autoTrainingBackend(): Promise<{ backend: string; device: string }> {
-  if (!(await cudaTfjsLoads())) {
-    const rt = await loadOnnxRuntime();
-    if (rt.ort) return { backend: 'onnx', device: `onnxruntime-node ${rt.version} (CPU EP)` };
-  }
+  if (await onnxRuntimeFor('auto', 'auto')) return { backend: 'onnx', device: `onnxruntime-node ${(await loadOnnxRuntime()).version} (CPU EP)` };
   return initBackend('auto');
 }
 
-/** `runtime` 'onnx' insists (an error says why it cannot), 'tfjs' never tries onnxruntime, 'auto' (default) follows the rule above. */
-export async function createGradientEngine(cfg: ModelConfig, opts: { backend: BackendName; threads: number; runtime?: TrainingRuntime }): Promise<TrainingEngine> {
-  const runtime = opts.runtime ?? 'auto';
-  if (runtime === 'onnx' && opts.backend !== 'auto') throw new Error(`the onnx runtime cannot be combined with --backend ${opts.backend} (a tfjs backend)`);
-  if (runtime === 'onnx' || (runtime === 'auto' && opts.backend === 'auto' && !(await cudaTfjsLoads()))) {
-    const rt = await loadOnnxRuntime();
-    if (rt.ort) return OnnxGradientEngine.create(cfg, { threads: opts.threads });
-    if (runtime === 'onnx') throw new Error(`onnx training engine: ${rt.reason}`);
-  }
+/** Runtime choice as for inference (openModel.ts onnxRuntimeFor): onnx when it applies, else tfjs. */
+export async function createGradientEngine(cfg: ModelConfig, opts: { backend: BackendName; threads: number; runtime?: ComputeRuntime }): Promise<TrainingEngine> {
+  if (await onnxRuntimeFor(opts.backend, opts.runtime ?? 'auto')) return OnnxGradientEngine.create(cfg, { threads: opts.threads });
   return GradientEngine.create(cfg, { backend: opts.backend, threads: opts.threads });
 }

@@ -17,7 +17,7 @@ import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { initBackend } from './backend.ts';
 import type { DivergenceName } from '../../shared/distillConfig.ts';
 import { distillRowsLoss, gatherTargets, maskedBefore } from './distillLoss.ts';
-import { addInto, causalMask, disposeRope, heapView, linear, linearBwdInput, lnModBwd, read, ropeTables, view, type RopeTables, type T2 } from './kernels.ts';
+import { addInto, causalMask, scatterAddRows, disposeRope, heapView, linear, linearBwdInput, lnModBwd, read, ropeTables, view, type RopeTables, type T2 } from './kernels.ts';
 import { addHeadGrad, blockBwd, disposeSaved, disposeWeights, trunkFwd, uploadWeights, type Weights } from './model.ts';
 import { blockOffsets, layoutMap, paramCount, type ParamEntry } from './paramLayout.ts';
 import { Rng } from './rng.ts';
@@ -217,12 +217,7 @@ function chunkLossAndGrads(ctx: StepCtx, s: Shard, grads: Float32Array | null): 
       dx = next;
     }
     // Embedding gradient: scatter-add rows on the host (wasm has no UnsortedSegmentSum).
-    const dxe = view(dx);
-    const eOff = lm.get('backbone.vocab_embed.embedding')!.offset;
-    for (let n = 0; n < N; n++) {
-      const base = eOff + s.tokens[n] * d;
-      for (let j = 0; j < d; j++) g[base + j] += dxe[n * d + j];
-    }
+    scatterAddRows(g, lm.get('backbone.vocab_embed.embedding')!.offset, s.tokens, view(dx), d);
     return loss;
   });
 }

@@ -108,6 +108,14 @@ export function addInto(out: Float32Array, offset: number, v: ArrayLike<number>)
   for (let i = 0; i < v.length; i++) out[offset + i] += v[i];
 }
 
+/** The embedding gradient: adds row n of `rows` ([N, d]) into row tokens[n] of the table at `offset` (host scatter-add). */
+export function scatterAddRows(out: Float32Array, offset: number, tokens: Int32Array, rows: ArrayLike<number>, d: number): void {
+  for (let n = 0; n < tokens.length; n++) {
+    const base = offset + tokens[n] * d;
+    for (let j = 0; j < d; j++) out[base + j] += rows[n * d + j];
+  }
+}
+
 /**
  * Column sums of a [N, k] tensor, on the host. Measured on tfjs-wasm for [1024, 256]: Sum over axis 0 ~2 ms
  * (it transposes first), ones[1, N] @ x ~1.2 ms (XNNPACK re-packs x as the weight operand), host ~0.5 ms.

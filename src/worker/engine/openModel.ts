@@ -8,12 +8,26 @@ import { cudaTfjsLoads, initBackend } from './backend.ts';
 import { latestCheckpoint, loadCheckpoint } from './checkpoint.ts';
 import { createInferenceModel } from './model.ts';
 import { paramLayout } from './paramLayout.ts';
-import { createOnnxModel, loadOnnxRuntime } from './onnx/runtime.ts';
+import { createOnnxModel, loadOnnxRuntime, type OrtModule } from './onnx/runtime.ts';
 import { checkpointTokenizer, type Tokenizer } from './tokenizers.ts';
 import { sha256Hex } from './data/tokenizer.ts';
 import type { ArModel, Denoiser } from './types.ts';
 
-export type InferenceRuntime = 'auto' | 'onnx' | 'tfjs';
+/** Which runtime computes: onnxruntime-node or tfjs (see onnxRuntimeFor). */
+export type ComputeRuntime = 'auto' | 'onnx' | 'tfjs';
+
+/**
+ * The one rule for which runtime computes (inference and training alike): runtime 'onnx' insists (an error says why
+ * it cannot), 'tfjs' never tries onnxruntime; 'auto' takes onnxruntime when it loads, unless a tfjs backend is named
+ * or tfjs-node-gpu loads (CUDA). Returns the loaded onnxruntime module, or null for tfjs.
+ */
+export async function onnxRuntimeFor(backend: BackendName, runtime: ComputeRuntime): Promise<OrtModule | null> {
+  if (runtime === 'onnx' && backend !== 'auto') throw new Error(`--runtime onnx cannot be combined with --backend ${backend} (a tfjs backend)`);
+  if (runtime === 'tfjs' || (runtime === 'auto' && (backend !== 'auto' || (await cudaTfjsLoads())))) return null;
+  const rt = await loadOnnxRuntime();
+  if (!rt.ort && runtime === 'onnx') throw new Error(`--runtime onnx: ${rt.reason}`);
+  return rt.ort;
+}
 
 /** The inference model as callers use it: both interfaces, and a dispose that may be async. */
 export type Inference = Denoiser & ArModel & { dispose(): void | Promise<void> };
@@ -47,26 +61,16 @@ export function resolveCheckpointDir(path: string): string {
   throw new Error(`${path} is neither a checkpoint folder (config.json + model.safetensors) nor a run folder with checkpoints`);
 }
 
-/**
- * Builds an inference model for (cfg, params). runtime 'auto' = onnx when available, unless tfjs-node-gpu loads
- * (CUDA); with an explicit tfjs backend (anything but 'auto') tfjs is used, so `--backend wasm` means wasm.
- */
+/** Builds an inference model for (cfg, params) on the runtime onnxRuntimeFor picks (`--backend wasm` means wasm). */
 export async function createModelRuntime(
   cfg: ModelConfig,
   params: Float32Array,
-  opts: { backend?: BackendName; runtime?: InferenceRuntime; threads?: number } = {},
+  opts: { backend?: BackendName; runtime?: ComputeRuntime; threads?: number } = {},
 ): Promise<{ model: Inference; backend: string; device: string }> {
   const backendName = opts.backend ?? 'auto';
-  const requested = opts.runtime ?? 'auto';
-  if (requested === 'onnx' && backendName !== 'auto') throw new Error(`--runtime onnx cannot be combined with --backend ${backendName} (a tfjs backend)`);
-  const runtime = requested === 'auto' && (backendName !== 'auto' || (await cudaTfjsLoads())) ? 'tfjs' : requested;
-  if (runtime !== 'tfjs') {
-    const rt = await loadOnnxRuntime();
-    if (rt.ort) {
-      const model = await createOnnxModel(cfg, params, { threads: opts.threads });
-      return { model, backend: 'onnx', device: model.device };
-    }
-    if (runtime === 'onnx') throw new Error(`--runtime onnx: ${rt.reason}`);
+  if (await onnxRuntimeFor(backendName, opts.runtime ?? 'auto')) {
+    const model = await createOnnxModel(cfg, params, { threads: opts.threads });
+    return { model, backend: 'onnx', device: model.device };
   }
   const { backend, device } = await initBackend(backendName);
   return { model: createInferenceModel(cfg, params), backend, device };
@@ -74,7 +78,7 @@ export async function createModelRuntime(
 
 export async function openModel(
   path: string,
-  opts: { backend?: BackendName; weights?: 'ema' | 'raw'; runtime?: InferenceRuntime; threads?: number; hashWeights?: boolean } = {},
+  opts: { backend?: BackendName; weights?: 'ema' | 'raw'; runtime?: ComputeRuntime; threads?: number; hashWeights?: boolean } = {},
 ): Promise<OpenedModel> {
   const checkpointDir = resolveCheckpointDir(path);
   const ck = loadCheckpoint(checkpointDir, { layoutFor: paramLayout });

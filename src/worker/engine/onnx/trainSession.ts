@@ -7,7 +7,7 @@
 import type { ModelConfig } from '../../../shared/config.ts';
 import { distillRowsLoss } from '../distillLoss.ts';
 import { makeShards, subShard, workerDropoutSeed, type GradBatch, type Shard } from '../gradients.ts';
-import { addInto } from '../kernels.ts';
+import { addInto, scatterAddRows } from '../kernels.ts';
 import { dropoutMaskValues } from '../model.ts';
 import { paramLayout, paramCount, type ParamEntry } from '../paramLayout.ts';
 import { Rng } from '../rng.ts';
@@ -159,12 +159,7 @@ export class OnnxGradientEngine {
       addInto(grads, headW + v * d, dW.subarray(k * d, (k + 1) * d));
       grads[headB + v] += dB[k];
     });
-    const dRows = at(GRAD_EMBED_ROWS);
-    const eOff = this.offsetOf(EMBED);
-    for (let i = 0; i < s.tokens.length; i++) {
-      const base = eOff + s.tokens[i] * d;
-      for (let j = 0; j < d; j++) grads[base + j] += dRows[i * d + j];
-    }
+    scatterAddRows(grads, this.offsetOf(EMBED), s.tokens, at(GRAD_EMBED_ROWS), d);
   }
 
   private offsetOf(name: string): number {
