@@ -3,6 +3,7 @@
 // engine on the tiny preset.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -335,6 +336,32 @@ test('open() reopens a run with the same config (more steps allowed) and refuses
   assert.throws(() => mgr.open('pretrain', cfg({ seed: 9 }), 'r'), /different config \(seed: 0 -> 9\)/);
   store.update('r', { status: 'running', pid: process.pid });
   assert.throws(() => mgr.start('r'), /already running in another process/);
+  cleanup();
+});
+
+test('a run held by another live process is refused with where it runs; one whose process is gone reads as stopped and resumes', async () => {
+  const { mgr, store, children, cleanup } = setup();
+  mgr.create('pretrain', cfg(), { id: 'r' });
+  const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  store.update('r', { status: 'paused', pid: other.pid });
+  assert.equal(mgr.get('r').status, 'paused', 'another live process holds it: as run.json says');
+  assert.throws(() => mgr.stop('r'), new RegExp(`it is paused in another process \\(pid ${other.pid}\\), not in this one: stop it there \\(Ctrl-C in its terminal, or kill -TERM ${other.pid}`));
+  assert.throws(() => mgr.pause('r'), /pause it there/);
+  assert.throws(() => mgr.start('r'), /already paused in another process/);
+  assert.equal(store.read('r').status, 'paused', 'nothing was rewritten');
+  other.kill('SIGKILL');
+  const gone = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names no process now
+  store.update('r', { status: 'running', pid: gone, step: 40 });
+  const seen = mgr.get('r');
+  assert.equal(seen.status, 'stopped');
+  assert.match(seen.reason ?? '', new RegExp(`interrupted: its process \\(pid ${gone}\\) ended while the run was running`));
+  assert.deepEqual(mgr.list().map((r) => r.status), ['stopped']);
+  assert.equal(JSON.parse(readFileSync(join(store.dir('r'), 'run.json'), 'utf8')).status, 'running', 'run.json is left to its owner');
+  assert.equal((await mgr.wait('r')).status, 'stopped', 'nobody waits forever on a dead run');
+  mgr.start('r');
+  await tick();
+  assert.equal(children.length, 1, 'starting it again launches a worker (it resumes from its checkpoint)');
+  assert.equal(mgr.get('r').pid, children[0].pid);
   cleanup();
 });
 

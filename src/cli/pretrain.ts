@@ -24,7 +24,7 @@ const FLAGS: Flags = {
   backend: { type: 'string', help: 'auto | tensorflow-gpu | tensorflow | webgpu | wasm | cpu', default: 'auto' },
   threads: { type: 'string', help: 'data-parallel worker threads for the training step', default: '2' },
   'log-every': { type: 'string', help: 'steps between metric lines', default: '10' },
-  'eval-every': { type: 'string', help: 'steps between validation NELBO evaluations', default: '200' },
+  'eval-every': { type: 'string', help: 'steps between validation evaluations (NELBO for MDLM, next-token NLL for AR)', default: '200' },
   'checkpoint-every': { type: 'string', help: 'steps between checkpoints', default: '100' },
   'keep-checkpoints': { type: 'string', help: 'checkpoints kept on disk', default: '3' },
   config: { type: 'string', help: 'JSON file with a full or partial run config (flags override it)' },
@@ -84,7 +84,7 @@ export async function run(argv: string[], kind: 'pretrain' | 'pretrain-ar' = 'pr
         onEval: (m) => {
           run.evalMetric(m);
           lastVal = `val ppl ${m.valPpl.toFixed(2)} `;
-          run.bar.log(`step ${m.step}: validation NELBO ${m.valLoss.toFixed(4)} (perplexity ${m.valPpl.toFixed(2)})`);
+          run.bar.log(`step ${m.step}: validation ${kind === 'pretrain' ? 'NELBO' : 'NLL'} ${m.valLoss.toFixed(4)} (perplexity ${m.valPpl.toFixed(2)})`);
         },
         onCheckpoint: run.checkpointed,
         shouldStop: run.shouldStop,

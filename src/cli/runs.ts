@@ -1,5 +1,6 @@
 // `sdtt runs`: the runs in a workspace with their status, progress and backend.
 import { RunStore } from '../main/runStore.ts';
+import { withLiveness } from '../main/runLifecycle.ts';
 import { parseFlags, type Flags } from './args.ts';
 
 const FLAGS: Flags = {
@@ -11,7 +12,7 @@ export async function run(argv: string[]): Promise<number> {
   const f = parseFlags(argv, FLAGS, 'usage: sdtt runs [--workspace DIR] [--json]');
   if (!f) return 0;
   const store = new RunStore(String(f.workspace));
-  const runs = store.list();
+  const runs = store.list().map(withLiveness); // a run whose process is gone shows as stopped, not running
   if (f.json) {
     console.log(JSON.stringify(runs, null, 2));
     return 0;

@@ -76,6 +76,21 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The record as it stands: run.json says running or paused, but the process it names is gone (killed with SIGKILL,
+ * crashed without a word, the machine restarted), so nobody will ever update it: shown as stopped, with why. run.json
+ * itself is left as it is (its owner may be a process this one cannot see); starting the run again rewrites it.
+ */
+export function withLiveness(rec: RunRecord): RunRecord {
+  if ((rec.status !== 'running' && rec.status !== 'paused') || rec.pid === undefined || rec.pid === process.pid || isAlive(rec.pid)) return rec;
+  return {
+    ...rec,
+    status: 'stopped',
+    reason: `interrupted: its process (pid ${rec.pid}) ended while the run was ${rec.status} (killed, crashed or the machine restarted); starting it again resumes from the last checkpoint`,
+    pid: undefined,
+  };
+}
+
 export interface OpenOptions {
   /** Status the opened run gets: 'running' for the in-process CLI, 'queued' for the RunManager. */
   status: RunStatus;

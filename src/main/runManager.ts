@@ -5,7 +5,7 @@
 // is never restarted silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
 import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
-import { assertNotLive, jobTotalSteps, newRunId, openOrResume, parseJobConfig } from './runLifecycle.ts';
+import { RunConflictError, assertNotLive, jobTotalSteps, newRunId, openOrResume, parseJobConfig, withLiveness } from './runLifecycle.ts';
 import type { RunStore } from './runStore.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
 
@@ -123,8 +123,9 @@ export class RunManager {
       if (l.ready) this.send(id, { type: 'pause' });
       return this.store.read(id);
     }
+    this.assertNotElsewhere(id, 'pause');
     if (this.dequeue(id)) return this.setStatus(id, { status: 'paused' });
-    return this.store.read(id);
+    return this.get(id);
   }
 
   /** Asks the worker to checkpoint and finish as 'stopped'; kills it if it has not exited after stopGraceMs. */
@@ -145,17 +146,32 @@ export class RunManager {
       });
       return this.store.read(id);
     }
-    const rec = this.store.read(id);
+    const rec = this.assertNotElsewhere(id, 'stop');
     if (this.dequeue(id) || rec.status === 'paused') return this.setStatus(id, { status: 'stopped', reason: 'stopped before it ran again' });
     return rec;
   }
 
+  /** run.json, except that a run whose process is gone (not one of ours) reads as stopped (withLiveness). */
   get(id: string): RunRecord {
-    return this.store.read(id);
+    return this.viewed(this.store.read(id));
   }
 
   list(): RunRecord[] {
-    return this.store.list();
+    return this.store.list().map((r) => this.viewed(r));
+  }
+
+  /** A run that another live process (a CLI, another app) is running cannot be controlled from here: say where it is. */
+  private assertNotElsewhere(id: string, action: 'pause' | 'stop'): RunRecord {
+    const rec = this.get(id);
+    if ((rec.status === 'running' || rec.status === 'paused') && rec.pid !== undefined && rec.pid !== process.pid) {
+      const how = action === 'stop' ? `Ctrl-C in its terminal, or kill -TERM ${rec.pid}: it saves a checkpoint first` : `kill -STOP ${rec.pid} holds it, kill -CONT ${rec.pid} lets it go on`;
+      throw new RunConflictError(`it is ${rec.status} in another process (pid ${rec.pid}), not in this one: ${action} it there (${how})`);
+    }
+    return rec;
+  }
+
+  private viewed(rec: RunRecord): RunRecord {
+    return this.live.has(rec.id) ? rec : withLiveness(rec);
   }
 
   /** What a live run's evaluation is doing now (see the 'activity' event); undefined while training or not live. */
@@ -178,7 +194,7 @@ export class RunManager {
 
   /** Resolves when the run reaches done/failed/nan/stopped. */
   wait(id: string): Promise<RunRecord> {
-    const rec = this.store.read(id);
+    const rec = this.get(id);
     if (TERMINAL.has(rec.status) && !this.live.has(id)) return Promise.resolve(rec);
     return new Promise((r) => this.waiters.set(id, [...(this.waiters.get(id) ?? []), r]));
   }

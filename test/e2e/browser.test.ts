@@ -11,7 +11,7 @@
 // builds it for the e2e suite); without them the test is SKIPPED with the reason, never passed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/cli/serve.ts';
@@ -235,6 +235,23 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     assert.equal(ck.params.length, paramLayout(ck.config).reduce((n, e) => n + e.size, 0));
     assert.ok(ck.params.length > 0 && ck.params.every(Number.isFinite), 'exported weights are finite');
     lap('export');
+
+    // ---- export a pretraining run (its latest checkpoint) as float16 -------------------------------------------------
+    await page.getByTestId('run-item-tiny-teacher').click();
+    await page.waitForFunction(() => /^latest checkpoint · step 200$/.test(document.querySelector('[data-testid="export-round"] option:checked')?.textContent ?? ''));
+    const teacherExport = join(tmp, 'exported', 'teacher-f16');
+    await page.getByTestId('export-dtype').selectOption('f16');
+    await page.getByTestId('export-folder').fill(teacherExport);
+    await page.getByTestId('export-submit').click();
+    await page.getByTestId('export-result').waitFor();
+    const half = loadCheckpoint(teacherExport, { layoutFor: paramLayout });
+    const full = loadCheckpoint(teacher, { layoutFor: paramLayout });
+    const provenance = half.extraConfig.export as { run: string; round: number; dtype: string; step: number };
+    assert.deepEqual([provenance.run, provenance.round, provenance.dtype, provenance.step], ['tiny-teacher', -1, 'f16', 200]);
+    assert.ok(statSync(join(teacherExport, 'model.safetensors')).size < 0.6 * statSync(join(exportDir, 'model.safetensors')).size, 'float16: about half the size');
+    const ema = full.ema ?? full.params;
+    assert.ok(half.params.every((v, i) => Math.abs(v - ema[i]!) <= 1e-3 * Math.max(1, Math.abs(ema[i]!))), 'the EMA weights, rounded to float16');
+    lap('export of the pretraining run');
 
     // ---- compare: the form's run and the API's run --------------------------------------------------------------
     await page.getByTestId(`run-item-${RUN2}`).waitFor();

@@ -1,34 +1,41 @@
 import { useEffect, useState } from 'react';
+import type { ExportDtype } from '../../shared/api.ts';
 import { api, useApp } from '../store/appStore.ts';
 
+/** Export of a distillation round's student, or of a pretraining run's latest checkpoint (round -1). */
 export function ExportPanel({ id }: { id: string }) {
   const rounds = useApp((s) => s.rounds[id]) ?? [];
   const workspace = useApp((s) => s.info?.workspace);
-  const done = rounds.filter((r) => r.status === 'done');
-  const [round, setRound] = useState<string>('');
+  const run = useApp((s) => s.runs[id]);
+  const pretrained = run !== undefined && run.kind !== 'distill';
+  // A pretraining run has one thing to export: its latest checkpoint (run.json's step is the last checkpointed one).
+  const done = pretrained ? [] : rounds.filter((r) => r.status === 'done');
+  const choices = pretrained
+    ? run.step > 0 ? [{ value: '-1', label: `latest checkpoint · step ${run.step.toLocaleString('en-US')}` }] : []
+    : done.map((r) => ({ value: String(r.round), label: `R${r.round} · student ${r.studentSteps} steps` }));
+  const [picked, setPicked] = useState<string>('');
+  const [dtype, setDtype] = useState<ExportDtype>('f32');
   const [folder, setFolder] = useState('');
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<{ folder: string; files: string[] } | null>(null);
   const [error, setError] = useState<string>();
-  const lastDone = done.length ? String(done[done.length - 1]!.round) : '';
-
-  useEffect(() => {
-    if (round === '' && lastDone !== '') setRound(lastDone);
-  }, [round, lastDone]);
+  // The user's pick while it is offered, else the newest choice (derived, not an effect: a choice known at mount,
+  // as a pretraining run's checkpoint is, must not be lost to the reset below).
+  const round = choices.some((c) => c.value === picked) ? picked : choices.length ? choices[choices.length - 1]!.value : '';
   useEffect(() => {
     setResult(null);
     setError(undefined);
-    setRound('');
+    setPicked('');
     setFolder('');
   }, [id]);
-  const defaultFolder = workspace ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${round !== '' ? `-round${round}` : ''}` : '';
+  const defaultFolder = workspace ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${round !== '' && !pretrained ? `-round${round}` : ''}` : '';
 
-  async function run() {
+  async function submit() {
     setBusy(true);
     setError(undefined);
     setResult(null);
     try {
-      setResult(await api().exportRound({ id, round: Number(round), folder: folder.trim() || defaultFolder }));
+      setResult(await api().exportRound({ id, round: Number(round), folder: folder.trim() || defaultFolder, dtype }));
     } catch (e) {
       setError((e as Error).message);
     } finally {
@@ -40,25 +47,32 @@ export function ExportPanel({ id }: { id: string }) {
     <section className="panel">
       <div className="panel-head">
         <h3>Export</h3>
-        <span className="muted">model.safetensors + config.json + model card of one round's student</span>
+        <span className="muted">model.safetensors + config.json + model card of {pretrained ? 'the model as trained so far (EMA weights)' : "one round's student"}</span>
       </div>
       <div className="export-row">
         <label>
-          round
-          <select data-testid="export-round" value={round} onChange={(e) => setRound(e.target.value)}>
-            {done.length === 0 && <option value="">no finished round yet</option>}
-            {done.map((r) => (
-              <option key={r.round} value={String(r.round)}>
-                R{r.round} · student {r.studentSteps} steps
+          {pretrained ? 'checkpoint' : 'round'}
+          <select data-testid="export-round" value={round} onChange={(e) => setPicked(e.target.value)}>
+            {choices.length === 0 && <option value="">{pretrained ? 'no checkpoint yet' : 'no finished round yet'}</option>}
+            {choices.map((c) => (
+              <option key={c.value} value={c.value}>
+                {c.label}
               </option>
             ))}
+          </select>
+        </label>
+        <label>
+          weights
+          <select data-testid="export-dtype" value={dtype} onChange={(e) => setDtype(e.target.value as ExportDtype)}>
+            <option value="f32">float32</option>
+            <option value="f16">float16 (half the size)</option>
           </select>
         </label>
         <label className="grow">
           folder
           <input data-testid="export-folder" value={folder} placeholder={defaultFolder || '/path/to/export/folder'} onChange={(e) => setFolder(e.target.value)} />
         </label>
-        <button type="button" className="primary" data-testid="export-submit" disabled={!canExport} onClick={() => void run()}>
+        <button type="button" className="primary" data-testid="export-submit" disabled={!canExport} onClick={() => void submit()}>
           {busy ? 'Exporting…' : 'Export'}
         </button>
       </div>

@@ -374,7 +374,7 @@ export class GradientEngine {
     return { loss: r.loss, grads: r.grads! };
   }
 
-  /** Loss only, eval mode (no dropout): the validation NELBO. */
+  /** Loss only, eval mode (no dropout): the validation loss (NELBO for MDLM, next-token NLL for AR). */
   async evalLoss(params: Float32Array, batch: GradBatch): Promise<number> {
     return (await this.run(params, batch, null, false)).loss;
   }
