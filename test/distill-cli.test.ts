@@ -12,7 +12,7 @@ import { latestCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 import { DEMO_JUDGE, DEMO_TEACHER, defaultDistillRunId, run, runDemo } from '../src/cli/distill.ts';
 import { run as evalRun } from '../src/cli/evaluate.ts';
-import { trainTinyRun } from './helpers/fixtures.ts';
+import { tinyTeacherAndJudge, trainTinyRun } from './helpers/fixtures.ts';
 
 const DATA = 'test/fixtures/alice.txt';
 
@@ -96,4 +96,31 @@ test('sdtt eval --steps without --judge scores with the shipped judge', { skip: 
   // The tiny model is byte-tokenised and the shipped judge is not: reaching the tokenizer check means the shipped
   // judge was opened (without a default the command stops at "--steps needs --judge").
   await assert.rejects(evalRun(['--model', ck, '--steps', '2', '--samples', '2']), /the judge's tokenizer \(compact-gpt2, 4096 ids\) differs from the model's \(byte/);
+});
+
+test('sdtt eval --plot draws the table: the model against N, the judge samples and real text as reference lines', async () => {
+  const { ws, teacher, judge } = await tinyTeacherAndJudge(10, 'sdtt-eval-plot-');
+  const file = join(ws, 'table.svg');
+  const res = await capture(() => evalRun(['--model', teacher, '--judge', judge, '--steps', '4,2', '--samples', '2', '--batch', '2', '--data', DATA, '--batches', '1', '--plot', file]));
+  assert.equal(res.code, 0, res.err);
+  const j = JSON.parse(res.out.trim());
+  assert.equal(j.plot, file);
+  const svg = readFileSync(file, 'utf8');
+  for (const panel of ['ppl', 'entropy']) {
+    assert.deepEqual([...svg.matchAll(new RegExp(`<polyline class="series" data-panel="${panel}" data-model="([^"]+)"`, 'g'))].map((m) => m[1]), ['MDLM, ancestral sampler']);
+    assert.deepEqual([...svg.matchAll(new RegExp(`<line class="ref" data-panel="${panel}" data-ref="([^"]+)"`, 'g'))].map((m) => m[1]), ['AR judge samples, p=0.95', 'AR judge samples, p=1.0', 'real text (floor)']);
+  }
+  // The real-text line sits at its gen PPL on the panel's scale: inside the frame, and each MDLM point (drawn in
+  // order of N) lies above it exactly when its gen PPL is higher (SVG y grows downwards).
+  const pplPanel = /<g class="panel" data-panel="ppl">[\s\S]*?<\/g>/.exec(svg)![0];
+  const frame = /<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"/.exec(pplPanel)!;
+  const [top, bottom] = [Number(frame[1]), Number(frame[1]) + Number(frame[2])];
+  const refY = Number(/<line class="ref" data-panel="ppl" data-ref="real text \(floor\)" x1="[\d.]+" x2="[\d.]+" y1="([\d.]+)"/.exec(pplPanel)![1]);
+  assert.ok(refY > top && refY < bottom, `reference line at y ${refY} inside the frame ${top}..${bottom}`);
+  const realText = j.baselines.find((b: { source: string }) => b.source === 'validation-text').gen_ppl;
+  const pointYs = [...pplPanel.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"/g)].map((m) => Number(m[1]));
+  const byN = [...j.results].sort((a: { steps: number }, b: { steps: number }) => a.steps - b.steps);
+  assert.deepEqual(pointYs.map((y) => y < refY), byN.map((r: { gen_ppl: number }) => r.gen_ppl > realText));
+  await assert.rejects(evalRun(['--model', teacher, '--judge', judge, '--data', DATA, '--plot', file]), /--plot draws the generative-perplexity table: give --steps LIST/);
+  await assert.rejects(evalRun(['--model', teacher, '--judge', judge, '--steps', '2', '--plot', join(ws, 'table.gif')]), /must end in \.png or \.svg/);
 });

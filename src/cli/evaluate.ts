@@ -1,5 +1,6 @@
 // `sdtt eval`: held-out perplexity of a checkpoint (--data), and/or the generative-perplexity table over step
 // counts scored by an AR judge (--steps 128,64,... --judge DIR). Ends with ONE JSON line.
+import { basename, resolve } from 'node:path';
 import { BackendName } from '../shared/config.ts';
 import { openModel } from '../worker/engine/openModel.ts';
 import { SHIPPED_JUDGE, installedShippedJudge } from '../worker/engine/distill.ts';
@@ -11,6 +12,9 @@ import { validationBatches } from '../worker/engine/data/batches.ts';
 import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
+import { writeAtomic } from '../main/runStore.ts';
+import { renderPngs } from './report.ts';
+import { plotSize, plotSvg, type PlotRef } from './reportPlot.ts';
 
 const FLAGS: Flags = {
   model: { type: 'string', help: 'checkpoint folder or run folder' },
@@ -25,6 +29,13 @@ const FLAGS: Flags = {
   weights: { type: 'string', help: 'ema | raw' },
   backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
   runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
+  plot: { type: 'string', help: 'with --steps: also draw the table (gen PPL ± s.e. and entropy against N, baselines as dotted lines) to FILE.png or FILE.svg' },
+};
+
+const BASELINE_LABELS: Record<string, string> = {
+  'ar-nucleus-0.95': 'AR judge samples, p=0.95',
+  'ar-nucleus-1': 'AR judge samples, p=1.0',
+  'validation-text': 'real text (floor)',
 };
 
 export async function run(argv: string[]): Promise<number> {
@@ -38,6 +49,9 @@ export async function run(argv: string[]): Promise<number> {
   const backend = BackendName.safeParse(f.backend);
   if (!backend.success) throw new UsageError(`unknown --backend "${f.backend}"`);
   if (f.weights !== undefined && f.weights !== 'ema' && f.weights !== 'raw') throw new UsageError('--weights must be ema or raw');
+  const plotFile = f.plot !== undefined ? resolve(String(f.plot)) : undefined;
+  if (plotFile && !steps) throw new UsageError('--plot draws the generative-perplexity table: give --steps LIST');
+  if (plotFile && !/\.(png|svg)$/.test(plotFile)) throw new UsageError(`--plot ${f.plot}: the file must end in .png or .svg`);
   const batch = intFlag(f, 'batch', 1)!;
   const seed = intFlag(f, 'seed')!;
 
@@ -83,8 +97,27 @@ export async function run(argv: string[]): Promise<number> {
       result.baselines = baselines;
     }
     await judge.model.dispose();
+    if (plotFile) result.plot = await writeTablePlot(plotFile, `${basename(m.checkpointDir)}: ${samples} samples per point, judge ${basename(judge.checkpointDir)}`, rows, (result.baselines ?? []) as Baseline[]);
   }
   await m.model.dispose();
   console.log(JSON.stringify(result));
   return 0;
+}
+
+type Baseline = { source: string; gen_ppl: number; entropy: number };
+
+/** The table as the report's two-panel figure (one series; the baselines as reference lines). Returns the file
+ * written: the PNG, or an SVG beside it when Chromium cannot render (said on stderr). */
+async function writeTablePlot(file: string, title: string, rows: { steps: number; gen_ppl: number; gen_ppl_se: number; entropy: number }[], baselines: Baseline[]): Promise<string> {
+  const series = [{ label: 'MDLM, ancestral sampler', points: rows.map((r) => ({ n: r.steps, ppl: r.gen_ppl, se: r.gen_ppl_se, entropy: r.entropy })) }];
+  const refs: PlotRef[] = baselines.map((b) => ({ label: BASELINE_LABELS[b.source] ?? b.source, ppl: b.gen_ppl, entropy: b.entropy }));
+  const svg = plotSvg(title, series, refs);
+  if (file.endsWith('.png')) {
+    const why = await renderPngs([{ svg, ...plotSize(series.length + refs.length), file }]);
+    if (!why) return file;
+    file = file.replace(/\.png$/, '.svg');
+    console.error(`PNG not rendered: ${why}; writing ${file} instead`);
+  }
+  writeAtomic(file, svg + '\n');
+  return file;
 }

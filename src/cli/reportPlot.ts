@@ -16,6 +16,13 @@ export interface PlotSeries {
   points: PlotPoint[];
 }
 
+/** A horizontal reference line in both panels (a baseline with no step count: real text, an AR model's samples). */
+export interface PlotRef {
+  label: string;
+  ppl: number | null;
+  entropy: number;
+}
+
 export interface PlotSize {
   width: number;
   height: number;
@@ -30,6 +37,9 @@ const MARGIN = { left: 70, right: 20, top: 16, bottom: 52 };
 // Teacher black; students in a colour-blind-friendly order (Okabe-Ito), so adjacent rounds differ clearly.
 const TEACHER_COLOUR = '#000000';
 const COLOURS = ['#E69F00', '#0072B2', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#999999'];
+// Reference lines: greys, dotted, so they read as background to the models' lines.
+const REF_COLOURS = ['#555555', '#8c8c8c', '#b5b5b5'];
+const REF_DASH = ' stroke-dasharray="2 3"';
 
 export function seriesColour(index: number, label: string): string {
   return /^teacher/i.test(label) ? TEACHER_COLOUR : COLOURS[index % COLOURS.length];
@@ -82,8 +92,9 @@ interface Panel {
   h: number;
 }
 
-/** One panel: axes, grid, one polyline per series (data-model names it), markers and optional error bars. */
-function panelSvg(p: Panel, series: PlotSeries[], xTicks: number[], emptyNote: string): string {
+/** One panel: axes, grid, one polyline per series (data-model names it), markers and optional error bars, and a
+ * dotted horizontal line per reference (data-ref names it). */
+function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: number[], emptyNote: string): string {
   const pts = series.map((s) =>
     s.points
       .filter((q) => (p.key === 'ppl' ? q.ppl !== null && Number.isFinite(q.ppl) : Number.isFinite(q.entropy)))
@@ -96,7 +107,8 @@ function panelSvg(p: Panel, series: PlotSeries[], xTicks: number[], emptyNote: s
   const ph = p.h - MARGIN.top - MARGIN.bottom;
   const parts: string[] = [`<g class="panel" data-panel="${p.key}">`];
   parts.push(`<text x="${px + pw / 2}" y="${p.y0 + 4}" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(p.title)}</text>`);
-  const all = pts.flat();
+  const refYs = refs.map((r) => (p.key === 'ppl' ? r.ppl : r.entropy)).map((v) => (v !== null && Number.isFinite(v) ? v : null));
+  const all = [...pts.flat(), ...refYs.filter((v): v is number => v !== null).map((y) => ({ n: 0, y, se: 0 }))];
   // Half a doubling of padding keeps the end points and their error bars off the frame.
   const lx = Math.log2(xTicks[0]) - 0.25;
   const hx = Math.log2(xTicks[xTicks.length - 1]) + 0.25;
@@ -124,6 +136,12 @@ function panelSvg(p: Panel, series: PlotSeries[], xTicks: number[], emptyNote: s
   parts.push(`<text x="${px + pw / 2}" y="${py + ph + 38}" text-anchor="middle" font-size="12">sampling steps N (log2 scale)</text>`);
   parts.push(`<text transform="translate(${p.x0 + 16},${py + ph / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(p.yLabel)}</text>`);
   if (all.length === 0) parts.push(`<text x="${px + pw / 2}" y="${py + ph / 2}" text-anchor="middle" font-size="13" fill="#888">${escapeXml(emptyNote)}</text>`);
+  refs.forEach((r, i) => {
+    const v = refYs[i];
+    if (v === null) return;
+    const y = Y(v).toFixed(1);
+    parts.push(`<line class="ref" data-panel="${p.key}" data-ref="${escapeXml(r.label)}" x1="${px}" x2="${px + pw}" y1="${y}" y2="${y}" stroke="${REF_COLOURS[i % REF_COLOURS.length]}" stroke-width="1.5"${REF_DASH}/>`);
+  });
   series.forEach((s, i) => {
     const c = seriesColour(i, s.label);
     const q = pts[i];
@@ -148,10 +166,11 @@ function panelSvg(p: Panel, series: PlotSeries[], xTicks: number[], emptyNote: s
 
 /**
  * The two-panel figure: gen PPL ± s.e. (left) and unigram entropy (right) against N, one line per series (teacher
- * first, then each round's student), a shared legend under the panels and `title` on top.
+ * first, then each round's student), dotted horizontal lines for `refs`, a shared legend under the panels and
+ * `title` on top.
  */
-export function plotSvg(title: string, series: PlotSeries[]): string {
-  const { width, height } = plotSize(series.length);
+export function plotSvg(title: string, series: PlotSeries[], refs: PlotRef[] = []): string {
+  const { width, height } = plotSize(series.length + refs.length);
   const xTicks = log2Ticks(series.flatMap((s) => s.points.map((p) => p.n)));
   const half = W / 2;
   const panels: Panel[] = [
@@ -167,12 +186,19 @@ export function plotSvg(title: string, series: PlotSeries[]): string {
     legend.push(`<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${seriesColour(i, s.label)}" stroke-width="2"${dash}/><circle cx="${x + 13}" cy="${y}" r="3.5" fill="${seriesColour(i, s.label)}"/>`);
     legend.push(`<text x="${x + 34}" y="${y}" dy="4" font-size="12">${escapeXml(s.label)}</text>`);
   });
+  refs.forEach((r, k) => {
+    const i = series.length + k;
+    const x = MARGIN.left + (i % LEGEND_PER_ROW) * colW;
+    const y = TITLE_H + PANEL_H + Math.floor(i / LEGEND_PER_ROW) * LEGEND_ROW + 10;
+    legend.push(`<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${REF_COLOURS[k % REF_COLOURS.length]}" stroke-width="1.5"${REF_DASH}/>`);
+    legend.push(`<text x="${x + 34}" y="${y}" dy="4" font-size="12">${escapeXml(r.label)}</text>`);
+  });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, Helvetica, sans-serif">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="${width / 2}" y="26" text-anchor="middle" font-size="17" font-weight="bold">${escapeXml(title)}</text>`,
-    panelSvg(panels[0], series, xTicks, 'gen PPL not computed (no judge)'),
-    panelSvg(panels[1], series, xTicks, 'no samples'),
+    panelSvg(panels[0], series, refs, xTicks, 'gen PPL not computed (no judge)'),
+    panelSvg(panels[1], series, refs, xTicks, 'no samples'),
     `<g class="legend">${legend.join('\n')}</g>`,
     '</svg>',
   ].join('\n');
