@@ -305,6 +305,23 @@ test('integration: createRun -> start -> events -> getMetrics -> exportRound (lo
     mkdirSync(join(ws, 'exports', 'empty'));
     assert.equal((await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/empty' })).folder, join(ws, 'exports', 'empty'));
     await rejects(host.controlRun({ id: 'tiny', action: 'start' }), 'conflict', /is done/);
+
+    // "try it": fresh samples from the run's latest checkpoint, in a worker; the same seed gives the same texts
+    const ask = { id: 'tiny', round: -1, steps: 8, samples: 2, seed: 5, prefix: 'Alice' };
+    const first = host.sampleModel(ask);
+    await rejects(host.sampleModel(ask), 'conflict', /another sampling job is running/);
+    const a = await first;
+    assert.equal(a.arch, 'mdlm');
+    assert.equal(a.steps, 8);
+    assert.equal(a.checkpoint, join(manager.store.checkpointsDir('tiny'), '20'));
+    assert.equal(a.texts.length, 2);
+    assert.ok(a.texts.every((t) => t.startsWith('Alice') && t.length > 'Alice'.length), JSON.stringify(a.texts));
+    assert.ok(a.nfe! >= 1 && a.nfe! <= 8);
+    assert.deepEqual((await host.sampleModel(ask)).texts, a.texts);
+    assert.notDeepEqual((await host.sampleModel({ ...ask, seed: 6 })).texts, a.texts);
+    await rejects(host.sampleModel({ ...ask, prefix: 'x'.repeat(300) }), 'internal', /the prefix is 300 tokens; it must be shorter than the sequence length/);
+    await rejects(host.sampleModel({ ...ask, round: 2 }), 'not-found', /has no finished round 2/);
+    await rejects(host.sampleModel({ ...ask, samples: 64 }), 'invalid-request', /samples/);
   } finally {
     cleanup();
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkPlainData, classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, PROTOCOL_LIMITS } from '../src/shared/messages.ts';
+import { checkPlainData, classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, PROTOCOL_LIMITS, SAMPLE_LIMITS } from '../src/shared/messages.ts';
 
 const job = { kind: 'pretrain', runId: 'r1', runDir: '/tmp/runs/r1', config: { kind: 'pretrain', steps: 10 } };
 const point = { step: 10, loss: 2.5, lr: 1e-4, gradNorm: 0.7, tokPerSec: 1000, elapsedS: 1.5 };
@@ -46,7 +46,7 @@ function rejects(r: { ok: boolean; error?: string }, re: RegExp): void {
 }
 
 test('unknown and missing types are rejected naming the expected ones', () => {
-  rejects(parseMainToWorker({ type: 'explode' }), /unknown type "explode"; expected one of start, pause, resume, stop/);
+  rejects(parseMainToWorker({ type: 'explode' }), /unknown type "explode"; expected one of start, sample, pause, resume, stop/);
   rejects(parseWorkerToMain({ type: 'sample' }), /unknown type "sample"; expected one of ready, started/);
   rejects(parseWorkerToMain({}), /unknown type undefined/);
   rejects(parseWorkerToMain({ type: 42 }), /unknown type 42/);
@@ -81,6 +81,19 @@ test('activity: a bounded, non-empty text or null; anything else is rejected', (
   rejects(parseWorkerToMain({ type: 'activity', text: { toString: 'evil' } }), /text:/);
   rejects(parseWorkerToMain({ type: 'activity' }), /text:/);
   rejects(parseWorkerToMain({ type: 'activity', text: 'ok', html: '<b>' }), /Unrecognized key.*html/);
+});
+
+test('sample jobs: a bounded request and its answer; out-of-range or extra fields are rejected', () => {
+  const request = { checkpoint: '/r/checkpoints/20', steps: 16, samples: 2, seed: 0, prefix: 'Once' };
+  assert.ok(parseMainToWorker({ type: 'sample', request }).ok);
+  const result = { checkpoint: '/r/checkpoints/20', arch: 'mdlm', backend: 'onnx', device: 'cpu', steps: 16, seed: 0, texts: ['a', 'b'], nfe: 14, seconds: 0.5 };
+  assert.ok(parseWorkerToMain({ type: 'sampled', result }).ok);
+  assert.ok(parseWorkerToMain({ type: 'sampled', result: { ...result, arch: 'ar', steps: null, nfe: undefined } }).ok);
+  rejects(parseMainToWorker({ type: 'sample', request: { ...request, steps: 0 } }), /request\.steps/);
+  rejects(parseMainToWorker({ type: 'sample', request: { ...request, samples: SAMPLE_LIMITS.maxSamples + 1 } }), /request\.samples/);
+  rejects(parseMainToWorker({ type: 'sample', request: { ...request, prefix: 'x'.repeat(SAMPLE_LIMITS.maxPrefixChars + 1) } }), /request\.prefix/);
+  rejects(parseMainToWorker({ type: 'sample', request: { ...request, cmd: 'rm' } }), /cmd/);
+  rejects(parseWorkerToMain({ type: 'sampled', result: { ...result, texts: [] } }), /result\.texts/);
 });
 
 test('extra keys are rejected (strict objects)', () => {

@@ -168,6 +168,34 @@ test('an invalid config is an error naming the key; exit code 1', async () => {
   assert.match((port.sent[0] as { message: string }).message, /job config: batchSize: /);
 });
 
+test('a sample job answers sampled then done (exit 0); a failure is an error (exit 1); it takes no second job', async () => {
+  const calls: unknown[] = [];
+  const request = { checkpoint: '/r/checkpoints/4', steps: 8, samples: 2, seed: 3, prefix: 'Once' };
+  const port = new FakePort();
+  const warnings: string[] = [];
+  const loop = new JobLoop(port, {
+    warn: (l) => warnings.push(l),
+    sampleText: async (model, opts) => {
+      calls.push([model, opts]);
+      return { checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, seed: opts.seed, texts: ['Once a', 'Once b'], seqLen: 8, nfe: 7, seconds: 0.25 };
+    },
+  });
+  loop.handle({ type: 'sample', request });
+  loop.handle(start());
+  assert.equal(await loop.finished, 0);
+  assert.deepEqual(calls, [['/r/checkpoints/4', { steps: 8, samples: 2, seed: 3, prefix: 'Once' }]]);
+  assert.deepEqual(port.types(), ['sampled', 'done']);
+  assert.deepEqual((port.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result, { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, seed: 3, texts: ['Once a', 'Once b'], nfe: 7, seconds: 0.25 });
+  assert.match(warnings.join('\n'), /ignoring a second 'start'/);
+
+  const failing = new FakePort();
+  const bad = new JobLoop(failing, { sampleText: async () => Promise.reject(new Error('the prefix is 300 tokens; it must be shorter than the sequence length 128')) });
+  bad.handle({ type: 'sample', request });
+  assert.equal(await bad.finished, 1);
+  assert.deepEqual(failing.types(), ['error']);
+  assert.match((failing.sent[0] as { message: string }).message, /the prefix is 300 tokens/);
+});
+
 test('an engine error is reported with its stack after the metrics so far; exit code 1', async () => {
   const port = new FakePort();
   const loop = new JobLoop(port, { runPretrain: fakeEngine({ beforeStep: true, throwAt: 5 }).run });

@@ -2,9 +2,7 @@
 // caching, final argmax pass). AR: nucleus sampling with the KV cache.
 import { writeFileSync } from 'node:fs';
 import { BackendName } from '../shared/config.ts';
-import { openModel } from '../worker/engine/openModel.ts';
-import { sampleMdlm } from '../worker/engine/sampler.ts';
-import { sampleAr } from '../worker/engine/arSampler.ts';
+import { sampleText, type SampleTextResult } from '../worker/engine/sampleText.ts';
 import { intFlag, numFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
@@ -35,32 +33,26 @@ export async function run(argv: string[]): Promise<number> {
   const batch = intFlag(f, 'samples', 1)!;
   const seed = intFlag(f, 'seed')!;
 
-  const m = await openModel(String(f.model), { backend: backend.data, weights: f.weights as 'ema' | 'raw' | undefined, runtime: runtimeFlag(f) });
-  console.error(`model ${m.checkpointDir} (${m.config.arch}, ${m.weights} weights) | backend ${m.backend} | device ${m.device}`);
-  const prefix = f.prefix ? m.tokenizer.encode(String(f.prefix)) : undefined;
-  if (prefix && prefix.length >= m.config.seqLen) throw new UsageError(`--prefix is ${prefix.length} tokens; it must be shorter than the sequence length ${m.config.seqLen}`);
-
-  const started = performance.now();
-  let tokens: Int32Array;
-  let nfe: number | undefined;
-  if (m.config.arch === 'mdlm') {
-    const bar = new ProgressBar(`sampling ${steps} steps`, steps);
-    const out = await sampleMdlm(m.model, { steps, batch, seed, prefix, caching: !f['no-cache'], onStep: (i) => bar.update(i.step) });
-    bar.done();
-    tokens = out.tokens;
-    nfe = out.nfe;
-  } else {
-    tokens = await sampleAr(m.model, { batch, length: m.config.seqLen, seed, prefix, topP: numFlag(f, 'top-p')!, temperature: numFlag(f, 'temperature')! });
+  let bar: ProgressBar | null = null;
+  let r: SampleTextResult;
+  try {
+    r = await sampleText(String(f.model), {
+      steps, samples: batch, seed, prefix: f.prefix ? String(f.prefix) : undefined, weights: f.weights as 'ema' | 'raw' | undefined, caching: !f['no-cache'],
+      topP: numFlag(f, 'top-p')!, temperature: numFlag(f, 'temperature')!, backend: backend.data, runtime: runtimeFlag(f),
+      onOpen: (m) => {
+        console.error(`model ${m.checkpointDir} (${m.arch}, ${m.weights} weights) | backend ${m.backend} | device ${m.device}`);
+        if (m.arch === 'mdlm') bar = new ProgressBar(`sampling ${steps} steps`, steps);
+      },
+      onStep: (i) => bar?.update(i),
+    });
+  } catch (e) {
+    if (/^the prefix is/.test((e as Error).message)) throw new UsageError(`--prefix: ${(e as Error).message}`);
+    throw e;
   }
-  const seconds = (performance.now() - started) / 1000;
-  await m.model.dispose();
-
-  const L = m.config.seqLen;
-  const texts: string[] = [];
-  for (let b = 0; b < batch; b++) texts.push(m.tokenizer.decode(tokens.subarray(b * L, (b + 1) * L)));
-  texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n`));
-  const tokPerS = (batch * L) / seconds;
-  console.error(`${batch} samples x ${L} tokens in ${seconds.toFixed(2)} s (${tokPerS.toFixed(0)} tok/s${nfe !== undefined ? `, ${nfe} forward passes` : ''})`);
-  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: m.checkpointDir, arch: m.config.arch, steps, seed, nfe, seconds, texts }, null, 2) + '\n');
+  (bar as ProgressBar | null)?.done();
+  r.texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n`));
+  const tokPerS = (batch * r.seqLen) / r.seconds;
+  console.error(`${batch} samples x ${r.seqLen} tokens in ${r.seconds.toFixed(2)} s (${tokPerS.toFixed(0)} tok/s${r.nfe !== undefined ? `, ${r.nfe} forward passes` : ''})`);
+  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts }, null, 2) + '\n');
   return 0;
 }

@@ -28,6 +28,7 @@ import {
 } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
+import { SamplerBusyError } from './modelSampler.ts';
 import { exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
@@ -94,6 +95,7 @@ export class ApiHost implements SdttApi {
       listModels: () => this.doListModels(),
       getSamples: (r) => this.doGetSamples(r.id),
       exportRound: (r) => this.doExportRound(r.id, r.round, r.folder, r.dtype),
+      sampleModel: (r) => this.doSampleModel(r),
     };
   }
 
@@ -143,6 +145,9 @@ export class ApiHost implements SdttApi {
   }
   exportRound(req: ApiRequest<'exportRound'>) {
     return this.call('exportRound', req) as Promise<ApiResponses['exportRound']>;
+  }
+  sampleModel(req: ApiRequest<'sampleModel'>) {
+    return this.call('sampleModel', req) as Promise<ApiResponses['sampleModel']>;
   }
 
   /** RunManager events as API RunEvents; returns the unsubscribe function. */
@@ -265,6 +270,16 @@ export class ApiHost implements SdttApi {
     const folder = resolve(this.workspace, folderIn);
     const src = this.roundCheckpoint(rec, round);
     return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype }) };
+  }
+
+  private async doSampleModel(r: ApiRequest<'sampleModel'>): Promise<ApiResponses['sampleModel']> {
+    const rec = this.requireRun(r.id);
+    const src = this.roundCheckpoint(rec, r.round);
+    try {
+      return await this.manager.sampler.sample({ checkpoint: src.dir, steps: r.steps, samples: r.samples, seed: r.seed, ...(r.prefix ? { prefix: r.prefix } : {}) });
+    } catch (e) {
+      throw new ApiError((e as Error).message, e instanceof SamplerBusyError ? 'conflict' : 'internal');
+    }
   }
 
   // ---- helpers -----------------------------------------------------------------------------------------------

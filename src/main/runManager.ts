@@ -7,6 +7,7 @@ import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type 
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
 import { RunConflictError, assertNotLive, jobTotalSteps, newRunId, openOrResume, parseJobConfig, withLiveness } from './runLifecycle.ts';
 import type { RunStore } from './runStore.ts';
+import { ModelSampler } from './modelSampler.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
 
 export type RunEvent =
@@ -53,6 +54,8 @@ const TERMINAL: ReadonlySet<RunStatus> = new Set(['done', 'failed', 'nan', 'stop
 
 export class RunManager {
   readonly store: RunStore;
+  /** One-shot sampling from a checkpoint, in a worker of the same kind as the runs' (nothing is written). */
+  readonly sampler: ModelSampler;
   private readonly spawn: Spawner;
   private readonly entry: string;
   private readonly concurrency: number;
@@ -69,6 +72,7 @@ export class RunManager {
     this.store = store;
     this.spawn = opts.spawn ?? forkSpawner();
     this.entry = opts.workerEntry ?? DEFAULT_WORKER_ENTRY;
+    this.sampler = new ModelSampler(this.spawn, this.entry);
     this.concurrency = Math.max(1, opts.concurrency ?? 1);
     this.stopGraceMs = opts.stopGraceMs ?? 60_000;
     this.launchTimeoutMs = opts.launchTimeoutMs ?? 120_000;

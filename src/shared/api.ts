@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { PretrainConfig } from './config.ts';
 import { DistillConfig } from './distillConfig.ts';
 import type { RunRecord } from './runState.ts';
+import { SAMPLE_LIMITS, type SampleResult } from './messages.ts';
 
 /** Upper bound on any one request, in bytes of JSON: a hostile or buggy caller cannot make a host parse megabytes. */
 export const MAX_REQUEST_BYTES = 256 * 1024;
@@ -30,6 +31,17 @@ export const ApiRequests = {
   listModels: z.object({}).strict(),
   getSamples: z.object({ id: RunId }).strict(),
   exportRound: z.object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath, dtype: ExportDtype.optional() }).strict(),
+  /** Fresh samples from a run's model (round −1: a pretraining run's latest checkpoint, or a distillation's teacher). */
+  sampleModel: z
+    .object({
+      id: RunId,
+      round: z.number().int().min(-1).max(64),
+      steps: z.number().int().min(1).max(SAMPLE_LIMITS.maxSteps),
+      samples: z.number().int().min(1).max(SAMPLE_LIMITS.maxSamples),
+      seed: z.number().int().min(0).max(2 ** 31 - 1),
+      prefix: z.string().max(SAMPLE_LIMITS.maxPrefixChars).optional(),
+    })
+    .strict(),
 } as const;
 
 export type ApiMethod = keyof typeof ApiRequests;
@@ -116,6 +128,7 @@ export interface ApiResponses {
   listModels: ModelInfo[];
   getSamples: SampleCell[];
   exportRound: { folder: string; files: string[] };
+  sampleModel: SampleResult;
 }
 
 /** What the renderer sees as `window.sdtt` (and what the WebSocket client implements). */

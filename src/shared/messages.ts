@@ -50,9 +50,39 @@ export const JobSpec = z
   .strict();
 export type JobSpec = z.infer<typeof JobSpec>;
 
+/** Samples to draw from one checkpoint (a worker job of its own, not a run: nothing is written). */
+export const SAMPLE_LIMITS = { maxSteps: 4096, maxSamples: 16, maxPrefixChars: 2000 } as const;
+export const SampleRequest = z
+  .object({
+    checkpoint: Path,
+    /** MDLM sampling steps N (an AR checkpoint ignores it). */
+    steps: z.number().int().min(1).max(SAMPLE_LIMITS.maxSteps),
+    samples: z.number().int().min(1).max(SAMPLE_LIMITS.maxSamples),
+    seed: z.number().int().min(0).max(2 ** 31 - 1),
+    prefix: z.string().max(SAMPLE_LIMITS.maxPrefixChars).optional(),
+  })
+  .strict();
+export type SampleRequest = z.infer<typeof SampleRequest>;
+export const SampleResult = z
+  .object({
+    checkpoint: Path,
+    arch: z.enum(['mdlm', 'ar']),
+    backend: ShortText,
+    device: ShortText,
+    steps: Count.nullable(),
+    seed: Count,
+    texts: z.array(LongText).min(1).max(SAMPLE_LIMITS.maxSamples),
+    nfe: Count.optional(),
+    seconds: z.number().min(0),
+  })
+  .strict();
+export type SampleResult = z.infer<typeof SampleResult>;
+
 // ---- main -> worker -------------------------------------------------------------------------------------------
 export const MainToWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('start'), job: JobSpec }).strict(),
+  /** Instead of 'start': draw samples, answer 'sampled' (then 'done'), exit. */
+  z.object({ type: z.literal('sample'), request: SampleRequest }).strict(),
   z.object({ type: z.literal('pause') }).strict(),
   z.object({ type: z.literal('resume') }).strict(),
   z.object({ type: z.literal('stop') }).strict(),
@@ -95,12 +125,14 @@ export const WorkerToMain = z.discriminatedUnion('type', [
    * UI can show progress where no metrics flow for minutes; null once training steps run again.
    */
   z.object({ type: z.literal('activity'), text: ShortText.min(1).nullable() }).strict(),
+  /** The answer to 'sample'. */
+  z.object({ type: z.literal('sampled'), result: SampleResult }).strict(),
 ]);
 export type WorkerToMain = z.infer<typeof WorkerToMain>;
 export type WorkerEventOf<T extends WorkerToMain['type']> = Extract<WorkerToMain, { type: T }>;
 
-const MAIN_TO_WORKER_TYPES = ['start', 'pause', 'resume', 'stop'];
-const WORKER_TO_MAIN_TYPES = ['ready', 'started', 'metrics', 'eval', 'checkpoint', 'progress', 'paused', 'resumed', 'done', 'error', 'round', 'samples', 'activity'];
+const MAIN_TO_WORKER_TYPES = ['start', 'sample', 'pause', 'resume', 'stop'];
+const WORKER_TO_MAIN_TYPES = ['ready', 'started', 'metrics', 'eval', 'checkpoint', 'progress', 'paused', 'resumed', 'done', 'error', 'round', 'samples', 'activity', 'sampled'];
 
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 

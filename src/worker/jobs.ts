@@ -7,14 +7,16 @@
 import { join } from 'node:path';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
-import { PROTOCOL_LIMITS, parseMainToWorker, type JobSpec, type WorkerToMain } from '../shared/messages.ts';
+import { PROTOCOL_LIMITS, parseMainToWorker, type JobSpec, type SampleRequest, type WorkerToMain } from '../shared/messages.ts';
 import type { StepMetric } from '../shared/runState.ts';
 import type { TrainHooks, TrainResult } from './engine/train.ts';
 import type { DistillHooks, DistillResult } from './engine/distill.ts';
+import type { SampleTextOptions, SampleTextResult } from './engine/sampleText.ts';
 import type { Port } from './port.ts';
 
 export type RunPretrain = (cfg: PretrainConfig, checkpointsDir: string, hooks: TrainHooks) => Promise<TrainResult>;
 export type RunDistill = (cfg: DistillConfig, runDir: string, hooks: DistillHooks) => Promise<DistillResult>;
+export type SampleTextFn = (modelPath: string, opts: SampleTextOptions) => Promise<SampleTextResult>;
 
 /**
  * Hooks this loop offers beyond TrainHooks. `beforeStep` is awaited at the top of each training step if the engine
@@ -30,6 +32,8 @@ export interface JobLoopOptions {
   runPretrain?: RunPretrain;
   /** The distillation entry; defaults to engine/distill.ts (imported lazily). */
   runDistill?: RunDistill;
+  /** The sampling entry; defaults to engine/sampleText.ts (imported lazily). */
+  sampleText?: SampleTextFn;
   /** Minimum interval between metrics messages. */
   flushMs?: number;
   /** Metrics buffered beyond this are flushed early, bounding message size whatever the rate. */
@@ -98,6 +102,11 @@ export class JobLoop {
         this.phase = 'running';
         void this.run(msg.job);
         return;
+      case 'sample':
+        if (this.phase !== 'idle') return this.warn(`ignoring 'sample' (this worker already has a job)`);
+        this.phase = 'running';
+        void this.sample(msg.request);
+        return;
       case 'pause':
         if (this.phase !== 'running') return this.warn(`ignoring 'pause' while ${this.phase}`);
         this.pauseRequested = true;
@@ -142,6 +151,19 @@ export class JobLoop {
       }
     } catch (e) {
       this.flush();
+      return this.fail(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /** The sampling job: samples from one checkpoint, answers 'sampled', then 'done'. Stop ends it where it is. */
+  private async sample(req: SampleRequest): Promise<void> {
+    try {
+      const sampleText = this.opts.sampleText ?? (await import('./engine/sampleText.ts')).sampleText;
+      const r = await sampleText(req.checkpoint, { steps: req.steps, samples: req.samples, seed: req.seed, prefix: req.prefix });
+      if (this.stopRequested) return this.finish({ type: 'done', status: 'stopped', step: 0, reason: 'stopped by user' }, 0);
+      await this.emit({ type: 'sampled', result: { checkpoint: r.checkpointDir, arch: r.arch, backend: r.backend, device: r.device, steps: r.steps, seed: r.seed, texts: r.texts, ...(r.nfe !== undefined ? { nfe: r.nfe } : {}), seconds: r.seconds } });
+      return this.finish({ type: 'done', status: 'done', step: 0 }, 0);
+    } catch (e) {
       return this.fail(e instanceof Error ? e : new Error(String(e)));
     }
   }

@@ -236,6 +236,10 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     assert.ok(ck.params.length > 0 && ck.params.every(Number.isFinite), 'exported weights are finite');
     lap('export');
 
+    // ---- "try it" offers the teacher and every finished round's student -------------------------------------------
+    const tryModels = await page.getByTestId('try-model').locator('option').allTextContents();
+    assert.deepEqual(tryModels.map((m) => m.replace(/\(\d+ steps\)/, '(N steps)')), ['teacher', 'R0 student (N steps)', 'R1 student (N steps)'], `try-it models: ${tryModels.join(', ')}`);
+
     // ---- export a pretraining run (its latest checkpoint) as float16 -------------------------------------------------
     await page.getByTestId('run-item-tiny-teacher').click();
     await page.waitForFunction(() => /^latest checkpoint · step 200$/.test(document.querySelector('[data-testid="export-round"] option:checked')?.textContent ?? ''));
@@ -252,6 +256,20 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     const ema = full.ema ?? full.params;
     assert.ok(half.params.every((v, i) => Math.abs(v - ema[i]!) <= 1e-3 * Math.max(1, Math.abs(ema[i]!))), 'the EMA weights, rounded to float16');
     lap('export of the pretraining run');
+
+    // ---- "try it" on the pretraining run: fresh samples with a prefix, from a worker with the real engine ---------
+    await page.getByTestId('try-steps').selectOption('8');
+    await page.getByTestId('try-samples').selectOption('2');
+    await page.getByTestId('try-prefix').fill('Alice');
+    await page.getByTestId('try-submit').click();
+    await page.getByTestId('try-result').first().waitFor({ timeout: 60_000 });
+    const tried = await page.getByTestId('try-text').allTextContents();
+    assert.equal(tried.length, 2);
+    assert.ok(tried.every((t) => t.startsWith('Alice')), JSON.stringify(tried));
+    assert.match((await page.getByTestId('try-result').first().locator('.sample-stats').textContent()) ?? '', /latest checkpoint · step 200.*8 steps.*seed 0/);
+    await page.getByTestId('try-panel').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'try-it.png') });
+    lap('try it');
 
     // ---- compare: the form's run and the API's run --------------------------------------------------------------
     await page.getByTestId(`run-item-${RUN2}`).waitFor();

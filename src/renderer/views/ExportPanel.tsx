@@ -1,18 +1,12 @@
 import { useEffect, useState } from 'react';
 import type { ExportDtype } from '../../shared/api.ts';
 import { api, useApp } from '../store/appStore.ts';
+import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
 
 /** Export of a distillation round's student, or of a pretraining run's latest checkpoint (round -1). */
 export function ExportPanel({ id }: { id: string }) {
-  const rounds = useApp((s) => s.rounds[id]) ?? [];
   const workspace = useApp((s) => s.info?.workspace);
-  const run = useApp((s) => s.runs[id]);
-  const pretrained = run !== undefined && run.kind !== 'distill';
-  // A pretraining run has one thing to export: its latest checkpoint (run.json's step is the last checkpointed one).
-  const done = pretrained ? [] : rounds.filter((r) => r.status === 'done');
-  const choices = pretrained
-    ? run.step > 0 ? [{ value: '-1', label: `latest checkpoint · step ${run.step.toLocaleString('en-US')}` }] : []
-    : done.map((r) => ({ value: String(r.round), label: `R${r.round} · student ${r.studentSteps} steps` }));
+  const { choices, pretrained } = useRunModelChoices(id, false);
   const [picked, setPicked] = useState<string>('');
   const [dtype, setDtype] = useState<ExportDtype>('f32');
   const [folder, setFolder] = useState('');
@@ -50,17 +44,7 @@ export function ExportPanel({ id }: { id: string }) {
         <span className="muted">model.safetensors + config.json + model card of {pretrained ? 'the model as trained so far (EMA weights)' : "one round's student"}</span>
       </div>
       <div className="export-row">
-        <label>
-          {pretrained ? 'checkpoint' : 'round'}
-          <select data-testid="export-round" value={round} onChange={(e) => setPicked(e.target.value)}>
-            {choices.length === 0 && <option value="">{pretrained ? 'no checkpoint yet' : 'no finished round yet'}</option>}
-            {choices.map((c) => (
-              <option key={c.value} value={c.value}>
-                {c.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <RunModelSelect label={pretrained ? 'checkpoint' : 'round'} testId="export-round" choices={choices} value={round} empty={pretrained ? 'no checkpoint yet' : 'no finished round yet'} onChange={setPicked} />
         <label>
           weights
           <select data-testid="export-dtype" value={dtype} onChange={(e) => setDtype(e.target.value as ExportDtype)}>

@@ -10,6 +10,7 @@ import { useMetrics } from '../store/metricsStore.ts';
 import { ExportPanel } from './ExportPanel.tsx';
 import { RoundTimeline } from './RoundTimeline.tsx';
 import { SamplesGrid } from './SamplesGrid.tsx';
+import { TryPanel } from './TryPanel.tsx';
 
 export function RunView({ id }: { id: string }) {
   const run = useApp((s) => s.runs[id]);
@@ -126,6 +127,7 @@ export function RunView({ id }: { id: string }) {
 
       {run.kind === 'distill' && <RoundTimeline id={id} />}
       {run.kind === 'distill' && <SamplesGrid id={id} />}
+      <TryPanel id={id} />
       <ExportPanel id={id} />
     </div>
   );

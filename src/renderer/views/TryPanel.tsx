@@ -1,0 +1,132 @@
+import { useEffect, useState } from 'react';
+import type { SampleResult } from '../../shared/messages.ts';
+import { api, useApp } from '../store/appStore.ts';
+import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
+
+const STEP_CHOICES = [128, 64, 32, 16, 8, 4, 2, 1];
+const MAX_KEPT = 6;
+
+interface Drawn {
+  key: number;
+  model: string;
+  prefix: string;
+  result: SampleResult;
+}
+
+/**
+ * "Try it": fresh samples from one of the run's models (a pretraining run's latest checkpoint; a distillation's
+ * teacher or a finished round's student) at any step count, seed and prefix. The latest results stay listed, newest
+ * first, so the same seed at two step counts or from two models can be read one above the other.
+ */
+export function TryPanel({ id }: { id: string }) {
+  const isAr = useApp((s) => s.runs[id]?.kind === 'pretrain-ar');
+  const { choices, pretrained } = useRunModelChoices(id, true);
+  const [picked, setPicked] = useState('');
+  const [steps, setSteps] = useState<number | null>(null);
+  const [samples, setSamples] = useState(2);
+  const [seed, setSeed] = useState(0);
+  const [prefix, setPrefix] = useState('');
+  const [busySince, setBusySince] = useState<number | null>(null);
+  const [now, setNow] = useState(0);
+  const [error, setError] = useState<string>();
+  const [drawn, setDrawn] = useState<Drawn[]>([]);
+  const choice = choices.find((c) => c.value === picked) ?? choices[choices.length - 1];
+  // The step count follows the model (a student's own N) until the user picks one.
+  const n = steps ?? choice?.steps ?? 128;
+
+  useEffect(() => {
+    setPicked('');
+    setSteps(null);
+    setError(undefined);
+    setDrawn([]);
+  }, [id]);
+  useEffect(() => {
+    if (busySince === null) return;
+    const t = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(t);
+  }, [busySince]);
+
+  async function draw() {
+    if (!choice) return;
+    const started = Date.now();
+    setBusySince(started);
+    setNow(started);
+    setError(undefined);
+    try {
+      const result = await api().sampleModel({ id, round: Number(choice.value), steps: n, samples, seed, ...(prefix ? { prefix } : {}) });
+      setDrawn((d) => [{ key: started, model: choice.label, prefix, result }, ...d].slice(0, MAX_KEPT));
+    } catch (e) {
+      setError((e as Error).message);
+    } finally {
+      setBusySince(null);
+    }
+  }
+
+  return (
+    <section className="panel" data-testid="try-panel">
+      <div className="panel-head">
+        <h3>Try it</h3>
+        <span className="muted">fresh samples from {pretrained ? 'the model as trained so far' : 'the teacher or a student'}, at any step count</span>
+      </div>
+      <div className="export-row">
+        <RunModelSelect label="model" testId="try-model" choices={choices} value={choice?.value ?? ''} empty="no checkpoint yet" onChange={setPicked} />
+        {!isAr && (
+          <label>
+            steps N
+            <select data-testid="try-steps" value={n} onChange={(e) => setSteps(Number(e.target.value))}>
+              {[...new Set([n, ...STEP_CHOICES])].sort((a, b) => b - a).map((s) => (
+                <option key={s} value={s}>
+                  {s}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        <label>
+          samples
+          <select data-testid="try-samples" value={samples} onChange={(e) => setSamples(Number(e.target.value))}>
+            {[1, 2, 4, 8].map((k) => (
+              <option key={k} value={k}>
+                {k}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          seed
+          <input data-testid="try-seed" type="number" min={0} value={seed} style={{ width: 80 }} onChange={(e) => setSeed(Math.max(0, Math.floor(Number(e.target.value) || 0)))} />
+        </label>
+        <label className="grow">
+          prefix (optional)
+          <input data-testid="try-prefix" value={prefix} maxLength={2000} placeholder="text every sample starts with" onChange={(e) => setPrefix(e.target.value)} />
+        </label>
+        <button type="button" className="primary" data-testid="try-submit" disabled={!choice || busySince !== null} onClick={() => void draw()}>
+          {busySince !== null ? `Sampling… ${Math.max(0, Math.round((now - busySince) / 1000))} s` : 'Sample'}
+        </button>
+      </div>
+      {error && (
+        <div className="error-line" data-testid="try-error" role="alert">
+          {error}
+        </div>
+      )}
+      {drawn.map((d) => (
+        <div key={d.key} className="try-result" data-testid="try-result">
+          <div className="sample-stats">
+            <b>{d.model}</b>
+            <span>{d.result.steps !== null ? `${d.result.steps} steps` : 'AR, nucleus p=0.95'}</span>
+            <span>seed {d.result.seed}</span>
+            {d.prefix && <span>prefix "{d.prefix.length > 40 ? `${d.prefix.slice(0, 40)}…` : d.prefix}"</span>}
+            <span>
+              {d.result.seconds.toFixed(1)} s{d.result.nfe !== undefined ? ` · ${d.result.nfe} forward passes` : ''} · {d.result.backend}
+            </span>
+          </div>
+          {d.result.texts.map((t, i) => (
+            <pre key={i} className="try-text" data-testid="try-text">
+              {t}
+            </pre>
+          ))}
+        </div>
+      ))}
+    </section>
+  );
+}
