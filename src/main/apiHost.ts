@@ -9,7 +9,7 @@
 // On-disk shapes read here (rounds.jsonl, samples/*.json) are described in runFiles.ts.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   API_METHODS,
@@ -32,7 +32,7 @@ import { SamplerBusyError } from './modelSampler.ts';
 import { exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
-import { describeCheckpoint, normaliseRound, readSampleCells, toMetricPoint } from './runFiles.ts';
+import { describeCheckpoint, normaliseRound, readSampleCells, roundCheckpoint, toMetricPoint } from './runFiles.ts';
 import { RunStoreError } from './runStore.ts';
 export { describeCheckpoint, safetensorsParamCount } from './runFiles.ts';
 
@@ -294,33 +294,8 @@ export class ApiHost implements SdttApi {
     return out;
   }
 
-  /** The checkpoint folder of `round` (-1: a pretrain run's latest checkpoint, or a distill run's teacher). */
   private roundCheckpoint(rec: RunRecord, round: number): { dir: string; step: number } {
-    const runDir = this.manager.store.dir(rec.id);
-    const ckDir = this.manager.store.checkpointsDir(rec.id);
-    const rounds = this.readRounds(rec.id);
-    let found: { dir: string; step: number } | null = null;
-    if (round === -1 && rec.kind !== 'distill') {
-      found = latestCheckpoint(ckDir);
-      if (!found) throw new ApiError(`run "${rec.id}" has no checkpoint yet`, 'not-found');
-    } else if (round === -1) {
-      const teacher = typeof rec.config.teacher === 'string' ? resolve(this.workspace, rec.config.teacher) : '';
-      const dir = teacher && existsSync(join(teacher, 'config.json')) ? teacher : teacher ? latestCheckpoint(existsSync(join(teacher, 'checkpoints')) ? join(teacher, 'checkpoints') : teacher)?.dir : undefined;
-      if (!dir) throw new ApiError(`run "${rec.id}": its teacher checkpoint (${String(rec.config.teacher)}) cannot be found`, 'not-found');
-      found = { dir, step: 0 };
-    } else {
-      const r = rounds.find((x) => x.round === round);
-      if (!r || r.status !== 'done') throw new ApiError(`run "${rec.id}" has no finished round ${round}${rounds.length ? ` (finished: ${rounds.filter((x) => x.status === 'done').map((x) => x.round).join(', ') || 'none'})` : ''}`, 'not-found');
-      const dir = r.checkpoint ? resolve(runDir, r.checkpoint) : join(ckDir, String(r.lastStep));
-      const rel = relative(runDir, dir);
-      if (rel.startsWith('..') || isAbsolute(rel)) throw new ApiError(`run "${rec.id}" round ${round}: checkpoint ${dir} lies outside the run folder`, 'conflict');
-      if (!existsSync(join(dir, 'model.safetensors'))) throw new ApiError(`run "${rec.id}" round ${round}: its checkpoint ${dir} is no longer on disk (only the last keepCheckpoints are kept)`, 'not-found');
-      found = { dir, step: r.lastStep };
-    }
-    if (!existsSync(join(found.dir, 'config.json')) || !existsSync(join(found.dir, 'model.safetensors'))) {
-      throw new ApiError(`${found.dir} is not a complete checkpoint (config.json + model.safetensors)`, 'not-found');
-    }
-    return found;
+    return roundCheckpoint(rec, round, this.readRounds(rec.id), { runDir: this.manager.store.dir(rec.id), checkpointsDir: this.manager.store.checkpointsDir(rec.id), workspace: this.workspace });
   }
 
   private toApiEvents(e: ManagerEvent): RunEvent[] {

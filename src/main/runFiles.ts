@@ -12,9 +12,11 @@
 //                            or { "cells": SampleCell[] }; conventionally named <round>-<steps>.json (round -1 =
 //                            the teacher). Cells that do not match the SampleCell shape are skipped with a warning.
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
-import type { MetricPoint, RoundSummary, SampleCell } from '../shared/api.ts';
+import { ApiError, type MetricPoint, type RoundSummary, type SampleCell } from '../shared/api.ts';
+import type { RunRecord } from '../shared/runState.ts';
+import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
 import { MAX_HEADER_BYTES } from '../worker/engine/safetensors.ts';
 
 /** A metrics.jsonl row as an API MetricPoint. */
@@ -121,4 +123,40 @@ export function readSampleCells(dir: string, warn: (line: string) => void): Samp
     if (bad) warn(`${file}: skipped ${bad} entr${bad === 1 ? 'y' : 'ies'} that are not SampleCells`);
   }
   return cells.sort((a, b) => a.round - b.round || b.steps - a.steps || a.seed - b.seed);
+}
+
+/**
+ * The checkpoint folder of `round` of run `rec` (-1: a pretraining run's latest checkpoint, or a distillation's
+ * teacher; r: the student of finished round r, which must lie inside the run folder). Throws ApiError
+ * (not-found | conflict) naming what is missing.
+ */
+export function roundCheckpoint(
+  rec: RunRecord,
+  round: number,
+  rounds: (RoundSummary & { checkpoint?: string })[],
+  paths: { runDir: string; checkpointsDir: string; workspace: string },
+): { dir: string; step: number } {
+  const { runDir, checkpointsDir: ckDir } = paths;
+  let found: { dir: string; step: number } | null = null;
+  if (round === -1 && rec.kind !== 'distill') {
+    found = latestCheckpoint(ckDir);
+    if (!found) throw new ApiError(`run "${rec.id}" has no checkpoint yet`, 'not-found');
+  } else if (round === -1) {
+    const teacher = typeof rec.config.teacher === 'string' ? resolve(paths.workspace, rec.config.teacher) : '';
+    const dir = teacher && existsSync(join(teacher, 'config.json')) ? teacher : teacher ? latestCheckpoint(existsSync(join(teacher, 'checkpoints')) ? join(teacher, 'checkpoints') : teacher)?.dir : undefined;
+    if (!dir) throw new ApiError(`run "${rec.id}": its teacher checkpoint (${String(rec.config.teacher)}) cannot be found`, 'not-found');
+    found = { dir, step: 0 };
+  } else {
+    const r = rounds.find((x) => x.round === round);
+    if (!r || r.status !== 'done') throw new ApiError(`run "${rec.id}" has no finished round ${round}${rounds.length ? ` (finished: ${rounds.filter((x) => x.status === 'done').map((x) => x.round).join(', ') || 'none'})` : ''}`, 'not-found');
+    const dir = r.checkpoint ? resolve(runDir, r.checkpoint) : join(ckDir, String(r.lastStep));
+    const rel = relative(runDir, dir);
+    if (rel.startsWith('..') || isAbsolute(rel)) throw new ApiError(`run "${rec.id}" round ${round}: checkpoint ${dir} lies outside the run folder`, 'conflict');
+    if (!existsSync(join(dir, 'model.safetensors'))) throw new ApiError(`run "${rec.id}" round ${round}: its checkpoint ${dir} is no longer on disk (only the last keepCheckpoints are kept)`, 'not-found');
+    found = { dir, step: r.lastStep };
+  }
+  if (!existsSync(join(found.dir, 'config.json')) || !existsSync(join(found.dir, 'model.safetensors'))) {
+    throw new ApiError(`${found.dir} is not a complete checkpoint (config.json + model.safetensors)`, 'not-found');
+  }
+  return found;
 }
