@@ -267,8 +267,8 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     assert.equal(tried.length, 2);
     assert.ok(tried.every((t) => t.startsWith('Alice')), JSON.stringify(tried));
     assert.match((await page.getByTestId('try-result').first().locator('.sample-stats').textContent()) ?? '', /latest checkpoint · step 200.*8 steps.*seed 0/);
-    await page.getByTestId('try-panel').scrollIntoViewIfNeeded();
-    await page.screenshot({ path: join(SHOTS, 'try-it.png') });
+    await page.getByTestId('try-panel').screenshot({ path: join(SHOTS, 'try-it.png') });
+    if (DOCS) copyFileSync(join(SHOTS, 'try-it.png'), join(DOCS, 'try-it.png'));
     lap('try it');
 
     // ---- compare: the form's run and the API's run --------------------------------------------------------------
