@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { SampleResult } from '../../shared/messages.ts';
 import { api, useApp } from '../store/appStore.ts';
 import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
@@ -30,6 +30,8 @@ export function TryPanel({ id }: { id: string }) {
   const [now, setNow] = useState(0);
   const [error, setError] = useState<string>();
   const [drawn, setDrawn] = useState<Drawn[]>([]);
+  const shownId = useRef(id);
+  shownId.current = id;
   const choice = choices.find((c) => c.value === picked) ?? choices[choices.length - 1];
   // The step count follows the model (a student's own N) until the user picks one.
   const n = steps ?? choice?.steps ?? 128;
@@ -54,9 +56,10 @@ export function TryPanel({ id }: { id: string }) {
     setError(undefined);
     try {
       const result = await api().sampleModel({ id, round: Number(choice.value), steps: n, samples, seed, ...(prefix ? { prefix } : {}) });
-      setDrawn((d) => [{ key: started, model: choice.label, prefix, result }, ...d].slice(0, MAX_KEPT));
+      // The user may have opened another run meanwhile: these samples belong to the one they were asked of.
+      if (shownId.current === id) setDrawn((d) => [{ key: started, model: choice.label, prefix, result }, ...d].slice(0, MAX_KEPT));
     } catch (e) {
-      setError((e as Error).message);
+      if (shownId.current === id) setError((e as Error).message);
     } finally {
       setBusySince(null);
     }
