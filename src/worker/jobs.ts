@@ -155,7 +155,8 @@ export class JobLoop {
     }
   }
 
-  /** The sampling job: samples from one checkpoint, answers 'sampled', then 'done'. Stop ends it where it is. */
+  /** The sampling job: samples from one checkpoint, answers 'sampled', then 'done'. A 'stop' meanwhile discards the
+   * result (sampling is not interruptible; a host that needs the worker gone sooner kills it). */
   private async sample(req: SampleRequest): Promise<void> {
     try {
       const sampleText = this.opts.sampleText ?? (await import('./engine/sampleText.ts')).sampleText;
