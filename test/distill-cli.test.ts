@@ -1,5 +1,6 @@
 // `sdtt distill` (src/cli/distill.ts), in-process: round banners, the final table, ONE JSON line on stdout, and
-// re-running the same command resumes the run instead of starting over; `sdtt demo` names a missing model folder.
+// re-running the same command resumes the run instead of starting over; `sdtt demo` names a missing model folder;
+// `sdtt eval` (shipped judge by default, --plot) and `sdtt sample` on tiny models.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { latestCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 import { DEMO_JUDGE, DEMO_TEACHER, defaultDistillRunId, run, runDemo } from '../src/cli/distill.ts';
 import { run as evalRun } from '../src/cli/evaluate.ts';
+import { run as sampleRun } from '../src/cli/sample.ts';
 import { tinyTeacherAndJudge, trainTinyRun } from './helpers/fixtures.ts';
 
 const DATA = 'test/fixtures/alice.txt';
@@ -123,4 +125,21 @@ test('sdtt eval --plot draws the table: the model against N, the judge samples a
   assert.deepEqual(pointYs.map((y) => y < refY), byN.map((r: { gen_ppl: number }) => r.gen_ppl > realText));
   await assert.rejects(evalRun(['--model', teacher, '--judge', judge, '--data', DATA, '--plot', file]), /--plot draws the generative-perplexity table: give --steps LIST/);
   await assert.rejects(evalRun(['--model', teacher, '--judge', judge, '--steps', '2', '--plot', join(ws, 'table.gif')]), /must end in \.png or \.svg/);
+});
+
+test('sdtt sample: MDLM and AR samples with a prefix, the JSON file, and a prefix too long named as a usage error', async () => {
+  const { ws, teacher, judge } = await tinyTeacherAndJudge(10, 'sdtt-eval-plot-');
+  const file = join(ws, 'samples.json');
+  const res = await capture(() => sampleRun(['--model', teacher, '--steps', '4', '--samples', '2', '--seed', '1', '--prefix', 'Al', '--json', file]));
+  assert.equal(res.code, 0, res.err);
+  const j = JSON.parse(readFileSync(file, 'utf8'));
+  assert.deepEqual([j.arch, j.steps, j.seed, j.texts.length], ['mdlm', 4, 1, 2]);
+  assert.ok(j.texts.every((t: string) => t.startsWith('Al')), JSON.stringify(j.texts));
+  assert.ok(j.nfe >= 1 && j.nfe <= 4);
+  for (const t of j.texts) assert.ok(res.out.includes(t), 'each sample is printed');
+  assert.match(res.err, /model .* \(mdlm, (ema|raw) weights\) \| backend \S+ \| device /);
+  const ar = await capture(() => sampleRun(['--model', judge, '--samples', '1', '--prefix', 'Al']));
+  assert.equal(ar.code, 0, ar.err);
+  assert.match(ar.out, /--- sample 0 ---\nAl/);
+  await assert.rejects(sampleRun(['--model', teacher, '--prefix', 'x'.repeat(300)]), /--prefix: the prefix is 300 tokens; it must be shorter than the sequence length/);
 });
