@@ -305,6 +305,9 @@ test('integration: createRun -> start -> events -> getMetrics -> exportRound (lo
     mkdirSync(join(ws, 'exports', 'empty'));
     assert.equal((await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/empty' })).folder, join(ws, 'exports', 'empty'));
     await rejects(host.controlRun({ id: 'tiny', action: 'start' }), 'conflict', /is done/);
+    // never into a run's checkpoints folder, where it would pass for the latest checkpoint
+    await rejects(host.exportRound({ id: 'tiny', round: -1, folder: 'runs/tiny/checkpoints/999999' }), 'conflict', /lies in run "tiny"'s checkpoints folder/);
+    assert.ok(!existsSync(join(manager.store.checkpointsDir('tiny'), '999999')));
 
     // "try it": fresh samples from the run's latest checkpoint, in a worker; the same seed gives the same texts
     const ask = { id: 'tiny', round: -1, steps: 8, samples: 2, seed: 5, prefix: 'Alice' };

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../src/shared/messages.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { RunManager, type RunEvent } from '../src/main/runManager.ts';
+import { ModelSampler } from '../src/main/modelSampler.ts';
+import { isAlive } from '../src/main/runLifecycle.ts';
 import { ApiHost } from '../src/main/apiHost.ts';
 import type { RunEvent as ApiEvent } from '../src/shared/api.ts';
 import { forkSpawner, type ChildLike } from '../src/main/workerSpawner.ts';
@@ -363,6 +365,73 @@ test('a run held by another live process is refused with where it runs; one whos
   assert.equal(children.length, 1, 'starting it again launches a worker (it resumes from its checkpoint)');
   assert.equal(mgr.get('r').pid, children[0].pid);
   cleanup();
+});
+
+test('a run started or paused while it waits for a slot carries no pid, so no old or reused pid can hold it', async () => {
+  const { mgr, store, children, cleanup } = setup({ concurrency: 1 });
+  mgr.create('pretrain', cfg(), { id: 'a' });
+  mgr.create('pretrain', cfg(), { id: 'r' });
+  mgr.start('a');
+  await tick();
+  store.update('r', { status: 'running', pid: spawnSync(process.execPath, ['-e', '']).pid! });
+  assert.deepEqual([mgr.start('r').status, store.read('r').pid], ['queued', undefined]);
+  assert.deepEqual([mgr.pause('r').status, store.read('r').pid], ['paused', undefined]);
+  assert.equal(mgr.get('r').status, 'paused', 'paused in the queue, not "interrupted"');
+  assert.equal(mgr.stop('r').status, 'stopped');
+  assert.equal(children.length, 1);
+  cleanup();
+});
+
+test('isAlive: a live Node process is; an exited one, or a pid held by an unrelated program (Linux /proc), is not', { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc here' }, async () => {
+  const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  const other = spawn('sleep', ['60']);
+  try {
+    await new Promise((r) => setTimeout(r, 200)); // let exec replace the forked image
+    assert.equal(isAlive(node.pid!), true);
+    assert.equal(isAlive(other.pid!), false, 'sleep is not a process that runs jobs');
+    assert.equal(isAlive(spawnSync(process.execPath, ['-e', '']).pid!), false);
+  } finally {
+    node.kill('SIGKILL');
+    other.kill('SIGKILL');
+  }
+});
+
+test('ModelSampler: one job at a time; a worker that dies says how; dispose kills a running job', async () => {
+  const children: FakeChild[] = [];
+  const sampler = new ModelSampler(() => {
+    const c = new FakeChild();
+    children.push(c);
+    return c;
+  }, 'entry.ts');
+  const request = { checkpoint: '/r/checkpoints/4', steps: 8, samples: 2, seed: 0 };
+  const ok = sampler.sample(request);
+  await assert.rejects(sampler.sample(request), /another sampling job is running/);
+  children[0].say({ type: 'ready' });
+  assert.deepEqual(children[0].sent, [{ type: 'sample', request }]);
+  const result = { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, seed: 0, texts: ['a', 'b'], seconds: 0.1 };
+  children[0].say({ type: 'sampled', result });
+  children[0].say({ type: 'done', status: 'done', step: 0 });
+  children[0].exit(0);
+  assert.deepEqual(await ok, result);
+  assert.equal(sampler.busy, false);
+
+  const early = sampler.sample(request); // dies before 'ready'
+  children[1].tail = 'Error: Cannot find module tsx';
+  children[1].exit(1);
+  await assert.rejects(early, /^Error: launch-failed: the sampling worker ended without samples \(exit code 1\); last output: Error: Cannot find module tsx/);
+
+  const failing = sampler.sample(request); // the engine's error text is the answer
+  children[2].say({ type: 'ready' });
+  children[2].say({ type: 'error', message: 'the prefix is 300 tokens; it must be shorter than the sequence length 128' });
+  children[2].exit(1);
+  await assert.rejects(failing, /the prefix is 300 tokens/);
+
+  const running = sampler.sample(request);
+  children[3].say({ type: 'ready' });
+  sampler.dispose();
+  await assert.rejects(running, /killed: the sampling worker ended without samples \(signal SIGKILL\)/);
+  assert.deepEqual(children[3].killed, ['SIGKILL']);
+  assert.equal(sampler.busy, false);
 });
 
 // ---- integration: real worker process, real engine ------------------------------------------------------------

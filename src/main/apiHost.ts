@@ -9,7 +9,7 @@
 // On-disk shapes read here (rounds.jsonl, samples/*.json) are described in runFiles.ts.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   API_METHODS,
@@ -268,6 +268,11 @@ export class ApiHost implements SdttApi {
   private doExportRound(id: string, round: number, folderIn: string, dtype: ExportDtype = 'f32'): ApiResponses['exportRound'] {
     const rec = this.requireRun(id);
     const folder = resolve(this.workspace, folderIn);
+    // A model folder among a run's checkpoints would pass for its latest checkpoint, one it cannot resume from.
+    const inRuns = relative(this.manager.store.root, folder).split(sep);
+    if (inRuns.length >= 2 && inRuns[0] !== '..' && inRuns[1] === 'checkpoints') {
+      throw new ApiError(`${folder} lies in run "${inRuns[0]}"'s checkpoints folder, where an export would pass for a checkpoint; choose another folder`, 'conflict');
+    }
     const src = this.roundCheckpoint(rec, round);
     return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype }) };
   }

@@ -1,13 +1,15 @@
 // One-shot sampling from a checkpoint for the app's "try it" panel. Main never loads the engine, so a worker process
 // does it: spawn, wait for 'ready', send 'sample', keep the 'sampled' answer, settle when the worker exits (it exits
 // after answering). Nothing is written to disk. One job at a time: sampling takes both cores, as training does.
-import { SampleRequest, classifyExit, describeExit, parseWorkerToMain, type SampleResult } from '../shared/messages.ts';
+import { SampleRequest, classifyExit, lastLine, parseWorkerToMain, type SampleResult } from '../shared/messages.ts';
+import type { ChildLike } from './workerSpawner.ts';
 import type { Spawner } from './workerSpawner.ts';
 
 export class SamplerBusyError extends Error {}
 
 export class ModelSampler {
   private running = false;
+  private child: ChildLike | null = null;
 
   constructor(
     private readonly spawn: Spawner,
@@ -20,6 +22,11 @@ export class ModelSampler {
     return this.running;
   }
 
+  /** Kills a running job (the host is shutting down): its promise rejects, nothing was written. */
+  dispose(): void {
+    this.child?.kill('SIGKILL');
+  }
+
   /** Rejects with SamplerBusyError while another job runs, with the worker's error text when sampling fails. */
   sample(request: SampleRequest): Promise<SampleResult> {
     if (this.running) return Promise.reject(new SamplerBusyError('another sampling job is running; try again when it has finished'));
@@ -29,16 +36,20 @@ export class ModelSampler {
       let result: SampleResult | null = null;
       let failure: string | null = null;
       let settled = false;
+      let ready = false;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const settle = (code: number | null, signal: string | null, tail: string) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         this.running = false;
+        this.child = null;
         if (result) return resolve(result);
-        reject(new Error(failure ?? describeExit(classifyExit(code, signal, tail), code, signal, tail)));
+        const how = signal ? `signal ${signal}` : `exit code ${code}`;
+        const why = lastLine(tail);
+        reject(new Error(failure ?? `${classifyExit(code, signal, tail, { launched: ready })}: the sampling worker ended without samples (${how})${why ? `; last output: ${why}` : ''}`));
       };
-      let child: ReturnType<Spawner>;
+      let child: ChildLike;
       try {
         child = this.spawn(this.entry, []);
       } catch (e) {
@@ -49,7 +60,7 @@ export class ModelSampler {
         failure = `sampling did not finish within ${Math.round(this.timeoutMs / 1000)} s`;
         child.kill('SIGKILL');
       }, this.timeoutMs);
-      let ready = false;
+      this.child = child;
       child.on('message', (raw) => {
         const parsed = parseWorkerToMain(raw);
         if (!parsed.ok) {

@@ -2,6 +2,7 @@
 // checking that its config computes the same thing (only steps and execution settings may change) and that no live
 // process is running it. Shared by the RunManager and the CLI so that a run started headless and resumed from the
 // GUI (or the other way round) follows one rule.
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
@@ -66,14 +67,26 @@ export function newRunId(kind: string, now = new Date()): string {
   return `${kind}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * Whether `pid` is a live process that can be running a job: it exists, and where /proc tells its command line
+ * (Linux), that line is a Node or Electron one, so a pid reused by an unrelated program after a crash or a restart
+ * does not hold a run forever (nor get named in a "kill -TERM" hint).
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it exists but belongs to someone else; still alive.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return true; // no /proc (macOS, Windows) or not readable: existence is all we know
+  }
+  // Empty: a zombie (exited, not yet reaped) or a kernel thread, neither of which runs a job.
+  return /node|electron|sdtt|--type=utility/i.test(cmdline);
 }
 
 /**

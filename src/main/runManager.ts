@@ -105,7 +105,8 @@ export class RunManager {
     if (rec.status === 'done') throw new Error(`run "${id}" is done; reopen it with more steps to continue`);
     assertNotLive(rec);
     this.queue.push(id);
-    const queued = rec.status === 'queued' ? rec : this.setStatus(id, { status: 'queued', reason: undefined });
+    // A queued run has no process (yet): a pid left from an earlier one would read as "held elsewhere" if reused.
+    const queued = rec.status === 'queued' && rec.pid === undefined ? rec : this.setStatus(id, { status: 'queued', reason: undefined, pid: undefined });
     this.pump();
     return this.live.has(id) ? this.store.read(id) : queued;
   }
@@ -128,7 +129,7 @@ export class RunManager {
       return this.store.read(id);
     }
     this.assertNotElsewhere(id, 'pause');
-    if (this.dequeue(id)) return this.setStatus(id, { status: 'paused' });
+    if (this.dequeue(id)) return this.setStatus(id, { status: 'paused', pid: undefined });
     return this.get(id);
   }
 
@@ -136,7 +137,8 @@ export class RunManager {
   stop(id: string): RunRecord {
     const l = this.live.get(id);
     if (l) {
-      if (l.stopRequested) return this.store.read(id);
+      // Already asked, or the worker already said done/error: its exit deadline stands.
+      if (l.stopRequested || l.final) return this.store.read(id);
       l.stopRequested = true;
       if (!l.ready) {
         l.stopKilled = true; // nothing computed yet: no checkpoint to wait for
@@ -203,8 +205,10 @@ export class RunManager {
     return new Promise((r) => this.waiters.set(id, [...(this.waiters.get(id) ?? []), r]));
   }
 
-  /** Stops every active run (each checkpoints) and waits for the workers to exit; queued runs stay queued. */
+  /** Stops every active run (each checkpoints) and waits for the workers to exit; queued runs stay queued; a
+   * sampling job is killed (it writes nothing). */
   async shutdown(): Promise<void> {
+    this.sampler.dispose();
     this.queue.length = 0;
     const ids = [...this.live.keys()];
     for (const id of ids) this.stop(id);

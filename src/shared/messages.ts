@@ -240,7 +240,8 @@ export function describeExit(reason: ExitReason, code: number | null, signal: st
   }
 }
 
-function lastLine(text: string): string {
+/** The line of a process's output that best says why it ended (the error line, else the last one), cut to 300 characters. */
+export function lastLine(text: string): string {
   // The last line of a Node crash is usually a stack frame; the line naming the error is more useful.
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   const errLine = [...lines].reverse().find((x) => /error|exception|fatal/i.test(x) && !x.startsWith('at '));

@@ -1,7 +1,8 @@
 // App state (zustand, one store built from slices): connection + host info, runs, the open run's rounds and
-// samples, models, the compare selection. Metric points live in metricsStore, not here.
+// samples, models, the compare selection, "try it" results. Metric points live in metricsStore, not here.
 import { create, type StateCreator } from 'zustand';
-import type { AppInfo, ModelInfo, RoundSummary, RunEvent, SampleCell, SdttApi } from '../../shared/api.ts';
+import type { ApiRequest, AppInfo, ModelInfo, RoundSummary, RunEvent, SampleCell, SdttApi } from '../../shared/api.ts';
+import type { SampleResult } from '../../shared/messages.ts';
 import type { RunRecord } from '../../shared/runState.ts';
 import type { ApiHandle } from '../api/client.ts';
 import type { ConnectionStatus } from '../api/wsClient.ts';
@@ -38,12 +39,26 @@ interface CompareSlice {
   compareIds: string[];
   toggleCompare(id: string): void;
 }
+/** One "try it" result: the model's label, the prefix asked for, the host's answer. */
+export interface TryDrawn {
+  key: number;
+  model: string;
+  prefix: string;
+  result: SampleResult;
+}
+interface TrySlice {
+  /** The host samples one job at a time: the run whose panel asked, and since when (panels remount per run). */
+  tryBusy: { runId: string; since: number } | null;
+  /** Per run, its latest results, newest first, and its last error. */
+  tryResults: Record<string, TryDrawn[]>;
+  tryErrors: Record<string, string | undefined>;
+}
 interface NoticeSlice {
   notices: { id: number; text: string; kind: 'error' | 'info' }[];
   notify(text: string, kind?: 'error' | 'info'): void;
   dismiss(id: number): void;
 }
-export type AppState = ConnectionSlice & RunsSlice & DetailSlice & CompareSlice & NoticeSlice;
+export type AppState = ConnectionSlice & RunsSlice & DetailSlice & CompareSlice & TrySlice & NoticeSlice;
 
 let handle: ApiHandle | null = null;
 export function api(): SdttApi {
@@ -81,6 +96,7 @@ const compareSlice: StateCreator<AppState, [], [], CompareSlice> = (set, get) =>
     if (!cur.includes(id)) void loadMetrics(api(), id);
   },
 });
+const trySlice: StateCreator<AppState, [], [], TrySlice> = () => ({ tryBusy: null, tryResults: {}, tryErrors: {} });
 let noticeId = 1;
 const noticeSlice: StateCreator<AppState, [], [], NoticeSlice> = (set, get) => ({
   notices: [],
@@ -97,6 +113,7 @@ export const useApp = create<AppState>()((...a) => ({
   ...runsSlice(...a),
   ...detailSlice(...a),
   ...compareSlice(...a),
+  ...trySlice(...a),
   ...noticeSlice(...a),
 }));
 
@@ -193,6 +210,21 @@ export async function openRun(id: string): Promise<void> {
     useApp.setState((s) => ({ detailError: { ...s.detailError, [id]: msg(e) } }));
   }
   await Promise.all([loadMetrics(api(), id), refreshSamples(id)]);
+}
+
+/** Fresh samples from run `runId`'s model (labelled `model`); keeps the last `keep` results of that run. */
+export async function trySample(runId: string, model: string, req: Omit<ApiRequest<'sampleModel'>, 'id'>, keep = 6): Promise<void> {
+  const since = Date.now();
+  useApp.setState((s) => ({ tryBusy: { runId, since }, tryErrors: { ...s.tryErrors, [runId]: undefined } }));
+  try {
+    const result = await api().sampleModel({ id: runId, ...req });
+    const entry = { key: since, model, prefix: req.prefix ?? '', result };
+    useApp.setState((s) => ({ tryResults: { ...s.tryResults, [runId]: [entry, ...(s.tryResults[runId] ?? [])].slice(0, keep) } }));
+  } catch (e) {
+    useApp.setState((s) => ({ tryErrors: { ...s.tryErrors, [runId]: msg(e) } }));
+  } finally {
+    useApp.setState({ tryBusy: null });
+  }
 }
 
 export async function control(id: string, action: 'start' | 'pause' | 'resume' | 'stop'): Promise<void> {

@@ -22,7 +22,10 @@ export function ExportPanel({ id }: { id: string }) {
     setPicked('');
     setFolder('');
   }, [id]);
-  const defaultFolder = workspace ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${round !== '' && !pretrained ? `-round${round}` : ''}` : '';
+  // Named after what is exported, so exporting again after more training, or as f16 after f32, gets a new folder.
+  const step = useApp((s) => s.runs[id]?.step ?? 0);
+  const what = round === '' ? '' : pretrained ? `-step${step}` : `-round${round}`;
+  const defaultFolder = workspace ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${what}${dtype === 'f16' ? '-f16' : ''}` : '';
 
   async function submit() {
     setBusy(true);

@@ -1,17 +1,9 @@
-import { useEffect, useRef, useState } from 'react';
-import type { SampleResult } from '../../shared/messages.ts';
-import { api, useApp } from '../store/appStore.ts';
+import { useEffect, useState } from 'react';
+import { trySample, useApp } from '../store/appStore.ts';
 import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
 
 const STEP_CHOICES = [128, 64, 32, 16, 8, 4, 2, 1];
 const MAX_KEPT = 6;
-
-interface Drawn {
-  key: number;
-  model: string;
-  prefix: string;
-  result: SampleResult;
-}
 
 /**
  * "Try it": fresh samples from one of the run's models (a pretraining run's latest checkpoint; a distillation's
@@ -26,44 +18,22 @@ export function TryPanel({ id }: { id: string }) {
   const [samples, setSamples] = useState(2);
   const [seed, setSeed] = useState(0);
   const [prefix, setPrefix] = useState('');
-  const [busySince, setBusySince] = useState<number | null>(null);
+  const busy = useApp((s) => s.tryBusy);
+  const drawn = useApp((s) => s.tryResults[id]) ?? [];
+  const error = useApp((s) => s.tryErrors[id]);
   const [now, setNow] = useState(0);
-  const [error, setError] = useState<string>();
-  const [drawn, setDrawn] = useState<Drawn[]>([]);
-  const shownId = useRef(id);
-  shownId.current = id;
   const choice = choices.find((c) => c.value === picked) ?? choices[choices.length - 1];
   // The step count follows the model (a student's own N) until the user picks one.
   const n = steps ?? choice?.steps ?? 128;
 
   useEffect(() => {
-    setPicked('');
-    setSteps(null);
-    setError(undefined);
-    setDrawn([]);
-  }, [id]);
-  useEffect(() => {
-    if (busySince === null) return;
+    if (busy === null) return;
+    setNow(Date.now());
     const t = setInterval(() => setNow(Date.now()), 500);
     return () => clearInterval(t);
-  }, [busySince]);
+  }, [busy]);
 
-  async function draw() {
-    if (!choice) return;
-    const started = Date.now();
-    setBusySince(started);
-    setNow(started);
-    setError(undefined);
-    try {
-      const result = await api().sampleModel({ id, round: Number(choice.value), steps: n, samples, seed, ...(prefix ? { prefix } : {}) });
-      // The user may have opened another run meanwhile: these samples belong to the one they were asked of.
-      if (shownId.current === id) setDrawn((d) => [{ key: started, model: choice.label, prefix, result }, ...d].slice(0, MAX_KEPT));
-    } catch (e) {
-      if (shownId.current === id) setError((e as Error).message);
-    } finally {
-      setBusySince(null);
-    }
-  }
+  const draw = () => choice && void trySample(id, choice.label, { round: Number(choice.value), steps: n, samples, seed, ...(prefix ? { prefix } : {}) }, MAX_KEPT);
 
   return (
     <section className="panel" data-testid="try-panel">
@@ -97,14 +67,14 @@ export function TryPanel({ id }: { id: string }) {
         </label>
         <label>
           seed
-          <input data-testid="try-seed" type="number" min={0} value={seed} style={{ width: 80 }} onChange={(e) => setSeed(Math.max(0, Math.floor(Number(e.target.value) || 0)))} />
+          <input data-testid="try-seed" type="number" min={0} value={seed} style={{ width: 80 }} onChange={(e) => setSeed(Math.min(2 ** 31 - 1, Math.max(0, Math.floor(Number(e.target.value) || 0))))} />
         </label>
         <label className="grow">
           prefix (optional)
           <input data-testid="try-prefix" value={prefix} maxLength={2000} placeholder="text every sample starts with" onChange={(e) => setPrefix(e.target.value)} />
         </label>
-        <button type="button" className="primary" data-testid="try-submit" disabled={!choice || busySince !== null} onClick={() => void draw()}>
-          {busySince !== null ? `Sampling… ${Math.max(0, Math.round((now - busySince) / 1000))} s` : 'Sample'}
+        <button type="button" className="primary" data-testid="try-submit" disabled={!choice || busy !== null} onClick={draw}>
+          {busy === null ? 'Sample' : `Sampling${busy.runId === id ? '' : ` (${busy.runId})`}… ${Math.max(0, Math.round((now - busy.since) / 1000))} s`}
         </button>
       </div>
       {error && (
