@@ -287,6 +287,8 @@ test('distill events (activity, round, samples) are published and forwarded by A
   assert.equal(mgr.activity('d'), undefined);
   assert.equal('activity' in (await host.getRun({ id: 'd' })), false);
   const forwarded = api.filter((e) => e.type !== 'status');
+  // 'started' tells clients that metrics after the start step are gone (a resumed run redoes them)
+  assert.deepEqual(forwarded.shift(), { type: 'restarted', runId: 'd', fromStep: 0 });
   assert.deepEqual(forwarded.map((e) => e.type), ['activity', 'round', 'samples', 'activity']);
   assert.deepEqual(forwarded[0], { type: 'activity', runId: 'd', text: 'round 0: held-out NELBO' });
   assert.deepEqual(forwarded[3], { type: 'activity', runId: 'd', text: null });

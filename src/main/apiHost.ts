@@ -327,8 +327,10 @@ export class ApiHost implements SdttApi {
         return r ? [{ type: 'round', runId: e.runId, round: r }] : [];
       }
       case 'started':
+        // Preceded by a status event carrying backend/device; the log was cut back to the checkpoint it resumed from.
+        return [{ type: 'restarted', runId: e.runId, fromStep: e.startStep }];
       case 'progress':
-        return []; // 'started' is preceded by a status event carrying backend/device; progress has no API event
+        return []; // progress has no API event
     }
   }
 }

@@ -115,6 +115,8 @@ export type RunEvent =
   | { type: 'metrics'; runId: string; points: MetricPoint[] }
   | { type: 'round'; runId: string; round: RoundSummary }
   | { type: 'samples'; runId: string }
+  /** A run (re)started from its checkpoint at `fromStep`: metrics logged after it were dropped and will be redone. */
+  | { type: 'restarted'; runId: string; fromStep: number }
   /** What a distillation's evaluation is doing now ("round 0: self-BLEU"); null once training steps resume. */
   | { type: 'activity'; runId: string; text: string | null };
 

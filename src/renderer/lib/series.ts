@@ -59,12 +59,9 @@ export class Table<F extends string> {
 export class RunSeries {
   readonly train = new Table(TRAIN_FIELDS);
   readonly eval = new Table(EVAL_FIELDS);
-  /** Metric points received from the server (train + eval, duplicates included): the `from` of the next getMetrics. */
-  received = 0;
   append(points: readonly { type: string; step: number; [k: string]: unknown }[]): number {
     let added = 0;
     for (const p of points) {
-      this.received++;
       if (p.type === 'train' ? this.train.append(p) : p.type === 'eval' ? this.eval.append(p) : false) added++;
     }
     return added;

@@ -6,7 +6,7 @@ import type { SampleResult } from '../../shared/messages.ts';
 import type { RunRecord } from '../../shared/runState.ts';
 import type { ApiHandle } from '../api/client.ts';
 import type { ConnectionStatus } from '../api/wsClient.ts';
-import { ingestMetrics, loadMetrics, topUpAll } from './metricsStore.ts';
+import { ingestMetrics, loadMetrics, metricsRestarted, reloadAll } from './metricsStore.ts';
 
 export type View = 'run' | 'new' | 'compare';
 
@@ -161,6 +161,9 @@ export function handleEvent(e: RunEvent): void {
     case 'activity':
       setActivity(e.runId, e.text);
       break;
+    case 'restarted':
+      void metricsRestarted(api(), e.runId);
+      break;
   }
 }
 
@@ -248,7 +251,7 @@ export function initStore(h: ApiHandle): () => void {
       void refreshModels();
       const sel = useApp.getState().selectedId;
       if (sel) void openRun(sel);
-      void topUpAll(h.api);
+      void reloadAll(h.api);
     }),
   ];
   void refreshInfo();

@@ -58,41 +58,45 @@ export function ingestMetrics(runId: string, points: MetricPoint[]): void {
 }
 
 /**
- * Loads a run's metric history (paged getMetrics) into its series; afterwards live events append. Called again
- * (e.g. after a reconnect) it fetches only what came after the points already received.
+ * Loads a run's metric history (paged getMetrics) into its series; afterwards live events append. Called again with
+ * `force` (after a reconnect, or when a resumed run's log was cut back to its checkpoint) it reloads the history
+ * from the start into a new series and swaps it in whole: the old curve stays on screen until then, and no point
+ * is skipped or kept twice (live points that arrive meanwhile wait, and are applied deduplicated by step).
  */
 export async function loadMetrics(api: SdttApi, runId: string, opts: { force?: boolean } = {}): Promise<void> {
   const st = useMetrics.getState();
   const cur = st.load.get(runId);
   if (cur === 'loading') return;
   if (cur === 'loaded' && !opts.force) return;
-  let s = st.series.get(runId);
-  if (!s || cur === 'error') {
-    s = new RunSeries();
-    st.series.set(runId, s);
-  }
+  const fresh = new RunSeries();
   st.load.set(runId, 'loading');
   st.errors.delete(runId);
   try {
-    for (;;) {
-      const { points, next } = await api.getMetrics({ id: runId, from: s.received });
+    for (let from = 0; ; ) {
+      const { points, next } = await api.getMetrics({ id: runId, from });
       if (points.length === 0) break;
-      s.append(points);
-      s.received = Math.max(s.received, next);
+      fresh.append(points);
+      from = next;
     }
+    for (const batch of pendingWhileLoading.get(runId) ?? []) fresh.append(batch);
+    st.series.set(runId, fresh);
     st.load.set(runId, 'loaded');
-    for (const batch of pendingWhileLoading.get(runId) ?? []) s.append(batch);
-    pendingWhileLoading.delete(runId);
   } catch (e) {
     st.load.set(runId, 'error');
     st.errors.set(runId, (e as Error).message);
+  } finally {
     pendingWhileLoading.delete(runId);
   }
   useMetrics.setState((x) => ({ version: x.version + 1 }));
 }
 
-/** After a reconnect: top up every loaded series from where it stopped. */
-export async function topUpAll(api: SdttApi): Promise<void> {
+/** After a reconnect: reload every series that was loaded (events may have been missed meanwhile). */
+export async function reloadAll(api: SdttApi): Promise<void> {
   const ids = [...useMetrics.getState().load.entries()].filter(([, v]) => v !== 'loading').map(([k]) => k);
   await Promise.all(ids.map((id) => loadMetrics(api, id, { force: true })));
+}
+
+/** A run restarted from a checkpoint: its loaded series is reloaded (the steps after the checkpoint are redone). */
+export function metricsRestarted(api: SdttApi, runId: string): Promise<void> {
+  return useMetrics.getState().load.get(runId) === 'loaded' ? loadMetrics(api, runId, { force: true }) : Promise.resolve();
 }
