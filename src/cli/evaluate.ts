@@ -12,8 +12,7 @@ import { validationBatches } from '../worker/engine/data/batches.ts';
 import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
-import { writeAtomic } from '../main/runStore.ts';
-import { renderPngs } from './report.ts';
+import { writeFigures } from './report.ts';
 import { plotSize, plotSvg, type PlotRef } from './reportPlot.ts';
 
 const FLAGS: Flags = {
@@ -111,13 +110,8 @@ type Baseline = { source: string; gen_ppl: number; entropy: number };
 async function writeTablePlot(file: string, title: string, rows: { steps: number; gen_ppl: number; gen_ppl_se: number; entropy: number }[], baselines: Baseline[]): Promise<string> {
   const series = [{ label: 'MDLM, ancestral sampler', points: rows.map((r) => ({ n: r.steps, ppl: r.gen_ppl, se: r.gen_ppl_se, entropy: r.entropy })) }];
   const refs: PlotRef[] = baselines.map((b) => ({ label: BASELINE_LABELS[b.source] ?? b.source, ppl: b.gen_ppl, entropy: b.entropy }));
-  const svg = plotSvg(title, series, refs);
-  if (file.endsWith('.png')) {
-    const why = await renderPngs([{ svg, ...plotSize(series.length + refs.length), file }]);
-    if (!why) return file;
-    file = file.replace(/\.png$/, '.svg');
-    console.error(`PNG not rendered: ${why}; writing ${file} instead`);
-  }
-  writeAtomic(file, svg + '\n');
-  return file;
+  // writeFigures names a PNG job's file; an SVG request is the same job written as SVG.
+  const job = { svg: plotSvg(title, series, refs), ...plotSize(series.length + refs.length), file: file.replace(/\.svg$/, '.png') };
+  const { files } = await writeFigures([job], file.endsWith('.png') ? 'png' : 'svg', (l) => console.error(l));
+  return files[0];
 }

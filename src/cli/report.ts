@@ -192,6 +192,26 @@ export interface ReportOutcome {
 }
 
 /** The whole command without the flag parsing: load, plot, write. */
+/**
+ * Writes each figure as its PNG (`format` png) or as SVG beside it (`format` svg, or when Chromium cannot render:
+ * said through `warn`, the reason returned). Returns the files written.
+ */
+export async function writeFigures(jobs: PlotJob[], format: 'png' | 'svg', warn: (line: string) => void, chromium?: string): Promise<{ files: string[]; pngFallback?: string }> {
+  let pngFallback: string | undefined;
+  if (format === 'png') {
+    const why = await renderPngs(jobs, chromium);
+    if (why) {
+      pngFallback = why;
+      warn(`PNG figures not rendered: ${why}; writing SVG figures instead`);
+    }
+  }
+  const files = jobs.map((j) => (format === 'svg' || pngFallback ? j.file.replace(/\.png$/, '.svg') : j.file));
+  jobs.forEach((j, i) => {
+    if (files[i].endsWith('.svg')) writeAtomic(files[i], j.svg + '\n');
+  });
+  return pngFallback ? { files, pngFallback } : { files };
+}
+
 export async function writeReport(opts: ReportOptions): Promise<ReportOutcome> {
   const warn = opts.warn ?? ((s: string) => console.error(`warning: ${s}`));
   const runs = opts.runs.map((d) => loadRun(d, warn));
@@ -205,18 +225,7 @@ export async function writeReport(opts: ReportOptions): Promise<ReportOutcome> {
     const { width, height } = plotSize(series.length);
     return { svg: plotSvg(plotTitle(r), series), width, height, file: join(plotDir, `${stems[i]}.png`) };
   });
-  let pngFallback: string | undefined;
-  if (opts.format === 'png') {
-    const why = await renderPngs(jobs, opts.chromium);
-    if (why) {
-      pngFallback = why;
-      warn(`PNG figures not rendered: ${why}; writing SVG figures instead`);
-    }
-  }
-  const files = jobs.map((j) => (opts.format === 'svg' || pngFallback ? j.file.replace(/\.png$/, '.svg') : j.file));
-  jobs.forEach((j, i) => {
-    if (files[i].endsWith('.svg')) writeAtomic(files[i], j.svg + '\n');
-  });
+  const { files, pngFallback } = await writeFigures(jobs, opts.format, warn, opts.chromium);
   const note = pngFallback ? `_Figures are SVG because the PNG rendering failed: ${pngFallback}._` : undefined;
   const generated = buildReport(runs, files.map((f) => linkPath(out, f)), process.cwd(), note);
   const existing = existsSync(out) ? readFileSync(out, 'utf8') : null;

@@ -2,8 +2,7 @@
 // does it: spawn, wait for 'ready', send 'sample', keep the 'sampled' answer, settle when the worker exits (it exits
 // after answering). Nothing is written to disk. One job at a time: sampling takes both cores, as training does.
 import { SampleRequest, classifyExit, lastLine, parseWorkerToMain, type SampleResult } from '../shared/messages.ts';
-import type { ChildLike } from './workerSpawner.ts';
-import type { Spawner } from './workerSpawner.ts';
+import type { ChildLike, Spawner } from './workerSpawner.ts';
 
 export class SamplerBusyError extends Error {}
 

@@ -131,9 +131,19 @@ export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'
   return store.update(id, { config, totalSteps, status: opts.status, reason: undefined, pid: opts.pid });
 }
 
+/** Whether run.json names another live process (a CLI, another app) that is running or holding the run. */
+function heldElsewhere(rec: RunRecord, ownPid?: number): rec is RunRecord & { pid: number } {
+  return (rec.status === 'running' || rec.status === 'paused') && !!rec.pid && rec.pid !== ownPid && isAlive(rec.pid);
+}
+
 /** Throws when run.json names a live process (another CLI or app) that is running or holding the run. */
 export function assertNotLive(rec: RunRecord, ownPid?: number): void {
-  if ((rec.status === 'running' || rec.status === 'paused') && rec.pid && rec.pid !== ownPid && isAlive(rec.pid)) {
-    throw new RunConflictError(`run "${rec.id}" is already ${rec.status} in another process (pid ${rec.pid})`);
-  }
+  if (heldElsewhere(rec, ownPid)) throw new RunConflictError(`run "${rec.id}" is already ${rec.status} in another process (pid ${rec.pid})`);
+}
+
+/** Pause and stop act on the process that runs a job: for a run held by another one, say where it is and how. */
+export function assertControllableHere(rec: RunRecord, action: 'pause' | 'stop'): void {
+  if (!heldElsewhere(rec, process.pid)) return;
+  const how = action === 'stop' ? `Ctrl-C in its terminal, or kill -TERM ${rec.pid}: it saves a checkpoint first` : `kill -STOP ${rec.pid} holds it, kill -CONT ${rec.pid} lets it go on`;
+  throw new RunConflictError(`it is ${rec.status} in another process (pid ${rec.pid}), not in this one: ${action} it there (${how})`);
 }

@@ -5,7 +5,7 @@
 // is never restarted silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
 import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
-import { RunConflictError, assertNotLive, jobTotalSteps, newRunId, openOrResume, parseJobConfig, withLiveness } from './runLifecycle.ts';
+import { assertControllableHere, assertNotLive, jobTotalSteps, newRunId, openOrResume, parseJobConfig, withLiveness } from './runLifecycle.ts';
 import type { RunStore } from './runStore.ts';
 import { ModelSampler } from './modelSampler.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
@@ -128,7 +128,7 @@ export class RunManager {
       if (l.ready) this.send(id, { type: 'pause' });
       return this.store.read(id);
     }
-    this.assertNotElsewhere(id, 'pause');
+    assertControllableHere(this.get(id), 'pause');
     if (this.dequeue(id)) return this.setStatus(id, { status: 'paused', pid: undefined });
     return this.get(id);
   }
@@ -152,7 +152,8 @@ export class RunManager {
       });
       return this.store.read(id);
     }
-    const rec = this.assertNotElsewhere(id, 'stop');
+    const rec = this.get(id);
+    assertControllableHere(rec, 'stop');
     if (this.dequeue(id) || rec.status === 'paused') return this.setStatus(id, { status: 'stopped', reason: 'stopped before it ran again' });
     return rec;
   }
@@ -164,16 +165,6 @@ export class RunManager {
 
   list(): RunRecord[] {
     return this.store.list().map((r) => this.viewed(r));
-  }
-
-  /** A run that another live process (a CLI, another app) is running cannot be controlled from here: say where it is. */
-  private assertNotElsewhere(id: string, action: 'pause' | 'stop'): RunRecord {
-    const rec = this.get(id);
-    if ((rec.status === 'running' || rec.status === 'paused') && rec.pid !== undefined && rec.pid !== process.pid) {
-      const how = action === 'stop' ? `Ctrl-C in its terminal, or kill -TERM ${rec.pid}: it saves a checkpoint first` : `kill -STOP ${rec.pid} holds it, kill -CONT ${rec.pid} lets it go on`;
-      throw new RunConflictError(`it is ${rec.status} in another process (pid ${rec.pid}), not in this one: ${action} it there (${how})`);
-    }
-    return rec;
   }
 
   private viewed(rec: RunRecord): RunRecord {

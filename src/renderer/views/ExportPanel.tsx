@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { ExportDtype } from '../../shared/api.ts';
 import { api, useApp } from '../store/appStore.ts';
 import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
@@ -13,15 +13,9 @@ export function ExportPanel({ id }: { id: string }) {
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<{ folder: string; files: string[] } | null>(null);
   const [error, setError] = useState<string>();
-  // The user's pick while it is offered, else the newest choice (derived, not an effect: a choice known at mount,
-  // as a pretraining run's checkpoint is, must not be lost to the reset below).
+  // The user's pick while it is offered, else the newest choice. (The panel remounts with its run view for each
+  // run, App keys RunView by id, so nothing here needs resetting when the run changes.)
   const round = choices.some((c) => c.value === picked) ? picked : choices.length ? choices[choices.length - 1]!.value : '';
-  useEffect(() => {
-    setResult(null);
-    setError(undefined);
-    setPicked('');
-    setFolder('');
-  }, [id]);
   // Named after what is exported, so exporting again after more training, or as f16 after f32, gets a new folder.
   const step = useApp((s) => s.runs[id]?.step ?? 0);
   const what = round === '' ? '' : pretrained ? `-step${step}` : `-round${round}`;
