@@ -3,88 +3,17 @@
 // engine on the tiny preset.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../src/shared/messages.ts';
+import type { MainToWorker } from '../src/shared/messages.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { RunManager, type RunEvent } from '../src/main/runManager.ts';
-import { ModelSampler } from '../src/main/modelSampler.ts';
-import { isAlive } from '../src/main/runLifecycle.ts';
 import { ApiHost } from '../src/main/apiHost.ts';
 import type { RunEvent as ApiEvent } from '../src/shared/api.ts';
-import { forkSpawner, type ChildLike } from '../src/main/workerSpawner.ts';
+import { forkSpawner } from '../src/main/workerSpawner.ts';
 import { tinyPretrainJob as cfg } from './helpers/fixtures.ts';
-
-let pidSeq = 90000;
-class FakeChild extends EventEmitter implements ChildLike {
-  readonly pid = ++pidSeq;
-  sent: MainToWorker[] = [];
-  killed: (string | undefined)[] = [];
-  tail = '';
-  exited = false;
-  /** What kill() does: by default the process dies of the signal. */
-  onKill: (signal?: string) => void = (s) => this.exit(null, s ?? 'SIGTERM');
-  send(msg: MainToWorker): void {
-    assert.ok(parseMainToWorker(msg).ok, 'the manager only sends valid messages');
-    this.sent.push(msg);
-  }
-  kill(signal?: NodeJS.Signals): void {
-    this.killed.push(signal);
-    setImmediate(() => this.onKill(signal));
-  }
-  stderrTail(): string {
-    return this.tail;
-  }
-  say(msg: WorkerToMain | Record<string, unknown>): void {
-    this.emit('message', msg);
-  }
-  exit(code: number | null, signal: string | null = null): void {
-    if (this.exited) return;
-    this.exited = true;
-    this.emit('exit', code, signal);
-  }
-  /** ready -> (start) -> started. */
-  boot(startStep = 0): void {
-    this.say({ type: 'ready' });
-    this.say({ type: 'started', backend: 'fake', device: 'none', params: 10, startStep });
-  }
-  finish(status: 'done' | 'stopped' | 'nan' = 'done', step = 20): void {
-    this.say({ type: 'done', status, step });
-    this.exit(0);
-  }
-}
-
-function setup(opts: { concurrency?: number; stopGraceMs?: number; spawnThrows?: boolean } = {}) {
-  const ws = mkdtempSync(join(tmpdir(), 'sdtt-rm-'));
-  const store = new RunStore(ws);
-  const children: FakeChild[] = [];
-  const events: RunEvent[] = [];
-  const warnings: string[] = [];
-  const mgr = new RunManager(store, {
-    concurrency: opts.concurrency,
-    stopGraceMs: opts.stopGraceMs,
-    exitGraceMs: 50,
-    onWarning: (l) => warnings.push(l),
-    spawn: () => {
-      if (opts.spawnThrows) throw new Error('spawn EACCES');
-      const c = new FakeChild();
-      children.push(c);
-      return c;
-    },
-  });
-  mgr.subscribe((e) => events.push(e));
-  const cleanup = () => {
-    // End every fake worker still "alive" (and any the queue starts meanwhile) so no deadline timer outlives the test.
-    for (let live = children.filter((c) => !c.exited); live.length; live = children.filter((c) => !c.exited)) live.forEach((c) => c.exit(null, 'SIGKILL'));
-    rmSync(ws, { recursive: true, force: true });
-  };
-  return { ws, store, mgr, children, events, warnings, cleanup };
-}
-
-const tick = () => new Promise((r) => setImmediate(r));
+import { setupManager as setup, tick } from './helpers/fakeWorker.ts';
 
 test('create validates the config and leaves the run queued', () => {
   const { mgr, store, cleanup } = setup();
@@ -341,99 +270,6 @@ test('open() reopens a run with the same config (more steps allowed) and refuses
   store.update('r', { status: 'running', pid: process.pid });
   assert.throws(() => mgr.start('r'), /already running in another process/);
   cleanup();
-});
-
-test('a run held by another live process is refused with where it runs; one whose process is gone reads as stopped and resumes', async () => {
-  const { mgr, store, children, cleanup } = setup();
-  mgr.create('pretrain', cfg(), { id: 'r' });
-  const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
-  store.update('r', { status: 'paused', pid: other.pid });
-  assert.equal(mgr.get('r').status, 'paused', 'another live process holds it: as run.json says');
-  assert.throws(() => mgr.stop('r'), new RegExp(`it is paused in another process \\(pid ${other.pid}\\), not in this one: stop it there \\(Ctrl-C in its terminal, or kill -TERM ${other.pid}`));
-  assert.throws(() => mgr.pause('r'), /pause it there/);
-  assert.throws(() => mgr.start('r'), /already paused in another process/);
-  assert.equal(store.read('r').status, 'paused', 'nothing was rewritten');
-  other.kill('SIGKILL');
-  const gone = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names no process now
-  store.update('r', { status: 'running', pid: gone, step: 40 });
-  const seen = mgr.get('r');
-  assert.equal(seen.status, 'stopped');
-  assert.match(seen.reason ?? '', new RegExp(`interrupted: its process \\(pid ${gone}\\) ended while the run was running`));
-  assert.deepEqual(mgr.list().map((r) => r.status), ['stopped']);
-  assert.equal(JSON.parse(readFileSync(join(store.dir('r'), 'run.json'), 'utf8')).status, 'running', 'run.json is left to its owner');
-  assert.equal((await mgr.wait('r')).status, 'stopped', 'nobody waits forever on a dead run');
-  mgr.start('r');
-  await tick();
-  assert.equal(children.length, 1, 'starting it again launches a worker (it resumes from its checkpoint)');
-  assert.equal(mgr.get('r').pid, children[0].pid);
-  cleanup();
-});
-
-test('a run started or paused while it waits for a slot carries no pid, so no old or reused pid can hold it', async () => {
-  const { mgr, store, children, cleanup } = setup({ concurrency: 1 });
-  mgr.create('pretrain', cfg(), { id: 'a' });
-  mgr.create('pretrain', cfg(), { id: 'r' });
-  mgr.start('a');
-  await tick();
-  store.update('r', { status: 'running', pid: spawnSync(process.execPath, ['-e', '']).pid! });
-  assert.deepEqual([mgr.start('r').status, store.read('r').pid], ['queued', undefined]);
-  assert.deepEqual([mgr.pause('r').status, store.read('r').pid], ['paused', undefined]);
-  assert.equal(mgr.get('r').status, 'paused', 'paused in the queue, not "interrupted"');
-  assert.equal(mgr.stop('r').status, 'stopped');
-  assert.equal(children.length, 1);
-  cleanup();
-});
-
-test('isAlive: a live Node process is; an exited one, or a pid held by an unrelated program (Linux /proc), is not', { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc here' }, async () => {
-  const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
-  const other = spawn('sleep', ['60']);
-  try {
-    await new Promise((r) => setTimeout(r, 200)); // let exec replace the forked image
-    assert.equal(isAlive(node.pid!), true);
-    assert.equal(isAlive(other.pid!), false, 'sleep is not a process that runs jobs');
-    assert.equal(isAlive(spawnSync(process.execPath, ['-e', '']).pid!), false);
-  } finally {
-    node.kill('SIGKILL');
-    other.kill('SIGKILL');
-  }
-});
-
-test('ModelSampler: one job at a time; a worker that dies says how; dispose kills a running job', async () => {
-  const children: FakeChild[] = [];
-  const sampler = new ModelSampler(() => {
-    const c = new FakeChild();
-    children.push(c);
-    return c;
-  }, 'entry.ts');
-  const request = { checkpoint: '/r/checkpoints/4', steps: 8, samples: 2, seed: 0 };
-  const ok = sampler.sample(request);
-  await assert.rejects(sampler.sample(request), /another sampling job is running/);
-  children[0].say({ type: 'ready' });
-  assert.deepEqual(children[0].sent, [{ type: 'sample', request }]);
-  const result = { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, seed: 0, texts: ['a', 'b'], seconds: 0.1 };
-  children[0].say({ type: 'sampled', result });
-  children[0].say({ type: 'done', status: 'done', step: 0 });
-  children[0].exit(0);
-  assert.deepEqual(await ok, result);
-  assert.equal(sampler.busy, false);
-
-  const early = sampler.sample(request); // dies before 'ready'
-  children[1].tail = 'Error: Cannot find module tsx';
-  children[1].exit(1);
-  await assert.rejects(early, /^Error: launch-failed: the sampling worker ended without samples \(exit code 1\); last output: Error: Cannot find module tsx/);
-
-  const failing = sampler.sample(request); // the engine's error text is the answer
-  children[2].say({ type: 'ready' });
-  children[2].say({ type: 'error', message: 'the prefix is 300 tokens; it must be shorter than the sequence length 128' });
-  children[2].exit(1);
-  await assert.rejects(failing, /the prefix is 300 tokens/);
-
-  const running = sampler.sample(request);
-  children[3].say({ type: 'ready' });
-  sampler.dispose();
-  await assert.rejects(running, /killed: the sampling worker ended without samples \(signal SIGKILL\)/);
-  assert.deepEqual(children[3].killed, ['SIGKILL']);
-  assert.equal(sampler.busy, false);
 });
 
 // ---- integration: real worker process, real engine ------------------------------------------------------------
