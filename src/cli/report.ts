@@ -9,7 +9,8 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
 import { RunRecord } from '../shared/runState.ts';
-import { readJsonLines, writeAtomic } from '../main/runStore.ts';
+import { readJsonLines } from '../main/runStore.ts';
+import { writeFileAtomic } from '../shared/atomicFile.ts';
 import type { RoundLine } from '../worker/engine/distill.ts';
 import { readRoundLines, readTeacherEval, teacherEvalFile } from '../worker/engine/distillEval.ts';
 import { listFlag, parseFlags, type Flags } from './args.ts';
@@ -150,7 +151,7 @@ export async function renderPngs(jobs: PlotJob[], chromium = CHROMIUM): Promise<
       pngs.push(await page.screenshot({ clip: { x: 0, y: 0, width: j.width, height: j.height }, type: 'png' }));
       await page.close();
     }
-    jobs.forEach((j, i) => writeAtomic(j.file, pngs[i]));
+    jobs.forEach((j, i) => writeFileAtomic(j.file, pngs[i]));
     return null;
   } catch (e) {
     return `Chromium at ${chromium} failed: ${(e as Error).message.split('\n')[0]}`;
@@ -207,7 +208,7 @@ export async function writeFigures(jobs: PlotJob[], format: 'png' | 'svg', warn:
   }
   const files = jobs.map((j) => (format === 'svg' || pngFallback ? j.file.replace(/\.png$/, '.svg') : j.file));
   jobs.forEach((j, i) => {
-    if (files[i].endsWith('.svg')) writeAtomic(files[i], j.svg + '\n');
+    if (files[i].endsWith('.svg')) writeFileAtomic(files[i], j.svg + '\n');
   });
   return pngFallback ? { files, pngFallback } : { files };
 }

@@ -1,7 +1,8 @@
 // RunStore owns the runs folder: one directory per run with run.json (config + status), metrics.jsonl,
 // rounds.jsonl, samples/ and checkpoints/. The folder is the source of truth and survives crashes, so every
 // write here is either an append of whole lines or a write-to-temp-then-rename.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { writeFileAtomic } from '../shared/atomicFile.ts';
 import { join, resolve } from 'node:path';
 import { RunRecord, type RunStatus } from '../shared/runState.ts';
 
@@ -94,7 +95,7 @@ export class RunStore {
     const file = join(this.dir(id), 'metrics.jsonl');
     if (!existsSync(file)) return;
     const kept = readJsonLines(file).filter((m) => typeof m.step !== 'number' || m.step <= step);
-    writeAtomic(file, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+    writeFileAtomic(file, kept.map((m) => JSON.stringify(m) + '\n').join(''));
   }
 
   checkpointsDir(id: string): string {
@@ -107,7 +108,7 @@ export class RunStore {
 
   private write(record: RunRecord): void {
     const checked = RunRecord.parse(record);
-    writeAtomic(join(this.dir(record.id), 'run.json'), JSON.stringify(checked, null, 2) + '\n');
+    writeFileAtomic(join(this.dir(record.id), 'run.json'), JSON.stringify(checked, null, 2) + '\n');
   }
 }
 
@@ -125,15 +126,3 @@ export function readJsonLines(file: string): Record<string, unknown>[] {
   return out;
 }
 
-/** Writes a file completely under a temporary name, fsyncs it, then renames it over the target. */
-export function writeAtomic(file: string, content: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, content);
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-}

@@ -5,7 +5,8 @@
 // self-BLEU over continuations of shared validation prompts. The first samplesPerCell samples of each (round, steps)
 // cell go to samples/<round>-<steps>.json in the SampleCell format of shared/api.ts (the first with its unmasking
 // trajectory), which the UI reads.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../shared/atomicFile.ts';
 import { join } from 'node:path';
 import type { SampleCell } from '../../shared/api.ts';
 import { heldoutNelbo } from './evaluate.ts';
@@ -66,13 +67,6 @@ export interface DistillEvalContext {
 /** Fixed held-out windows for the NELBO: evalHeldoutBatches batches of evalBatch windows spread over validation. */
 export function heldoutWindowsFor(valTokens: TokenArray, seqLen: number, batch: number, count: number): Int32Array[] {
   return validationBatches(valTokens, seqLen, batch, count);
-}
-
-/** Writes a file atomically (temp + rename), so the UI never reads a torn samples file. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
@@ -236,6 +230,5 @@ export function upsertRoundLine(runDir: string, line: Record<string, unknown> & 
   lines.push(line);
   lines.sort((a, b) => (a.round as number) - (b.round as number));
   const f = join(runDir, 'rounds.jsonl');
-  writeFileSync(`${f}.tmp`, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-  renameSync(`${f}.tmp`, f);
+  writeFileAtomic(f, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
 }
