@@ -322,6 +322,9 @@ test('integration: createRun -> start -> events -> getMetrics -> exportRound (lo
     assert.ok(a.nfe! >= 1 && a.nfe! <= 8);
     assert.deepEqual((await host.sampleModel(ask)).texts, a.texts);
     assert.notDeepEqual((await host.sampleModel({ ...ask, seed: 6 })).texts, a.texts);
+    assert.equal(a.topP, 1, 'MDLM samples are exact unless a nucleus is asked for');
+    assert.equal((await host.sampleModel({ ...ask, topP: 0.5 })).topP, 0.5);
+    await rejects(host.sampleModel({ ...ask, topP: 2 }), 'invalid-request', /topP/);
     await rejects(host.sampleModel({ ...ask, prefix: 'x'.repeat(300) }), 'internal', /the prefix is 300 tokens; it must be shorter than the sequence length/);
     await rejects(host.sampleModel({ ...ask, round: 2 }), 'not-found', /has no finished round 2/);
     await rejects(host.sampleModel({ ...ask, samples: 64 }), 'invalid-request', /samples/);

@@ -86,13 +86,16 @@ test('activity: a bounded, non-empty text or null; anything else is rejected', (
 test('sample jobs: a bounded request and its answer; out-of-range or extra fields are rejected', () => {
   const request = { checkpoint: '/r/checkpoints/20', steps: 16, samples: 2, seed: 0, prefix: 'Once' };
   assert.ok(parseMainToWorker({ type: 'sample', request }).ok);
-  const result = { checkpoint: '/r/checkpoints/20', arch: 'mdlm', backend: 'onnx', device: 'cpu', steps: 16, seed: 0, texts: ['a', 'b'], nfe: 14, seconds: 0.5 };
+  const result = { checkpoint: '/r/checkpoints/20', arch: 'mdlm', backend: 'onnx', device: 'cpu', steps: 16, topP: 1, seed: 0, texts: ['a', 'b'], nfe: 14, seconds: 0.5 };
   assert.ok(parseWorkerToMain({ type: 'sampled', result }).ok);
   assert.ok(parseWorkerToMain({ type: 'sampled', result: { ...result, arch: 'ar', steps: null, nfe: undefined } }).ok);
   rejects(parseMainToWorker({ type: 'sample', request: { ...request, steps: 0 } }), /request\.steps/);
   rejects(parseMainToWorker({ type: 'sample', request: { ...request, samples: SAMPLE_LIMITS.maxSamples + 1 } }), /request\.samples/);
   rejects(parseMainToWorker({ type: 'sample', request: { ...request, prefix: 'x'.repeat(SAMPLE_LIMITS.maxPrefixChars + 1) } }), /request\.prefix/);
   rejects(parseMainToWorker({ type: 'sample', request: { ...request, cmd: 'rm' } }), /cmd/);
+  assert.ok(parseMainToWorker({ type: 'sample', request: { ...request, topP: 0.9 } }).ok);
+  rejects(parseMainToWorker({ type: 'sample', request: { ...request, topP: 0 } }), /request\.topP/);
+  rejects(parseMainToWorker({ type: 'sample', request: { ...request, topP: 1.5 } }), /request\.topP/);
   rejects(parseWorkerToMain({ type: 'sampled', result: { ...result, texts: [] } }), /result\.texts/);
 });
 

@@ -17,7 +17,7 @@ test('ModelSampler: one job at a time; a worker that dies says how; dispose kill
   await assert.rejects(sampler.sample(request), /another sampling job is running/);
   children[0].say({ type: 'ready' });
   assert.deepEqual(children[0].sent, [{ type: 'sample', request }]);
-  const result = { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, seed: 0, texts: ['a', 'b'], seconds: 0.1 };
+  const result = { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, topP: 1, seed: 0, texts: ['a', 'b'], seconds: 0.1 };
   children[0].say({ type: 'sampled', result });
   children[0].say({ type: 'done', status: 'done', step: 0 });
   children[0].exit(0);

@@ -8,10 +8,11 @@ import {
   sampleFloat32Race,
   sampleFromLogProbs,
   sampleMdlm,
+  nucleusSample,
   sequenceRng,
   timeGrid,
 } from '../src/worker/engine/sampler.ts';
-import { nucleusSample, sampleAr } from '../src/worker/engine/arSampler.ts';
+import { sampleAr } from '../src/worker/engine/arSampler.ts';
 import type { ArModel, ArSession } from '../src/worker/engine/types.ts';
 import { CountingDenoiser } from './helpers/fixtures.ts';
 
@@ -127,6 +128,27 @@ test('sampleMdlm: token marginals match x_theta (fixed logits, N = 1)', async ()
   for (const x of tokens) counts[x]++;
   const probs = softmax(row.slice(0, 4));
   assert.ok(chiSquare(counts, probs) < 17, `chi2 ${chiSquare(counts, probs)}`);
+});
+
+test('sampleMdlm top-p: tokens come from the nucleus only, renormalised; top-p 1 is the exact sampler; float32 refuses it', async () => {
+  // Non-MASK probs ~ [0.08, 0.20, 0.04, 0.11, 0.57]: p = 0.7 keeps {4, 1} (0.77 >= 0.7), renormalised to ~[0.26, 0.74].
+  const row = [0.2, 1.1, -0.7, 0.4, 2.0, 6]; // MASK = 5 has the largest logit
+  const model = new FixedDenoiser(6, 200, 5, row);
+  const { tokens } = await sampleMdlm(model, { steps: 1, batch: 20, seed: 3, topP: 0.7 });
+  const counts = [0, 0, 0, 0, 0];
+  for (const x of tokens) counts[x]++;
+  assert.deepEqual([counts[0], counts[2], counts[3]], [0, 0, 0], `outside the nucleus: ${counts}`);
+  const probs = softmax(row.slice(0, 5));
+  const kept = probs[1] + probs[4];
+  assert.ok(chiSquare([counts[1], counts[4]], [probs[1] / kept, probs[4] / kept]) < 11, `chi2 ${counts}`);
+
+  const exact = await sampleMdlm(new ContextDenoiser(9, 16, 8), { steps: 8, batch: 3, seed: 42 });
+  const one = await sampleMdlm(new ContextDenoiser(9, 16, 8), { steps: 8, batch: 3, seed: 42, topP: 1 });
+  assert.deepEqual(one.tokens, exact.tokens);
+  const greedy = await sampleMdlm(new FixedDenoiser(6, 32, 5, row), { steps: 4, batch: 2, seed: 1, topP: 1e-9 });
+  assert.ok(greedy.tokens.every((x) => x === 4), 'a tiny top-p reveals only the most probable id');
+  await assert.rejects(sampleMdlm(model, { steps: 1, batch: 1, seed: 0, topP: 0.9, precision: 'float32' }), /float64/);
+  await assert.rejects(sampleMdlm(model, { steps: 1, batch: 1, seed: 0, topP: 0 }), /top-p must be in \(0, 1\]/);
 });
 
 // ---------- full sampler ----------

@@ -170,22 +170,22 @@ test('an invalid config is an error naming the key; exit code 1', async () => {
 
 test('a sample job answers sampled then done (exit 0); a failure is an error (exit 1); it takes no second job', async () => {
   const calls: unknown[] = [];
-  const request = { checkpoint: '/r/checkpoints/4', steps: 8, samples: 2, seed: 3, prefix: 'Once' };
+  const request = { checkpoint: '/r/checkpoints/4', steps: 8, samples: 2, seed: 3, prefix: 'Once', topP: 0.9 };
   const port = new FakePort();
   const warnings: string[] = [];
   const loop = new JobLoop(port, {
     warn: (l) => warnings.push(l),
     sampleText: async (model, opts) => {
       calls.push([model, opts]);
-      return { checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, seed: opts.seed, texts: ['Once a', 'Once b'], seqLen: 8, nfe: 7, seconds: 0.25 };
+      return { checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, topP: opts.topP ?? 1, seed: opts.seed, texts: ['Once a', 'Once b'], seqLen: 8, nfe: 7, seconds: 0.25 };
     },
   });
   loop.handle({ type: 'sample', request });
   loop.handle(start());
   assert.equal(await loop.finished, 0);
-  assert.deepEqual(calls, [['/r/checkpoints/4', { steps: 8, samples: 2, seed: 3, prefix: 'Once' }]]);
+  assert.deepEqual(calls, [['/r/checkpoints/4', { steps: 8, samples: 2, seed: 3, prefix: 'Once', topP: 0.9 }]]);
   assert.deepEqual(port.types(), ['sampled', 'done']);
-  assert.deepEqual((port.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result, { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, seed: 3, texts: ['Once a', 'Once b'], nfe: 7, seconds: 0.25 });
+  assert.deepEqual((port.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result, { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, topP: 0.9, seed: 3, texts: ['Once a', 'Once b'], nfe: 7, seconds: 0.25 });
   assert.match(warnings.join('\n'), /ignoring a second 'start'/);
 
   const failing = new FakePort();

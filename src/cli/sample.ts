@@ -15,7 +15,7 @@ const FLAGS: Flags = {
   prefix: { type: 'string', help: 'text the samples start with' },
   weights: { type: 'string', help: 'ema | raw (default: ema when the checkpoint has it)' },
   'no-cache': { type: 'boolean', help: 'disable the MDLM cache (forward pass even when nothing changed)' },
-  'top-p': { type: 'string', help: 'AR nucleus p', default: '0.95' },
+  'top-p': { type: 'string', help: 'nucleus p (default: AR 0.95; MDLM 1 = exact, < 1 reads better but is biased)' },
   temperature: { type: 'string', help: 'AR temperature', default: '1' },
   backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
   runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
@@ -38,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     r = await sampleText(String(f.model), {
       steps, samples: batch, seed, prefix: f.prefix ? String(f.prefix) : undefined, weights: f.weights as 'ema' | 'raw' | undefined, caching: !f['no-cache'],
-      topP: numFlag(f, 'top-p')!, temperature: numFlag(f, 'temperature')!, backend: backend.data, runtime: runtimeFlag(f),
+      topP: numFlag(f, 'top-p'), temperature: numFlag(f, 'temperature')!, backend: backend.data, runtime: runtimeFlag(f),
       onOpen: (m) => {
         console.error(`model ${m.checkpointDir} (${m.arch}, ${m.weights} weights) | backend ${m.backend} | device ${m.device}`);
         if (m.arch === 'mdlm') bar = new ProgressBar(`sampling ${steps} steps`, steps);
@@ -53,6 +53,6 @@ export async function run(argv: string[]): Promise<number> {
   r.texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n`));
   const tokPerS = (batch * r.seqLen) / r.seconds;
   console.error(`${batch} samples x ${r.seqLen} tokens in ${r.seconds.toFixed(2)} s (${tokPerS.toFixed(0)} tok/s${r.nfe !== undefined ? `, ${r.nfe} forward passes` : ''})`);
-  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts }, null, 2) + '\n');
+  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, top_p: r.topP, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts }, null, 2) + '\n');
   return 0;
 }

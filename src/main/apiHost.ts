@@ -281,7 +281,7 @@ export class ApiHost implements SdttApi {
     const rec = this.requireRun(r.id);
     const src = this.roundCheckpoint(rec, r.round);
     try {
-      return await this.manager.sampler.sample({ checkpoint: src.dir, steps: r.steps, samples: r.samples, seed: r.seed, ...(r.prefix ? { prefix: r.prefix } : {}) });
+      return await this.manager.sampler.sample({ checkpoint: src.dir, steps: r.steps, samples: r.samples, seed: r.seed, ...(r.prefix ? { prefix: r.prefix } : {}), ...(r.topP !== undefined ? { topP: r.topP } : {}) });
     } catch (e) {
       throw new ApiError((e as Error).message, e instanceof SamplerBusyError ? 'conflict' : 'internal');
     }

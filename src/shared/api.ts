@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { PretrainConfig } from './config.ts';
 import { DistillConfig } from './distillConfig.ts';
 import type { RunRecord } from './runState.ts';
-import { SAMPLE_LIMITS, type SampleResult } from './messages.ts';
+import { SAMPLE_LIMITS, TopP, type SampleResult } from './messages.ts';
 
 /** Upper bound on any one request, in bytes of JSON: a hostile or buggy caller cannot make a host parse megabytes. */
 export const MAX_REQUEST_BYTES = 256 * 1024;
@@ -40,6 +40,7 @@ export const ApiRequests = {
       samples: z.number().int().min(1).max(SAMPLE_LIMITS.maxSamples),
       seed: z.number().int().min(0).max(2 ** 31 - 1),
       prefix: z.string().max(SAMPLE_LIMITS.maxPrefixChars).optional(),
+      topP: TopP.optional(),
     })
     .strict(),
 } as const;

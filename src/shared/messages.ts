@@ -51,6 +51,7 @@ export const JobSpec = z
 export type JobSpec = z.infer<typeof JobSpec>;
 
 /** Samples to draw from one checkpoint (a worker job of its own, not a run: nothing is written). */
+export const TopP = z.number().gt(0).max(1);
 export const SAMPLE_LIMITS = { maxSteps: 4096, maxSamples: 16, maxPrefixChars: 2000 } as const;
 export const SampleRequest = z
   .object({
@@ -60,6 +61,8 @@ export const SampleRequest = z
     samples: z.number().int().min(1).max(SAMPLE_LIMITS.maxSamples),
     seed: z.number().int().min(0).max(2 ** 31 - 1),
     prefix: z.string().max(SAMPLE_LIMITS.maxPrefixChars).optional(),
+    /** Nucleus p (default: AR 0.95, MDLM 1 = exact). */
+    topP: TopP.optional(),
   })
   .strict();
 export type SampleRequest = z.infer<typeof SampleRequest>;
@@ -70,6 +73,7 @@ export const SampleResult = z
     backend: ShortText,
     device: ShortText,
     steps: Count.nullable(),
+    topP: TopP,
     seed: Count,
     texts: z.array(LongText).min(1).max(SAMPLE_LIMITS.maxSamples),
     nfe: Count.optional(),

@@ -160,9 +160,9 @@ export class JobLoop {
   private async sample(req: SampleRequest): Promise<void> {
     try {
       const sampleText = this.opts.sampleText ?? (await import('./engine/sampleText.ts')).sampleText;
-      const r = await sampleText(req.checkpoint, { steps: req.steps, samples: req.samples, seed: req.seed, prefix: req.prefix });
+      const r = await sampleText(req.checkpoint, { steps: req.steps, samples: req.samples, seed: req.seed, prefix: req.prefix, topP: req.topP });
       if (this.stopRequested) return this.finish({ type: 'done', status: 'stopped', step: 0, reason: 'stopped by user' }, 0);
-      await this.emit({ type: 'sampled', result: { checkpoint: r.checkpointDir, arch: r.arch, backend: r.backend, device: r.device, steps: r.steps, seed: r.seed, texts: r.texts, ...(r.nfe !== undefined ? { nfe: r.nfe } : {}), seconds: r.seconds } });
+      await this.emit({ type: 'sampled', result: { checkpoint: r.checkpointDir, arch: r.arch, backend: r.backend, device: r.device, steps: r.steps, topP: r.topP, seed: r.seed, texts: r.texts, ...(r.nfe !== undefined ? { nfe: r.nfe } : {}), seconds: r.seconds } });
       return this.finish({ type: 'done', status: 'done', step: 0 }, 0);
     } catch (e) {
       return this.fail(e instanceof Error ? e : new Error(String(e)));

@@ -261,12 +261,13 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     await page.getByTestId('try-steps').selectOption('8');
     await page.getByTestId('try-samples').selectOption('2');
     await page.getByTestId('try-prefix').fill('Alice');
+    await page.getByTestId('try-top-p').selectOption('0.9');
     await page.getByTestId('try-submit').click();
     await page.getByTestId('try-result').first().waitFor({ timeout: 60_000 });
     const tried = await page.getByTestId('try-text').allTextContents();
     assert.equal(tried.length, 2);
     assert.ok(tried.every((t) => t.startsWith('Alice')), JSON.stringify(tried));
-    assert.match((await page.getByTestId('try-result').first().locator('.sample-stats').textContent()) ?? '', /latest checkpoint · step 200.*8 steps.*seed 0/);
+    assert.match((await page.getByTestId('try-result').first().locator('.sample-stats').textContent()) ?? '', /latest checkpoint · step 200.*8 steps.*nucleus p=0\.9.*seed 0/);
     await page.getByTestId('try-panel').screenshot({ path: join(SHOTS, 'try-it.png') });
     if (DOCS) copyFileSync(join(SHOTS, 'try-it.png'), join(DOCS, 'try-it.png'));
     lap('try it');

@@ -4,6 +4,8 @@ import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
 
 const STEP_CHOICES = [128, 64, 32, 16, 8, 4, 2, 1];
 const MAX_KEPT = 6;
+/** '' = the model's exact sampler (MDLM p = 1, AR the usual 0.95); a p < 1 reads better but is biased. */
+const TOP_P_CHOICES = ['', '0.95', '0.9', '0.8'];
 
 /**
  * "Try it": fresh samples from one of the run's models (a pretraining run's latest checkpoint; a distillation's
@@ -18,6 +20,7 @@ export function TryPanel({ id }: { id: string }) {
   const [samples, setSamples] = useState(2);
   const [seed, setSeed] = useState(0);
   const [prefix, setPrefix] = useState('');
+  const [topP, setTopP] = useState('');
   const busy = useApp((s) => s.tryBusy);
   const drawn = useApp((s) => s.tryResults[id]) ?? [];
   const error = useApp((s) => s.tryErrors[id]);
@@ -33,7 +36,7 @@ export function TryPanel({ id }: { id: string }) {
     return () => clearInterval(t);
   }, [busy]);
 
-  const draw = () => choice && void trySample(id, choice.label, { round: Number(choice.value), steps: n, samples, seed, ...(prefix ? { prefix } : {}) }, MAX_KEPT);
+  const draw = () => choice && void trySample(id, choice.label, { round: Number(choice.value), steps: n, samples, seed, ...(prefix ? { prefix } : {}), ...(topP ? { topP: Number(topP) } : {}) }, MAX_KEPT);
 
   return (
     <section className="panel" data-testid="try-panel">
@@ -69,6 +72,16 @@ export function TryPanel({ id }: { id: string }) {
           seed
           <input data-testid="try-seed" type="number" min={0} value={seed} style={{ width: 80 }} onChange={(e) => setSeed(Math.min(2 ** 31 - 1, Math.max(0, Math.floor(Number(e.target.value) || 0))))} />
         </label>
+        <label title="nucleus sampling: draw each token from the smallest set of most probable ones holding p of the mass">
+          top-p
+          <select data-testid="try-top-p" value={topP} onChange={(e) => setTopP(e.target.value)}>
+            {TOP_P_CHOICES.map((p) => (
+              <option key={p} value={p}>
+                {p === '' ? (isAr ? '0.95 (default)' : '1 (exact)') : p}
+              </option>
+            ))}
+          </select>
+        </label>
         <label className="grow">
           prefix (optional)
           <input data-testid="try-prefix" value={prefix} maxLength={2000} placeholder="text every sample starts with" onChange={(e) => setPrefix(e.target.value)} />
@@ -86,7 +99,8 @@ export function TryPanel({ id }: { id: string }) {
         <div key={d.key} className="try-result" data-testid="try-result">
           <div className="sample-stats">
             <b>{d.model}</b>
-            <span>{d.result.steps !== null ? `${d.result.steps} steps` : 'AR, nucleus p=0.95'}</span>
+            <span>{d.result.steps !== null ? `${d.result.steps} steps` : 'AR'}</span>
+            {(d.result.steps === null || d.result.topP < 1) && <span>nucleus p={d.result.topP}</span>}
             <span>seed {d.result.seed}</span>
             {d.prefix && <span>prefix "{d.prefix.length > 40 ? `${d.prefix.slice(0, 40)}…` : d.prefix}"</span>}
             <span>

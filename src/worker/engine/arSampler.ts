@@ -1,5 +1,5 @@
 // Autoregressive sampling with a KV-cache session: the "GPT-2 + nucleus" baseline of spec §5, float64 on the host.
-import { sequenceRng } from './sampler.ts';
+import { nucleusSample, sequenceRng } from './sampler.ts';
 import type { ArModel } from './types.ts';
 
 export interface SampleArOptions {
@@ -18,54 +18,6 @@ export interface SampleArOptions {
   sequenceOffset?: number;
   /** Once a sequence generates EOS, fill the rest of it with EOS (it draws no more random numbers). */
   stopAtEos?: boolean;
-}
-
-/**
- * Nucleus (top-p) draw from one row of logits, float64: softmax(logits / temperature), keep the smallest set of
- * most probable ids whose mass reaches p (ties broken by lower id, so the result is deterministic), renormalise,
- * inverse CDF with the uniform u. temperature <= 0 returns the argmax and ignores u.
- */
-export function nucleusSample(logits: ArrayLike<number>, temperature: number, topP: number, u: number): number {
-  const vocab = logits.length;
-  if (temperature <= 0) return argmax(logits);
-  if (!(topP > 0 && topP <= 1)) throw new Error(`nucleusSample: topP must be in (0, 1], got ${topP}`);
-
-  let max = -Infinity;
-  for (let v = 0; v < vocab; v++) max = Math.max(max, logits[v] / temperature);
-  const probs = new Float64Array(vocab);
-  let total = 0;
-  for (let v = 0; v < vocab; v++) {
-    probs[v] = Math.exp(logits[v] / temperature - max);
-    total += probs[v];
-  }
-
-  if (topP >= 1) return inverseCdf(probs, null, vocab, u * total);
-
-  const order = Array.from({ length: vocab }, (_, v) => v).sort((a, b) => probs[b] - probs[a] || a - b);
-  // Smallest prefix of the sorted ids whose mass reaches topP (always at least the argmax).
-  let kept = 0;
-  let keptMass = 0;
-  while (kept < vocab && (kept === 0 || keptMass < topP * total)) keptMass += probs[order[kept++]];
-  return inverseCdf(probs, order, kept, u * keptMass);
-}
-
-function inverseCdf(probs: Float64Array, order: number[] | null, count: number, target: number): number {
-  let cum = 0;
-  let last = order ? order[0] : 0;
-  for (let k = 0; k < count; k++) {
-    const v = order ? order[k] : k;
-    if (probs[v] <= 0) continue;
-    cum += probs[v];
-    last = v;
-    if (cum > target) return v;
-  }
-  return last; // only reached through rounding when u is within an ulp of 1
-}
-
-function argmax(xs: ArrayLike<number>): number {
-  let best = 0;
-  for (let v = 1; v < xs.length; v++) if (xs[v] > xs[best]) best = v;
-  return best;
 }
 
 /**

@@ -16,8 +16,9 @@ export interface SampleTextOptions {
   weights?: 'ema' | 'raw';
   /** MDLM: skip the forward pass when nothing changed (default true; never changes the samples). */
   caching?: boolean;
-  /** AR nucleus p (default 0.95) and temperature (default 1). */
+  /** Nucleus p: AR default 0.95; MDLM default 1 (the exact sampler; < 1 is biased, for reading only). */
   topP?: number;
+  /** AR temperature (default 1). */
   temperature?: number;
   backend?: BackendName;
   runtime?: ComputeRuntime;
@@ -35,6 +36,8 @@ export interface SampleTextResult {
   device: string;
   /** MDLM steps N; null for AR. */
   steps: number | null;
+  /** Nucleus p the draws used (1 = exact). */
+  topP: number;
   seed: number;
   texts: string[];
   /** Sequence length in tokens (each sample is one sequence). */
@@ -56,16 +59,17 @@ export async function sampleText(modelPath: string, opts: SampleTextOptions): Pr
     const started = performance.now();
     let tokens: Int32Array;
     let nfe: number | undefined;
+    const topP = opts.topP ?? (arch === 'mdlm' ? 1 : 0.95);
     if (arch === 'mdlm') {
-      const out = await sampleMdlm(m.model, { steps, batch, seed, prefix, caching: opts.caching ?? true, onStep: (i) => opts.onStep?.(i.step, steps) });
+      const out = await sampleMdlm(m.model, { steps, batch, seed, prefix, topP, caching: opts.caching ?? true, onStep: (i) => opts.onStep?.(i.step, steps) });
       tokens = out.tokens;
       nfe = out.nfe;
     } else {
-      tokens = await sampleAr(m.model, { batch, length: L, seed, prefix, topP: opts.topP ?? 0.95, temperature: opts.temperature ?? 1 });
+      tokens = await sampleAr(m.model, { batch, length: L, seed, prefix, topP, temperature: opts.temperature ?? 1 });
     }
     const seconds = (performance.now() - started) / 1000;
     const texts = Array.from({ length: batch }, (_, b) => m.tokenizer.decode(tokens.subarray(b * L, (b + 1) * L)));
-    return { checkpointDir: m.checkpointDir, arch, weights: m.weights, backend: m.backend, device: m.device, steps: arch === 'mdlm' ? steps : null, seed, texts, seqLen: L, nfe, seconds };
+    return { checkpointDir: m.checkpointDir, arch, weights: m.weights, backend: m.backend, device: m.device, steps: arch === 'mdlm' ? steps : null, topP, seed, texts, seqLen: L, nfe, seconds };
   } finally {
     await m.model.dispose();
   }

@@ -53,6 +53,54 @@ export function sampleFromLogProbs(row: Float64Array, u: number, maskId: number)
   return last;
 }
 
+/**
+ * Nucleus (top-p) draw from one row of logits, float64: softmax(logits / temperature), keep the smallest set of
+ * most probable ids whose mass reaches p (ties broken by lower id, so the result is deterministic), renormalise,
+ * inverse CDF with the uniform u. temperature <= 0 returns the argmax and ignores u.
+ */
+export function nucleusSample(logits: ArrayLike<number>, temperature: number, topP: number, u: number): number {
+  const vocab = logits.length;
+  if (temperature <= 0) return argmax(logits);
+  if (!(topP > 0 && topP <= 1)) throw new Error(`nucleusSample: topP must be in (0, 1], got ${topP}`);
+
+  let max = -Infinity;
+  for (let v = 0; v < vocab; v++) max = Math.max(max, logits[v] / temperature);
+  const probs = new Float64Array(vocab);
+  let total = 0;
+  for (let v = 0; v < vocab; v++) {
+    probs[v] = Math.exp(logits[v] / temperature - max);
+    total += probs[v];
+  }
+
+  if (topP >= 1) return inverseCdf(probs, null, vocab, u * total);
+
+  const order = Array.from({ length: vocab }, (_, v) => v).sort((a, b) => probs[b] - probs[a] || a - b);
+  // Smallest prefix of the sorted ids whose mass reaches topP (always at least the argmax).
+  let kept = 0;
+  let keptMass = 0;
+  while (kept < vocab && (kept === 0 || keptMass < topP * total)) keptMass += probs[order[kept++]];
+  return inverseCdf(probs, order, kept, u * keptMass);
+}
+
+function inverseCdf(probs: Float64Array, order: number[] | null, count: number, target: number): number {
+  let cum = 0;
+  let last = order ? order[0] : 0;
+  for (let k = 0; k < count; k++) {
+    const v = order ? order[k] : k;
+    if (probs[v] <= 0) continue;
+    cum += probs[v];
+    last = v;
+    if (cum > target) return v;
+  }
+  return last; // only reached through rounding when u is within an ulp of 1
+}
+
+function argmax(xs: ArrayLike<number>): number {
+  let best = 0;
+  for (let v = 1; v < xs.length; v++) if (xs[v] > xs[best]) best = v;
+  return best;
+}
+
 const TWO_POW_24 = 16777216;
 
 /**
@@ -80,6 +128,14 @@ export function sampleFloat32Race(row: Float64Array, rng: Rng, maskId: number): 
 
 export interface AncestralStepOptions {
   precision?: SamplingPrecision;
+  /** Nucleus p for the token draw of a revealed position (default 1 = the exact SUBS distribution). */
+  topP?: number;
+}
+
+/** Checks a nucleus p for the MDLM sampler: (0, 1], and only with float64 draws (the float32 ablation is exact-only). */
+export function checkTopP(topP: number, precision: SamplingPrecision): void {
+  if (!(topP > 0 && topP <= 1)) throw new Error(`top-p must be in (0, 1], got ${topP}`);
+  if (topP < 1 && precision === 'float32') throw new Error('top-p < 1 needs float64 sampling (the float32 ablation draws from the full distribution)');
 }
 
 /**
@@ -89,6 +145,8 @@ export interface AncestralStepOptions {
  * consumes identical draws): first ONE uniform for every masked position, in position order (reveal iff
  * u < (t − s)/t); then, in position order, the token draw of every revealed position only (float64: one uniform,
  * inverse CDF; float32 ablation: one uniform per non-MASK id). Unmasked positions are copied and draw nothing.
+ * With topP < 1 the token draw keeps one uniform but samples the nucleus (the smallest most-probable set holding p
+ * of the mass, renormalised): a biased sampler, for reading samples, never for the paper's numbers.
  */
 export function ancestralStep(
   tokens: Int32Array,
@@ -100,6 +158,8 @@ export function ancestralStep(
   options: AncestralStepOptions = {},
 ): { tokens: Int32Array; changed: number } {
   const precision = options.precision ?? 'float64';
+  const topP = options.topP ?? 1;
+  checkTopP(topP, precision);
   const rowOf = typeof logProbs === 'function' ? logProbs : flatRows(logProbs, tokens.length);
   const p = revealProb(t, s);
   const out = tokens.slice();
@@ -112,6 +172,9 @@ export function ancestralStep(
     const row = rowOf(l);
     if (precision === 'float32') {
       out[l] = sampleFloat32Race(row, rng, maskId);
+    } else if (topP < 1) {
+      // MASK's SUBS log-prob is ~−1e6, so its probability is exactly 0 here and it is never in the nucleus.
+      out[l] = nucleusSample(row, 1, topP, rng.uniform());
     } else {
       out[l] = sampleFromLogProbs(row, rng.uniform(), maskId);
     }
@@ -189,6 +252,8 @@ export interface SampleMdlmOptions {
   caching?: boolean;
   /** 'float32' = ablation emulating the reference fp32 sampler (spec §7.1). */
   precision?: SamplingPrecision;
+  /** Nucleus p of every token draw (default 1 = exact). Not used by any evaluation in the spec. */
+  topP?: number;
   onStep?: (info: SampleStepInfo) => void;
   /** Keep trajectory[i] = tokens at grid time t_i, i = 0..N (before the final argmax pass). */
   recordTrajectory?: boolean;
@@ -216,6 +281,8 @@ export async function sampleMdlm(model: Denoiser, opts: SampleMdlmOptions): Prom
   const { steps, batch, seed } = opts;
   const caching = opts.caching ?? true;
   const precision = opts.precision ?? 'float64';
+  const topP = opts.topP ?? 1;
+  checkTopP(topP, precision);
   const { vocabSize: vocab, seqLen, maskId } = model;
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`sampleMdlm: batch must be an integer >= 1, got ${batch}`);
   const grid = timeGrid(steps);
@@ -248,7 +315,7 @@ export async function sampleMdlm(model: Denoiser, opts: SampleMdlmOptions): Prom
       const base = b * seqLen;
       const seq = tokens.subarray(base, base + seqLen);
       const rowOf = (l: number) => subsRowLogProbs(stepLogits, (base + l) * vocab, seq[l], vocab, maskId, row);
-      const next = ancestralStep(seq, rowOf, grid[i], grid[i + 1], rngs[b], maskId, { precision });
+      const next = ancestralStep(seq, rowOf, grid[i], grid[i + 1], rngs[b], maskId, { precision, topP });
       writePrefix(next.tokens, prefixes[b]);
       for (let l = 0; l < seqLen; l++) if (next.tokens[l] !== seq[l]) changed++;
       seq.set(next.tokens);
