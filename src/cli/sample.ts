@@ -32,13 +32,15 @@ export async function run(argv: string[]): Promise<number> {
   const steps = intFlag(f, 'steps', 1)!;
   const batch = intFlag(f, 'samples', 1)!;
   const seed = intFlag(f, 'seed')!;
+  const topP = numFlag(f, 'top-p');
+  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${f['top-p']}`);
 
   let bar: ProgressBar | null = null;
   let r: SampleTextResult;
   try {
     r = await sampleText(String(f.model), {
       steps, samples: batch, seed, prefix: f.prefix ? String(f.prefix) : undefined, weights: f.weights as 'ema' | 'raw' | undefined, caching: !f['no-cache'],
-      topP: numFlag(f, 'top-p'), temperature: numFlag(f, 'temperature')!, backend: backend.data, runtime: runtimeFlag(f),
+      topP, temperature: numFlag(f, 'temperature')!, backend: backend.data, runtime: runtimeFlag(f),
       onOpen: (m) => {
         console.error(`model ${m.checkpointDir} (${m.arch}, ${m.weights} weights) | backend ${m.backend} | device ${m.device}`);
         if (m.arch === 'mdlm') bar = new ProgressBar(`sampling ${steps} steps`, steps);

@@ -50,8 +50,9 @@ export const JobSpec = z
   .strict();
 export type JobSpec = z.infer<typeof JobSpec>;
 
-/** Samples to draw from one checkpoint (a worker job of its own, not a run: nothing is written). */
+/** Nucleus p of a sampler: (0, 1], 1 = the exact distribution. */
 export const TopP = z.number().gt(0).max(1);
+/** Samples to draw from one checkpoint (a worker job of its own, not a run: nothing is written). */
 export const SAMPLE_LIMITS = { maxSteps: 4096, maxSamples: 16, maxPrefixChars: 2000 } as const;
 export const SampleRequest = z
   .object({

@@ -4,8 +4,10 @@ import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
 
 const STEP_CHOICES = [128, 64, 32, 16, 8, 4, 2, 1];
 const MAX_KEPT = 6;
-/** '' = the model's exact sampler (MDLM p = 1, AR the usual 0.95); a p < 1 reads better but is biased. */
-const TOP_P_CHOICES = ['', '0.95', '0.9', '0.8'];
+/** '' = the model's default (MDLM p = 1, the exact sampler; AR the usual 0.95, so AR offers 1 instead); a p < 1
+ *  reads better but is biased. */
+const MDLM_TOP_P = ['', '0.95', '0.9', '0.8'];
+const AR_TOP_P = ['', '1', '0.9', '0.8'];
 
 /**
  * "Try it": fresh samples from one of the run's models (a pretraining run's latest checkpoint; a distillation's
@@ -75,7 +77,7 @@ export function TryPanel({ id }: { id: string }) {
         <label title="nucleus sampling: draw each token from the smallest set of most probable ones holding p of the mass">
           top-p
           <select data-testid="try-top-p" value={topP} onChange={(e) => setTopP(e.target.value)}>
-            {TOP_P_CHOICES.map((p) => (
+            {(isAr ? AR_TOP_P : MDLM_TOP_P).map((p) => (
               <option key={p} value={p}>
                 {p === '' ? (isAr ? '0.95 (default)' : '1 (exact)') : p}
               </option>
