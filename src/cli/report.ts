@@ -192,7 +192,6 @@ export interface ReportOutcome {
   acceptance: { run: string; divergence: string; verdict: string }[];
 }
 
-/** The whole command without the flag parsing: load, plot, write. */
 /**
  * Writes each figure as its PNG (`format` png) or as SVG beside it (`format` svg, or when Chromium cannot render:
  * said through `warn`, the reason returned). Returns the files written.
@@ -213,6 +212,7 @@ export async function writeFigures(jobs: PlotJob[], format: 'png' | 'svg', warn:
   return pngFallback ? { files, pngFallback } : { files };
 }
 
+/** The whole command without the flag parsing: load, plot, write. */
 export async function writeReport(opts: ReportOptions): Promise<ReportOutcome> {
   const warn = opts.warn ?? ((s: string) => console.error(`warning: ${s}`));
   const runs = opts.runs.map((d) => loadRun(d, warn));

@@ -2,6 +2,7 @@
 // caching, final argmax pass). AR: nucleus sampling with the KV cache.
 import { writeFileSync } from 'node:fs';
 import { BackendName } from '../shared/config.ts';
+import { TopP } from '../shared/messages.ts';
 import { sampleText, type SampleTextResult } from '../worker/engine/sampleText.ts';
 import { intFlag, numFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
@@ -33,7 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   const batch = intFlag(f, 'samples', 1)!;
   const seed = intFlag(f, 'seed')!;
   const topP = numFlag(f, 'top-p');
-  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${f['top-p']}`);
+  if (topP !== undefined && !TopP.safeParse(topP).success) throw new UsageError(`--top-p must be in (0, 1], got ${f['top-p']}`);
 
   let bar: ProgressBar | null = null;
   let r: SampleTextResult;

@@ -133,7 +133,7 @@ export interface AncestralStepOptions {
 }
 
 /** Checks a nucleus p for the MDLM sampler: (0, 1], and only with float64 draws (the float32 ablation is exact-only). */
-export function checkTopP(topP: number, precision: SamplingPrecision): void {
+function checkTopP(topP: number, precision: SamplingPrecision): void {
   if (!(topP > 0 && topP <= 1)) throw new Error(`top-p must be in (0, 1], got ${topP}`);
   if (topP < 1 && precision === 'float32') throw new Error('top-p < 1 needs float64 sampling (the float32 ablation draws from the full distribution)');
 }
