@@ -347,6 +347,35 @@ test('AR nucleus keeps exactly the smallest set reaching p, renormalised', () =>
   assert.ok(chiSquare(full, [0.5, 0.3, 0.15, 0.05]) < 17);
 });
 
+test('nucleus sampling over a large vocabulary picks what a full sort of the vocabulary picks', () => {
+  // Reference: sort every id by probability, keep the smallest prefix reaching p, invert the CDF over it.
+  const reference = (logits: Float32Array, topP: number, u: number): number => {
+    const max = Math.max(...logits);
+    const probs = Array.from(logits, (x) => Math.exp(x - max));
+    const total = probs.reduce((a, b) => a + b, 0);
+    const order = probs.map((_, v) => v).sort((a, b) => probs[b] - probs[a] || a - b);
+    let kept = 0;
+    let mass = 0;
+    while (kept < order.length && (kept === 0 || mass < topP * total)) mass += probs[order[kept++]];
+    let cum = 0;
+    for (let k = 0; k < kept; k++) {
+      cum += probs[order[k]];
+      if (cum > u * mass) return order[k];
+    }
+    return order[kept - 1];
+  };
+  const rng = new Rng(11);
+  for (const [vocab, spread] of [[4096, 1], [4096, 6], [300, 0.1]] as const) {
+    const logits = Float32Array.from({ length: vocab }, () => spread * rng.normal());
+    for (const topP of [0.5, 0.9, 0.99]) {
+      for (let i = 0; i < 200; i++) {
+        const u = rng.uniform();
+        assert.equal(nucleusSample(logits, 1, topP, u), reference(logits, topP, u), `vocab ${vocab} spread ${spread} p ${topP} u ${u}`);
+      }
+    }
+  }
+});
+
 test('AR: prefix kept, per-sequence streams, stopAtEos pads with EOS', async () => {
   const prefix = Int32Array.of(1, 2, 3);
   const tokens = await sampleAr(new TableAr(), { batch: 4, length: 20, seed: 9, prefix });

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import { SAMPLE_LIMITS } from '../../shared/messages.ts';
 import { trySample, useApp } from '../store/appStore.ts';
 import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
 
@@ -86,7 +87,7 @@ export function TryPanel({ id }: { id: string }) {
         </label>
         <label className="grow">
           prefix (optional)
-          <input data-testid="try-prefix" value={prefix} maxLength={2000} placeholder="text every sample starts with" onChange={(e) => setPrefix(e.target.value)} />
+          <input data-testid="try-prefix" value={prefix} maxLength={SAMPLE_LIMITS.maxPrefixChars} placeholder="text every sample starts with" onChange={(e) => setPrefix(e.target.value)} />
         </label>
         <button type="button" className="primary" data-testid="try-submit" disabled={!choice || busy !== null} onClick={draw}>
           {busy === null ? 'Sample' : `Sampling${busy.runId === id ? '' : ` (${busy.runId})`}… ${Math.max(0, Math.round((now - busy.since) / 1000))} s`}
