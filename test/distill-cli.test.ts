@@ -123,6 +123,11 @@ test('sdtt eval --plot draws the table: the model against N, the judge samples a
   const pointYs = [...pplPanel.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"/g)].map((m) => Number(m[1]));
   const byN = [...j.results].sort((a: { steps: number }, b: { steps: number }) => a.steps - b.steps);
   assert.deepEqual(pointYs.map((y) => y < refY), byN.map((r: { gen_ppl: number }) => r.gen_ppl > realText));
+  // With --data every row carries its known-word rate: real held-out text has more training-set words than the
+  // samples of a model trained for 10 steps.
+  const knownWords = Object.fromEntries([...j.results.map((r: { steps: number; known_words: number }) => [`N=${r.steps}`, r.known_words]), ...j.baselines.map((r: { source: string; known_words: number }) => [r.source, r.known_words])]);
+  for (const n of ['N=4', 'N=2']) assert.ok(knownWords[n] >= 0 && knownWords[n] < knownWords['validation-text'], JSON.stringify(knownWords));
+  assert.match(res.err, /steps .* known words\n/);
   await assert.rejects(evalRun(['--model', teacher, '--judge', judge, '--data', DATA, '--plot', file]), /--plot draws the generative-perplexity table: give --steps LIST/);
   await assert.rejects(evalRun(['--model', teacher, '--judge', judge, '--steps', '2', '--plot', join(ws, 'table.gif')]), /must end in \.png or \.svg/);
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { judgePerplexity, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy } from '../src/worker/engine/metrics.ts';
+import { judgePerplexity, knownWordRate, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy, wordVocabulary } from '../src/worker/engine/metrics.ts';
+import { loadTokenizer, shippedTokenizerPath } from '../src/worker/engine/data/tokenizer.ts';
 import type { ArModel, ArSession } from '../src/worker/engine/types.ts';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
@@ -105,4 +106,17 @@ test('judgePerplexity: analytic per-sample NLL, chunking does not change results
   const chunked = await judgePerplexity(new FunctionJudge(V, rowOf), tokens, 3, len, 1);
   assert.deepEqual(chunked.perSample, r.perSample);
   await assert.rejects(judgePerplexity(judge, Int32Array.of(0, V), 1, 2), /outside/);
+});
+
+test('known-word rate: words of the training text count, invented ones do not; case-insensitive, apostrophes inside', () => {
+  const tokenizer = loadTokenizer(shippedTokenizerPath());
+  const training = tokenizer.encode("The Cat didn't sit; extraordinarily, le café was closed.\n");
+  const vocabulary = wordVocabulary(training, tokenizer);
+  // Multi-token words are whole in the vocabulary (the stream is decoded as one text), never their pieces.
+  assert.deepEqual([...vocabulary].sort(), ['café', 'cat', 'closed', "didn't", 'extraordinarily', 'le', 'sit', 'the', 'was']);
+  close(knownWordRate([' the CAT sat.', "(Didn't)"], vocabulary), 3 / 4);
+  close(knownWordRate([' catsit extraordin arily '], vocabulary), 0);
+  // Words touching a window's edge may be cut pieces: not counted either way.
+  close(knownWordRate(['raordinarily the catsit closed', 'sit'], vocabulary), 1 / 2);
+  assert.ok(Number.isNaN(knownWordRate(['1776 -- ?', 'cat'], vocabulary)));
 });

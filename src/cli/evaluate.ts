@@ -6,6 +6,7 @@ import { openModel } from '../worker/engine/openModel.ts';
 import { SHIPPED_JUDGE, installedShippedJudge } from '../worker/engine/distill.ts';
 import { sameTokenizer } from '../worker/engine/tokenizers.ts';
 import { genPplTable, genPplWork, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
+import { knownWordRate, wordVocabulary } from '../worker/engine/metrics.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
 import { openTokenSource } from '../worker/engine/data/shards.ts';
 import { validationBatches } from '../worker/engine/data/batches.ts';
@@ -17,7 +18,7 @@ import { plotSize, plotSvg, type PlotRef } from './reportPlot.ts';
 
 const FLAGS: Flags = {
   model: { type: 'string', help: 'checkpoint folder or run folder' },
-  data: { type: 'string', help: 'held-out data: a text file (its last 5% is used) or a shard folder (validation split)' },
+  data: { type: 'string', help: 'held-out data: a text file (its last 5% is used) or a shard folder (validation split); with --steps its training part also gives each row its known-word rate' },
   batches: { type: 'string', help: 'held-out batches for perplexity', default: '16' },
   batch: { type: 'string', help: 'sequences per forward pass', default: '16' },
   steps: { type: 'string', help: 'MDLM step counts for the generative-perplexity table, e.g. 128,64,32,16,8,4' },
@@ -58,8 +59,8 @@ export async function run(argv: string[]): Promise<number> {
   console.error(`model ${m.checkpointDir} (${m.config.arch}, ${m.weights}) | backend ${m.backend} | device ${m.device}`);
   const result: Record<string, unknown> = { eval: steps ? 'genppl' : 'heldout', model: m.checkpointDir, backend: m.backend };
 
-  if (f.data) {
-    const source = openTokenSource(String(f.data), { tokenizer: m.tokenizer });
+  const source = f.data ? openTokenSource(String(f.data), { tokenizer: m.tokenizer }) : null;
+  if (source) {
     const windows = validationBatches(source.split('validation'), m.config.seqLen, batch, intFlag(f, 'batches', 1)!);
     const nll = m.config.arch === 'mdlm' ? await heldoutNelbo(m.model, windows, batch, seed) : await heldoutArNll(m.model, windows, batch);
     const kind = m.config.arch === 'mdlm' ? 'nelbo' : 'nll';
@@ -74,25 +75,32 @@ export async function run(argv: string[]): Promise<number> {
     if (!sameTokenizer(judge.tokenizer, m.tokenizer)) throw new UsageError(`the judge's tokenizer (${judge.tokenizer.kind}, ${judge.tokenizer.vocabSize} ids) differs from the model's (${m.tokenizer.kind}, ${m.tokenizer.vocabSize} ids)`);
     const samples = intFlag(f, 'samples', 1)!;
     const bar = new ProgressBar('eval (denoiser forward passes)', genPplWork(steps, samples));
-    const rows = await genPplTable(m.model, judge.model, { steps, samples, batch, seed, onProgress: (d) => bar.update(d) });
+    // With --data, each row also gets the share of its words that occur in the training text (invented words).
+    const L = m.config.seqLen;
+    const vocabulary = source ? wordVocabulary(source.split('train'), m.tokenizer) : null;
+    const knownWords = (tokens: Int32Array, n: number): { known_words?: number } =>
+      vocabulary ? { known_words: knownWordRate(Array.from({ length: n }, (_, b) => m.tokenizer.decode(tokens.subarray(b * L, (b + 1) * L))), vocabulary) } : {};
+    const knownByStep = new Map<number, { known_words?: number }>();
+    const table = await genPplTable(m.model, judge.model, { steps, samples, batch, seed, onProgress: (d) => bar.update(d), onSamples: (n, tokens) => knownByStep.set(n, knownWords(tokens, samples)) });
     bar.done();
-    console.error('steps  gen_ppl (± s.e.)   entropy  nfe   seconds');
-    for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1)}`);
+    const rows = table.map((r) => ({ ...r, ...knownByStep.get(r.steps) }));
+    const known = (r: { known_words?: number }) => (r.known_words === undefined ? '' : `${(100 * r.known_words).toFixed(1)} %`);
+    console.error(`steps  gen_ppl (± s.e.)   entropy  nfe   seconds${vocabulary ? '  known words' : ''}`);
+    for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1).padStart(7)}  ${known(r)}`);
     Object.assign(result, { judge: judge.checkpointDir, results: rows });
     if (!f['no-baselines']) {
       // The reference points of the table: the judge's own samples (a same-size AR, as GPT-2 is in the paper) and
       // real held-out text (the floor), all scored by the same judge on the same number of sequences.
-      const L = m.config.seqLen;
-      const baselines: Record<string, unknown>[] = [];
+      const baselines: (Baseline & { gen_ppl_se: number; known_words?: number })[] = [];
       for (const topP of [0.95, 1.0]) {
         const tokens = await sampleAr(judge.model, { batch: samples, length: L, seed, topP });
-        baselines.push({ source: `ar-nucleus-${topP}`, samples, ...(await scoreSamples(judge.model, tokens, samples, L, batch)) });
+        baselines.push({ source: `ar-nucleus-${topP}`, samples, ...(await scoreSamples(judge.model, tokens, samples, L, batch)), ...knownWords(tokens, samples) });
       }
-      if (f.data) {
-        const windows = validationBatches(openTokenSource(String(f.data), { tokenizer: m.tokenizer }).split('validation'), L, samples, 1);
-        baselines.push({ source: 'validation-text', samples: windows.length ? samples : 0, ...(await scoreSamples(judge.model, windows[0], samples, L, batch)) });
+      if (source) {
+        const windows = validationBatches(source.split('validation'), L, samples, 1);
+        baselines.push({ source: 'validation-text', samples: windows.length ? samples : 0, ...(await scoreSamples(judge.model, windows[0], samples, L, batch)), ...knownWords(windows[0], samples) });
       }
-      for (const r of baselines) console.error(`${String(r.source).padEnd(18)} gen_ppl ${(r.gen_ppl as number).toFixed(2)} ± ${(r.gen_ppl_se as number).toFixed(2)}  entropy ${(r.entropy as number).toFixed(3)}`);
+      for (const r of baselines) console.error(`${r.source.padEnd(18)} gen_ppl ${r.gen_ppl.toFixed(2)} ± ${r.gen_ppl_se.toFixed(2)}  entropy ${r.entropy.toFixed(3)}${vocabulary ? `  known words ${known(r)}` : ''}`);
       result.baselines = baselines;
     }
     await judge.model.dispose();
@@ -103,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-type Baseline = { source: string; gen_ppl: number; entropy: number };
+type Baseline = { source: string; samples: number; gen_ppl: number; entropy: number };
 
 /** The table as the report's two-panel figure (one series; the baselines as reference lines). Returns the file
  * written: the PNG, or an SVG beside it when Chromium cannot render (said on stderr). */

@@ -1,6 +1,8 @@
-// Sample-quality metrics of spec §5: unigram entropy, self-BLEU, judge (generative) perplexity, mean ± s.e.
+// Sample-quality metrics of spec §5: unigram entropy, self-BLEU, judge (generative) perplexity, mean ± s.e.; and
+// the known-word rate, which tells invented words from English ones.
 // All arithmetic in float64.
 import type { ArModel } from './types.ts';
+import type { Tokenizer } from './data/tokenizer.ts';
 
 /** Mean and standard error (sample s.d. / √n). stderr is NaN for n < 2, mean is NaN for n = 0. */
 export function meanAndStderr(xs: ArrayLike<number>): { mean: number; stderr: number; n: number } {
@@ -156,4 +158,34 @@ function logSumExp(xs: Float32Array, offset: number, count: number): number {
   let sum = 0;
   for (let v = 0; v < count; v++) sum += Math.exp(xs[offset + v] - max);
   return max + Math.log(sum);
+}
+
+// A word: a run of letters, with inner apostrophes ("don't", "o'clock"), compared lower-cased.
+const WORD = /\p{L}+(?:['\u2019]\p{L}+)*/gu;
+
+/** The words of a token stream (e.g. the training split), decoded as one text so no word is cut in two. */
+export function wordVocabulary(tokens: ArrayLike<number>, tokenizer: Tokenizer): Set<string> {
+  const vocabulary = new Set<string>();
+  for (const m of tokenizer.decode(tokens).toLowerCase().matchAll(WORD)) vocabulary.add(m[0]);
+  return vocabulary;
+}
+
+/**
+ * Share of the words of `texts` (all pooled) that occur in `vocabulary`. Real held-out text scores close to 1; an
+ * MDLM's invented words (sub-word pieces joined across a word boundary, which per-position independent draws make
+ * easy) lower it, so it measures "reads as English" more directly than judge perplexity. A word touching either end
+ * of a text is not counted: the texts are fixed-length windows, which may cut a word in two. NaN without words.
+ */
+export function knownWordRate(texts: string[], vocabulary: ReadonlySet<string>): number {
+  let known = 0;
+  let total = 0;
+  for (const text of texts) {
+    const lower = text.toLowerCase();
+    for (const m of lower.matchAll(WORD)) {
+      if (m.index === 0 || m.index + m[0].length === lower.length) continue;
+      total++;
+      if (vocabulary.has(m[0])) known++;
+    }
+  }
+  return total ? known / total : NaN;
 }
