@@ -6,7 +6,7 @@ import { openModel } from '../worker/engine/openModel.ts';
 import { SHIPPED_JUDGE, installedShippedJudge } from '../worker/engine/distill.ts';
 import { sameTokenizer } from '../worker/engine/tokenizers.ts';
 import { genPplTable, genPplWork, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
-import { knownWordRate, wordVocabulary } from '../worker/engine/metrics.ts';
+import { wordVocabulary } from '../worker/engine/metrics.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
 import { openTokenSource } from '../worker/engine/data/shards.ts';
 import { validationBatches } from '../worker/engine/data/batches.ts';
@@ -77,30 +77,26 @@ export async function run(argv: string[]): Promise<number> {
     const bar = new ProgressBar('eval (denoiser forward passes)', genPplWork(steps, samples));
     // With --data, each row also gets the share of its words that occur in the training text (invented words).
     const L = m.config.seqLen;
-    const vocabulary = source ? wordVocabulary(source.split('train'), m.tokenizer) : null;
-    const knownWords = (tokens: Int32Array, n: number): { known_words?: number } =>
-      vocabulary ? { known_words: knownWordRate(Array.from({ length: n }, (_, b) => m.tokenizer.decode(tokens.subarray(b * L, (b + 1) * L))), vocabulary) } : {};
-    const knownByStep = new Map<number, { known_words?: number }>();
-    const table = await genPplTable(m.model, judge.model, { steps, samples, batch, seed, onProgress: (d) => bar.update(d), onSamples: (n, tokens) => knownByStep.set(n, knownWords(tokens, samples)) });
+    const words = source ? { tokenizer: m.tokenizer, vocabulary: wordVocabulary(source.split('train'), m.tokenizer) } : undefined;
+    const rows = await genPplTable(m.model, judge.model, { steps, samples, batch, seed, words, onProgress: (d) => bar.update(d) });
     bar.done();
-    const rows = table.map((r) => ({ ...r, ...knownByStep.get(r.steps) }));
     const known = (r: { known_words?: number }) => (r.known_words === undefined ? '' : `${(100 * r.known_words).toFixed(1)} %`);
-    console.error(`steps  gen_ppl (± s.e.)   entropy  nfe   seconds${vocabulary ? '  known words' : ''}`);
+    console.error(`steps  gen_ppl (± s.e.)   entropy  nfe   seconds${words ? '  known words' : ''}`);
     for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1).padStart(7)}  ${known(r)}`);
     Object.assign(result, { judge: judge.checkpointDir, results: rows });
     if (!f['no-baselines']) {
       // The reference points of the table: the judge's own samples (a same-size AR, as GPT-2 is in the paper) and
       // real held-out text (the floor), all scored by the same judge on the same number of sequences.
-      const baselines: (Baseline & { gen_ppl_se: number; known_words?: number })[] = [];
+      const baselines: (Baseline & Awaited<ReturnType<typeof scoreSamples>>)[] = [];
       for (const topP of [0.95, 1.0]) {
         const tokens = await sampleAr(judge.model, { batch: samples, length: L, seed, topP });
-        baselines.push({ source: `ar-nucleus-${topP}`, samples, ...(await scoreSamples(judge.model, tokens, samples, L, batch)), ...knownWords(tokens, samples) });
+        baselines.push({ source: `ar-nucleus-${topP}`, samples, ...(await scoreSamples(judge.model, tokens, samples, L, batch, words)) });
       }
       if (source) {
         const windows = validationBatches(source.split('validation'), L, samples, 1);
-        baselines.push({ source: 'validation-text', samples: windows.length ? samples : 0, ...(await scoreSamples(judge.model, windows[0], samples, L, batch)), ...knownWords(windows[0], samples) });
+        baselines.push({ source: 'validation-text', samples: windows.length ? samples : 0, ...(await scoreSamples(judge.model, windows[0], samples, L, batch, words)) });
       }
-      for (const r of baselines) console.error(`${r.source.padEnd(18)} gen_ppl ${r.gen_ppl.toFixed(2)} ± ${r.gen_ppl_se.toFixed(2)}  entropy ${r.entropy.toFixed(3)}${vocabulary ? `  known words ${known(r)}` : ''}`);
+      for (const r of baselines) console.error(`${r.source.padEnd(18)} gen_ppl ${r.gen_ppl.toFixed(2)} ± ${r.gen_ppl_se.toFixed(2)}  entropy ${r.entropy.toFixed(3)}${words ? `  known words ${known(r)}` : ''}`);
       result.baselines = baselines;
     }
     await judge.model.dispose();

@@ -1,10 +1,11 @@
 // Evaluation on the host in float64: held-out NELBO perplexity (MDLM) or next-token perplexity (AR), and the
-// generative-perplexity table (samples scored by an AR judge, with unigram entropy beside it).
+// generative-perplexity table (samples scored by an AR judge, with unigram entropy and the known-word rate beside it).
 import type { ArModel, Denoiser } from './types.ts';
+import type { Tokenizer } from './data/tokenizer.ts';
 import { Rng } from './rng.ts';
 import { antitheticTimes, forwardMask, subsLogProbs } from './mdlm.ts';
 import { sampleMdlm } from './sampler.ts';
-import { judgePerplexity, meanAndStderr, unigramEntropy } from './metrics.ts';
+import { judgePerplexity, knownWordRate, meanAndStderr, unigramEntropy } from './metrics.ts';
 
 /**
  * MDLM NELBO per token on fixed windows: for each window an antithetic t per sequence, masked positions weigh
@@ -46,6 +47,8 @@ export interface GenPplRow {
   gen_ppl: number;
   gen_ppl_se: number;
   entropy: number;
+  /** Share of the samples' words found in the training text (only when genPplTable is given `words`). */
+  known_words?: number;
   samples: number;
   nfe: number;
   seconds: number;
@@ -65,7 +68,7 @@ export function genPplWork(steps: number[], samples: number): number {
 export async function genPplTable(
   model: Denoiser,
   judge: ArModel,
-  opts: { steps: number[]; samples: number; batch: number; seed: number; onProgress?: (done: number, total: number) => void /* genPplWork units */; onSamples?: (steps: number, tokens: Int32Array) => void },
+  opts: { steps: number[]; samples: number; batch: number; seed: number; words?: WordCheck; onProgress?: (done: number, total: number) => void /* genPplWork units */; onSamples?: (steps: number, tokens: Int32Array) => void },
 ): Promise<GenPplRow[]> {
   const L = model.seqLen;
   const rows: GenPplRow[] = [];
@@ -86,13 +89,20 @@ export async function genPplTable(
     }
     const seconds = (performance.now() - started) / 1000;
     opts.onSamples?.(steps, all);
-    rows.push({ steps, ...(await scoreSamples(judge, all, opts.samples, L, opts.batch)), samples: opts.samples, nfe, seconds });
+    rows.push({ steps, ...(await scoreSamples(judge, all, opts.samples, L, opts.batch, opts.words)), samples: opts.samples, nfe, seconds });
   }
   return rows;
 }
 
-/** Judge perplexity (mean, s.e.) and unigram entropy of [n, L] token sequences, scored in chunks of `batch`. */
-export async function scoreSamples(judge: ArModel, tokens: Int32Array, n: number, L: number, batch: number): Promise<{ gen_ppl: number; gen_ppl_se: number; entropy: number }> {
+/** The training text's words and the tokenizer that decodes samples for knownWordRate. */
+export interface WordCheck {
+  tokenizer: Tokenizer;
+  vocabulary: ReadonlySet<string>;
+}
+
+/** Judge perplexity (mean, s.e.) and unigram entropy of [n, L] token sequences, scored in chunks of `batch`; with
+ * `words`, also their known-word rate. */
+export async function scoreSamples(judge: ArModel, tokens: Int32Array, n: number, L: number, batch: number, words?: WordCheck): Promise<{ gen_ppl: number; gen_ppl_se: number; entropy: number; known_words?: number }> {
   const nlls: number[] = [];
   for (let start = 0; start < n; start += batch) {
     const b = Math.min(batch, n - start);
@@ -101,5 +111,8 @@ export async function scoreSamples(judge: ArModel, tokens: Int32Array, n: number
   }
   const { mean, stderr } = meanAndStderr(nlls);
   const gen_ppl = Math.exp(mean);
-  return { gen_ppl, gen_ppl_se: gen_ppl * stderr, entropy: unigramEntropy(tokens, n, L).mean };
+  const scores = { gen_ppl, gen_ppl_se: gen_ppl * stderr, entropy: unigramEntropy(tokens, n, L).mean };
+  if (!words) return scores;
+  const texts = Array.from({ length: n }, (_, b) => words.tokenizer.decode(tokens.subarray(b * L, (b + 1) * L)));
+  return { ...scores, known_words: knownWordRate(texts, words.vocabulary) };
 }
