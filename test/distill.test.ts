@@ -16,6 +16,7 @@ import { antitheticTimes, forwardMask, subsLogProbs, EPS_SAMPLE } from '../src/w
 import { BatchIterator } from '../src/worker/engine/data/batches.ts';
 import { openTokenSource } from '../src/worker/engine/data/shards.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
+import { wordVocabulary } from '../src/worker/engine/metrics.ts';
 import { teacherTargets } from '../src/worker/engine/sdtt/targets.ts';
 import { rowDivergence } from '../src/worker/engine/sdtt/divergences.ts';
 import { compactMaskedRows, tinyTeacherAndJudge } from './helpers/fixtures.ts';
@@ -139,7 +140,7 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
     assert.equal(l.label, `teacher ${l.teacherSteps} -> student ${l.studentSteps}`);
     assert.equal(l.checkpoint, join('rounds', String(l.round)));
     assert.deepEqual(l.eval.map((e: { steps: number }) => e.steps), [8, 4]);
-    for (const e of l.eval) assert.ok(e.gen_ppl > 1 && e.gen_ppl_se >= 0 && e.entropy > 0, JSON.stringify(e));
+    for (const e of l.eval) assert.ok(e.gen_ppl > 1 && e.gen_ppl_se >= 0 && e.entropy > 0 && e.known_words >= 0 && e.known_words <= 1, JSON.stringify(e));
     assert.ok(Number.isFinite(l.heldoutNelbo));
     assert.equal(l.selfBleu.computed, true);
     const prov = JSON.parse(readFileSync(join(fullDir, 'rounds', String(l.round), 'config.json'), 'utf8')).sdtt;
@@ -156,6 +157,7 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
   for (const r of [0, 1]) assert.equal(full.trace.teachers[r + 1].checksum, paramsChecksum(loadCheckpoint(join(fullDir, 'rounds', String(r)), { layoutFor: paramLayout }).params));
 
   // samples: teacher (-1) and every round, at every eval step count, in the SampleCell format
+  const trainingWords = wordVocabulary(openTokenSource(DATA, tok).split('train'), tok);
   const files = readdirSync(join(fullDir, 'samples')).sort();
   assert.deepEqual(files, ['-1-4.json', '-1-8.json', '0-4.json', '0-8.json', '1-4.json', '1-8.json', '2-4.json', '2-8.json']);
   for (const f of files) {
@@ -168,6 +170,12 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
       assert.equal(c.seed, 5);
       assert.equal(typeof c.text, 'string');
       assert.ok(c.genPpl > 1 && c.entropy > 0 && c.latencyMs >= 0);
+      // the invented words are marked: letter runs inside the text that the training text never uses
+      for (const [a, b] of c.inventedWords) {
+        const word = c.text.slice(a, b);
+        assert.match(word, /^\p{L}+(['\u2019]\p{L}+)*$/u, `${f}: span ${a}-${b} of ${JSON.stringify(c.text)}`);
+        assert.ok(!trainingWords.has(word.toLowerCase()), `${f}: "${word}" is in the training text`);
+      }
     }
     assert.equal(cells[0].trajectory.length, steps + 1);
     assert.equal(cells[0].trajectory[0].length, 32);

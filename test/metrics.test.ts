@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { judgePerplexity, knownWordRate, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy, wordVocabulary } from '../src/worker/engine/metrics.ts';
+import { inventedWordSpans, judgePerplexity, knownWordRate, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy, wordVocabulary } from '../src/worker/engine/metrics.ts';
 import { loadTokenizer, shippedTokenizerPath } from '../src/worker/engine/data/tokenizer.ts';
 import type { ArModel, ArSession } from '../src/worker/engine/types.ts';
 
@@ -119,4 +119,15 @@ test('known-word rate: words of the training text count, invented ones do not; c
   // Words touching a window's edge may be cut pieces: not counted either way.
   close(knownWordRate(['raordinarily the catsit closed', 'sit'], vocabulary), 1 / 2);
   assert.ok(Number.isNaN(knownWordRate(['1776 -- ?', 'cat'], vocabulary)));
+});
+
+test('invented-word spans: exactly the counted words that are not in the training text, as offsets into the text', () => {
+  const vocabulary = new Set(['the', 'cat', 'sat', "didn't"]);
+  const text = 'xx The Catsit sat, İnquentified didn\'t zz';
+  const spans = inventedWordSpans(text, vocabulary);
+  // 'xx' and 'zz' touch the window's edges: not judged. 'İ' lower-cases to two UTF-16 units; spans stay on `text`.
+  assert.deepEqual(spans.map(([a, b]) => text.slice(a, b)), ['Catsit', 'İnquentified']);
+  assert.deepEqual(inventedWordSpans('xx the cat sat zz', vocabulary), []);
+  // The spans and the rate agree: 2 of the 5 counted words are invented.
+  close(knownWordRate([text], vocabulary), 3 / 5);
 });

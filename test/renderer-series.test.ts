@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Column, RunSeries, stepRate } from '../src/renderer/lib/series.ts';
 import { backoffDelay } from '../src/renderer/lib/backoff.ts';
 import { configDiff, flatten } from '../src/renderer/lib/configDiff.ts';
-import { gridAxes, replayTokens, showMasks } from '../src/renderer/lib/samples.ts';
+import { gridAxes, inventedSegments, replayTokens, showMasks } from '../src/renderer/lib/samples.ts';
 import { fmtDuration, fmtNum } from '../src/renderer/lib/format.ts';
 import type { SampleCell } from '../src/shared/api.ts';
 
@@ -104,6 +104,27 @@ test('samples: masks shown as ░, grid axes, replay marks masked and freshly re
   const { rounds, steps } = gridAxes([cell, { ...cell, round: -1, steps: 8 }, { ...cell, round: 1, steps: 4 }]);
   assert.deepEqual(rounds, [-1, 0, 1]);
   assert.deepEqual(steps, [8, 4, 2]);
+});
+
+test('invented-word segments: the marked words of a sample, robust to spans from a foreign or damaged file', () => {
+  const text = 'the catsit on inquentified mats';
+  const segs = inventedSegments(text, [[14, 26], [4, 10]]);
+  assert.deepEqual(segs, [
+    { text: 'the ', invented: false },
+    { text: 'catsit', invented: true },
+    { text: ' on ', invented: false },
+    { text: 'inquentified', invented: true },
+    { text: ' mats', invented: false },
+  ]);
+  // overlapping, out-of-range, empty and non-integer spans: clipped or skipped, the text always survives whole
+  for (const spans of [[[2, 6], [4, 8]], [[25, 99]], [[-5, 3]], [[7, 7], [9, 3]], [[1.5, 4]]] as [number, number][][]) {
+    const got = inventedSegments(text, spans);
+    assert.equal(got.map((g) => g.text).join(''), text, JSON.stringify(spans));
+    assert.ok(got.every((g) => g.text.length > 0));
+  }
+  assert.deepEqual(inventedSegments(text, [[2, 6], [4, 8]]).filter((g) => g.invented).map((g) => g.text), ['e ca', 'ts']);
+  assert.deepEqual(inventedSegments('', undefined), [{ text: '', invented: false }]);
+  assert.deepEqual(inventedSegments(text, undefined), [{ text, invented: false }]);
 });
 
 test('formatting', () => {

@@ -17,11 +17,11 @@ import { BEGIN_MARKER, END_MARKER, acceptance, evalTableMd, plotSeries, plotTitl
 import { log2Ticks, niceTicks, plotSvg } from '../src/cli/reportPlot.ts';
 
 const STEPS = [128, 64, 32, 16];
-/** [gen PPL, s.e., entropy] per N = 128, 64, 32, 16. */
-type Cells = [number | null, number | null, number][];
+/** [gen PPL, s.e., entropy, known words?] per N = 128, 64, 32, 16 (runs from before the known-word rate lack it). */
+type Cells = [number | null, number | null, number, number?][];
 
 function rows(cells: Cells): DistillEvalRow[] {
-  return cells.map(([gen_ppl, gen_ppl_se, entropy], i) => ({ steps: STEPS[i], gen_ppl, gen_ppl_se, entropy, samples: 16, nfe: STEPS[i], seconds: 1.5 }));
+  return cells.map(([gen_ppl, gen_ppl_se, entropy, known_words], i) => ({ steps: STEPS[i], gen_ppl, gen_ppl_se, entropy, ...(known_words === undefined ? {} : { known_words }), samples: 16, nfe: STEPS[i], seconds: 1.5 }));
 }
 
 const TEACHER: Cells = [[187.6, 26.7, 3.867], [212.3, 24.0, 3.943], [241.3, 29.9, 3.957], [303.5, 37.9, 3.997]];
@@ -72,6 +72,16 @@ test('the eval table has the teacher and each round with gen PPL ± s.e. / entro
   assert.equal(lines[3], '| R0 student (64 steps) | 190.1 ± 20.5 / 3.850 | 195.2 ± 21.0 / 3.860 | 199.9 ± 22.0 / 3.870 | 205.4 ± 23.0 / 3.900 |');
   assert.equal(lines[5], '| R2 student (16 steps) | 150.0 ± 10.0 / 3.800 | 160.0 ± 11.0 / 3.810 | 170.0 ± 12.0 / 3.820 | 180.3 ± 13.5 / 3.951 |');
   assert.equal(lines.length, 6);
+});
+
+test('with the known-word rate the cells and their legend show it; runs evaluated before it existed are shown without', () => {
+  const ws = tmp();
+  const withWords: Cells = [[187.6, 26.7, 3.867, 0.861], [212.3, 24.0, 3.943, 0.85], [241.3, 29.9, 3.957, 0.8345], [303.5, 37.9, 3.997, 0.8]];
+  const r = loadRun(writeRun(ws, 'words', { teacher: withWords, rounds: [withWords, withWords, withWords] }), quiet);
+  assert.equal(evalTableMd(r).split('\n')[2], '| teacher | 187.6 ± 26.7 / 3.867 / 86.1 % | 212.3 ± 24.0 / 3.943 / 85.0 % | 241.3 ± 29.9 / 3.957 / 83.5 % | 303.5 ± 37.9 / 3.997 / 80.0 % |');
+  assert.match(runSection(r, null, ws), /unigram entropy \(nats\) \/ known words \(share of the samples' words found in the training text\) of the samples/);
+  const old = loadRun(writeRun(ws, 'old'), quiet);
+  assert.doesNotMatch(runSection(old, null, ws), /known words/);
 });
 
 test('the report file: sections, per-round table, totals, comparison; prose outside the markers survives', async () => {

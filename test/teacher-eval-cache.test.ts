@@ -111,14 +111,14 @@ test('concurrent writers of one key leave one valid entry and no temp folders', 
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-tecache-unit-'));
   const key = teacherEvalKey({
     teacherParams: new Float32Array([1, 2, 3]), teacherConfig: tinyModel(), runtime: { backend: 'cpu', device: 'CPU' }, tokenizer: new ByteTokenizer(), judge: null,
-    valTokens: new Uint16Array([1, 2, 3, 4]), selfBleuSteps: 4, cfg: { evalSteps: [4], evalSamples: 2, evalBatch: 2, samplesPerCell: 1, seed: 0, selfBleuPrompts: 0, evalHeldoutBatches: 1 },
+    valTokens: new Uint16Array([1, 2, 3, 4]), trainTokens: new Uint16Array([5, 6, 7, 8]), selfBleuSteps: 4, cfg: { evalSteps: [4], evalSamples: 2, evalBatch: 2, samplesPerCell: 1, seed: 0, selfBleuPrompts: 0, evalHeldoutBatches: 1 },
   });
   const fake = (runDir: string, value: number) => async (): Promise<DistillEvalResult> => {
     mkdirSync(join(runDir, 'samples'), { recursive: true });
     const file = join(runDir, 'samples', '-1-4.json');
     writeFileSync(file, JSON.stringify([{ round: -1, steps: 4, value }]) + '\n');
     await new Promise((r) => setTimeout(r, value === 1 ? 30 : 0));
-    return { round: -1, rows: [{ steps: 4, gen_ppl: null, gen_ppl_se: null, entropy: value, samples: 2, nfe: 4, seconds: 0 }], heldoutNelbo: 1, selfBleu: { computed: false, reason: 'x' }, judge: null, note: 'n', samplesFiles: [file], seconds: 0 };
+    return { round: -1, rows: [{ steps: 4, gen_ppl: null, gen_ppl_se: null, entropy: value, known_words: null, samples: 2, nfe: 4, seconds: 0 }], heldoutNelbo: 1, selfBleu: { computed: false, reason: 'x' }, judge: null, note: 'n', samplesFiles: [file], seconds: 0 };
   };
   const opts = (runDir: string) => ({ runDir, key, evalSteps: [4], judgeFields: { judge: null, note: 'n' } });
   const [r1, r2] = await Promise.all([cachedTeacherEval(opts(join(ws, 'runs', 'x')), fake(join(ws, 'runs', 'x'), 1)), cachedTeacherEval(opts(join(ws, 'runs', 'y')), fake(join(ws, 'runs', 'y'), 2))]);
@@ -132,4 +132,16 @@ test('concurrent writers of one key leave one valid entry and no temp folders', 
   assert.equal(r3.rows[0].entropy, 2);
   assert.deepEqual(r3.samplesFiles, [join(ws, 'runs', 'z', 'samples', '-1-4.json')]);
   assert.equal(JSON.parse(readFileSync(r3.samplesFiles[0], 'utf8'))[0].value, 2);
+});
+
+test('the key changes with the training tokens (the known-word rate checks samples against their words), and only with what it hashes', () => {
+  const input = {
+    teacherParams: new Float32Array([1, 2, 3]), teacherConfig: tinyModel(), runtime: { backend: 'cpu', device: 'CPU' }, tokenizer: new ByteTokenizer(), judge: null,
+    valTokens: new Uint16Array([1, 2, 3, 4]), trainTokens: new Uint16Array([5, 6, 7, 8]), selfBleuSteps: 4,
+    cfg: { evalSteps: [4], evalSamples: 2, evalBatch: 2, samplesPerCell: 1, seed: 0, selfBleuPrompts: 0, evalHeldoutBatches: 1 },
+  };
+  const key = teacherEvalKey(input).key;
+  assert.equal(teacherEvalKey({ ...input, trainTokens: new Uint16Array([5, 6, 7, 8]) }).key, key);
+  assert.notEqual(teacherEvalKey({ ...input, trainTokens: new Uint16Array([5, 6, 7, 9]) }).key, key);
+  assert.notEqual(teacherEvalKey({ ...input, valTokens: new Uint16Array([1, 2, 3, 5]) }).key, key);
 });

@@ -13,6 +13,7 @@ import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../work
 import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar, formatDuration } from './progress.ts';
+import { evalCell } from './reportMarkdown.ts';
 import { runCliJob } from './runJob.ts';
 
 const FLAGS: Flags = {
@@ -114,7 +115,7 @@ export async function run(argv: string[], synopsis = 'usage: sdtt distill --teac
       const teacherEval = readTeacherEval(runDir);
       const rounds = readRoundLines(runDir);
       const rows = [...(teacherEval ? [{ label: 'teacher', res: teacherEval }] : []), ...rounds.map((l) => ({ label: `R${l.round} student (${l.studentSteps})`, res: l as unknown as Pick<DistillEvalResult, 'rows'> & { eval?: DistillEvalResult['rows'] } }))];
-      console.error(`\ngen PPL / unigram entropy (columns: sampling steps)\n${evalTable(rows, cfg.evalSteps)}`);
+      console.error(`\ngen PPL ± s.e. / unigram entropy / known words (columns: sampling steps)\n${evalTable(rows, cfg.evalSteps)}`);
       console.log(JSON.stringify({ run: id, runDir, status: result.status, step: result.step, reason: result.reason, lastCheckpoint: result.lastCheckpoint, roundsDone: result.roundsDone, ...startInfo, config: cfg, teacherEval, rounds }));
     },
   );
@@ -129,15 +130,13 @@ export function defaultDistillRunId(cfg: Pick<DistillConfig, 'teacher' | 'diverg
 
 type Row = { label: string; res: { rows?: DistillEvalResult['rows']; eval?: DistillEvalResult['rows'] } };
 
-/** Rows x eval step counts; cells "gen PPL / entropy" ("- / H" without a judge). */
+/** Rows x eval step counts; cells as the report's (gen PPL ± s.e. / entropy / known words). */
 export function evalTable(rows: Row[], steps: number[]): string {
   const head = ['', ...steps.map((s) => `${s} steps`)];
   const body = rows.map(({ label, res }) => {
     const evalRows = res.rows ?? res.eval ?? [];
     return [label, ...steps.map((s) => {
-      const e = evalRows.find((r) => r.steps === s);
-      if (!e) return '';
-      return `${e.gen_ppl === null || e.gen_ppl === undefined ? '-' : e.gen_ppl.toFixed(2)} / ${e.entropy.toFixed(3)}`;
+      return evalCell(evalRows.find((r) => r.steps === s));
     })];
   });
   const widths = head.map((_, c) => Math.max(...[head, ...body].map((r) => r[c].length)));

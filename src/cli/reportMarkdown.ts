@@ -58,11 +58,20 @@ export function fmtSeconds(s: number): string {
   return h > 0 ? `${h} h ${String(m).padStart(2, '0')} min` : `${m} min ${String(sec).padStart(2, '0')} s`;
 }
 
-/** "187.6 ± 26.7 / 3.867"; "– / 3.867" without a judge; "" when the cell was not evaluated. */
+/** "187.6 ± 26.7 / 3.867", "/ 88.9 %" added when the known-word rate was computed; "– / 3.867" without a judge;
+ * "" when the cell was not evaluated. */
 export function evalCell(row: DistillEvalRow | undefined): string {
   if (!row) return '';
   const ppl = row.gen_ppl === null ? '–' : fmtPplSe(row.gen_ppl, row.gen_ppl_se);
-  return `${ppl} / ${row.entropy.toFixed(3)}`;
+  const known = typeof row.known_words === 'number' && Number.isFinite(row.known_words) ? ` / ${(100 * row.known_words).toFixed(1)} %` : '';
+  return `${ppl} / ${row.entropy.toFixed(3)}${known}`;
+}
+
+/** What the cells of `runs`' tables hold, for the sentence above a table. */
+function cellLegend(runs: ReportRun[]): string {
+  const rows = runs.flatMap((r) => [...(r.teacher?.rows ?? []), ...r.rounds.flatMap((l) => l.eval)]);
+  const known = rows.some((x) => typeof x.known_words === 'number');
+  return `gen PPL ± 1 s.e. / unigram entropy (nats)${known ? " / known words (share of the samples' words found in the training text)" : ''}`;
 }
 
 function fmtSelfBleu(b: SelfBleuResult | undefined): string {
@@ -223,7 +232,7 @@ export function runSection(run: ReportRun, plot: string | null, cwd: string): st
     '',
     `Run folder: ${shortPath(run.dir, cwd)}.`,
     '',
-    'Judge generative perplexity ± 1 s.e. / unigram entropy (nats) of the samples, by sampling steps N:',
+    `Judge ${cellLegend([run])} of the samples, by sampling steps N:`,
     '',
     evalTableMd(run),
     '',
@@ -268,7 +277,7 @@ export function comparisonMd(runs: ReportRun[]): string {
   return [
     '## Comparison across divergences',
     '',
-    'Best student per N (lowest gen PPL over the rounds; the round in brackets), gen PPL ± 1 s.e. / entropy:',
+    `Best student per N (lowest gen PPL over the rounds; the round in brackets), ${cellLegend(runs)}:`,
     '',
     table(['model', ...cols.map((n) => `N = ${n}`)], body, ['l', ...cols.map(() => 'r' as const)]),
     '',

@@ -3,7 +3,7 @@
 // On-disk shapes read here:
 //   runs/<id>/rounds.jsonl   one JSON object per finished round; read leniently into RoundSummary:
 //                            { round, teacherSteps, studentSteps, label?, status? ('done' if absent), firstStep?,
-//                              lastStep?, eval?: [{ steps, gen_ppl, gen_ppl_se, entropy }], heldoutNelbo?,
+//                              lastStep?, eval?: [{ steps, gen_ppl, gen_ppl_se, entropy, known_words? }], heldoutNelbo?,
 //                              checkpoint?: "<path>" }  (firstStep/lastStep: completed-step counts, 1-based;
 //                              gen_ppl/gen_ppl_se null without a judge)
 //                            `checkpoint` (relative to the run folder, or absolute inside it) names the round's
@@ -24,8 +24,15 @@ export function toMetricPoint(m: Record<string, unknown>): MetricPoint {
   return { ...m, type: m.type === 'eval' ? 'eval' : 'train', step: typeof m.step === 'number' ? m.step : 0 };
 }
 
-// gen_ppl / gen_ppl_se are null when the run has no judge (entropy is still computed).
-const EvalRow = z.object({ steps: z.number(), gen_ppl: z.number().nullable(), gen_ppl_se: z.number().nullable(), entropy: z.number() });
+// gen_ppl / gen_ppl_se are null when the run has no judge (entropy is still computed); known_words is absent in
+// runs evaluated before it existed.
+const EvalRow = z.object({
+  steps: z.number(),
+  gen_ppl: z.number().nullable(),
+  gen_ppl_se: z.number().nullable(),
+  entropy: z.number(),
+  known_words: z.number().nullable().optional(),
+});
 
 export function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummary & { checkpoint?: string }) | null {
   if (!line || typeof line !== 'object' || typeof line.round !== 'number' || !Number.isInteger(line.round)) return null;
@@ -57,6 +64,7 @@ const SampleCellSchema = z.object({
   genPpl: z.number().nullable(),
   entropy: z.number(),
   latencyMs: z.number(),
+  inventedWords: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])).optional(),
   trajectory: z.array(z.array(z.number().int())).optional(),
   tokenTexts: z.array(z.string()).optional(),
 }) satisfies z.ZodType<SampleCell>;

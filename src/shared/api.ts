@@ -82,8 +82,9 @@ export interface RoundSummary {
   /** First / last optimiser step of the round as completed-step counts (1-based, like MetricPoint.step). */
   firstStep: number;
   lastStep: number;
-  /** Evaluation rows after the round (same shape as `sdtt eval` results); gen_ppl / gen_ppl_se are null without a judge. */
-  eval?: { steps: number; gen_ppl: number | null; gen_ppl_se: number | null; entropy: number }[];
+  /** Evaluation rows after the round (same shape as `sdtt eval` results); gen_ppl / gen_ppl_se are null without a
+   * judge; known_words (share of the samples' words found in the training text) is null or absent when not computed. */
+  eval?: { steps: number; gen_ppl: number | null; gen_ppl_se: number | null; entropy: number; known_words?: number | null }[];
   /** Held-out NELBO of the student after the round (nats/token), when the engine computed it. */
   heldoutNelbo?: number;
 }
@@ -98,6 +99,9 @@ export interface SampleCell {
   genPpl: number | null;
   entropy: number;
   latencyMs: number;
+  /** [start, end) UTF-16 spans of `text`'s words that occur nowhere in the training text (invented words); absent
+   * when not checked. */
+  inventedWords?: [number, number][];
   /** Token ids per sampling step (for the unmasking replay), MASK included; optional to keep payloads small. */
   trajectory?: number[][];
   tokenTexts?: string[];

@@ -182,6 +182,8 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     // the judge chosen in the form: the round cards show a gen PPL (a number, not "—"), and the held-out NELBO
     await page.waitForFunction(() => /^\d/.test(document.querySelector('[data-testid="round-0"] .round-eval b')?.textContent ?? ''), null, { timeout: 30_000 });
     await page.getByTestId('round-0-nelbo').waitFor();
+    // the known-word rate of the round's samples, a share of the words checked against the training text
+    assert.match((await page.getByTestId('round-0-words').textContent()) ?? '', /^words \d+(\.\d+)? %$/);
     assert.doesNotMatch((await page.getByTestId('steps-per-s').textContent()) ?? '', /NaN/);
     // the held-out NELBO is not drawn on the distillation loss chart (other scale): raw + smoothed lines only
     assert.equal(await page.getByTestId('loss-chart').getAttribute('data-lines'), '2');
@@ -196,6 +198,10 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
       const text = (await page.getByTestId(id).locator('.sample-text').textContent()) ?? '';
       assert.ok(text.trim().length > 0, `${id} shows a sample text`);
     }
+    // invented words (not in the training text) are underlined, with a legend saying so
+    await page.getByTestId('invented-legend').waitFor();
+    const invented = await grid.locator('.sample-text .invented').allTextContents();
+    assert.ok(invented.length > 0 && invented.every((w) => /^\p{L}+/u.test(w)), `marked words: ${JSON.stringify(invented.slice(0, 10))}`);
     await grid.scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(SHOTS, 'samples-grid.png') });
     if (DOCS) copyFileSync(join(SHOTS, 'samples-grid.png'), join(DOCS, 'samples-grid.png'));

@@ -9,6 +9,33 @@ export function showMasks(text: string): string {
   return text.replace(MASK_PATTERN, MASK_GLYPH);
 }
 
+export interface TextSegment {
+  text: string;
+  /** A word found nowhere in the training text. */
+  invented: boolean;
+}
+
+/**
+ * `text` cut into plain and invented-word segments by `spans` ([start, end) offsets, as SampleCell.inventedWords).
+ * Spans come from a file on disk: out-of-range, empty, unsorted or overlapping ones are clipped or skipped, never
+ * trusted, and the segments always join back to `text`.
+ */
+export function inventedSegments(text: string, spans: readonly (readonly [number, number])[] | undefined): TextSegment[] {
+  const out: TextSegment[] = [];
+  let at = 0;
+  const sorted = [...(spans ?? [])].filter(([a, b]) => Number.isInteger(a) && Number.isInteger(b)).sort((x, y) => x[0] - y[0]);
+  for (const [a0, b0] of sorted) {
+    const a = Math.max(a0, at);
+    const b = Math.min(b0, text.length);
+    if (a >= b) continue;
+    if (a > at) out.push({ text: text.slice(at, a), invented: false });
+    out.push({ text: text.slice(a, b), invented: true });
+    at = b;
+  }
+  if (at < text.length || out.length === 0) out.push({ text: text.slice(at), invented: false });
+  return out;
+}
+
 export interface ReplayToken {
   text: string;
   masked: boolean;

@@ -8,7 +8,7 @@ export function RoundTimeline({ id }: { id: string }) {
     <section className="panel">
       <div className="panel-head">
         <h3>Rounds</h3>
-        <span className="muted">gen PPL ± s.e. (— without a judge), entropy and held-out NELBO at the student's step count</span>
+        <span className="muted">gen PPL ± s.e. (— without a judge), entropy, known words and held-out NELBO at the student's step count</span>
       </div>
       <ol className="timeline" data-testid="round-timeline">
         {rounds.length === 0 && <li className="muted pad">Rounds appear when the run starts.</li>}
@@ -31,6 +31,11 @@ export function RoundTimeline({ id }: { id: string }) {
                     {ev.gen_ppl !== null && <> ± {fmtNum(ev.gen_ppl_se, 3)}</>}
                   </span>
                   <span title="unigram entropy of the samples">H {fmtNum(ev.entropy, 3)}</span>
+                  {typeof ev.known_words === 'number' && (
+                    <span title="share of the samples' words found in the training text" data-testid={`round-${r.round}-words`}>
+                      words {fmtNum(100 * ev.known_words, 3)} %
+                    </span>
+                  )}
                   <span className="muted">@{ev.steps}</span>
                   {r.heldoutNelbo !== undefined && (
                     <span title="held-out NELBO of the student after the round (nats/token)" data-testid={`round-${r.round}-nelbo`}>

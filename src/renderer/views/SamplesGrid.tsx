@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { SampleCell } from '../../shared/api.ts';
 import { fmtNum } from '../lib/format.ts';
-import { gridAxes, replayTokens, showMasks } from '../lib/samples.ts';
+import { gridAxes, inventedSegments, replayTokens, showMasks } from '../lib/samples.ts';
 import { refreshSamples, useApp } from '../store/appStore.ts';
 
 export function SamplesGrid({ id }: { id: string }) {
@@ -17,6 +17,7 @@ export function SamplesGrid({ id }: { id: string }) {
     return m;
   }, [cells]);
   const seeds = [...new Set((cells ?? []).map((c) => c.seed))];
+  const wordsChecked = (cells ?? []).some((c) => c.inventedWords !== undefined);
   const rowLabel = (r: number) => {
     if (r === -1) return 'teacher';
     const rs = rounds?.find((x) => x.round === r);
@@ -32,6 +33,11 @@ export function SamplesGrid({ id }: { id: string }) {
           </span>
         )}
         {seeds.length > 1 && <span className="chip warn">seeds differ: {seeds.join(', ')}</span>}
+        {wordsChecked && (
+          <span className="muted" data-testid="invented-legend">
+            <span className="invented">underlined</span>: a word found nowhere in the training text
+          </span>
+        )}
         <div className="spacer" />
         <button type="button" onClick={() => void refreshSamples(id)}>
           ↻ Refresh
@@ -63,10 +69,13 @@ export function SamplesGrid({ id }: { id: string }) {
                   return (
                     <td key={st}>
                       <button type="button" className="sample-cell" data-testid={`sample-cell-${r}-${st}`} onClick={() => setOpen(c)} title="open the unmasking replay">
-                        <span className="sample-text">{showMasks(c.text)}</span>
+                        <span className="sample-text">
+                          <SampleText cell={c} />
+                        </span>
                         <span className="sample-stats">
                           <span>PPL {fmtNum(c.genPpl, 3)}</span>
                           <span>H {fmtNum(c.entropy, 3)}</span>
+                          {c.inventedWords && <span title="words of this sample found nowhere in the training text">{c.inventedWords.length} invented</span>}
                           <span>{fmtNum(c.latencyMs, 3)} ms</span>
                         </span>
                       </button>
@@ -80,6 +89,24 @@ export function SamplesGrid({ id }: { id: string }) {
       </div>
       {open && <Replay cell={open} label={rowLabel(open.round)} onClose={() => setOpen(null)} />}
     </section>
+  );
+}
+
+/** The sample's text, MASKs as ░, its invented words (when checked) underlined. */
+function SampleText({ cell }: { cell: SampleCell }) {
+  const segments = useMemo(() => inventedSegments(cell.text, cell.inventedWords), [cell]);
+  return (
+    <>
+      {segments.map((g, i) =>
+        g.invented ? (
+          <span key={i} className="invented" title="not found in the training text">
+            {showMasks(g.text)}
+          </span>
+        ) : (
+          showMasks(g.text)
+        ),
+      )}
+    </>
   );
 }
 
@@ -136,7 +163,9 @@ function Replay({ cell, label, onClose }: { cell: SampleCell; label: string; onC
         ) : (
           <>
             <div className="muted">No trajectory was recorded for this cell; final text:</div>
-            <div className="replay-text">{showMasks(cell.text)}</div>
+            <div className="replay-text">
+              <SampleText cell={cell} />
+            </div>
           </>
         )}
         <div className="sample-stats">

@@ -24,6 +24,7 @@ import { checkpointTokenizer, sameTokenizer } from './tokenizers.ts';
 import { createModelRuntime, openModel, resolveCheckpointDir, type Inference } from './openModel.ts';
 import { roundAt, roundSchedule, scheduleSteps, type RoundInfo } from './sdtt/rounds.ts';
 import { teacherTargets } from './sdtt/targets.ts';
+import { wordVocabulary } from './metrics.ts';
 import { evalJudgeFields, evaluateRound, heldoutWindowsFor, readTeacherEval, teacherEvalFile, upsertRoundLine, writeJsonAtomic, type DistillEvalContext, type DistillEvalResult } from './distillEval.ts';
 import { cachedTeacherEval, teacherEvalKey, type JudgeIdentity } from './teacherEvalCache.ts';
 
@@ -241,6 +242,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     const evalCtx: DistillEvalContext = {
       runDir, seqLen: L, tokenizer, judge, judgePath, judgeNote, evalSteps: cfg.evalSteps, evalSamples: cfg.evalSamples, evalBatch: cfg.evalBatch,
       samplesPerCell: cfg.samplesPerCell, seed: cfg.seed, selfBleuPrompts: cfg.selfBleuPrompts, valTokens,
+      trainingWords: wordVocabulary(trainTokens, tokenizer),
       heldoutWindows: heldoutWindowsFor(valTokens, L, cfg.evalBatch, cfg.evalHeldoutBatches), onProgress: hooks.onEvalProgress,
     };
     const evaluateWeights = async (p: Float32Array, round: number, selfBleuSteps: number): Promise<DistillEvalResult> => {
@@ -255,7 +257,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     // Round −1: the original teacher, once per run; reused from the workspace's cache when everything it depends on matches.
     if (!readTeacherEval(runDir) && schedule.length > 0) {
       const selfBleuSteps = schedule[0].teacherSteps;
-      const key = teacherEvalKey({ teacherParams: teacherParams0, teacherConfig: teacherCfg, runtime: teacherRt, tokenizer, judge: judgeId, valTokens, selfBleuSteps, cfg });
+      const key = teacherEvalKey({ teacherParams: teacherParams0, teacherConfig: teacherCfg, runtime: teacherRt, tokenizer, judge: judgeId, valTokens, trainTokens, selfBleuSteps, cfg });
       const cacheOpts = { runDir, key, evalSteps: cfg.evalSteps, judgeFields: evalJudgeFields(evalCtx), onProgress: hooks.onEvalProgress };
       const res = await cachedTeacherEval(cacheOpts, () => evaluateWeights(teacherParams0, -1, selfBleuSteps));
       writeJsonAtomic(teacherEvalFile(runDir), res);

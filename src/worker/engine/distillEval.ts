@@ -2,7 +2,8 @@
 // after each round) is sampled at every evalSteps count with evalSamples samples drawn from fixed streams
 // (sequenceRng(seed, k) for sample k: the same seeds for the teacher and every round), float64 sampling; the judge
 // scores them (gen PPL ± s.e., delta method) next to the unigram entropy; held-out NELBO on fixed validation windows;
-// self-BLEU over continuations of shared validation prompts. The first samplesPerCell samples of each (round, steps)
+// self-BLEU over continuations of shared validation prompts; with the training text's words, the known-word rate
+// (and, per sample shown, the spans of its invented words). The first samplesPerCell samples of each (round, steps)
 // cell go to samples/<round>-<steps>.json in the SampleCell format of shared/api.ts (the first with its unmasking
 // trajectory), which the UI reads.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -10,19 +11,21 @@ import { writeFileAtomic } from '../../shared/atomicFile.ts';
 import { join } from 'node:path';
 import type { SampleCell } from '../../shared/api.ts';
 import { heldoutNelbo } from './evaluate.ts';
-import { judgePerplexity, meanAndStderr, selfBleu, unigramEntropy } from './metrics.ts';
+import { inventedWordSpans, judgePerplexity, knownWordRate, meanAndStderr, selfBleu, unigramEntropy } from './metrics.ts';
 import { sampleMdlm } from './sampler.ts';
 import type { Tokenizer } from './tokenizers.ts';
 import type { ArModel, Denoiser } from './types.ts';
 import type { TokenArray } from './data/batches.ts';
 import { validationBatches } from './data/batches.ts';
 
-/** One eval row (rounds.jsonl `eval`, the shape apiHost reads). gen_ppl fields are null without a judge. */
+/** One eval row (rounds.jsonl `eval`, the shape apiHost reads). gen_ppl fields are null without a judge,
+ * known_words without the training text's words (and absent in runs evaluated before it existed). */
 export interface DistillEvalRow {
   steps: number;
   gen_ppl: number | null;
   gen_ppl_se: number | null;
   entropy: number;
+  known_words?: number | null;
   samples: number;
   nfe: number;
   seconds: number;
@@ -60,6 +63,8 @@ export interface DistillEvalContext {
   seed: number;
   selfBleuPrompts: number;
   valTokens: TokenArray;
+  /** The training split's words (wordVocabulary): the known-word rate and the invented-word spans; null = skip. */
+  trainingWords: ReadonlySet<string> | null;
   heldoutWindows: Int32Array[];
   onProgress?: (what: string) => void;
 }
@@ -116,7 +121,10 @@ export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, ro
       gen_ppl = Math.exp(mean);
       gen_ppl_se = gen_ppl * stderr;
     }
-    rows.push({ steps, gen_ppl, gen_ppl_se, entropy: entropy.mean, samples: n, nfe, seconds });
+    const texts = Array.from({ length: n }, (_, k) => ctx.tokenizer.decode(all.subarray(k * L, (k + 1) * L)));
+    const words = ctx.trainingWords;
+    const known_words = words ? knownWordRate(texts, words) : null;
+    rows.push({ steps, gen_ppl, gen_ppl_se, entropy: entropy.mean, known_words, samples: n, nfe, seconds });
 
     const cells: (SampleCell & { sample: number })[] = [];
     for (let k = 0; k < Math.min(ctx.samplesPerCell, n); k++) {
@@ -126,7 +134,8 @@ export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, ro
         steps,
         seed: ctx.seed,
         sample: k,
-        text: ctx.tokenizer.decode(tokens),
+        text: texts[k],
+        ...(words ? { inventedWords: inventedWordSpans(texts[k], words) } : {}),
         // null = not computed (the run has no judge).
         genPpl: nll ? Math.exp(nll[k]) : null,
         entropy: entropy.perSample[k],

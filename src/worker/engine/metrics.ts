@@ -171,21 +171,41 @@ export function wordVocabulary(tokens: ArrayLike<number>, tokenizer: Tokenizer):
 }
 
 /**
+ * The words of one sample text that count for the known-word check, lower-cased, with their [start, end) UTF-16
+ * span in `text`. A word touching either end is skipped: the texts are fixed-length windows, which may cut a word
+ * in two. Matching runs on the original text so the spans stay valid (lower-casing can change a string's length).
+ */
+function countableWords(text: string): { word: string; start: number; end: number }[] {
+  const out: { word: string; start: number; end: number }[] = [];
+  for (const m of text.matchAll(WORD)) {
+    const start = m.index;
+    const end = start + m[0].length;
+    if (start === 0 || end === text.length) continue;
+    out.push({ word: m[0].toLowerCase(), start, end });
+  }
+  return out;
+}
+
+/**
  * Share of the words of `texts` (all pooled) that occur in `vocabulary`. Real held-out text scores close to 1; an
  * MDLM's invented words (sub-word pieces joined across a word boundary, which per-position independent draws make
- * easy) lower it, so it measures "reads as English" more directly than judge perplexity. A word touching either end
- * of a text is not counted: the texts are fixed-length windows, which may cut a word in two. NaN without words.
+ * easy) lower it, so it measures "reads as English" more directly than judge perplexity. NaN without words.
  */
 export function knownWordRate(texts: string[], vocabulary: ReadonlySet<string>): number {
   let known = 0;
   let total = 0;
   for (const text of texts) {
-    const lower = text.toLowerCase();
-    for (const m of lower.matchAll(WORD)) {
-      if (m.index === 0 || m.index + m[0].length === lower.length) continue;
+    for (const w of countableWords(text)) {
       total++;
-      if (vocabulary.has(m[0])) known++;
+      if (vocabulary.has(w.word)) known++;
     }
   }
   return total ? known / total : NaN;
+}
+
+/** [start, end) spans of the words of `text` that are not in `vocabulary` (the invented ones the UI marks). */
+export function inventedWordSpans(text: string, vocabulary: ReadonlySet<string>): [number, number][] {
+  return countableWords(text)
+    .filter((w) => !vocabulary.has(w.word))
+    .map((w) => [w.start, w.end]);
 }

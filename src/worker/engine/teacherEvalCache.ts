@@ -9,7 +9,7 @@
 // judge's weights sha256 + config + runtime/device (or "none"), the teacher's inference runtime/device (onnx vs tfjs,
 // onnxruntime version, threads: they give slightly different numbers), evalSteps, evalSamples, evalBatch,
 // samplesPerCell, seed, selfBleuPrompts, the self-BLEU step count, evalHeldoutBatches and the sha256 of the
-// validation token array. The judge's folder and the no-judge note are not results: a hit takes them from the run.
+// validation and training token arrays (the known-word rate checks samples against the training text's words). The judge's folder and the no-judge note are not results: a hit takes them from the run.
 //
 // Entries appear atomically (written into a temp folder, then renamed; when the entry already exists another
 // writer won and ours is discarded) and entry.json lists the sha256 of every file, so a torn, edited or otherwise
@@ -27,7 +27,8 @@ import type { TokenArray } from './data/batches.ts';
 import { weightsSha256 } from './openModel.ts';
 import type { Tokenizer } from './tokenizers.ts';
 
-export const TEACHER_EVAL_CACHE_VERSION = 1;
+// 2: rows carry known_words, sample cells inventedWords.
+export const TEACHER_EVAL_CACHE_VERSION = 2;
 
 /** The judge as the key sees it: its weights hash, config and runtime; null = no judge. */
 export interface JudgeIdentity {
@@ -46,6 +47,7 @@ export interface TeacherEvalKeyInput {
   tokenizer: Tokenizer;
   judge: JudgeIdentity | null;
   valTokens: TokenArray;
+  trainTokens: TokenArray;
   selfBleuSteps: number;
   cfg: Pick<DistillConfig, 'evalSteps' | 'evalSamples' | 'evalBatch' | 'samplesPerCell' | 'seed' | 'selfBleuPrompts' | 'evalHeldoutBatches'>;
 }
@@ -57,6 +59,8 @@ export interface TeacherEvalKey {
 }
 
 const bytesOf = (a: TokenArray | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+const tokensIdentity = (t: TokenArray) => ({ sha256: sha256Hex(bytesOf(t)), dtype: t.constructor.name, tokens: t.length });
 
 /** JSON with object keys sorted at every level: the same value always hashes the same. */
 export function canonicalJson(v: unknown): string {
@@ -83,7 +87,8 @@ export function teacherEvalKey(i: TeacherEvalKeyInput): TeacherEvalKey {
       evalSteps: c.evalSteps, evalSamples: c.evalSamples, evalBatch: c.evalBatch, samplesPerCell: c.samplesPerCell, seed: c.seed,
       selfBleuPrompts: c.selfBleuPrompts, selfBleuSteps: i.selfBleuSteps, evalHeldoutBatches: c.evalHeldoutBatches,
     },
-    validation: { sha256: sha256Hex(bytesOf(i.valTokens)), dtype: i.valTokens.constructor.name, tokens: i.valTokens.length },
+    validation: tokensIdentity(i.valTokens),
+    training: tokensIdentity(i.trainTokens),
   };
   return { key: sha256Hex(canonicalJson(parts)), parts };
 }
