@@ -350,3 +350,22 @@ test('no judge: eval rows with gen_ppl null and cells with genPpl null (or the o
     cleanup();
   }
 });
+
+test("getRun carries a distillation's teacher evaluation rows once teacher-eval.json exists; a torn file is no error", async () => {
+  const { store, host, cleanup } = setup();
+  try {
+    store.create({ id: 'd', kind: 'distill', config: {}, status: 'running', step: 0, totalSteps: 10, createdAt: '2026-11-27T04:00:00.000Z', updatedAt: '2026-11-27T04:00:00.000Z' });
+    assert.equal((await host.getRun({ id: 'd' })).teacherEval, undefined, 'not evaluated yet');
+    const file = join(store.dir('d'), 'teacher-eval.json');
+    writeFileSync(file, '{"round":-1,"rows":[{"steps":16,"gen_ppl":2');
+    assert.equal((await host.getRun({ id: 'd' })).teacherEval, undefined);
+    const rows = [{ steps: 16, gen_ppl: 210.5, gen_ppl_se: 9.1, entropy: 4.41, known_words: 0.861, samples: 64, nfe: 68, seconds: 3 }, { steps: 4, gen_ppl: null, gen_ppl_se: null, entropy: 4.6 }, { steps: 'x' }];
+    writeFileSync(file, JSON.stringify({ round: -1, rows, heldoutNelbo: 4.26 }));
+    assert.deepEqual((await host.getRun({ id: 'd' })).teacherEval, [
+      { steps: 16, gen_ppl: 210.5, gen_ppl_se: 9.1, entropy: 4.41, known_words: 0.861 },
+      { steps: 4, gen_ppl: null, gen_ppl_se: null, entropy: 4.6 },
+    ]);
+  } finally {
+    cleanup();
+  }
+});

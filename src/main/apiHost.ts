@@ -32,7 +32,7 @@ import { SamplerBusyError } from './modelSampler.ts';
 import { exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
-import { describeCheckpoint, normaliseRound, readSampleCells, roundCheckpoint, toMetricPoint } from './runFiles.ts';
+import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEvalRows, roundCheckpoint, toMetricPoint } from './runFiles.ts';
 import { RunStoreError } from './runStore.ts';
 export { describeCheckpoint, safetensorsParamCount } from './runFiles.ts';
 
@@ -186,7 +186,8 @@ export class ApiHost implements SdttApi {
   private doGetRun(id: string): ApiResponses['getRun'] {
     const record = this.requireRun(id);
     const activity = this.manager.activity(id);
-    return { record, rounds: this.readRounds(id), metricsCount: this.manager.store.readMetrics(id).length, ...(activity ? { activity } : {}) };
+    const teacherEval = record.kind === 'distill' ? readTeacherEvalRows(this.manager.store.dir(id)) : undefined;
+    return { record, rounds: this.readRounds(id), ...(teacherEval ? { teacherEval } : {}), metricsCount: this.manager.store.readMetrics(id).length, ...(activity ? { activity } : {}) };
   }
 
   private doGetMetrics(id: string, from: number): ApiResponses['getMetrics'] {

@@ -8,13 +8,15 @@
 //                              gen_ppl/gen_ppl_se null without a judge)
 //                            `checkpoint` (relative to the run folder, or absolute inside it) names the round's
 //                            student checkpoint; without it, checkpoints/<lastStep> is used.
+//   runs/<id>/teacher-eval.json  a distillation's round −1 evaluation (worker/engine/distillEval.ts); its `rows`
+//                            have the eval row shape above; read leniently, like rounds.jsonl.
 //   runs/<id>/samples/*.json each file holds a JSON array of SampleCell (shared/api.ts), or one SampleCell object,
 //                            or { "cells": SampleCell[] }; conventionally named <round>-<steps>.json (round -1 =
 //                            the teacher). Cells that do not match the SampleCell shape are skipped with a warning.
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
-import { ApiError, type MetricPoint, type RoundSummary, type SampleCell } from '../shared/api.ts';
+import { ApiError, type EvalSummaryRow, type MetricPoint, type RoundSummary, type SampleCell } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
 import { MAX_HEADER_BYTES } from '../worker/engine/safetensors.ts';
@@ -32,7 +34,27 @@ const EvalRow = z.object({
   gen_ppl_se: z.number().nullable(),
   entropy: z.number(),
   known_words: z.number().nullable().optional(),
-});
+}) satisfies z.ZodType<EvalSummaryRow>;
+
+/** The well-formed rows of an `eval` / `rows` array (others dropped); undefined when `v` is not an array. */
+function evalRows(v: unknown): EvalSummaryRow[] | undefined {
+  return Array.isArray(v) ? v.flatMap((r) => {
+    const p = EvalRow.safeParse(r);
+    return p.success ? [p.data] : [];
+  }) : undefined;
+}
+
+/** The teacher's rows from runs/<id>/teacher-eval.json; undefined when the file is missing or unreadable (a run
+ * that has not evaluated its teacher yet, or not a distillation). */
+export function readTeacherEvalRows(runDir: string): EvalSummaryRow[] | undefined {
+  const file = join(runDir, 'teacher-eval.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return evalRows(readJsonObject(file).rows);
+  } catch {
+    return undefined; // torn or foreign: the grid and table still work without the teacher's line
+  }
+}
 
 export function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummary & { checkpoint?: string }) | null {
   if (!line || typeof line !== 'object' || typeof line.round !== 'number' || !Number.isInteger(line.round)) return null;
@@ -40,7 +62,7 @@ export function normaliseRound(line: Record<string, unknown> | undefined): (Roun
   const teacherSteps = num(line.teacherSteps);
   const studentSteps = num(line.studentSteps);
   const status = line.status === 'pending' || line.status === 'running' ? line.status : 'done';
-  const evalRows = Array.isArray(line.eval) ? line.eval.filter((r) => EvalRow.safeParse(r).success).map((r) => EvalRow.parse(r)) : undefined;
+  const rows = evalRows(line.eval);
   return {
     round: line.round,
     teacherSteps,
@@ -49,7 +71,7 @@ export function normaliseRound(line: Record<string, unknown> | undefined): (Roun
     status,
     firstStep: num(line.firstStep),
     lastStep: num(line.lastStep),
-    ...(evalRows ? { eval: evalRows } : {}),
+    ...(rows ? { eval: rows } : {}),
     ...(typeof line.heldoutNelbo === 'number' && Number.isFinite(line.heldoutNelbo) ? { heldoutNelbo: line.heldoutNelbo } : {}),
     ...(typeof line.checkpoint === 'string' ? { checkpoint: line.checkpoint } : {}),
   };

@@ -73,6 +73,17 @@ export interface MetricPoint {
   [key: string]: unknown;
 }
 
+/** A model sampled at `steps` steps and scored (same shape as `sdtt eval` results): gen_ppl / gen_ppl_se are null
+ * without a judge; known_words (share of the samples' words found in the training text) is null or absent when
+ * not computed. */
+export interface EvalSummaryRow {
+  steps: number;
+  gen_ppl: number | null;
+  gen_ppl_se: number | null;
+  entropy: number;
+  known_words?: number | null;
+}
+
 export interface RoundSummary {
   round: number;
   teacherSteps: number;
@@ -82,9 +93,8 @@ export interface RoundSummary {
   /** First / last optimiser step of the round as completed-step counts (1-based, like MetricPoint.step). */
   firstStep: number;
   lastStep: number;
-  /** Evaluation rows after the round (same shape as `sdtt eval` results); gen_ppl / gen_ppl_se are null without a
-   * judge; known_words (share of the samples' words found in the training text) is null or absent when not computed. */
-  eval?: { steps: number; gen_ppl: number | null; gen_ppl_se: number | null; entropy: number; known_words?: number | null }[];
+  /** Evaluation rows of the student after the round, one per sampling step count. */
+  eval?: EvalSummaryRow[];
   /** Held-out NELBO of the student after the round (nats/token), when the engine computed it. */
   heldoutNelbo?: number;
 }
@@ -110,6 +120,8 @@ export interface SampleCell {
 export interface RunDetail {
   record: RunRecord;
   rounds: RoundSummary[];
+  /** A distillation's original teacher evaluated like the students (round −1), once the run has computed it. */
+  teacherEval?: EvalSummaryRow[];
   metricsCount: number;
   /** A live distillation's current evaluation step (the latest 'activity' event), absent while it trains. */
   activity?: string;

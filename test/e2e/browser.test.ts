@@ -188,6 +188,20 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     // the held-out NELBO is not drawn on the distillation loss chart (other scale): raw + smoothed lines only
     assert.equal(await page.getByTestId('loss-chart').getAttribute('data-lines'), '2');
 
+    // ---- quality vs sampling steps: the teacher's line and one per round, metric switchable --------------------------
+    const quality = page.getByTestId('quality-chart');
+    await page.waitForFunction(() => document.querySelector('[data-testid="quality-chart"]')?.getAttribute('data-series') === '3', null, { timeout: 30_000 });
+    assert.equal(await quality.getAttribute('data-metric'), 'gen_ppl');
+    assert.ok((await quality.locator('.recharts-line').count()) === 3, 'teacher + R0 + R1 lines');
+    assert.ok((await quality.locator('.recharts-errorBar').count()) >= 3, 'gen PPL points carry ± s.e. bars');
+    assert.deepEqual(await page.getByTestId('quality-legend').locator('.legend-item').allTextContents(), ['teacher', 'R0 student (16)', 'R1 student (8)']);
+    await page.getByTestId('quality-metric-known_words').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="quality-chart"]')?.getAttribute('data-metric') === 'known_words');
+    await page.getByTestId('quality-metric-gen_ppl').click();
+    await quality.evaluate((el) => el.closest('section')!.scrollIntoView({ block: 'center' }));
+    await page.screenshot({ path: join(SHOTS, 'quality-chart.png') });
+    if (DOCS) copyFileSync(join(SHOTS, 'quality-chart.png'), join(DOCS, 'quality-chart.png'));
+
     // ---- samples grid: the teacher row and both students, several step counts side by side -------------------------
     const grid = page.getByTestId('samples-grid');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid^="sample-cell-1-"]').length >= 2, null, { timeout: 60_000 });

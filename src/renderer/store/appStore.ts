@@ -1,7 +1,7 @@
 // App state (zustand, one store built from slices): connection + host info, runs, the open run's rounds and
 // samples, models, the compare selection, "try it" results. Metric points live in metricsStore, not here.
 import { create, type StateCreator } from 'zustand';
-import type { ApiRequest, AppInfo, ModelInfo, RoundSummary, RunEvent, SampleCell, SdttApi } from '../../shared/api.ts';
+import type { ApiRequest, AppInfo, EvalSummaryRow, ModelInfo, RoundSummary, RunEvent, SampleCell, SdttApi } from '../../shared/api.ts';
 import type { SampleResult } from '../../shared/messages.ts';
 import type { RunRecord } from '../../shared/runState.ts';
 import type { ApiHandle } from '../api/client.ts';
@@ -26,6 +26,8 @@ interface RunsSlice {
 }
 interface DetailSlice {
   rounds: Record<string, RoundSummary[]>;
+  /** A distillation's original teacher, evaluated like its students (absent until the run has computed it). */
+  teacherEval: Record<string, EvalSummaryRow[]>;
   samples: Record<string, SampleCell[]>;
   samplesError: Record<string, string>;
   detailError: Record<string, string>;
@@ -81,6 +83,7 @@ const runsSlice: StateCreator<AppState, [], [], RunsSlice> = (set) => ({
 });
 const detailSlice: StateCreator<AppState, [], [], DetailSlice> = () => ({
   rounds: {},
+  teacherEval: {},
   samples: {},
   samplesError: {},
   detailError: {},
@@ -155,9 +158,13 @@ export function handleEvent(e: RunEvent): void {
     case 'round':
       upsertRound(e.runId, e.round);
       break;
-    case 'samples':
-      if (useApp.getState().selectedId === e.runId || useApp.getState().samples[e.runId]) void refreshSamples(e.runId);
+    case 'samples': {
+      const s = useApp.getState();
+      if (s.selectedId === e.runId || s.samples[e.runId]) void refreshSamples(e.runId);
+      // The teacher's samples come with its evaluation rows (written just before): fetch them once.
+      if (s.selectedId === e.runId && !s.teacherEval[e.runId]) void refreshDetail(e.runId);
       break;
+    }
     case 'activity':
       setActivity(e.runId, e.text);
       break;
@@ -203,15 +210,27 @@ export async function refreshSamples(id: string): Promise<void> {
   }
 }
 
-export async function openRun(id: string): Promise<void> {
+/** The run's record, rounds, teacher evaluation and current activity. */
+export async function refreshDetail(id: string): Promise<void> {
   try {
     const d = await api().getRun({ id });
     upsertRun(d.record);
     setActivity(id, d.activity); // events sent while this client was away (reload, reconnect) are not replayed
-    useApp.setState((s) => ({ rounds: { ...s.rounds, [id]: [...d.rounds].sort((a, b) => a.round - b.round) }, detailError: { ...s.detailError, [id]: '' } }));
+    useApp.setState((s) => {
+      const { [id]: _old, ...teacherEval } = s.teacherEval;
+      return {
+        rounds: { ...s.rounds, [id]: [...d.rounds].sort((a, b) => a.round - b.round) },
+        teacherEval: d.teacherEval ? { ...teacherEval, [id]: d.teacherEval } : teacherEval,
+        detailError: { ...s.detailError, [id]: '' },
+      };
+    });
   } catch (e) {
     useApp.setState((s) => ({ detailError: { ...s.detailError, [id]: msg(e) } }));
   }
+}
+
+export async function openRun(id: string): Promise<void> {
+  await refreshDetail(id);
   await Promise.all([loadMetrics(api(), id), refreshSamples(id)]);
 }
 

@@ -8,6 +8,7 @@ import { stepRate } from '../lib/series.ts';
 import { control, useApp } from '../store/appStore.ts';
 import { useMetrics } from '../store/metricsStore.ts';
 import { ExportPanel } from './ExportPanel.tsx';
+import { QualityChart } from './QualityChart.tsx';
 import { RoundTimeline } from './RoundTimeline.tsx';
 import { SamplesGrid } from './SamplesGrid.tsx';
 import { TryPanel } from './TryPanel.tsx';
@@ -126,6 +127,7 @@ export function RunView({ id }: { id: string }) {
       </section>
 
       {run.kind === 'distill' && <RoundTimeline id={id} />}
+      {run.kind === 'distill' && <QualityChart id={id} />}
       {run.kind === 'distill' && <SamplesGrid id={id} />}
       <TryPanel id={id} />
       <ExportPanel id={id} />
