@@ -109,7 +109,8 @@ test('sdtt eval --plot draws the table: the model against N, the judge samples a
   const j = JSON.parse(res.out.trim());
   assert.equal(j.plot, file);
   const svg = readFileSync(file, 'utf8');
-  for (const panel of ['ppl', 'entropy']) {
+  // --data gives every row and baseline its known-word rate: a third panel draws it
+  for (const panel of ['ppl', 'entropy', 'known']) {
     assert.deepEqual([...svg.matchAll(new RegExp(`<polyline class="series" data-panel="${panel}" data-model="([^"]+)"`, 'g'))].map((m) => m[1]), ['MDLM, ancestral sampler']);
     assert.deepEqual([...svg.matchAll(new RegExp(`<line class="ref" data-panel="${panel}" data-ref="([^"]+)"`, 'g'))].map((m) => m[1]), ['AR judge samples, p=0.95', 'AR judge samples, p=1.0', 'real text (floor)']);
   }

@@ -14,7 +14,7 @@ import type { RoundLine } from '../src/worker/engine/distill.ts';
 import { teacherEvalFile, upsertRoundLine, type DistillEvalResult, type DistillEvalRow } from '../src/worker/engine/distillEval.ts';
 import { CHROMIUM, loadRun, renderPngs, run, writeReport } from '../src/cli/report.ts';
 import { BEGIN_MARKER, END_MARKER, acceptance, evalTableMd, plotSeries, plotTitle, runSection, spliceReport } from '../src/cli/reportMarkdown.ts';
-import { log2Ticks, niceTicks, plotSvg } from '../src/cli/reportPlot.ts';
+import { log2Ticks, niceTicks, plotFigure } from '../src/cli/reportPlot.ts';
 
 const STEPS = [128, 64, 32, 16];
 /** [gen PPL, s.e., entropy, known words?] per N = 128, 64, 32, 16 (runs from before the known-word rate lack it). */
@@ -208,7 +208,12 @@ test('the SVG has one line per model in each panel, a legend, labels and a title
   const ws = tmp();
   const r = loadRun(writeRun(ws, 'svg', { rounds: [STUDENT, STUDENT, STUDENT] }), quiet);
   const series = plotSeries(r);
-  const svg = plotSvg(plotTitle(r), series);
+  const fig = plotFigure(plotTitle(r), series);
+  const svg = fig.svg;
+  // two panels (no known-word rate in these runs), the size the SVG says it has
+  assert.deepEqual([fig.width, fig.height], [1000, 44 + 380 + 22 + 12]);
+  assert.ok(svg.includes(`width="${fig.width}" height="${fig.height}"`));
+  assert.doesNotMatch(svg, /data-panel="known"/);
   assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"') && svg.trimEnd().endsWith('</svg>'));
   for (const panel of ['ppl', 'entropy']) {
     const models = [...svg.matchAll(new RegExp(`<polyline class="series" data-panel="${panel}" data-model="([^"]+)"`, 'g'))].map((m) => m[1]);
@@ -222,8 +227,14 @@ test('the SVG has one line per model in each panel, a legend, labels and a title
   assert.match(svg, /KLD \(run svg\)/);
   assert.match(svg, /<g class="legend">[\s\S]*R2 student \(16 steps\)/);
   // Without a judge the PPL panel says so instead of drawing nothing silently.
-  const noJudge = plotSvg('t', [{ label: 'teacher', points: [{ n: 16, ppl: null, se: null, entropy: 3 }] }]);
+  const noJudge = plotFigure('t', [{ label: 'teacher', points: [{ n: 16, ppl: null, se: null, entropy: 3 }] }]).svg;
   assert.match(noJudge, /gen PPL not computed \(no judge\)/);
+  // With the known-word rate (of a model or a reference) a third panel draws it in %, the figure grows by a panel.
+  const known = plotFigure('t', [{ label: 'teacher', points: [{ n: 16, ppl: 200, se: 5, entropy: 4, known: 0.86 }, { n: 8, ppl: 300, se: 6, entropy: 4.1, known: null }] }], [{ label: 'real text', ppl: 40, entropy: 4.3, known: 0.99 }]);
+  assert.equal(known.width, 1500);
+  assert.equal([...known.svg.matchAll(/<polyline class="series" data-panel="known"[^>]*points="([^"]+)"/g)].map((m) => m[1].split(' ').length).join(), '1');
+  assert.match(known.svg, /<line class="ref" data-panel="known" data-ref="real text"/);
+  assert.match(known.svg, /known words \(%\)/);
   assert.deepEqual(log2Ticks([128, 64, 32, 16]), [16, 32, 64, 128]);
   assert.deepEqual(niceTicks(0, 10), [0, 2, 4, 6, 8, 10]);
 });

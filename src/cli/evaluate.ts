@@ -5,7 +5,7 @@ import { BackendName } from '../shared/config.ts';
 import { openModel } from '../worker/engine/openModel.ts';
 import { SHIPPED_JUDGE, installedShippedJudge } from '../worker/engine/distill.ts';
 import { sameTokenizer } from '../worker/engine/tokenizers.ts';
-import { genPplTable, genPplWork, heldoutArNll, heldoutNelbo, scoreSamples } from '../worker/engine/evaluate.ts';
+import { genPplTable, genPplWork, heldoutArNll, heldoutNelbo, scoreSamples, type GenPplRow } from '../worker/engine/evaluate.ts';
 import { wordVocabulary } from '../worker/engine/metrics.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
 import { openTokenSource } from '../worker/engine/data/shards.ts';
@@ -14,7 +14,7 @@ import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './arg
 import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
 import { writeFigures } from './report.ts';
-import { plotSize, plotSvg, type PlotRef } from './reportPlot.ts';
+import { plotFigure, type PlotRef } from './reportPlot.ts';
 
 const FLAGS: Flags = {
   model: { type: 'string', help: 'checkpoint folder or run folder' },
@@ -107,15 +107,15 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-type Baseline = { source: string; samples: number; gen_ppl: number; entropy: number };
+type Baseline = { source: string; samples: number; gen_ppl: number; entropy: number; known_words?: number };
 
-/** The table as the report's two-panel figure (one series; the baselines as reference lines). Returns the file
- * written: the PNG, or an SVG beside it when Chromium cannot render (said on stderr). */
-async function writeTablePlot(file: string, title: string, rows: { steps: number; gen_ppl: number; gen_ppl_se: number; entropy: number }[], baselines: Baseline[]): Promise<string> {
-  const series = [{ label: 'MDLM, ancestral sampler', points: rows.map((r) => ({ n: r.steps, ppl: r.gen_ppl, se: r.gen_ppl_se, entropy: r.entropy })) }];
-  const refs: PlotRef[] = baselines.map((b) => ({ label: BASELINE_LABELS[b.source] ?? b.source, ppl: b.gen_ppl, entropy: b.entropy }));
+/** The table as the report's figure (one series; the baselines as reference lines). Returns the file written: the
+ * PNG, or an SVG beside it when Chromium cannot render (said on stderr). */
+async function writeTablePlot(file: string, title: string, rows: GenPplRow[], baselines: Baseline[]): Promise<string> {
+  const series = [{ label: 'MDLM, ancestral sampler', points: rows.map((r) => ({ n: r.steps, ppl: r.gen_ppl, se: r.gen_ppl_se, entropy: r.entropy, known: r.known_words })) }];
+  const refs: PlotRef[] = baselines.map((b) => ({ label: BASELINE_LABELS[b.source] ?? b.source, ppl: b.gen_ppl, entropy: b.entropy, known: b.known_words }));
   // writeFigures names a PNG job's file; an SVG request is the same job written as SVG.
-  const job = { svg: plotSvg(title, series, refs), ...plotSize(series.length + refs.length), file: file.replace(/\.svg$/, '.png') };
+  const job = { ...plotFigure(title, series, refs), file: file.replace(/\.svg$/, '.png') };
   const { files } = await writeFigures([job], file.endsWith('.png') ? 'png' : 'svg', (l) => console.error(l));
   return files[0];
 }

@@ -16,7 +16,7 @@ import { readRoundLines, readTeacherEval, teacherEvalFile } from '../worker/engi
 import { listFlag, parseFlags, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { acceptance, buildReport, plotSeries, plotTitle, spliceReport, type ReportRun } from './reportMarkdown.ts';
-import { plotSize, plotSvg } from './reportPlot.ts';
+import { plotFigure } from './reportPlot.ts';
 
 const FLAGS: Flags = {
   run: { type: 'string', multiple: true, help: 'distill run folder (holds run.json, rounds.jsonl); repeat the flag or give a comma list for several runs' },
@@ -222,9 +222,7 @@ export async function writeReport(opts: ReportOptions): Promise<ReportOutcome> {
   mkdirSync(dirname(out), { recursive: true });
   const stems = plotStems(runs);
   const jobs: PlotJob[] = runs.map((r, i) => {
-    const series = plotSeries(r);
-    const { width, height } = plotSize(series.length);
-    return { svg: plotSvg(plotTitle(r), series), width, height, file: join(plotDir, `${stems[i]}.png`) };
+    return { ...plotFigure(plotTitle(r), plotSeries(r)), file: join(plotDir, `${stems[i]}.png`) };
   });
   const { files, pngFallback } = await writeFigures(jobs, opts.format, warn, opts.chromium);
   const note = pngFallback ? `_Figures are SVG because the PNG rendering failed: ${pngFallback}._` : undefined;

@@ -215,7 +215,7 @@ export function configLine(run: ReportRun, cwd: string): string {
 }
 
 export function plotSeries(run: ReportRun): PlotSeries[] {
-  return modelRows(run).map((m) => ({ label: m.label, points: m.rows.map((r) => ({ n: r.steps, ppl: r.gen_ppl, se: r.gen_ppl_se, entropy: r.entropy })) }));
+  return modelRows(run).map((m) => ({ label: m.label, points: m.rows.map((r) => ({ n: r.steps, ppl: r.gen_ppl, se: r.gen_ppl_se, entropy: r.entropy, known: r.known_words })) }));
 }
 
 export function plotTitle(run: ReportRun): string {

@@ -1,6 +1,7 @@
 // The figure of `sdtt report`, built as an SVG string with no charting library (the CLI must not pull the renderer's
-// dependencies in): left, judge gen PPL against sampling steps N with ±1 s.e. bars; right, unigram entropy against N;
-// both on a log2 N axis, because the step counts halve from round to round. Pure functions: report.ts turns the
+// dependencies in): judge gen PPL against sampling steps N with ±1 s.e. bars, unigram entropy against N and, when
+// it was computed, the known-word rate against N; all on a log2 N axis, because the step counts halve from round to
+// round. Pure functions: report.ts turns the
 // string into a PNG (Chromium) or writes it as it is.
 
 export interface PlotPoint {
@@ -9,6 +10,8 @@ export interface PlotPoint {
   ppl: number | null;
   se: number | null;
   entropy: number;
+  /** Share of the samples' words found in the training text (0..1); absent or null = not computed. */
+  known?: number | null;
 }
 
 export interface PlotSeries {
@@ -21,14 +24,16 @@ export interface PlotRef {
   label: string;
   ppl: number | null;
   entropy: number;
+  known?: number | null;
 }
 
-export interface PlotSize {
+export interface PlotFigure {
+  svg: string;
   width: number;
   height: number;
 }
 
-const W = 1000;
+const PANEL_W = 500;
 const PANEL_H = 380;
 const TITLE_H = 44;
 const LEGEND_ROW = 22;
@@ -49,9 +54,12 @@ export function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** Width and height of the SVG that plotSvg builds for `nSeries` series (the legend grows with them). */
-export function plotSize(nSeries: number): PlotSize {
-  return { width: W, height: TITLE_H + PANEL_H + Math.max(1, Math.ceil(nSeries / LEGEND_PER_ROW)) * LEGEND_ROW + 12 };
+type PanelKey = 'ppl' | 'entropy' | 'known';
+
+/** A point's (or reference's) value in panel `key`, null when it has none: known words in %. */
+function panelValue(key: PanelKey, q: { ppl: number | null; entropy: number; known?: number | null }): number | null {
+  const v = key === 'ppl' ? q.ppl : key === 'entropy' ? q.entropy : q.known == null ? null : 100 * q.known;
+  return v !== null && Number.isFinite(v) ? v : null;
 }
 
 /** ~`count` round ticks (1, 2, 5 x 10^k) covering [lo, hi]. */
@@ -83,7 +91,7 @@ function fmtTick(v: number): string {
 }
 
 interface Panel {
-  key: 'ppl' | 'entropy';
+  key: PanelKey;
   title: string;
   yLabel: string;
   x0: number;
@@ -97,8 +105,10 @@ interface Panel {
 function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: number[], emptyNote: string): string {
   const pts = series.map((s) =>
     s.points
-      .filter((q) => (p.key === 'ppl' ? q.ppl !== null && Number.isFinite(q.ppl) : Number.isFinite(q.entropy)))
-      .map((q) => ({ n: q.n, y: p.key === 'ppl' ? (q.ppl as number) : q.entropy, se: p.key === 'ppl' && q.se !== null && Number.isFinite(q.se) ? q.se : 0 }))
+      .flatMap((q) => {
+        const y = panelValue(p.key, q);
+        return y === null ? [] : [{ n: q.n, y, se: p.key === 'ppl' && q.se !== null && Number.isFinite(q.se) ? q.se : 0 }];
+      })
       .sort((a, b) => a.n - b.n),
   );
   const px = p.x0 + MARGIN.left;
@@ -107,7 +117,7 @@ function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: numbe
   const ph = p.h - MARGIN.top - MARGIN.bottom;
   const parts: string[] = [`<g class="panel" data-panel="${p.key}">`];
   parts.push(`<text x="${px + pw / 2}" y="${p.y0 + 4}" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(p.title)}</text>`);
-  const refYs = refs.map((r) => (p.key === 'ppl' ? r.ppl : r.entropy)).map((v) => (v !== null && Number.isFinite(v) ? v : null));
+  const refYs = refs.map((r) => panelValue(p.key, r));
   const all = [...pts.flat(), ...refYs.filter((v): v is number => v !== null).map((y) => ({ n: 0, y, se: 0 }))];
   // Half a doubling of padding keeps the end points and their error bars off the frame.
   const lx = Math.log2(xTicks[0]) - 0.25;
@@ -165,20 +175,23 @@ function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: numbe
 }
 
 /**
- * The two-panel figure: gen PPL ± s.e. (left) and unigram entropy (right) against N, one line per series (teacher
- * first, then each round's student), dotted horizontal lines for `refs`, a shared legend under the panels and
- * `title` on top.
+ * The figure: gen PPL ± s.e., unigram entropy and (when any point or reference has it) the known-word rate against
+ * N, one panel each, one line per series (teacher first, then each round's student), dotted horizontal lines for
+ * `refs`, a shared legend under the panels and `title` on top; with its size (the legend grows with the series).
  */
-export function plotSvg(title: string, series: PlotSeries[], refs: PlotRef[] = []): string {
-  const { width, height } = plotSize(series.length + refs.length);
-  const xTicks = log2Ticks(series.flatMap((s) => s.points.map((p) => p.n)));
-  const half = W / 2;
+export function plotFigure(title: string, series: PlotSeries[], refs: PlotRef[] = []): PlotFigure {
+  const withKnown = [...series.flatMap((s) => s.points), ...refs].some((q) => panelValue('known', q) !== null);
   const panels: Panel[] = [
-    { key: 'ppl', title: 'judge generative perplexity (± 1 s.e.)', yLabel: 'gen PPL (lower is better)', x0: 0, y0: TITLE_H, w: half, h: PANEL_H },
-    { key: 'entropy', title: 'unigram entropy of the samples', yLabel: 'entropy (nats)', x0: half, y0: TITLE_H, w: half, h: PANEL_H },
+    { key: 'ppl', title: 'judge generative perplexity (± 1 s.e.)', yLabel: 'gen PPL (lower is better)', x0: 0, y0: TITLE_H, w: PANEL_W, h: PANEL_H },
+    { key: 'entropy', title: 'unigram entropy of the samples', yLabel: 'entropy (nats)', x0: PANEL_W, y0: TITLE_H, w: PANEL_W, h: PANEL_H },
+    ...(withKnown ? [{ key: 'known' as const, title: 'words found in the training text', yLabel: 'known words (%)', x0: 2 * PANEL_W, y0: TITLE_H, w: PANEL_W, h: PANEL_H }] : []),
   ];
+  const width = PANEL_W * panels.length;
+  const height = TITLE_H + PANEL_H + Math.max(1, Math.ceil((series.length + refs.length) / LEGEND_PER_ROW)) * LEGEND_ROW + 12;
+  const xTicks = log2Ticks(series.flatMap((s) => s.points.map((p) => p.n)));
+  const emptyNotes: Record<PanelKey, string> = { ppl: 'gen PPL not computed (no judge)', entropy: 'no samples', known: 'not computed' };
   const legend: string[] = [];
-  const colW = (W - 2 * MARGIN.left) / LEGEND_PER_ROW;
+  const colW = (width - 2 * MARGIN.left) / LEGEND_PER_ROW;
   series.forEach((s, i) => {
     const x = MARGIN.left + (i % LEGEND_PER_ROW) * colW;
     const y = TITLE_H + PANEL_H + Math.floor(i / LEGEND_PER_ROW) * LEGEND_ROW + 10;
@@ -193,13 +206,13 @@ export function plotSvg(title: string, series: PlotSeries[], refs: PlotRef[] = [
     legend.push(`<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${REF_COLOURS[k % REF_COLOURS.length]}" stroke-width="1.5"${REF_DASH}/>`);
     legend.push(`<text x="${x + 34}" y="${y}" dy="4" font-size="12">${escapeXml(r.label)}</text>`);
   });
-  return [
+  const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, Helvetica, sans-serif">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="${width / 2}" y="26" text-anchor="middle" font-size="17" font-weight="bold">${escapeXml(title)}</text>`,
-    panelSvg(panels[0], series, refs, xTicks, 'gen PPL not computed (no judge)'),
-    panelSvg(panels[1], series, refs, xTicks, 'no samples'),
+    ...panels.map((p) => panelSvg(p, series, refs, xTicks, emptyNotes[p.key])),
     `<g class="legend">${legend.join('\n')}</g>`,
     '</svg>',
   ].join('\n');
+  return { svg, width, height };
 }
