@@ -138,3 +138,27 @@ test('a distilled student exported carries no absolute path of this machine in i
   relativeProvenancePaths(untouched, ws);
   assert.deepEqual(untouched, { sdtt: { teacher: 'runs/x', data: 7 } });
 });
+
+test("a distilled student's model card has the run's evaluation next to the original teacher's, per step count", async () => {
+  const store = new RunStore(ws);
+  store.create({ id: 'dist', kind: 'distill', config: { evalSamples: 64, seed: 0 }, status: 'done', step: 20, totalSteps: 20, createdAt: '2026-11-27T04:00:00.000Z', updatedAt: '2026-11-27T04:30:00.000Z' });
+  const dir = store.dir('dist');
+  cpSync(ckDir, join(dir, 'rounds', '0'), { recursive: true });
+  store.appendRound('dist', {
+    round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 20, checkpoint: 'rounds/0',
+    eval: [{ steps: 16, gen_ppl: 205.41, gen_ppl_se: 8.2, entropy: 4.388, known_words: 0.8712 }, { steps: 32, gen_ppl: 190.1, gen_ppl_se: 7.9, entropy: 4.4, known_words: 0.88 }],
+  });
+  // before the teacher's evaluation exists (or when its file is torn): the student's rows alone
+  writeFileSync(join(dir, 'teacher-eval.json'), '{"rows": [');
+  const alone = readFileSync(join((await host.exportRound({ id: 'dist', round: 0, folder: 'exports/dist-alone' })).folder, 'README.md'), 'utf8');
+  assert.match(alone, /## Evaluation\n\nMeasured by the distillation run after round 0: 64 samples per cell, seed 0 .*, no judge \(gen PPL not computed\)/);
+  assert.match(alone, /\| sampling steps N \| this model \|\n\|---\|---\|\n\| 32 \| 190.1 ± 7.9 \/ 4.400 \/ 88.0 % \|\n\| 16 \| 205.4 ± 8.2 \/ 4.388 \/ 87.1 % \|\n/);
+
+  writeFileSync(join(dir, 'teacher-eval.json'), JSON.stringify({ round: -1, judge: join(ws, 'models', 'judge-ar-base-5m'), rows: [{ steps: 16, gen_ppl: 329.6, gen_ppl_se: 12.0, entropy: 4.476, known_words: 0.854 }, { steps: 128, gen_ppl: 235.0, gen_ppl_se: 9.3, entropy: 4.416, known_words: 0.861 }] }));
+  const card = readFileSync(join((await host.exportRound({ id: 'dist', round: 0, folder: 'exports/dist' })).folder, 'README.md'), 'utf8');
+  assert.match(card, /judge `judge-ar-base-5m`/);
+  assert.ok(!card.includes(ws), 'no local path in the card');
+  assert.match(card, /\| sampling steps N \| this model \| original teacher \|\n\|---\|---\|---\|\n\| 128 \| – \| 235.0 ± 9.3 \/ 4.416 \/ 86.1 % \|\n\| 32 \| 190.1 ± 7.9 \/ 4.400 \/ 88.0 % \| – \|\n\| 16 \| 205.4 ± 8.2 \/ 4.388 \/ 87.1 % \| 329.6 ± 12.0 \/ 4.476 \/ 85.4 % \|\n/);
+  // a pretraining run's export has no such section
+  assert.doesNotMatch(readFileSync(join((await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/tiny-card' })).folder, 'README.md'), 'utf8'), /## Evaluation/);
+});

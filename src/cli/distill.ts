@@ -13,7 +13,7 @@ import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../work
 import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar, formatDuration } from './progress.ts';
-import { evalCell } from './reportMarkdown.ts';
+import { evalCell } from '../shared/evalFormat.ts';
 import { runCliJob } from './runJob.ts';
 
 const FLAGS: Flags = {

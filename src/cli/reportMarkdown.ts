@@ -6,6 +6,7 @@ import type { DistillConfig } from '../shared/distillConfig.ts';
 import type { RoundLine } from '../worker/engine/distill.ts';
 import type { DistillEvalResult, DistillEvalRow, SelfBleuResult } from '../worker/engine/distillEval.ts';
 import type { PlotSeries } from './reportPlot.ts';
+import { evalCell, fmtPpl, fmtPplSe } from '../shared/evalFormat.ts';
 
 export const BEGIN_MARKER = '<!-- report:begin -->';
 export const END_MARKER = '<!-- report:end -->';
@@ -35,19 +36,6 @@ export interface ReportRun {
  */
 export const ACCEPTANCE = { round: 2, studentSteps: 16, teacherSteps: 128, entropyTol: 0.3 } as const;
 
-function pplDecimals(x: number): number {
-  return x >= 1000 ? 0 : x >= 100 ? 1 : 2;
-}
-
-export function fmtPpl(x: number): string {
-  return x.toFixed(pplDecimals(x));
-}
-
-/** "187.6 ± 26.7": the s.e. with the decimals of the value it qualifies. */
-export function fmtPplSe(ppl: number, se: number | null): string {
-  return se === null ? fmtPpl(ppl) : `${fmtPpl(ppl)} ± ${se.toFixed(pplDecimals(ppl))}`;
-}
-
 export function fmtSeconds(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '–';
   if (s < 60) return `${s.toFixed(1)} s`;
@@ -56,15 +44,6 @@ export function fmtSeconds(s: number): string {
   const m = Math.floor((t % 3600) / 60);
   const sec = t % 60;
   return h > 0 ? `${h} h ${String(m).padStart(2, '0')} min` : `${m} min ${String(sec).padStart(2, '0')} s`;
-}
-
-/** "187.6 ± 26.7 / 3.867", "/ 88.9 %" added when the known-word rate was computed; "– / 3.867" without a judge;
- * "" when the cell was not evaluated. */
-export function evalCell(row: DistillEvalRow | undefined): string {
-  if (!row) return '';
-  const ppl = row.gen_ppl === null ? '–' : fmtPplSe(row.gen_ppl, row.gen_ppl_se);
-  const known = typeof row.known_words === 'number' && Number.isFinite(row.known_words) ? ` / ${(100 * row.known_words).toFixed(1)} %` : '';
-  return `${ppl} / ${row.entropy.toFixed(3)}${known}`;
 }
 
 /** What the cells of `runs`' tables hold, for the sentence above a table. */

@@ -9,7 +9,7 @@
 // On-disk shapes read here (rounds.jsonl, samples/*.json) are described in runFiles.ts.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   API_METHODS,
@@ -29,10 +29,10 @@ import {
 import type { RunRecord } from '../shared/runState.ts';
 import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
-import { exportCheckpointFolder } from './exporter.ts';
+import { exportCheckpointFolder, type ExportEvaluation } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
-import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEvalRows, roundCheckpoint, toMetricPoint } from './runFiles.ts';
+import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEval, roundCheckpoint, toMetricPoint } from './runFiles.ts';
 import { RunStoreError } from './runStore.ts';
 export { describeCheckpoint, safetensorsParamCount } from './runFiles.ts';
 
@@ -186,7 +186,7 @@ export class ApiHost implements SdttApi {
   private doGetRun(id: string): ApiResponses['getRun'] {
     const record = this.requireRun(id);
     const activity = this.manager.activity(id);
-    const teacherEval = record.kind === 'distill' ? readTeacherEvalRows(this.manager.store.dir(id)) : undefined;
+    const teacherEval = record.kind === 'distill' ? readTeacherEval(this.manager.store.dir(id))?.rows : undefined;
     return { record, rounds: this.readRounds(id), ...(teacherEval ? { teacherEval } : {}), metricsCount: this.manager.store.readMetrics(id).length, ...(activity ? { activity } : {}) };
   }
 
@@ -275,7 +275,24 @@ export class ApiHost implements SdttApi {
       throw new ApiError(`${folder} lies in run "${inRuns[0]}"'s checkpoints folder, where an export would pass for a checkpoint; choose another folder`, 'conflict');
     }
     const src = this.roundCheckpoint(rec, round);
-    return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype }) };
+    return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype, evaluation: this.exportEvaluation(rec, round) }) };
+  }
+
+  /** What a distillation measured about the exported model (its round's rows; a student's next to the original
+   * teacher's), for the model card; undefined when nothing was measured. */
+  private exportEvaluation(rec: RunRecord, round: number): ExportEvaluation | undefined {
+    if (rec.kind !== 'distill') return undefined;
+    const teacher = readTeacherEval(this.manager.store.dir(rec.id));
+    const rows = round === -1 ? teacher?.rows : this.readRounds(rec.id).find((r) => r.round === round)?.eval;
+    if (!rows?.length) return undefined;
+    const cfg = rec.config as { evalSamples?: unknown; seed?: unknown };
+    return {
+      rows,
+      ...(round >= 0 && teacher ? { teacher: teacher.rows } : {}),
+      samples: typeof cfg.evalSamples === 'number' ? cfg.evalSamples : undefined,
+      seed: typeof cfg.seed === 'number' ? cfg.seed : undefined,
+      judge: teacher?.judge ? basename(teacher.judge) : null,
+    };
   }
 
   private async doSampleModel(r: ApiRequest<'sampleModel'>): Promise<ApiResponses['sampleModel']> {

@@ -3,17 +3,30 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { ApiError, type ExportDtype } from '../shared/api.ts';
+import { ApiError, type EvalSummaryRow, type ExportDtype } from '../shared/api.ts';
+import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { FORMAT_TAG } from '../worker/engine/checkpoint.ts';
 import { CheckpointError, decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../worker/engine/safetensors.ts';
 import { readJsonObject } from './runFiles.ts';
 
+/** What the run measured about the exported model, for its card: its rows (a student's after its round) and, for a
+ * student, the original teacher's at the same step counts. */
+export interface ExportEvaluation {
+  rows: EvalSummaryRow[];
+  teacher?: EvalSummaryRow[];
+  samples?: number;
+  seed?: number;
+  /** The judge's folder name; null = no judge (gen PPL not computed). */
+  judge: string | null;
+}
+
 /**
  * Exports checkpoint `src` (round `round` of run `rec`; -1: the pretrained model / the teacher) into `folder` (absolute),
  * which must be new or empty: files are written to a temporary sibling then renamed, never overwriting anything.
  * `opts.dtype` 'f16' stores floating tensors as F16 (a value f16 cannot hold is refused before anything is
- * written); `opts.workspace` is what config.json's `export.source` is relative to. Throws ApiError (conflict |
+ * written); `opts.workspace` is what config.json's `export.source` is relative to; `opts.evaluation` goes into the
+ * model card. Throws ApiError (conflict |
  * internal). Returns the names of the files written.
  */
 export function exportCheckpointFolder(
@@ -21,7 +34,7 @@ export function exportCheckpointFolder(
   round: number,
   src: { dir: string; step: number },
   folder: string,
-  opts: { workspace: string; dtype?: ExportDtype },
+  opts: { workspace: string; dtype?: ExportDtype; evaluation?: ExportEvaluation },
 ): string[] {
   const dtype = opts.dtype ?? 'f32';
   if (existsSync(folder)) {
@@ -61,7 +74,7 @@ export function exportCheckpointFolder(
   const files: [string, string | Uint8Array][] = [
     ['model.safetensors', model],
     ['config.json', JSON.stringify(config, null, 2) + '\n'],
-    ['README.md', modelCard(rec, round, src, weights, params, config, dtype)],
+    ['README.md', modelCard(rec, round, src, weights, params, config, dtype) + evaluationSection(opts.evaluation, round)],
   ];
 
   mkdirSync(dirname(folder), { recursive: true });
@@ -148,5 +161,30 @@ With SDTT Workbench: \`sdtt sample --model <this folder> --steps 16\`.
 ## Limitations
 
 A small research model trained on the data named in the run's config; its outputs are not fact-checked text.
+`;
+}
+
+/** The card's "Evaluation" section ("" without measurements): gen PPL ± s.e. / entropy / known words per step count. */
+export function evaluationSection(e: ExportEvaluation | undefined, round: number): string {
+  if (!e || e.rows.length === 0) return '';
+  const steps = [...new Set([...e.rows, ...(e.teacher ?? [])].map((r) => r.steps))].sort((a, b) => b - a);
+  const cell = (rows: EvalSummaryRow[] | undefined, n: number) => evalCell(rows?.find((r) => r.steps === n)) || '–';
+  const head = e.teacher ? '| sampling steps N | this model | original teacher |\n|---|---|---|' : '| sampling steps N | this model |\n|---|---|';
+  const body = steps.map((n) => `| ${n} | ${cell(e.rows, n)} |${e.teacher ? ` ${cell(e.teacher, n)} |` : ''}`);
+  const known = e.rows.some((r) => typeof r.known_words === 'number');
+  const setup = [
+    e.samples !== undefined ? `${e.samples} samples per cell` : null,
+    e.seed !== undefined ? `seed ${e.seed} (the same samples' seeds for every model)` : null,
+    e.judge ? `judge \`${e.judge}\`` : 'no judge (gen PPL not computed)',
+    'float64 ancestral sampling',
+  ].filter(Boolean).join(', ');
+  return `
+## Evaluation
+
+Measured by the distillation run ${round === -1 ? 'before its first round' : `after round ${round}`}: ${setup}. Cells: judge generative
+perplexity ± 1 s.e. / unigram entropy of the samples (nats)${known ? " / known words (share of the samples' words found in the training text)" : ''}.
+
+${head}
+${body.join('\n')}
 `;
 }

@@ -44,13 +44,15 @@ function evalRows(v: unknown): EvalSummaryRow[] | undefined {
   }) : undefined;
 }
 
-/** The teacher's rows from runs/<id>/teacher-eval.json; undefined when the file is missing or unreadable (a run
- * that has not evaluated its teacher yet, or not a distillation). */
-export function readTeacherEvalRows(runDir: string): EvalSummaryRow[] | undefined {
+/** The teacher's rows and judge folder from runs/<id>/teacher-eval.json; undefined when the file is missing or
+ * unreadable (a run that has not evaluated its teacher yet, or not a distillation). */
+export function readTeacherEval(runDir: string): { rows: EvalSummaryRow[]; judge: string | null } | undefined {
   const file = join(runDir, 'teacher-eval.json');
   if (!existsSync(file)) return undefined;
   try {
-    return evalRows(readJsonObject(file).rows);
+    const raw = readJsonObject(file);
+    const rows = evalRows(raw.rows);
+    return rows ? { rows, judge: typeof raw.judge === 'string' ? raw.judge : null } : undefined;
   } catch {
     return undefined; // torn or foreign: the grid and table still work without the teacher's line
   }

@@ -15,6 +15,9 @@ export interface ChartRun {
   color: string;
 }
 
+/** The value (y) axis every chart of the app draws: numeric, 3 significant digits, small grey ticks. */
+export const VALUE_AXIS = { type: 'number', allowDataOverflow: true, width: 52, tickFormatter: (v: number) => fmtNum(v, 3), tick: { fontSize: 10 }, stroke: 'var(--axis)' } as const;
+
 export const PALETTE = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#db2777', '#0891b2', '#65a30d'];
 
 interface Props {
@@ -125,17 +128,7 @@ export function MetricChart({ runs, field, smoothing = 0, showRaw = true, log = 
               <ReferenceLine x={data.nanStep} stroke="var(--danger)" strokeDasharray="3 2" ifOverflow="hidden" label={{ value: `NaN @ ${data.nanStep}`, position: 'insideTopRight', fontSize: 10, fill: 'var(--danger)' }} />
             )}
             <XAxis type="number" dataKey="x" domain={xDomain} ticks={xTicks} allowDataOverflow tickFormatter={(v: number) => fmtNum(v, 3)} tick={{ fontSize: 10 }} stroke="var(--axis)" />
-            <YAxis
-              type="number"
-              scale={log ? 'log' : 'linear'}
-              domain={yDomain}
-              ticks={yTicks}
-              allowDataOverflow
-              width={52}
-              tickFormatter={(v: number) => fmtNum(v, 3)}
-              tick={{ fontSize: 10 }}
-              stroke="var(--axis)"
-            />
+            <YAxis {...VALUE_AXIS} scale={log ? 'log' : 'linear'} domain={yDomain} ticks={yTicks} />
             {data.lines.map((l) => (
               <Line
                 key={l.key}

@@ -1,8 +1,7 @@
 import { useMemo, useState } from 'react';
 import { CartesianGrid, ErrorBar, Line, LineChart, ResponsiveContainer, XAxis, YAxis } from 'recharts';
-import { PALETTE } from '../components/MetricChart.tsx';
+import { PALETTE, VALUE_AXIS } from '../components/MetricChart.tsx';
 import { niceTicks } from '../lib/downsample.ts';
-import { fmtNum } from '../lib/format.ts';
 import { QUALITY_METRICS, availableMetrics, qualitySeries, type QualityMetric } from '../lib/quality.ts';
 import { useApp } from '../store/appStore.ts';
 
@@ -63,16 +62,7 @@ export function QualityChart({ id }: { id: string }) {
                 stroke="var(--axis)"
                 label={{ value: 'sampling steps N', position: 'insideBottom', offset: -8, fontSize: 10, fill: 'var(--muted)' }}
               />
-              <YAxis
-                type="number"
-                domain={yDomain}
-                ticks={yTicks}
-                allowDataOverflow
-                width={52}
-                tickFormatter={(v: number) => fmtNum(v, 3)}
-                tick={{ fontSize: 10 }}
-                stroke="var(--axis)"
-              />
+              <YAxis {...VALUE_AXIS} domain={yDomain} ticks={yTicks} />
               {series.map((s, k) => (
                 <Line
                   key={s.key}

@@ -1,0 +1,29 @@
+// How an evaluation row reads in text (the CLI tables, `sdtt report`, exported model cards): one format everywhere.
+import type { EvalSummaryRow } from './api.ts';
+
+function pplDecimals(x: number): number {
+  return x >= 1000 ? 0 : x >= 100 ? 1 : 2;
+}
+
+export function fmtPpl(x: number): string {
+  return x.toFixed(pplDecimals(x));
+}
+
+/** "187.6 ± 26.7": the s.e. with the decimals of the value it qualifies. */
+export function fmtPplSe(ppl: number, se: number | null): string {
+  return se === null ? fmtPpl(ppl) : `${fmtPpl(ppl)} ± ${se.toFixed(pplDecimals(ppl))}`;
+}
+
+/** "86.1 %"; "" when the known-word rate was not computed. */
+export function fmtKnownWords(row: Pick<EvalSummaryRow, 'known_words'>): string {
+  return typeof row.known_words === 'number' && Number.isFinite(row.known_words) ? `${(100 * row.known_words).toFixed(1)} %` : '';
+}
+
+/** "187.6 ± 26.7 / 3.867", "/ 88.9 %" added when the known-word rate was computed; "– / 3.867" without a judge;
+ * "" when the cell was not evaluated. */
+export function evalCell(row: EvalSummaryRow | undefined): string {
+  if (!row) return '';
+  const ppl = row.gen_ppl === null ? '–' : fmtPplSe(row.gen_ppl, row.gen_ppl_se);
+  const known = fmtKnownWords(row);
+  return `${ppl} / ${row.entropy.toFixed(3)}${known ? ` / ${known}` : ''}`;
+}
