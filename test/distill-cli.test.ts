@@ -11,6 +11,7 @@ import { MODEL_PRESETS } from '../src/shared/presets.ts';
 import { runPretrain } from '../src/worker/engine/train.ts';
 import { latestCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
+import { openTokenSource } from '../src/worker/engine/data/shards.ts';
 import { DEMO_JUDGE, DEMO_TEACHER, defaultDistillRunId, run, runDemo } from '../src/cli/distill.ts';
 import { run as evalRun } from '../src/cli/evaluate.ts';
 import { run as sampleRun } from '../src/cli/sample.ts';
@@ -148,5 +149,19 @@ test('sdtt sample: MDLM and AR samples with a prefix, the JSON file, and a prefi
   const ar = await capture(() => sampleRun(['--model', judge, '--samples', '1', '--prefix', 'Al']));
   assert.equal(ar.code, 0, ar.err);
   assert.match(ar.out, /--- sample 0 ---\nAl/);
+  // --data: each sample's invented words (not in the training text), the same words the JSON lists, and the rate
+  const withData = await capture(() => sampleRun(['--model', teacher, '--steps', '4', '--samples', '2', '--seed', '1', '--data', DATA, '--json', file]));
+  assert.equal(withData.code, 0, withData.err);
+  const jd = JSON.parse(readFileSync(file, 'utf8'));
+  assert.equal(jd.invented.length, 2);
+  const bytes = new ByteTokenizer();
+  const training = bytes.decode(openTokenSource(DATA, bytes).split('train')).toLowerCase();
+  for (const [b, words] of jd.invented.entries()) {
+    assert.match(withData.out, new RegExp(`--- sample ${b} ---\n[\\s\\S]*?\\(invented: ${(words as string[]).length ? (words as string[]).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join(', ') : 'none'}\\)`));
+    // an invented word is a letter run that the training text never has as a word
+    for (const w of words as string[]) assert.ok(!new RegExp(`(^|[^\\p{L}'])${w.toLowerCase()}($|[^\\p{L}'])`, 'u').test(training), `"${w}" occurs in the train split of ${DATA}`);
+  }
+  assert.ok(jd.known_words >= 0 && jd.known_words <= 1);
+  assert.match(withData.err, /known words \d+\.\d %: share of the samples' words found in the training text/);
   await assert.rejects(sampleRun(['--model', teacher, '--prefix', 'x'.repeat(300)]), /--prefix: the prefix is 300 tokens; it must be shorter than the sequence length/);
 });

@@ -9,6 +9,7 @@ import { PROTOCOL_LIMITS } from '../src/shared/messages.ts';
 import { NoChannelError, openPort, type Port, type ProcessLike } from '../src/worker/port.ts';
 import { DEFAULT_WORKER_ENTRY, forkSpawner } from '../src/main/workerSpawner.ts';
 import { tinyPretrainJob } from './helpers/fixtures.ts';
+import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 
 class FakePort implements Port {
   readonly host = 'node' as const;
@@ -177,7 +178,7 @@ test('a sample job answers sampled then done (exit 0); a failure is an error (ex
     warn: (l) => warnings.push(l),
     sampleText: async (model, opts) => {
       calls.push([model, opts]);
-      return { checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, topP: opts.topP ?? 1, seed: opts.seed, texts: ['Once a', 'Once b'], seqLen: 8, nfe: 7, seconds: 0.25 };
+      return { checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, topP: opts.topP ?? 1, seed: opts.seed, texts: ['Once a', 'Once b'], seqLen: 8, tokenizer: new ByteTokenizer(), nfe: 7, seconds: 0.25 };
     },
   });
   loop.handle({ type: 'sample', request });

@@ -15,6 +15,7 @@ import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
 import { writeFigures } from './report.ts';
 import { plotFigure, type PlotRef } from './reportPlot.ts';
+import { fmtKnownWords } from '../shared/evalFormat.ts';
 
 const FLAGS: Flags = {
   model: { type: 'string', help: 'checkpoint folder or run folder' },
@@ -80,9 +81,8 @@ export async function run(argv: string[]): Promise<number> {
     const words = source ? { tokenizer: m.tokenizer, vocabulary: wordVocabulary(source.split('train'), m.tokenizer) } : undefined;
     const rows = await genPplTable(m.model, judge.model, { steps, samples, batch, seed, words, onProgress: (d) => bar.update(d) });
     bar.done();
-    const known = (r: { known_words?: number }) => (r.known_words === undefined ? '' : `${(100 * r.known_words).toFixed(1)} %`);
     console.error(`steps  gen_ppl (± s.e.)   entropy  nfe   seconds${words ? '  known words' : ''}`);
-    for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1).padStart(7)}  ${known(r)}`);
+    for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1).padStart(7)}  ${fmtKnownWords(r)}`);
     Object.assign(result, { judge: judge.checkpointDir, results: rows });
     if (!f['no-baselines']) {
       // The reference points of the table: the judge's own samples (a same-size AR, as GPT-2 is in the paper) and
@@ -96,7 +96,7 @@ export async function run(argv: string[]): Promise<number> {
         const windows = validationBatches(source.split('validation'), L, samples, 1);
         baselines.push({ source: 'validation-text', samples: windows.length ? samples : 0, ...(await scoreSamples(judge.model, windows[0], samples, L, batch, words)) });
       }
-      for (const r of baselines) console.error(`${r.source.padEnd(18)} gen_ppl ${r.gen_ppl.toFixed(2)} ± ${r.gen_ppl_se.toFixed(2)}  entropy ${r.entropy.toFixed(3)}${words ? `  known words ${known(r)}` : ''}`);
+      for (const r of baselines) console.error(`${r.source.padEnd(18)} gen_ppl ${r.gen_ppl.toFixed(2)} ± ${r.gen_ppl_se.toFixed(2)}  entropy ${r.entropy.toFixed(3)}${words ? `  known words ${fmtKnownWords(r)}` : ''}`);
       result.baselines = baselines;
     }
     await judge.model.dispose();

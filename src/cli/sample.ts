@@ -3,6 +3,9 @@
 import { writeFileSync } from 'node:fs';
 import { BackendName } from '../shared/config.ts';
 import { TopP } from '../shared/messages.ts';
+import { fmtKnownWords } from '../shared/evalFormat.ts';
+import { openTokenSource } from '../worker/engine/data/shards.ts';
+import { inventedWordSpans, knownWordRate, wordVocabulary } from '../worker/engine/metrics.ts';
 import { sampleText, type SampleTextResult } from '../worker/engine/sampleText.ts';
 import { intFlag, numFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
@@ -20,6 +23,7 @@ const FLAGS: Flags = {
   temperature: { type: 'string', help: 'AR temperature', default: '1' },
   backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
   runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
+  data: { type: 'string', help: "training text (file or token shards): list each sample's invented words (not in its train split) and the known-word rate" },
   json: { type: 'string', help: 'also write the samples and timing to this JSON file' },
 };
 
@@ -53,9 +57,14 @@ export async function run(argv: string[]): Promise<number> {
     throw e;
   }
   (bar as ProgressBar | null)?.done();
-  r.texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n`));
+  // With --data: the words of each sample that occur nowhere in the training text (window-edge words not judged).
+  const vocabulary = f.data ? wordVocabulary(openTokenSource(String(f.data), { tokenizer: r.tokenizer }).split('train'), r.tokenizer) : null;
+  const invented = vocabulary ? r.texts.map((t) => inventedWordSpans(t, vocabulary).map(([a, b]) => t.slice(a, b))) : null;
+  r.texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n${invented ? `(invented: ${invented[b].join(', ') || 'none'})\n` : ''}`));
+  const knownWords = vocabulary ? knownWordRate(r.texts, vocabulary) : undefined;
+  if (knownWords !== undefined) console.error(`known words ${fmtKnownWords({ known_words: knownWords }) || '– (no words)'}: share of the samples' words found in the training text`);
   const tokPerS = (batch * r.seqLen) / r.seconds;
   console.error(`${batch} samples x ${r.seqLen} tokens in ${r.seconds.toFixed(2)} s (${tokPerS.toFixed(0)} tok/s${r.nfe !== undefined ? `, ${r.nfe} forward passes` : ''})`);
-  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, top_p: r.topP, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts }, null, 2) + '\n');
+  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, top_p: r.topP, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts, ...(invented ? { known_words: knownWords, invented } : {}) }, null, 2) + '\n');
   return 0;
 }

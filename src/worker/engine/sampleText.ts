@@ -5,6 +5,7 @@ import type { BackendName } from '../../shared/config.ts';
 import { openModel, type ComputeRuntime } from './openModel.ts';
 import { sampleMdlm } from './sampler.ts';
 import { sampleAr } from './arSampler.ts';
+import type { Tokenizer } from './tokenizers.ts';
 
 export interface SampleTextOptions {
   /** MDLM sampling steps N (ignored for AR). */
@@ -42,6 +43,8 @@ export interface SampleTextResult {
   texts: string[];
   /** Sequence length in tokens (each sample is one sequence). */
   seqLen: number;
+  /** The model's tokenizer (decodes the samples; opens training data with the same ids). */
+  tokenizer: Tokenizer;
   /** MDLM: denoiser forward passes run (≤ N with caching). */
   nfe?: number;
   seconds: number;
@@ -69,7 +72,7 @@ export async function sampleText(modelPath: string, opts: SampleTextOptions): Pr
     }
     const seconds = (performance.now() - started) / 1000;
     const texts = Array.from({ length: batch }, (_, b) => m.tokenizer.decode(tokens.subarray(b * L, (b + 1) * L)));
-    return { checkpointDir: m.checkpointDir, arch, weights: m.weights, backend: m.backend, device: m.device, steps: arch === 'mdlm' ? steps : null, topP, seed, texts, seqLen: L, nfe, seconds };
+    return { checkpointDir: m.checkpointDir, arch, weights: m.weights, backend: m.backend, device: m.device, steps: arch === 'mdlm' ? steps : null, topP, seed, texts, seqLen: L, tokenizer: m.tokenizer, nfe, seconds };
   } finally {
     await m.model.dispose();
   }
