@@ -16,6 +16,8 @@ import { loadCheckpoint, saveCheckpoint } from '../src/worker/engine/checkpoint.
 import { paramLayout, paramCount, initParams } from '../src/worker/engine/paramLayout.ts';
 import type { ModelConfig } from '../src/shared/config.ts';
 import { tinyPretrainJob } from './helpers/fixtures.ts';
+import { trainingDataOf } from '../src/main/runFiles.ts';
+import type { RunRecord } from '../src/shared/runState.ts';
 
 const ALICE = join(process.cwd(), 'test/fixtures/alice.txt');
 
@@ -319,6 +321,10 @@ test('integration: createRun -> start -> events -> getMetrics -> exportRound (lo
     assert.equal(a.checkpoint, join(manager.store.checkpointsDir('tiny'), '20'));
     assert.equal(a.texts.length, 2);
     assert.ok(a.texts.every((t) => t.startsWith('Alice') && t.length > 'Alice'.length), JSON.stringify(a.texts));
+    // the run's training text exists here: each text's invented words come as spans, with the known-word rate
+    assert.equal(a.wordCheck?.invented.length, 2);
+    a.wordCheck!.invented.forEach((spans, b) => spans.forEach(([x, y]) => assert.match(a.texts[b]!.slice(x, y), /^\p{L}+/u)));
+    assert.ok(a.wordCheck!.knownWords === null || (a.wordCheck!.knownWords >= 0 && a.wordCheck!.knownWords <= 1));
     assert.ok(a.nfe! >= 1 && a.nfe! <= 8);
     assert.deepEqual((await host.sampleModel(ask)).texts, a.texts);
     assert.notDeepEqual((await host.sampleModel({ ...ask, seed: 6 })).texts, a.texts);
@@ -367,5 +373,25 @@ test("getRun carries a distillation's teacher evaluation rows once teacher-eval.
     ]);
   } finally {
     cleanup();
+  }
+});
+
+test("trainingDataOf: the run's own data, else the data a distilled checkpoint records, only when it exists here", () => {
+  const ws = mkdtempSync(join(tmpdir(), 'sdtt-data-of-'));
+  try {
+    const ck = join(ws, 'ck');
+    mkdirSync(ck);
+    writeFileSync(join(ws, 'corpus.txt'), 'text');
+    const rec = (config: Record<string, unknown>) => ({ id: 'r', kind: 'distill', config, status: 'done', step: 0, totalSteps: 0, createdAt: '', updatedAt: '' }) as RunRecord;
+    assert.equal(trainingDataOf(rec({ data: 'corpus.txt' }), ck, ws), join(ws, 'corpus.txt'));
+    assert.equal(trainingDataOf(rec({ data: 'gone.txt' }), ck, ws), undefined);
+    writeFileSync(join(ck, 'config.json'), JSON.stringify({ sdtt: { data: join(ws, 'corpus.txt') } }));
+    assert.equal(trainingDataOf(rec({}), ck, ws), join(ws, 'corpus.txt'));
+    writeFileSync(join(ck, 'config.json'), JSON.stringify({ sdtt: { data: 'corpus.txt' } }));
+    assert.equal(trainingDataOf(rec({}), ck, ws), undefined, 'a relative recorded path is not trusted');
+    writeFileSync(join(ck, 'config.json'), '{torn');
+    assert.equal(trainingDataOf(rec({}), ck, ws), undefined);
+  } finally {
+    rmSync(ws, { recursive: true, force: true });
   }
 });

@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { parseWorkerToMain, type WorkerToMain } from '../src/shared/messages.ts';
-import { JobLoop, type JobHooks, type RunDistill, type RunPretrain } from '../src/worker/jobs.ts';
+import { JobLoop, type JobHooks, type RunDistill, type RunPretrain, type SampleTextFn } from '../src/worker/jobs.ts';
 import { PROTOCOL_LIMITS } from '../src/shared/messages.ts';
 import { NoChannelError, openPort, type Port, type ProcessLike } from '../src/worker/port.ts';
 import { DEFAULT_WORKER_ENTRY, forkSpawner } from '../src/main/workerSpawner.ts';
-import { tinyPretrainJob } from './helpers/fixtures.ts';
+import { ALICE, tinyPretrainJob } from './helpers/fixtures.ts';
 import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
 
 class FakePort implements Port {
@@ -195,6 +195,29 @@ test('a sample job answers sampled then done (exit 0); a failure is an error (ex
   assert.equal(await bad.finished, 1);
   assert.deepEqual(failing.types(), ['error']);
   assert.match((failing.sent[0] as { message: string }).message, /the prefix is 300 tokens/);
+});
+
+test("a sample job with the model's training text marks the invented words; unreadable data skips only the marking", async () => {
+  const texts = ['Alice was hungry. Zorbly went', 'the Queen said nothing'];
+  const request = { checkpoint: '/r/checkpoints/4', steps: 8, samples: 2, seed: 3, data: ALICE };
+  const fakeSample: SampleTextFn = async (model, opts) => ({ checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, topP: 1, seed: opts.seed, texts, seqLen: 8, tokenizer: new ByteTokenizer(), seconds: 0.1 });
+  const port = new FakePort();
+  const loop = new JobLoop(port, { warn: () => {}, sampleText: fakeSample });
+  loop.handle({ type: 'sample', request });
+  assert.equal(await loop.finished, 0);
+  const result = (port.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result;
+  // 'Alice', 'went' (edge words) and the words of Alice's train split are not marked; 'Zorbly' is
+  assert.deepEqual(result.wordCheck!.invented.map((spans, b) => spans.map(([a, e]) => texts[b]!.slice(a, e))), [['Zorbly'], []]);
+  assert.equal(result.wordCheck!.knownWords, 4 / 5); // was, hungry, Zorbly; Queen, said
+
+  const warnings: string[] = [];
+  const missing = new FakePort();
+  const noData = new JobLoop(missing, { warn: (l) => warnings.push(l), sampleText: fakeSample });
+  noData.handle({ type: 'sample', request: { ...request, data: '/nonexistent/corpus' } });
+  assert.equal(await noData.finished, 0);
+  assert.deepEqual(missing.types(), ['sampled', 'done']);
+  assert.equal((missing.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result.wordCheck, undefined);
+  assert.match(warnings.join('\n'), /word check skipped: .*nonexistent/);
 });
 
 test('an engine error is reported with its stack after the metrics so far; exit code 1', async () => {

@@ -4,9 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { BackendName } from '../shared/config.ts';
 import { TopP } from '../shared/messages.ts';
 import { fmtKnownWords } from '../shared/evalFormat.ts';
-import { openTokenSource } from '../worker/engine/data/shards.ts';
-import { inventedWordSpans, knownWordRate, wordVocabulary } from '../worker/engine/metrics.ts';
-import { sampleText, type SampleTextResult } from '../worker/engine/sampleText.ts';
+import { checkWords, sampleText, type SampleTextResult } from '../worker/engine/sampleText.ts';
 import { intFlag, numFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
 import { ProgressBar } from './progress.ts';
@@ -58,13 +56,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   (bar as ProgressBar | null)?.done();
   // With --data: the words of each sample that occur nowhere in the training text (window-edge words not judged).
-  const vocabulary = f.data ? wordVocabulary(openTokenSource(String(f.data), { tokenizer: r.tokenizer }).split('train'), r.tokenizer) : null;
-  const invented = vocabulary ? r.texts.map((t) => inventedWordSpans(t, vocabulary).map(([a, b]) => t.slice(a, b))) : null;
+  const words = f.data ? checkWords(r.texts, String(f.data), r.tokenizer) : null;
+  const invented = words ? r.texts.map((t, b) => words.invented[b].map(([a, e]) => t.slice(a, e))) : null;
   r.texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n${invented ? `(invented: ${invented[b].join(', ') || 'none'})\n` : ''}`));
-  const knownWords = vocabulary ? knownWordRate(r.texts, vocabulary) : undefined;
-  if (knownWords !== undefined) console.error(`known words ${fmtKnownWords({ known_words: knownWords }) || '– (no words)'}: share of the samples' words found in the training text`);
+  if (words) console.error(`known words ${fmtKnownWords({ known_words: words.knownWords }) || '– (no words)'}: share of the samples' words found in the training text`);
   const tokPerS = (batch * r.seqLen) / r.seconds;
   console.error(`${batch} samples x ${r.seqLen} tokens in ${r.seconds.toFixed(2)} s (${tokPerS.toFixed(0)} tok/s${r.nfe !== undefined ? `, ${r.nfe} forward passes` : ''})`);
-  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, top_p: r.topP, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts, ...(invented ? { known_words: knownWords, invented } : {}) }, null, 2) + '\n');
+  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, top_p: r.topP, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts, ...(words ? { known_words: words.knownWords, invented } : {}) }, null, 2) + '\n');
   return 0;
 }

@@ -32,7 +32,7 @@ import { SamplerBusyError } from './modelSampler.ts';
 import { exportCheckpointFolder, type ExportEvaluation } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
-import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEval, roundCheckpoint, toMetricPoint } from './runFiles.ts';
+import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEval, roundCheckpoint, toMetricPoint, trainingDataOf } from './runFiles.ts';
 import { RunStoreError } from './runStore.ts';
 export { describeCheckpoint, safetensorsParamCount } from './runFiles.ts';
 
@@ -299,7 +299,8 @@ export class ApiHost implements SdttApi {
     const rec = this.requireRun(r.id);
     const src = this.roundCheckpoint(rec, r.round);
     try {
-      return await this.manager.sampler.sample({ checkpoint: src.dir, steps: r.steps, samples: r.samples, seed: r.seed, ...(r.prefix ? { prefix: r.prefix } : {}), ...(r.topP !== undefined ? { topP: r.topP } : {}) });
+      const data = trainingDataOf(rec, src.dir, this.workspace);
+      return await this.manager.sampler.sample({ checkpoint: src.dir, steps: r.steps, samples: r.samples, seed: r.seed, ...(r.prefix ? { prefix: r.prefix } : {}), ...(r.topP !== undefined ? { topP: r.topP } : {}), ...(data ? { data } : {}) });
     } catch (e) {
       throw new ApiError((e as Error).message, e instanceof SamplerBusyError ? 'conflict' : 'internal');
     }

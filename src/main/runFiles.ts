@@ -192,3 +192,20 @@ export function roundCheckpoint(
   }
   return found;
 }
+
+/**
+ * The training text of the model in `checkpointDir` of run `rec`, when it exists on this machine: the run's own
+ * `data` (relative paths against the workspace), else the data a distilled checkpoint records (config.json
+ * `sdtt.data`). undefined when neither names an existing path: the caller goes without the word check.
+ */
+export function trainingDataOf(rec: RunRecord, checkpointDir: string, workspace: string): string | undefined {
+  const own = (rec.config as { data?: unknown }).data;
+  if (typeof own === 'string' && own && existsSync(resolve(workspace, own))) return resolve(workspace, own);
+  try {
+    const prov = readJsonObject(join(checkpointDir, 'config.json')).sdtt as { data?: unknown } | undefined;
+    if (typeof prov?.data === 'string' && isAbsolute(prov.data) && existsSync(prov.data)) return prov.data;
+  } catch {
+    // no readable config.json: no recorded data
+  }
+  return undefined;
+}

@@ -64,6 +64,8 @@ export const SampleRequest = z
     prefix: z.string().max(SAMPLE_LIMITS.maxPrefixChars).optional(),
     /** Nucleus p (default: AR 0.95, MDLM 1 = exact). */
     topP: TopP.optional(),
+    /** The model's training text (file or shards): mark the samples' words it never uses. */
+    data: Path.optional(),
   })
   .strict();
 export type SampleRequest = z.infer<typeof SampleRequest>;
@@ -77,6 +79,15 @@ export const SampleResult = z
     topP: TopP,
     seed: Count,
     texts: z.array(LongText).min(1).max(SAMPLE_LIMITS.maxSamples),
+    /** With request.data: per text, the [start, end) spans of its words not in the training text, and the share of
+     * the texts' words that are in it (null: no words to judge). */
+    wordCheck: z
+      .object({
+        invented: z.array(z.array(z.tuple([Count, Count]))).max(SAMPLE_LIMITS.maxSamples),
+        knownWords: z.number().min(0).max(1).nullable(),
+      })
+      .strict()
+      .optional(),
     nfe: Count.optional(),
     seconds: z.number().min(0),
   })

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
-import { PROTOCOL_LIMITS, parseMainToWorker, type JobSpec, type SampleRequest, type WorkerToMain } from '../shared/messages.ts';
+import { PROTOCOL_LIMITS, parseMainToWorker, type JobSpec, type SampleRequest, type SampleResult, type WorkerToMain } from '../shared/messages.ts';
 import type { StepMetric } from '../shared/runState.ts';
 import type { TrainHooks, TrainResult } from './engine/train.ts';
 import type { DistillHooks, DistillResult } from './engine/distill.ts';
@@ -34,6 +34,8 @@ export interface JobLoopOptions {
   runDistill?: RunDistill;
   /** The sampling entry; defaults to engine/sampleText.ts (imported lazily). */
   sampleText?: SampleTextFn;
+  /** The word check of sampled texts; defaults to engine/sampleText.ts's checkWords. */
+  checkWords?: typeof import('./engine/sampleText.ts').checkWords;
   /** Minimum interval between metrics messages. */
   flushMs?: number;
   /** Metrics buffered beyond this are flushed early, bounding message size whatever the rate. */
@@ -162,7 +164,17 @@ export class JobLoop {
       const sampleText = this.opts.sampleText ?? (await import('./engine/sampleText.ts')).sampleText;
       const r = await sampleText(req.checkpoint, { steps: req.steps, samples: req.samples, seed: req.seed, prefix: req.prefix, topP: req.topP });
       if (this.stopRequested) return this.finish({ type: 'done', status: 'stopped', step: 0, reason: 'stopped by user' }, 0);
-      await this.emit({ type: 'sampled', result: { checkpoint: r.checkpointDir, arch: r.arch, backend: r.backend, device: r.device, steps: r.steps, topP: r.topP, seed: r.seed, texts: r.texts, ...(r.nfe !== undefined ? { nfe: r.nfe } : {}), seconds: r.seconds } });
+      let wordCheck: SampleResult['wordCheck'];
+      if (req.data) {
+        try {
+          const check = this.opts.checkWords ?? (await import('./engine/sampleText.ts')).checkWords;
+          wordCheck = check(r.texts, req.data, r.tokenizer);
+        } catch (e) {
+          // The samples stand on their own: a training text that cannot be read only costs the marking.
+          this.warn(`word check skipped: ${(e as Error).message}`);
+        }
+      }
+      await this.emit({ type: 'sampled', result: { checkpoint: r.checkpointDir, arch: r.arch, backend: r.backend, device: r.device, steps: r.steps, topP: r.topP, seed: r.seed, texts: r.texts, ...(wordCheck ? { wordCheck } : {}), ...(r.nfe !== undefined ? { nfe: r.nfe } : {}), seconds: r.seconds } });
       return this.finish({ type: 'done', status: 'done', step: 0 }, 0);
     } catch (e) {
       return this.fail(e instanceof Error ? e : new Error(String(e)));

@@ -1,7 +1,8 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { SampleCell } from '../../shared/api.ts';
 import { fmtNum } from '../lib/format.ts';
-import { gridAxes, inventedSegments, replayTokens, showMasks } from '../lib/samples.ts';
+import { InventedLegend, MarkedText } from '../components/MarkedText.tsx';
+import { gridAxes, replayTokens } from '../lib/samples.ts';
 import { refreshSamples, useApp } from '../store/appStore.ts';
 
 export function SamplesGrid({ id }: { id: string }) {
@@ -33,11 +34,7 @@ export function SamplesGrid({ id }: { id: string }) {
           </span>
         )}
         {seeds.length > 1 && <span className="chip warn">seeds differ: {seeds.join(', ')}</span>}
-        {wordsChecked && (
-          <span className="muted" data-testid="invented-legend">
-            <span className="invented">underlined</span>: a word found nowhere in the training text
-          </span>
-        )}
+        {wordsChecked && <InventedLegend testId="invented-legend" />}
         <div className="spacer" />
         <button type="button" onClick={() => void refreshSamples(id)}>
           ↻ Refresh
@@ -70,7 +67,7 @@ export function SamplesGrid({ id }: { id: string }) {
                     <td key={st}>
                       <button type="button" className="sample-cell" data-testid={`sample-cell-${r}-${st}`} onClick={() => setOpen(c)} title="open the unmasking replay">
                         <span className="sample-text">
-                          <SampleText cell={c} />
+                          <MarkedText text={c.text} invented={c.inventedWords} />
                         </span>
                         <span className="sample-stats">
                           <span>PPL {fmtNum(c.genPpl, 3)}</span>
@@ -89,24 +86,6 @@ export function SamplesGrid({ id }: { id: string }) {
       </div>
       {open && <Replay cell={open} label={rowLabel(open.round)} onClose={() => setOpen(null)} />}
     </section>
-  );
-}
-
-/** The sample's text, MASKs as ░, its invented words (when checked) underlined. */
-function SampleText({ cell }: { cell: SampleCell }) {
-  const segments = useMemo(() => inventedSegments(cell.text, cell.inventedWords), [cell]);
-  return (
-    <>
-      {segments.map((g, i) =>
-        g.invented ? (
-          <span key={i} className="invented" title="not found in the training text">
-            {showMasks(g.text)}
-          </span>
-        ) : (
-          showMasks(g.text)
-        ),
-      )}
-    </>
   );
 }
 
@@ -164,7 +143,7 @@ function Replay({ cell, label, onClose }: { cell: SampleCell; label: string; onC
           <>
             <div className="muted">No trajectory was recorded for this cell; final text:</div>
             <div className="replay-text">
-              <SampleText cell={cell} />
+              <MarkedText text={cell.text} invented={cell.inventedWords} />
             </div>
           </>
         )}

@@ -1,5 +1,7 @@
 import { useEffect, useState } from 'react';
+import { fmtKnownWords } from '../../shared/evalFormat.ts';
 import { SAMPLE_LIMITS } from '../../shared/messages.ts';
+import { InventedLegend, MarkedText } from '../components/MarkedText.tsx';
 import { trySample, useApp } from '../store/appStore.ts';
 import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
 
@@ -93,6 +95,7 @@ export function TryPanel({ id }: { id: string }) {
           {busy === null ? 'Sample' : `Sampling${busy.runId === id ? '' : ` (${busy.runId})`}… ${Math.max(0, Math.round((now - busy.since) / 1000))} s`}
         </button>
       </div>
+      {drawn.some((d) => d.result.wordCheck) && <InventedLegend />}
       {error && (
         <div className="error-line" data-testid="try-error" role="alert">
           {error}
@@ -106,13 +109,18 @@ export function TryPanel({ id }: { id: string }) {
             {(d.result.steps === null || d.result.topP < 1) && <span>nucleus p={d.result.topP}</span>}
             <span>seed {d.result.seed}</span>
             {d.prefix && <span>prefix "{d.prefix.length > 40 ? `${d.prefix.slice(0, 40)}…` : d.prefix}"</span>}
+            {d.result.wordCheck && (
+              <span title="share of the samples' words found in the training text" data-testid="try-known-words">
+                known words {fmtKnownWords({ known_words: d.result.wordCheck.knownWords }) || '—'}
+              </span>
+            )}
             <span>
               {d.result.seconds.toFixed(1)} s{d.result.nfe !== undefined ? ` · ${d.result.nfe} forward passes` : ''} · {d.result.backend}
             </span>
           </div>
           {d.result.texts.map((t, i) => (
             <pre key={i} className="try-text" data-testid="try-text">
-              {t}
+              <MarkedText text={t} invented={d.result.wordCheck?.invented[i]} />
             </pre>
           ))}
         </div>

@@ -6,6 +6,8 @@ import { openModel, type ComputeRuntime } from './openModel.ts';
 import { sampleMdlm } from './sampler.ts';
 import { sampleAr } from './arSampler.ts';
 import type { Tokenizer } from './tokenizers.ts';
+import { openTokenSource } from './data/shards.ts';
+import { inventedWordSpans, knownWordRate, wordVocabulary } from './metrics.ts';
 
 export interface SampleTextOptions {
   /** MDLM sampling steps N (ignored for AR). */
@@ -76,4 +78,14 @@ export async function sampleText(modelPath: string, opts: SampleTextOptions): Pr
   } finally {
     await m.model.dispose();
   }
+}
+
+/**
+ * The samples against the words of `data`'s train split (opened with the model's tokenizer): per text the [start,
+ * end) spans of its invented words, and the share of all their words that are known (null: no words to judge).
+ */
+export function checkWords(texts: string[], data: string, tokenizer: Tokenizer): { invented: [number, number][][]; knownWords: number | null } {
+  const vocabulary = wordVocabulary(openTokenSource(data, { tokenizer }).split('train'), tokenizer);
+  const rate = knownWordRate(texts, vocabulary);
+  return { invented: texts.map((t) => inventedWordSpans(t, vocabulary)), knownWords: Number.isNaN(rate) ? null : rate };
 }
