@@ -324,7 +324,7 @@ test('integration: createRun -> start -> events -> getMetrics -> exportRound (lo
     // the run's training text exists here: each text's invented words come as spans, with the known-word rate
     assert.equal(a.wordCheck?.invented.length, 2);
     a.wordCheck!.invented.forEach((spans, b) => spans.forEach(([x, y]) => assert.match(a.texts[b]!.slice(x, y), /^\p{L}+/u)));
-    assert.ok(a.wordCheck!.knownWords === null || (a.wordCheck!.knownWords >= 0 && a.wordCheck!.knownWords <= 1));
+    assert.ok(typeof a.wordCheck!.knownWords === 'number' && a.wordCheck!.knownWords >= 0 && a.wordCheck!.knownWords <= 1, JSON.stringify(a.wordCheck));
     assert.ok(a.nfe! >= 1 && a.nfe! <= 8);
     assert.deepEqual((await host.sampleModel(ask)).texts, a.texts);
     assert.notDeepEqual((await host.sampleModel({ ...ask, seed: 6 })).texts, a.texts);
@@ -349,9 +349,11 @@ test('no judge: eval rows with gen_ppl null and cells with genPpl null (or the o
     assert.equal(detail.rounds[0]!.heldoutNelbo, 3.5);
     assert.deepEqual([detail.rounds[0]!.firstStep, detail.rounds[0]!.lastStep], [1, 20]);
     const cell = { round: 0, steps: 16, seed: 0, text: 'x', entropy: 4, latencyMs: 1 };
-    writeFileSync(join(store.samplesDir('nj'), '0-16.json'), JSON.stringify([{ ...cell, genPpl: null }, { ...cell, seed: 1, genPpl: -1 }]));
+    writeFileSync(join(store.samplesDir('nj'), '0-16.json'), JSON.stringify([{ ...cell, genPpl: null, inventedWords: [[0, 1]] }, { ...cell, seed: 1, genPpl: -1, inventedWords: [[0, 'x']] }]));
     const cells = await host.getSamples({ id: 'nj' });
     assert.deepEqual(cells.map((c) => c.genPpl), [null, null]);
+    // unusable invented-word spans are dropped, the cell is kept
+    assert.deepEqual(cells.map((c) => c.inventedWords), [[[0, 1]], undefined]);
   } finally {
     cleanup();
   }

@@ -163,5 +163,11 @@ test('sdtt sample: MDLM and AR samples with a prefix, the JSON file, and a prefi
   }
   assert.ok(jd.known_words >= 0 && jd.known_words <= 1);
   assert.match(withData.err, /known words \d+\.\d %: share of the samples' words found in the training text/);
+  // a --data that cannot be read costs the word check, never the samples
+  const badData = await capture(() => sampleRun(['--model', teacher, '--steps', '4', '--samples', '1', '--data', join(ws, 'missing-corpus')]));
+  assert.equal(badData.code, 0, badData.err);
+  assert.match(badData.err, /warning: --data .*missing-corpus: .*; the samples follow without the word check/);
+  assert.match(badData.out, /--- sample 0 ---\n/);
+  assert.doesNotMatch(badData.out, /invented:/);
   await assert.rejects(sampleRun(['--model', teacher, '--prefix', 'x'.repeat(300)]), /--prefix: the prefix is 300 tokens; it must be shorter than the sequence length/);
 });

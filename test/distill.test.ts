@@ -158,6 +158,7 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
 
   // samples: teacher (-1) and every round, at every eval step count, in the SampleCell format
   const trainingWords = wordVocabulary(openTokenSource(DATA, tok).split('train'), tok);
+  let inventedSpans = 0;
   const files = readdirSync(join(fullDir, 'samples')).sort();
   assert.deepEqual(files, ['-1-4.json', '-1-8.json', '0-4.json', '0-8.json', '1-4.json', '1-8.json', '2-4.json', '2-8.json']);
   for (const f of files) {
@@ -171,6 +172,7 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
       assert.equal(typeof c.text, 'string');
       assert.ok(c.genPpl > 1 && c.entropy > 0 && c.latencyMs >= 0);
       // the invented words are marked: letter runs inside the text that the training text never uses
+      inventedSpans += c.inventedWords.length;
       for (const [a, b] of c.inventedWords) {
         const word = c.text.slice(a, b);
         assert.match(word, /^\p{L}+(['\u2019]\p{L}+)*$/u, `${f}: span ${a}-${b} of ${JSON.stringify(c.text)}`);
@@ -184,6 +186,7 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
     assert.equal(cells[1].trajectory, undefined);
   }
   assert.ok(existsSync(join(fullDir, 'teacher-eval.json')));
+  assert.ok(inventedSpans > 0, 'a 4-step byte-level model invents words, and they are marked');
 
   // Interrupted in round 2 (after step 9), then run again: the teacher is the round-1 student, not the original.
   const partDir = join(ws, 'runs', 'part');

@@ -151,7 +151,7 @@ test("a distilled student's model card has the run's evaluation next to the orig
   // before the teacher's evaluation exists (or when its file is torn): the student's rows alone
   writeFileSync(join(dir, 'teacher-eval.json'), '{"rows": [');
   const alone = readFileSync(join((await host.exportRound({ id: 'dist', round: 0, folder: 'exports/dist-alone' })).folder, 'README.md'), 'utf8');
-  assert.match(alone, /## Evaluation\n\nMeasured by the distillation run after round 0: 64 samples per cell, seed 0 .*, no judge \(gen PPL not computed\)/);
+  assert.match(alone, /## Evaluation\n\nMeasured by the distillation run after round 0: 64 samples per cell, seed 0 .*, judge not recorded/);
   assert.match(alone, /\| sampling steps N \| this model \|\n\|---\|---\|\n\| 32 \| 190.1 ± 7.9 \/ 4.400 \/ 88.0 % \|\n\| 16 \| 205.4 ± 8.2 \/ 4.388 \/ 87.1 % \|\n/);
 
   writeFileSync(join(dir, 'teacher-eval.json'), JSON.stringify({ round: -1, judge: join(ws, 'models', 'judge-ar-base-5m'), rows: [{ steps: 16, gen_ppl: 329.6, gen_ppl_se: 12.0, entropy: 4.476, known_words: 0.854 }, { steps: 128, gen_ppl: 235.0, gen_ppl_se: 9.3, entropy: 4.416, known_words: 0.861 }] }));

@@ -121,6 +121,17 @@ test('known-word rate: words of the training text count, invented ones do not; c
   assert.ok(Number.isNaN(knownWordRate(['1776 -- ?', 'cat'], vocabulary)));
 });
 
+test('word vocabulary: chunked decoding gives the words of the whole text; matching before lower-casing, like the check', () => {
+  const tokenizer = loadTokenizer(shippedTokenizerPath());
+  const text = "Über die Straße ging İstanbul's café-owner; extraordinarily long words, ünïcödé, naïve.\nThe end of it all. ".repeat(3);
+  const tokens = Int32Array.from(tokenizer.encode(text));
+  const whole = wordVocabulary(tokens, tokenizer);
+  for (const chunk of [1, 2, 3, 7, 50]) assert.deepEqual([...wordVocabulary(tokens, tokenizer, chunk)].sort(), [...whole].sort(), `chunks of ${chunk} tokens`);
+  // 'İstanbul' lower-cases to 'i̇stanbul' (two code units for İ): kept as one word, so a sample's İstanbul is known
+  assert.ok(whole.has("i̇stanbul's") && whole.has('straße') && whole.has('ünïcödé'), JSON.stringify([...whole]));
+  assert.deepEqual(inventedWordSpans("xx İstanbul's naïve qzx yy", whole).map(([a, b]) => "xx İstanbul's naïve qzx yy".slice(a, b)), ['qzx']);
+});
+
 test('invented-word spans: exactly the counted words that are not in the training text, as offsets into the text', () => {
   const vocabulary = new Set(['the', 'cat', 'sat', "didn't"]);
   const text = 'xx The Catsit sat, İnquentified didn\'t zz';

@@ -15,6 +15,7 @@ import { teacherEvalFile, upsertRoundLine, type DistillEvalResult, type DistillE
 import { CHROMIUM, loadRun, renderPngs, run, writeReport } from '../src/cli/report.ts';
 import { BEGIN_MARKER, END_MARKER, acceptance, evalTableMd, plotSeries, plotTitle, runSection, spliceReport } from '../src/cli/reportMarkdown.ts';
 import { log2Ticks, niceTicks, plotFigure } from '../src/cli/reportPlot.ts';
+import { evalCell } from '../src/shared/evalFormat.ts';
 
 const STEPS = [128, 64, 32, 16];
 /** [gen PPL, s.e., entropy, known words?] per N = 128, 64, 32, 16 (runs from before the known-word rate lack it). */
@@ -72,6 +73,13 @@ test('the eval table has the teacher and each round with gen PPL ± s.e. / entro
   assert.equal(lines[3], '| R0 student (64 steps) | 190.1 ± 20.5 / 3.850 | 195.2 ± 21.0 / 3.860 | 199.9 ± 22.0 / 3.870 | 205.4 ± 23.0 / 3.900 |');
   assert.equal(lines[5], '| R2 student (16 steps) | 150.0 ± 10.0 / 3.800 | 160.0 ± 11.0 / 3.810 | 170.0 ± 12.0 / 3.820 | 180.3 ± 13.5 / 3.951 |');
   assert.equal(lines.length, 6);
+});
+
+test('an eval cell from a damaged file reads "–" where a number is missing, never throws', () => {
+  assert.equal(evalCell({ steps: 8 } as never), '– / –');
+  assert.equal(evalCell({ steps: 8, gen_ppl: 210.44, entropy: 4.4 } as never), '210.4 / 4.400');
+  assert.equal(evalCell({ steps: 8, gen_ppl: null, gen_ppl_se: null, entropy: NaN, known_words: null }), '– / –');
+  assert.equal(evalCell(undefined), '');
 });
 
 test('with the known-word rate the cells and their legend show it; runs evaluated before it existed are shown without', () => {

@@ -56,7 +56,14 @@ export async function run(argv: string[]): Promise<number> {
   }
   (bar as ProgressBar | null)?.done();
   // With --data: the words of each sample that occur nowhere in the training text (window-edge words not judged).
-  const words = f.data ? checkWords(r.texts, String(f.data), r.tokenizer) : null;
+  let words: ReturnType<typeof checkWords> | null = null;
+  if (f.data) {
+    try {
+      words = checkWords(r.texts, String(f.data), r.tokenizer);
+    } catch (e) {
+      console.error(`warning: --data ${f.data}: ${(e as Error).message}; the samples follow without the word check`);
+    }
+  }
   const invented = words ? r.texts.map((t, b) => words.invented[b].map(([a, e]) => t.slice(a, e))) : null;
   r.texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n${invented ? `(invented: ${invented[b].join(', ') || 'none'})\n` : ''}`));
   if (words) console.error(`known words ${fmtKnownWords({ known_words: words.knownWords }) || '– (no words)'}: share of the samples' words found in the training text`);

@@ -26,6 +26,7 @@ import {
   type SampleCell,
   type SdttApi,
 } from '../shared/api.ts';
+import { PROTOCOL_LIMITS } from '../shared/messages.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
@@ -286,12 +287,15 @@ export class ApiHost implements SdttApi {
     const rows = round === -1 ? teacher?.rows : this.readRounds(rec.id).find((r) => r.round === round)?.eval;
     if (!rows?.length) return undefined;
     const cfg = rec.config as { evalSamples?: unknown; seed?: unknown };
+    // The judge folder the evaluation used, as the teacher's evaluation or the round's line records it.
+    const line = this.manager.store.readRounds(rec.id).find((l) => l.round === round);
+    const judge = teacher?.judge ?? (typeof line?.judge === 'string' ? line.judge : null);
     return {
       rows,
       ...(round >= 0 && teacher ? { teacher: teacher.rows } : {}),
       samples: typeof cfg.evalSamples === 'number' ? cfg.evalSamples : undefined,
       seed: typeof cfg.seed === 'number' ? cfg.seed : undefined,
-      judge: teacher?.judge ? basename(teacher.judge) : null,
+      judge: judge ? basename(judge) : null,
     };
   }
 
@@ -299,7 +303,9 @@ export class ApiHost implements SdttApi {
     const rec = this.requireRun(r.id);
     const src = this.roundCheckpoint(rec, r.round);
     try {
-      const data = trainingDataOf(rec, src.dir, this.workspace);
+      // A path the worker protocol cannot carry only costs the word check.
+      const found = trainingDataOf(rec, src.dir, this.workspace);
+      const data = found && found.length <= PROTOCOL_LIMITS.maxPath ? found : undefined;
       return await this.manager.sampler.sample({ checkpoint: src.dir, steps: r.steps, samples: r.samples, seed: r.seed, ...(r.prefix ? { prefix: r.prefix } : {}), ...(r.topP !== undefined ? { topP: r.topP } : {}), ...(data ? { data } : {}) });
     } catch (e) {
       throw new ApiError((e as Error).message, e instanceof SamplerBusyError ? 'conflict' : 'internal');

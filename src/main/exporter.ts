@@ -175,7 +175,7 @@ export function evaluationSection(e: ExportEvaluation | undefined, round: number
   const setup = [
     e.samples !== undefined ? `${e.samples} samples per cell` : null,
     e.seed !== undefined ? `seed ${e.seed} (the same samples' seeds for every model)` : null,
-    e.judge ? `judge \`${e.judge}\`` : 'no judge (gen PPL not computed)',
+    e.judge ? `judge \`${e.judge}\`` : e.rows.some((r) => r.gen_ppl !== null) ? 'judge not recorded' : 'no judge (gen PPL not computed)',
     'float64 ancestral sampling',
   ].filter(Boolean).join(', ');
   return `

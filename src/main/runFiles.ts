@@ -88,7 +88,8 @@ const SampleCellSchema = z.object({
   genPpl: z.number().nullable(),
   entropy: z.number(),
   latencyMs: z.number(),
-  inventedWords: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])).optional(),
+  // Spans the cell cannot use are dropped, not the cell: the text is still worth showing.
+  inventedWords: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])).optional().catch(undefined),
   trajectory: z.array(z.array(z.number().int())).optional(),
   tokenTexts: z.array(z.string()).optional(),
 }) satisfies z.ZodType<SampleCell>;

@@ -10,8 +10,8 @@ export function fmtPpl(x: number): string {
 }
 
 /** "187.6 ± 26.7": the s.e. with the decimals of the value it qualifies. */
-export function fmtPplSe(ppl: number, se: number | null): string {
-  return se === null ? fmtPpl(ppl) : `${fmtPpl(ppl)} ± ${se.toFixed(pplDecimals(ppl))}`;
+export function fmtPplSe(ppl: number, se: number | null | undefined): string {
+  return se == null || !Number.isFinite(se) ? fmtPpl(ppl) : `${fmtPpl(ppl)} ± ${se.toFixed(pplDecimals(ppl))}`;
 }
 
 /** "86.1 %"; "" when the known-word rate was not computed. */
@@ -20,10 +20,11 @@ export function fmtKnownWords(row: Pick<EvalSummaryRow, 'known_words'>): string 
 }
 
 /** "187.6 ± 26.7 / 3.867", "/ 88.9 %" added when the known-word rate was computed; "– / 3.867" without a judge;
- * "" when the cell was not evaluated. */
+ * "" when the cell was not evaluated. Rows come from files, so a missing or non-finite number reads as "–". */
 export function evalCell(row: EvalSummaryRow | undefined): string {
   if (!row) return '';
-  const ppl = row.gen_ppl === null ? '–' : fmtPplSe(row.gen_ppl, row.gen_ppl_se);
+  const ppl = row.gen_ppl == null || !Number.isFinite(row.gen_ppl) ? '–' : fmtPplSe(row.gen_ppl, row.gen_ppl_se);
+  const entropy = typeof row.entropy === 'number' && Number.isFinite(row.entropy) ? row.entropy.toFixed(3) : '–';
   const known = fmtKnownWords(row);
-  return `${ppl} / ${row.entropy.toFixed(3)}${known ? ` / ${known}` : ''}`;
+  return `${ppl} / ${entropy}${known ? ` / ${known}` : ''}`;
 }

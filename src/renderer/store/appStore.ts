@@ -134,6 +134,9 @@ function setActivity(runId: string, text: string | null | undefined): void {
   useApp.setState({ activity: text ? { ...rest, [runId]: text } : rest });
 }
 
+/** Runs whose teacher rows were fetched after a samples event (see handleEvent). */
+const teacherEvalFetched = new Set<string>();
+
 function upsertRound(runId: string, round: RoundSummary): void {
   useApp.setState((s) => {
     const list = [...(s.rounds[runId] ?? [])];
@@ -161,8 +164,12 @@ export function handleEvent(e: RunEvent): void {
     case 'samples': {
       const s = useApp.getState();
       if (s.selectedId === e.runId || s.samples[e.runId]) void refreshSamples(e.runId);
-      // The teacher's samples come with its evaluation rows (written just before): fetch them once.
-      if (s.selectedId === e.runId && !s.teacherEval[e.runId]) void refreshDetail(e.runId);
+      // The teacher's samples (the first samples event of a run) come with its evaluation rows, written just before:
+      // fetch them, once per run, so a run whose teacher-eval.json is unreadable does not refetch on every round.
+      if (s.selectedId === e.runId && !s.teacherEval[e.runId] && !teacherEvalFetched.has(e.runId)) {
+        teacherEvalFetched.add(e.runId);
+        void refreshDetail(e.runId);
+      }
       break;
     }
     case 'activity':

@@ -242,7 +242,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     const evalCtx: DistillEvalContext = {
       runDir, seqLen: L, tokenizer, judge, judgePath, judgeNote, evalSteps: cfg.evalSteps, evalSamples: cfg.evalSamples, evalBatch: cfg.evalBatch,
       samplesPerCell: cfg.samplesPerCell, seed: cfg.seed, selfBleuPrompts: cfg.selfBleuPrompts, valTokens,
-      trainingWords: wordVocabulary(trainTokens, tokenizer),
+      trainingWords: once(() => wordVocabulary(trainTokens, tokenizer)),
       heldoutWindows: heldoutWindowsFor(valTokens, L, cfg.evalBatch, cfg.evalHeldoutBatches), onProgress: hooks.onEvalProgress,
     };
     const evaluateWeights = async (p: Float32Array, round: number, selfBleuSteps: number): Promise<DistillEvalResult> => {
@@ -374,3 +374,8 @@ function doneRounds(schedule: RoundInfo[], step: number): number {
   return schedule.filter((r) => r.lastStep <= step).length;
 }
 
+/** `make`, called at most once: its value is kept for later calls. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | null = null;
+  return () => (made ??= { value: make() }).value;
+}

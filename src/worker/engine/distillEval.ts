@@ -63,8 +63,9 @@ export interface DistillEvalContext {
   seed: number;
   selfBleuPrompts: number;
   valTokens: TokenArray;
-  /** The training split's words (wordVocabulary): the known-word rate and the invented-word spans; null = skip. */
-  trainingWords: ReadonlySet<string> | null;
+  /** The training split's words (wordVocabulary), built on first use (a run whose teacher evaluation comes from the
+   * cache may never need them): the known-word rate and the invented-word spans; null = skip. */
+  trainingWords: (() => ReadonlySet<string>) | null;
   heldoutWindows: Int32Array[];
   onProgress?: (what: string) => void;
 }
@@ -122,7 +123,7 @@ export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, ro
       gen_ppl_se = gen_ppl * stderr;
     }
     const texts = Array.from({ length: n }, (_, k) => ctx.tokenizer.decode(all.subarray(k * L, (k + 1) * L)));
-    const words = ctx.trainingWords;
+    const words = ctx.trainingWords?.() ?? null;
     const known_words = words ? knownWordRate(texts, words) : null;
     rows.push({ steps, gen_ppl, gen_ppl_se, entropy: entropy.mean, known_words, samples: n, nfe, seconds });
 

@@ -163,10 +163,19 @@ function logSumExp(xs: Float32Array, offset: number, count: number): number {
 // A word: a run of letters, with inner apostrophes ("don't", "o'clock"), compared lower-cased.
 const WORD = /\p{L}+(?:['\u2019]\p{L}+)*/gu;
 
-/** The words of a token stream (e.g. the training split), decoded as one text so no word is cut in two. */
-export function wordVocabulary(tokens: ArrayLike<number>, tokenizer: Tokenizer): Set<string> {
+/**
+ * The words of a token stream (e.g. the training split), lower-cased like countableWords does (match, then
+ * lower-case each word). Decoded in chunks of about `chunkTokens` tokens, cut only before a token that starts with
+ * whitespace, so no word and no UTF-8 sequence spans a cut and no single string outgrows V8's limit on big corpora.
+ */
+export function wordVocabulary(tokens: { length: number; subarray(start: number, end: number): ArrayLike<number> }, tokenizer: Tokenizer, chunkTokens = 1 << 20): Set<string> {
   const vocabulary = new Set<string>();
-  for (const m of tokenizer.decode(tokens).toLowerCase().matchAll(WORD)) vocabulary.add(m[0]);
+  for (let start = 0; start < tokens.length; ) {
+    let end = Math.min(tokens.length, start + chunkTokens);
+    while (end < tokens.length && !/^\s/.test(tokenizer.decode(tokens.subarray(end, end + 1)))) end++;
+    for (const m of tokenizer.decode(tokens.subarray(start, end)).matchAll(WORD)) vocabulary.add(m[0].toLowerCase());
+    start = end;
+  }
   return vocabulary;
 }
 
