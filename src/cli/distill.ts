@@ -135,9 +135,7 @@ export function evalTable(rows: Row[], steps: number[]): string {
   const head = ['', ...steps.map((s) => `${s} steps`)];
   const body = rows.map(({ label, res }) => {
     const evalRows = res.rows ?? res.eval ?? [];
-    return [label, ...steps.map((s) => {
-      return evalCell(evalRows.find((r) => r.steps === s));
-    })];
+    return [label, ...steps.map((s) => evalCell(evalRows.find((r) => r.steps === s)))];
   });
   const widths = head.map((_, c) => Math.max(...[head, ...body].map((r) => r[c].length)));
   return [head, ...body].map((r) => r.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join('  ')).join('\n');

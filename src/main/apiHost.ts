@@ -9,7 +9,7 @@
 // On-disk shapes read here (rounds.jsonl, samples/*.json) are described in runFiles.ts.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, join, relative, resolve, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   API_METHODS,
@@ -30,7 +30,7 @@ import { PROTOCOL_LIMITS } from '../shared/messages.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
-import { exportCheckpointFolder, type ExportEvaluation } from './exporter.ts';
+import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
 import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEval, roundCheckpoint, toMetricPoint, trainingDataOf } from './runFiles.ts';
@@ -276,27 +276,7 @@ export class ApiHost implements SdttApi {
       throw new ApiError(`${folder} lies in run "${inRuns[0]}"'s checkpoints folder, where an export would pass for a checkpoint; choose another folder`, 'conflict');
     }
     const src = this.roundCheckpoint(rec, round);
-    return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype, evaluation: this.exportEvaluation(rec, round) }) };
-  }
-
-  /** What a distillation measured about the exported model (its round's rows; a student's next to the original
-   * teacher's), for the model card; undefined when nothing was measured. */
-  private exportEvaluation(rec: RunRecord, round: number): ExportEvaluation | undefined {
-    if (rec.kind !== 'distill') return undefined;
-    const teacher = readTeacherEval(this.manager.store.dir(rec.id));
-    const rows = round === -1 ? teacher?.rows : this.readRounds(rec.id).find((r) => r.round === round)?.eval;
-    if (!rows?.length) return undefined;
-    const cfg = rec.config as { evalSamples?: unknown; seed?: unknown };
-    // The judge folder the evaluation used, as the teacher's evaluation or the round's line records it.
-    const line = this.manager.store.readRounds(rec.id).find((l) => l.round === round);
-    const judge = teacher?.judge ?? (typeof line?.judge === 'string' ? line.judge : null);
-    return {
-      rows,
-      ...(round >= 0 && teacher ? { teacher: teacher.rows } : {}),
-      samples: typeof cfg.evalSamples === 'number' ? cfg.evalSamples : undefined,
-      seed: typeof cfg.seed === 'number' ? cfg.seed : undefined,
-      judge: judge ? basename(judge) : null,
-    };
+    return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype, evaluation: distillEvaluation(rec, round, this.manager.store.dir(rec.id), this.manager.store.readRounds(rec.id)) }) };
   }
 
   private async doSampleModel(r: ApiRequest<'sampleModel'>): Promise<ApiResponses['sampleModel']> {

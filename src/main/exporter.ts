@@ -8,7 +8,7 @@ import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { FORMAT_TAG } from '../worker/engine/checkpoint.ts';
 import { CheckpointError, decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../worker/engine/safetensors.ts';
-import { readJsonObject } from './runFiles.ts';
+import { normaliseRound, readJsonObject, readTeacherEval } from './runFiles.ts';
 
 /** What the run measured about the exported model, for its card: its rows (a student's after its round) and, for a
  * student, the original teacher's at the same step counts. */
@@ -19,6 +19,28 @@ export interface ExportEvaluation {
   seed?: number;
   /** The judge's folder name; null = no judge (gen PPL not computed). */
   judge: string | null;
+}
+
+/**
+ * What distillation run `rec` measured about its round `round` (-1: the original teacher), from the run folder
+ * `runDir` and its rounds.jsonl `lines`: the round's rows, a student's next to the original teacher's, and the judge
+ * folder's name as the teacher's evaluation or the round's line records it. undefined when nothing was measured.
+ */
+export function distillEvaluation(rec: RunRecord, round: number, runDir: string, lines: Record<string, unknown>[]): ExportEvaluation | undefined {
+  if (rec.kind !== 'distill') return undefined;
+  const teacher = readTeacherEval(runDir);
+  const line = lines.find((l) => l.round === round);
+  const rows = round === -1 ? teacher?.rows : normaliseRound(line)?.eval;
+  if (!rows?.length) return undefined;
+  const cfg = rec.config as { evalSamples?: unknown; seed?: unknown };
+  const judge = teacher?.judge ?? (typeof line?.judge === 'string' ? line.judge : null);
+  return {
+    rows,
+    ...(round >= 0 && teacher ? { teacher: teacher.rows } : {}),
+    samples: typeof cfg.evalSamples === 'number' ? cfg.evalSamples : undefined,
+    seed: typeof cfg.seed === 'number' ? cfg.seed : undefined,
+    judge: judge ? basename(judge) : null,
+  };
 }
 
 /**

@@ -5,10 +5,10 @@ import type { EvalSummaryRow, RoundSummary } from '../../shared/api.ts';
 
 export type QualityMetric = 'gen_ppl' | 'entropy' | 'known_words';
 
-export const QUALITY_METRICS: Record<QualityMetric, { label: string; unit: string; better: string }> = {
-  gen_ppl: { label: 'gen PPL', unit: '', better: 'lower is better' },
-  entropy: { label: 'entropy', unit: 'nats', better: 'too low = repetitive' },
-  known_words: { label: 'known words', unit: '%', better: 'higher is better' },
+export const QUALITY_METRICS: Record<QualityMetric, { label: string; better: string }> = {
+  gen_ppl: { label: 'gen PPL', better: 'lower is better' },
+  entropy: { label: 'entropy', better: 'too low = repetitive' },
+  known_words: { label: 'known words', better: 'higher is better' },
 };
 
 export interface QualityPoint {
