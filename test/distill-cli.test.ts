@@ -16,23 +16,9 @@ import { DEMO_JUDGE, DEMO_TEACHER, defaultDistillRunId, run, runDemo } from '../
 import { run as evalRun } from '../src/cli/evaluate.ts';
 import { run as sampleRun } from '../src/cli/sample.ts';
 import { tinyTeacherAndJudge, trainTinyRun } from './helpers/fixtures.ts';
+import { capture } from './helpers/cliOutput.ts';
 
 const DATA = 'test/fixtures/alice.txt';
-
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const log = console.log;
-  const write = process.stderr.write.bind(process.stderr);
-  console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await fn(), out, err };
-  } finally {
-    console.log = log;
-    process.stderr.write = write;
-  }
-}
 
 test('sdtt distill: banners, final table, one JSON line; the same command resumes', async () => {
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-distill-cli-'));

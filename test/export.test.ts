@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApiHost } from '../src/main/apiHost.ts';
-import { relativeProvenancePaths } from '../src/main/exporter.ts';
+import { exportCheckpointFolder, relativeProvenancePaths } from '../src/main/exporter.ts';
 import { RunManager } from '../src/main/runManager.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { run as exportCli } from '../src/cli/export.ts';
@@ -18,7 +18,10 @@ import { loadCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { openModel } from '../src/worker/engine/openModel.ts';
 import { paramLayout } from '../src/worker/engine/paramLayout.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/worker/engine/safetensors.ts';
-import { maxAbsDiff, randomTokens, trainTinyRun } from './helpers/fixtures.ts';
+import { maxAbsDiff, randomTokens, tinyTeacherAndJudge, trainTinyRun } from './helpers/fixtures.ts';
+import { capture } from './helpers/cliOutput.ts';
+import { run as evalCli } from '../src/cli/evaluate.ts';
+import { run as sampleCli } from '../src/cli/sample.ts';
 
 let ws = '';
 let ckDir = '';
@@ -161,4 +164,68 @@ test("a distilled student's model card has the run's evaluation next to the orig
   assert.match(card, /\| sampling steps N \| this model \| original teacher \|\n\|---\|---\|---\|\n\| 128 \| – \| 235.0 ± 9.3 \/ 4.416 \/ 86.1 % \|\n\| 32 \| 190.1 ± 7.9 \/ 4.400 \/ 88.0 % \| – \|\n\| 16 \| 205.4 ± 8.2 \/ 4.388 \/ 87.1 % \| 329.6 ± 12.0 \/ 4.476 \/ 85.4 % \|\n/);
   // a pretraining run's export has no such section
   assert.doesNotMatch(readFileSync(join((await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/tiny-card' })).folder, 'README.md'), 'utf8'), /## Evaluation/);
+});
+
+test('an export is read back before it is reported: a damaged or truncated write fails and leaves no folder', () => {
+  const rec = new RunStore(ws).read('tiny');
+  const src = { dir: ckDir, step: Number(basename(ckDir)) };
+  const damage = (how: 'flip' | 'truncate') => (file: string, data: Uint8Array | string) => {
+    const bytes = Buffer.from(typeof data === 'string' ? Buffer.from(data) : data);
+    if (file.endsWith('model.safetensors')) {
+      if (how === 'flip') bytes[bytes.length - 3] ^= 0x40; // one weight's exponent bit: still finite, another value
+      writeFileSync(file, how === 'truncate' ? bytes.subarray(0, bytes.length - 4) : bytes);
+    } else writeFileSync(file, bytes);
+  };
+  const folder = join(ws, 'exports', 'new-parent', 'damaged');
+  assert.throws(() => exportCheckpointFolder(rec, -1, src, folder, { workspace: ws, write: damage('flip') }), (e: unknown) => e instanceof ApiError && /does not hold the exported weights \(first difference at value \d+ of \d+\); nothing was exported/.test(e.message));
+  assert.throws(() => exportCheckpointFolder(rec, -1, src, folder, { workspace: ws, write: damage('truncate') }), (e: unknown) => e instanceof ApiError && /the written export does not load back: .*model\.safetensors: .*nothing was exported/.test(e.message));
+  assert.ok(!existsSync(join(ws, 'exports', 'new-parent')), 'the parent folder the failed export created is gone too');
+});
+
+test("a student's model card samples at the student's own step count and says when its numbers are not this file's", async () => {
+  const store = new RunStore(ws);
+  store.create({ id: 'steps', kind: 'distill', config: { evalSamples: 8, seed: 0 }, status: 'done', step: 6, totalSteps: 6, createdAt: '2026-12-03T10:00:00.000Z', updatedAt: '2026-12-03T10:00:00.000Z' });
+  const round = join(store.dir('steps'), 'rounds', '0');
+  cpSync(ckDir, round, { recursive: true });
+  const cfgFile = join(round, 'config.json');
+  writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), sdtt: { round: 0, teacherSteps: 64, studentSteps: 32, divergence: 'kld' } }));
+  store.appendRound('steps', { round: 0, teacherSteps: 64, studentSteps: 32, firstStep: 1, lastStep: 6, checkpoint: 'rounds/0', eval: [{ steps: 32, gen_ppl: 200, gen_ppl_se: 8, entropy: 4.4 }] });
+  const card = (dtype: 'f32' | 'f16') => readFileSync(join(exportCheckpointFolder(store.read('steps'), 0, { dir: round, step: 6 }, join(ws, 'exports', `steps-${dtype}`), { workspace: ws, dtype, evaluation: { rows: [{ steps: 32, gen_ppl: 200, gen_ppl_se: 8, entropy: 4.4 }], judge: 'j' } }) && join(ws, 'exports', `steps-${dtype}`), 'README.md'), 'utf8');
+  const f32 = card('f32');
+  assert.match(f32, /`sdtt sample --model <this folder> --steps 32`/);
+  assert.match(f32, /Measured by the distillation run after round 0: /);
+  assert.doesNotMatch(f32, /float32 weights; this file/);
+  assert.match(card('f16'), /Measured by the distillation run after round 0, on its float32 weights; this file holds them rounded to float16, whose samples differ \(`sdtt eval --model <this folder> --steps \.\.\. --card`/);
+});
+
+test('sdtt eval --card measures the file and its original teacher alike and rewrites only the Evaluation section', async () => {
+  const { teacher, judge } = await tinyTeacherAndJudge(4, 'sdtt-export-card-');
+  const student = join(ws, 'card-student');
+  cpSync(teacher, student, { recursive: true });
+  const cfgFile = join(student, 'config.json');
+  writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), sdtt: { round: 0, studentSteps: 2, originalTeacher: teacher } }));
+  writeFileSync(join(student, 'README.md'), '# card\n\nintro\n\n## Evaluation\n\nold numbers\n\n## Limitations\n\nsmall\n');
+  const r = await capture(() => evalCli(['--model', student, '--judge', judge, '--steps', '4,2', '--samples', '2', '--batch', '2', '--no-baselines', '--card']));
+  assert.equal(r.code, 0, r.err);
+  const card = readFileSync(join(student, 'README.md'), 'utf8');
+  assert.match(card, /^# card\n\nintro\n\n## Evaluation\n\nMeasured on this file's EMA weights by `sdtt eval --card`: 2 samples per cell, seed 0/);
+  assert.match(card, /Reproduce: `sdtt eval --model \S+card-student --judge \S+ --steps 4,2 --samples 2 --batch 2 --no-baselines --card`/);
+  assert.match(card, /\| sampling steps N \| this model \| original teacher \|\n\|---\|---\|---\|\n\| 4 \| [\d.]+ ± [\d.]+ \/ [\d.]+ \| [\d.]+ ± [\d.]+ \/ [\d.]+ \|\n\| 2 \| /);
+  assert.doesNotMatch(card, /old numbers/);
+  assert.match(card, /\n## Limitations\n\nsmall\n$/);
+  // the student is the teacher's copy: the same seeds give the same cells in both columns
+  const rows = card.match(/^\| [42] \| (.+) \| (.+) \|$/gm)!;
+  for (const row of rows) assert.equal(row.split(' | ')[1], row.split(' | ')[2].replace(/ \|$/, ''));
+});
+
+test('sdtt sample and eval name the weights an export holds as its metadata says (EMA), not "raw"', async () => {
+  const { folder } = await host.exportRound({ id: 'tiny', round: -1, folder: 'exports/weights-label' });
+  assert.ok(!existsSync(join(folder, 'ema.safetensors')), 'an export holds one set of weights');
+  const s = await capture(() => sampleCli(['--model', folder, '--steps', '2', '--samples', '1', '--backend', 'wasm']));
+  assert.equal(s.code, 0, s.err);
+  assert.match(s.err, /\(mdlm, ema weights\)/);
+  const e = await capture(() => evalCli(['--model', folder, '--data', 'test/fixtures/alice.txt', '--batches', '1', '--batch', '1', '--backend', 'wasm']));
+  assert.equal(e.code, 0, e.err);
+  assert.match(e.err, /\(mdlm, ema\)/);
+  await assert.rejects(openModel(folder, { weights: 'raw', backend: 'wasm' }), /holds only EMA weights \(its model.safetensors says so\); use --weights ema/);
 });

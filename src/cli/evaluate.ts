@@ -1,6 +1,9 @@
 // `sdtt eval`: held-out perplexity of a checkpoint (--data), and/or the generative-perplexity table over step
 // counts scored by an AR judge (--steps 128,64,... --judge DIR). Ends with ONE JSON line.
-import { basename, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeCardEvaluation } from '../main/exporter.ts';
 import { BackendName } from '../shared/config.ts';
 import { openModel } from '../worker/engine/openModel.ts';
 import { SHIPPED_JUDGE, installedShippedJudge } from '../worker/engine/distill.ts';
@@ -30,8 +33,11 @@ const FLAGS: Flags = {
   weights: { type: 'string', help: 'ema | raw' },
   backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
   runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
+  card: { type: 'boolean', help: "with --steps: write the table into the model folder's README.md (its Evaluation section), next to the original teacher's (config.json sdtt.originalTeacher) measured the same way" },
   plot: { type: 'string', help: 'with --steps: also draw the table (gen PPL ± s.e. and entropy against N, baselines as dotted lines) to FILE.png or FILE.svg' },
 };
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 const BASELINE_LABELS: Record<string, string> = {
   'ar-nucleus-0.95': 'AR judge samples, p=0.95',
@@ -53,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   const plotFile = f.plot !== undefined ? resolve(String(f.plot)) : undefined;
   if (plotFile && !steps) throw new UsageError('--plot draws the generative-perplexity table: give --steps LIST');
   if (plotFile && !/\.(png|svg)$/.test(plotFile)) throw new UsageError(`--plot ${f.plot}: the file must end in .png or .svg`);
+  if (f.card && !steps) throw new UsageError('--card writes the generative-perplexity table: give --steps LIST');
   const batch = intFlag(f, 'batch', 1)!;
   const seed = intFlag(f, 'seed')!;
 
@@ -84,6 +91,22 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`steps  gen_ppl (± s.e.)   entropy  nfe   seconds${words ? '  known words' : ''}`);
     for (const r of rows) console.error(`${String(r.steps).padStart(5)}  ${r.gen_ppl.toFixed(2).padStart(8)} ± ${r.gen_ppl_se.toFixed(2).padEnd(7)} ${r.entropy.toFixed(3).padStart(7)}  ${String(r.nfe).padStart(5)}  ${r.seconds.toFixed(1).padStart(7)}  ${fmtKnownWords(r)}`);
     Object.assign(result, { judge: judge.checkpointDir, results: rows });
+    if (f.card) {
+      // The original teacher's cells come from the same command on its own file, so both columns are measured alike.
+      const teacherDir = originalTeacherDir(m.extra);
+      let teacherRows: GenPplRow[] | undefined;
+      if (teacherDir) {
+        const t = await openModel(teacherDir, { backend: backend.data, runtime: runtimeFlag(f) });
+        const tbar = new ProgressBar(`eval of the original teacher ${basename(teacherDir)}`, genPplWork(steps, samples));
+        teacherRows = await genPplTable(t.model, judge.model, { steps, samples, batch, seed, words, onProgress: (d) => tbar.update(d) });
+        tbar.done();
+        await t.model.dispose();
+      }
+      const command = `sdtt eval ${argv.map((a) => (/^[\w./,=:-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}`;
+      const evaluation = { rows, ...(teacherRows ? { teacher: teacherRows } : {}), samples, seed, judge: basename(judge.checkpointDir), command };
+      result.card = writeCardEvaluation(m.checkpointDir, evaluation, `Measured on this file's ${m.weights === 'ema' ? 'EMA ' : ''}weights by \`sdtt eval --card\``);
+      console.error(`wrote the evaluation into ${result.card}${teacherDir ? ` (original teacher: ${teacherDir})` : ' (no original teacher recorded in config.json)'}`);
+    }
     if (!f['no-baselines']) {
       // The reference points of the table: the judge's own samples (a same-size AR, as GPT-2 is in the paper) and
       // real held-out text (the floor), all scored by the same judge on the same number of sequences.
@@ -105,6 +128,14 @@ export async function run(argv: string[]): Promise<number> {
   await m.model.dispose();
   console.log(JSON.stringify(result));
   return 0;
+}
+
+/** The original teacher a distilled model's config.json names (sdtt.originalTeacher), when that folder is here: as
+ * written (exports write it relative to the workspace they came from), else inside this repository. */
+function originalTeacherDir(extra: Record<string, unknown>): string | undefined {
+  const p = (extra.sdtt as { originalTeacher?: unknown } | undefined)?.originalTeacher;
+  if (typeof p !== 'string' || !p) return undefined;
+  return [resolve(p), resolve(REPO, p)].find((d) => existsSync(join(d, 'config.json')));
 }
 
 type Baseline = { source: string; samples: number; gen_ppl: number; entropy: number; known_words?: number };

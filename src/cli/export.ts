@@ -5,6 +5,7 @@
 import { ApiHost } from '../main/apiHost.ts';
 import { RunManager } from '../main/runManager.ts';
 import { RunStore } from '../main/runStore.ts';
+import { userChoicePolicy } from '../main/pathPolicy.ts';
 import { ExportDtype } from '../shared/api.ts';
 import { parseFlags, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
@@ -26,7 +27,8 @@ export async function run(argv: string[]): Promise<number> {
   const dtype = ExportDtype.safeParse(f.dtype);
   if (!dtype.success) throw new UsageError(`--dtype must be f32 or f16, got "${f.dtype}"`);
   const workspace = String(f.workspace);
-  const api = new ApiHost({ manager: new RunManager(new RunStore(workspace)), workspace, host: 'browser', probeBackend: null });
+  // The user typed --out: any folder (assets/ included, to re-export the shipped models), never a checkpoints folder.
+  const api = new ApiHost({ manager: new RunManager(new RunStore(workspace)), workspace, host: 'browser', probeBackend: null, paths: userChoicePolicy([]) });
   const r = await api.exportRound({ id: String(f.run), round, folder: String(f.out), dtype: dtype.data });
   console.error(`exported ${r.files.join(', ')} to ${r.folder}`);
   console.log(JSON.stringify({ export: r.folder, files: r.files }));

@@ -5,7 +5,7 @@ import type { PretrainConfig } from '../shared/config.ts';
 import type { DistillConfig } from '../shared/distillConfig.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { RunStore } from '../main/runStore.ts';
-import { openOrResume } from '../main/runLifecycle.ts';
+import { openOrResume, resumeStep } from '../main/runLifecycle.ts';
 import { ProgressBar } from './progress.ts';
 
 /** What a job sees of its run while the engine runs. The arrow members are safe to pass as engine hooks. */
@@ -46,6 +46,8 @@ export interface CliJobOptions {
   total?: number;
   /** How the final line prints the last loss. */
   formatLoss: (loss: number) => string;
+  /** The runs folder's store (default: a RunStore of `workspace`); tests pass one whose writer fills the disk. */
+  store?: RunStore;
 }
 
 export interface CliJobResult {
@@ -59,11 +61,15 @@ export interface CliJobResult {
  * run.json, prints the "run <id>: <status> at step ..." line, then `report`. Exit code 0 when done or stopped.
  */
 export async function runCliJob<R extends CliJobResult>(opts: CliJobOptions, job: (run: CliRun) => Promise<R>, report: (result: R, run: CliRun) => void = () => {}): Promise<number> {
-  const store = new RunStore(opts.workspace);
+  const store = opts.store ?? new RunStore(opts.workspace);
   const { id } = opts;
+  const existed = store.exists(id);
   const record = openOrResume(store, id, opts.kind, opts.cfg, { status: 'running', pid: process.pid, ownPid: process.pid });
   const runDir = store.dir(id);
-  console.error(`run ${id}: ${runDir}${record.step > 0 ? ` (resuming at step ${record.step})` : ''}`);
+  // What the engine will do: resume from the newest checkpoint, or start over (run.json's step may have moved past it).
+  const from = resumeStep(store, id);
+  const note = from !== null ? ` (resuming at step ${from} from checkpoints/${from})` : existed ? ' (no checkpoint to resume from: starting over at step 0)' : '';
+  console.error(`run ${id}: ${runDir}${note}`);
 
   let stopRequested = false;
   const onSignal = () => {
@@ -98,19 +104,36 @@ export async function runCliJob<R extends CliJobResult>(opts: CliJobOptions, job
     shouldStop: () => stopRequested,
     beforeStep: () => new Promise<void>((resolve) => setImmediate(resolve)),
   };
+  let result: R;
   try {
-    const result = await job(run);
-    run.bar.done();
-    store.update(id, { status: result.status, reason: result.reason, step: result.step, pid: undefined });
-    console.error(`run ${id}: ${result.status} at step ${result.step}${result.reason ? ` (${result.reason})` : ''}; last loss ${opts.formatLoss(lastLoss)}`);
-    report(result, run);
-    return result.status === 'done' || result.status === 'stopped' ? 0 : 1;
+    result = await job(run);
   } catch (e) {
     run.bar.done();
-    store.update(id, { status: 'failed', reason: (e as Error).message, pid: undefined });
-    throw e;
+    // One message: the failure itself (a full disk names its file), and whether run.json could record it.
+    const unrecorded = recordEnd(store, id, { status: 'failed', reason: (e as Error).message, pid: undefined });
+    throw unrecorded ? new Error(`${(e as Error).message}${notRecorded('failed', unrecorded, (e as Error).message)}`, { cause: e }) : e;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  run.bar.done();
+  const unrecorded = recordEnd(store, id, { status: result.status, reason: result.reason, step: result.step, pid: undefined });
+  console.error(`run ${id}: ${result.status} at step ${result.step}${result.reason ? ` (${result.reason})` : ''}; last loss ${opts.formatLoss(lastLoss)}`);
+  report(result, run);
+  if (unrecorded) throw new Error(`${unrecorded.message}${notRecorded(result.status, unrecorded, unrecorded.message)}`);
+  return result.status === 'done' || result.status === 'stopped' ? 0 : 1;
+}
+
+/** Writes the run's end into run.json; when the disk has no room, RunStore keeps retrying it: the write's error then. */
+function recordEnd(store: RunStore, id: string, patch: Partial<RunRecord>): Error | null {
+  try {
+    return store.updateEventually(id, patch);
+  } catch (e) {
+    return e as Error; // run.json unreadable: nothing to retry
+  }
+}
+
+/** The tail of the one error line when run.json could not record the end (`told`: what the line already says). */
+function notRecorded(status: RunRecord['status'], err: Error, told: string): string {
+  return `; run.json is not marked ${status} yet${err.message === told ? '' : ` (${err.message})`}: retried until this process exits, after which \`sdtt runs\` shows the run interrupted`;
 }

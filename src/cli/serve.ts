@@ -17,6 +17,9 @@
 //   the token), no caching for index.html.
 // - WebSocket frames are limited to MAX_REQUEST_BYTES plus a small envelope allowance; bigger frames close the
 //   connection (1009). Requests inside the limit but over MAX_REQUEST_BYTES of params get a clear error answer.
+// - Paths: every path a request names (export folder; a new run's data, teacher, judge, tokenizer file) must lie,
+//   symlinks resolved, inside the workspace or a folder given with --allow (read/write), or the shipped assets/
+//   (read only); anything else is refused (confinedPolicy in src/main/pathPolicy.ts). Printed at start-up.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
@@ -27,12 +30,13 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
 import { ApiError, MAX_REQUEST_BYTES, WS_PATH, type RunEvent, type WsServerMessage } from '../shared/api.ts';
 import { ApiHost, type BackendInfo } from '../main/apiHost.ts';
+import { assertFolders, confinedPolicy, describePolicy, PathRefusedError } from '../main/pathPolicy.ts';
 import { RunManager } from '../main/runManager.ts';
 import type { Spawner } from '../main/workerSpawner.ts';
 import { RunStore } from '../main/runStore.ts';
 import { rendererCsp } from '../main/window.ts';
 import { UsageError } from './index.ts';
-import { intFlag, parseFlags, type Flags } from './args.ts';
+import { intFlag, listFlag, parseFlags, type Flags } from './args.ts';
 
 export const DEFAULT_RENDERER_DIR = fileURLToPath(new URL('../../out/renderer/', import.meta.url));
 /** Room for the {"id":..,"method":..,"params":..} envelope around a request of MAX_REQUEST_BYTES. */
@@ -68,6 +72,12 @@ export interface ServeOptions {
   /** 0 = any free port. */
   port?: number;
   workspace?: string;
+  /**
+   * Folders besides the workspace that requests may read and write (`--allow`); each must exist. Every path a
+   * request names (export folder, a new run's data / teacher / judge / tokenizer) must resolve, symlinks followed,
+   * inside the workspace, one of these, or (read only) the shipped assets/; anything else is refused.
+   */
+  allow?: string[];
   token?: string;
   rendererDir?: string;
   /** Injected for tests; by default a RunManager with forkSpawner over <workspace>/runs. */
@@ -120,6 +130,16 @@ function tokenMatches(given: string | null, token: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/**
+ * The 'error' listener of every server-side WebSocket. ws emits 'error' AFTER it has already started the close
+ * itself: for a frame over maxPayload (1009), an invalid frame (1002) or bad UTF-8 (1007) it has sent the close frame
+ * with that code, keeps reading (and discarding) what the client still sends, ends the socket once the client
+ * answers, and destroys it if the handshake does not complete within its close timeout (30 s); a socket error
+ * destroys the socket at once. Terminating here instead destroyed the socket while a client was still sending a big
+ * frame: the unread data made the kernel reset the connection, the client lost the close frame and reported 1006.
+ */
+function ignoreSocketError(): void {}
+
 function reject(socket: Duplex, status: 400 | 401 | 403 | 404, text: string): void {
   const body = `${text}\n`;
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
@@ -132,8 +152,11 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const workspace = resolve(opts.workspace ?? '.');
   const rendererDir = resolve(opts.rendererDir ?? DEFAULT_RENDERER_DIR);
   const token = opts.token ?? randomBytes(32).toString('hex');
+  const allow = (opts.allow ?? []).map((d) => resolve(d));
+  assertFolders(allow);
+  const paths = confinedPolicy(workspace, allow);
   const manager = opts.manager ?? new RunManager(new RunStore(workspace), { ...(opts.spawn ? { spawn: opts.spawn } : {}), onWarning: (l) => log(`warning: ${l}`) });
-  const api = new ApiHost({ manager, workspace, host: 'browser', ...(opts.probeBackend !== undefined ? { probeBackend: opts.probeBackend } : {}), warn: (l) => log(`warning: ${l}`) });
+  const api = new ApiHost({ manager, workspace, host: 'browser', paths, ...(opts.probeBackend !== undefined ? { probeBackend: opts.probeBackend } : {}), warn: (l) => log(`warning: ${l}`) });
 
   let hosts = new Set<string>();
   let csp = rendererCsp();
@@ -164,7 +187,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
       // server (Origin checked above) accept the upgrade and close at once with 1008: the client can tell the token
       // was rejected and stop retrying. The socket never gets a message handler and is never broadcast to.
       wss.handleUpgrade(req, socket, head, (ws) => {
-        ws.on('error', () => ws.terminate());
+        ws.on('error', ignoreSocketError);
         ws.close(1008, BAD_TOKEN_REASON);
         const kill = setTimeout(() => ws.terminate(), 2000);
         kill.unref();
@@ -185,7 +208,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     }, 30_000);
     ping.unref();
     ws.on('close', () => clearInterval(ping));
-    ws.on('error', () => ws.terminate());
+    ws.on('error', ignoreSocketError);
     ws.on('message', (data, isBinary) => {
       if (isBinary) return ws.close(1003, 'text frames only');
       void handleFrame(api, ws, data.toString());
@@ -325,11 +348,12 @@ const FLAGS: Flags = {
   host: { type: 'string', help: 'address to bind; anything but loopback exposes the server to the network', default: '127.0.0.1' },
   port: { type: 'string', help: 'port; 0 = any free port', default: '0' },
   workspace: { type: 'string', help: 'folder that holds runs/', default: '.' },
+  allow: { type: 'string', multiple: true, help: 'another folder requests may read and write (repeatable); by default only the workspace, and assets/ read-only' },
   token: { type: 'string', help: 'access token (default: 32 random bytes, printed in the URL)' },
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, FLAGS, 'usage: sdtt serve [--host 127.0.0.1] [--port 0] [--workspace .] [--token T]');
+  const f = parseFlags(argv, FLAGS, 'usage: sdtt serve [--host 127.0.0.1] [--port 0] [--workspace .] [--allow DIR ...] [--token T]');
   if (!f) return 0;
   const port = intFlag(f, 'port', 0)!;
   if (port > 65535) throw new UsageError(`--port must be <= 65535, got ${port}`);
@@ -340,8 +364,16 @@ export async function run(argv: string[]): Promise<number> {
     console.warn(`sdtt serve: WARNING: binding ${host}, not a loopback address: anyone who can reach this machine and learns the token can control runs and write exports. Prefer an SSH tunnel to 127.0.0.1.`);
   }
   if (!existsSync(join(DEFAULT_RENDERER_DIR, 'index.html'))) console.warn(`sdtt serve: ${NOT_BUILT}`);
-  const srv = await startServer({ host, port, workspace: String(f.workspace), ...(token ? { token } : {}) });
+  const allow = listFlag(f, 'allow');
+  try {
+    assertFolders(allow);
+  } catch (e) {
+    if (e instanceof PathRefusedError) throw new UsageError(e.message);
+    throw e;
+  }
+  const srv = await startServer({ host, port, workspace: String(f.workspace), allow, ...(token ? { token } : {}) });
   console.log(`sdtt serve: workspace ${resolve(String(f.workspace))}`);
+  console.log(`sdtt serve: requests may ${describePolicy(srv.api.paths)}`);
   console.log(`sdtt serve: open ${srv.url}`);
   console.log('sdtt serve: press Ctrl+C to stop (running jobs checkpoint first)');
 

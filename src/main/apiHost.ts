@@ -9,7 +9,7 @@
 // On-disk shapes read here (rounds.jsonl, samples/*.json) are described in runFiles.ts.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   API_METHODS,
@@ -32,6 +32,7 @@ import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
 import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
+import { checkRunConfigPaths, checkWritePath, PathRefusedError, userChoicePolicy, type PathPolicy } from './pathPolicy.ts';
 import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
 import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEval, roundCheckpoint, toMetricPoint, trainingDataOf } from './runFiles.ts';
 import { RunStoreError } from './runStore.ts';
@@ -61,6 +62,12 @@ export interface ApiHostOptions {
    */
   probeBackend?: (() => Promise<BackendInfo>) | null;
   warn?: (line: string) => void;
+  /**
+   * Which paths a request may name (pathPolicy.ts): export folders (write) and a new run's data / teacher / judge /
+   * tokenizer file (read). `sdtt serve` passes confinedPolicy (workspace + --allow folders, assets/ read-only).
+   * Default: userChoicePolicy() (the user named the path: anywhere, but never into assets/ or a checkpoints folder).
+   */
+  paths?: PathPolicy;
 }
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -76,6 +83,7 @@ export class ApiHost implements SdttApi {
   private readonly probe: (() => Promise<BackendInfo>) | null;
   private probed: Promise<BackendInfo | null> | null = null;
   private readonly warn: (line: string) => void;
+  readonly paths: PathPolicy;
   private readonly handlers: { [M in ApiMethod]: (req: ReturnType<typeof parseApiRequest<M>>['req']) => Promise<ApiResponses[M]> | ApiResponses[M] };
 
   constructor(opts: ApiHostOptions) {
@@ -86,6 +94,7 @@ export class ApiHost implements SdttApi {
     this.version = opts.version ?? readVersion();
     this.probe = opts.probeBackend === undefined ? nodeBackendProbe() : opts.probeBackend;
     this.warn = opts.warn ?? ((l) => console.warn(`api: ${l}`));
+    this.paths = opts.paths ?? userChoicePolicy();
     this.handlers = {
       getInfo: () => this.doGetInfo(),
       listRuns: () => this.manager.list(),
@@ -93,6 +102,7 @@ export class ApiHost implements SdttApi {
       getMetrics: (r) => this.doGetMetrics(r.id, r.from),
       createRun: (r) => this.doCreateRun(r),
       controlRun: (r) => this.doControlRun(r.id, r.action),
+      deleteRun: (r) => this.doDeleteRun(r.id),
       listModels: () => this.doListModels(),
       getSamples: (r) => this.doGetSamples(r.id),
       exportRound: (r) => this.doExportRound(r.id, r.round, r.folder, r.dtype),
@@ -137,6 +147,9 @@ export class ApiHost implements SdttApi {
   }
   controlRun(req: ApiRequest<'controlRun'>) {
     return this.call('controlRun', req) as Promise<RunRecord>;
+  }
+  deleteRun(req: ApiRequest<'deleteRun'>) {
+    return this.call('deleteRun', req) as Promise<ApiResponses['deleteRun']>;
   }
   listModels(req: ApiRequest<'listModels'>) {
     return this.call('listModels', req) as Promise<ModelInfo[]>;
@@ -198,8 +211,9 @@ export class ApiHost implements SdttApi {
     return { points, next: Math.min(all.length, from + points.length) };
   }
 
-  private doCreateRun(r: ReturnType<typeof parseApiRequest<'createRun'>>['req']): RunRecord {
-    if (r.id && this.manager.store.exists(r.id)) throw new ApiError(`run "${r.id}" already exists; pick another name`, 'conflict');
+  private doCreateRun(req: ReturnType<typeof parseApiRequest<'createRun'>>['req']): RunRecord {
+    if (req.id && this.manager.store.exists(req.id)) throw new ApiError(`run "${req.id}" already exists; pick another name`, 'conflict');
+    const r = { ...req, config: checkRunConfigPaths(this.paths, req.config, this.workspace) } as typeof req;
     if (r.kind === 'distill') {
       try {
         return this.manager.create('distill', r.config, r.id ? { id: r.id } : {});
@@ -228,6 +242,13 @@ export class ApiHost implements SdttApi {
       if (e instanceof ApiError || e instanceof RunStoreError) throw e;
       throw new ApiError(`cannot ${action} run "${id}": ${(e as Error).message}`, 'conflict');
     }
+  }
+
+  /** Deletes the run's folder through the RunManager (refused while it runs: 'conflict'); clients get 'deleted'. */
+  private doDeleteRun(id: string): ApiResponses['deleteRun'] {
+    this.requireRun(id);
+    const { dir, files, bytes } = this.manager.remove(id);
+    return { id, folder: dir, files, bytes };
   }
 
   private doListModels(): ModelInfo[] {
@@ -269,12 +290,9 @@ export class ApiHost implements SdttApi {
 
   private doExportRound(id: string, round: number, folderIn: string, dtype: ExportDtype = 'f32'): ApiResponses['exportRound'] {
     const rec = this.requireRun(id);
-    const folder = resolve(this.workspace, folderIn);
-    // A model folder among a run's checkpoints would pass for its latest checkpoint, one it cannot resume from.
-    const inRuns = relative(this.manager.store.root, folder).split(sep);
-    if (inRuns.length >= 2 && inRuns[0] !== '..' && inRuns[1] === 'checkpoints') {
-      throw new ApiError(`${folder} lies in run "${inRuns[0]}"'s checkpoints folder, where an export would pass for a checkpoint; choose another folder`, 'conflict');
-    }
+    // Inside what the policy allows, never inside assets/ or a run's checkpoints folder (where a model folder would
+    // pass for its latest checkpoint, one it cannot resume from); checked on the real path.
+    const folder = checkWritePath(this.paths, folderIn, { base: this.workspace, what: 'export folder', runsRoot: this.manager.store.root });
     const src = this.roundCheckpoint(rec, round);
     return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype, evaluation: distillEvaluation(rec, round, this.manager.store.dir(rec.id), this.manager.store.readRounds(rec.id)) }) };
   }
@@ -325,6 +343,8 @@ export class ApiHost implements SdttApi {
         }
       case 'activity':
         return [{ type: 'activity', runId: e.runId, text: e.text }];
+      case 'deleted':
+        return [{ type: 'deleted', runId: e.runId }];
       case 'samples':
         return [{ type: 'samples', runId: e.runId }];
       case 'round': {
@@ -343,6 +363,7 @@ export class ApiHost implements SdttApi {
 /** Maps anything a handler throws to an ApiError with the right code. */
 function toApiError(method: string, e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  if (e instanceof PathRefusedError) return new ApiError(e.message, e.code);
   const msg = (e as Error)?.message ?? String(e);
   if (e instanceof RunConflictError) return new ApiError(msg, 'conflict');
   if (e instanceof RunStoreError) return new ApiError(msg, /already exists/.test(msg) ? 'conflict' : /cannot read/.test(msg) ? 'not-found' : 'internal');

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { API_METHODS, ApiError } from '../shared/api.ts';
 import { ApiHost } from './apiHost.ts';
+import { userChoicePolicy } from './pathPolicy.ts';
 import { RunManager } from './runManager.ts';
 import { DEFAULT_WORKER_ENTRY } from './workerSpawner.ts';
 import { RunStore } from './runStore.ts';
@@ -140,7 +141,9 @@ function boot(): void {
 
     const { entry, spawn } = workerSpawn();
     manager = new RunManager(new RunStore(workspace), { spawn, workerEntry: entry });
-    api = new ApiHost({ manager, workspace, host: 'electron', version: app.getVersion() });
+    // The export folder is typed by the user in this window: anywhere, but never into assets/, a run's checkpoints
+    // folder or through a dangling symlink (pathPolicy.ts checks it in main before anything is written).
+    api = new ApiHost({ manager, workspace, host: 'electron', version: app.getVersion(), paths: userChoicePolicy() });
     registerIpc(api);
     win = createWindow();
     api.subscribe((e) => {

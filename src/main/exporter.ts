@@ -1,13 +1,16 @@
 // Writes an export folder (model.safetensors + config.json + README.md model card) from a checkpoint folder,
 // in float32 or float16 (half the size; every loader here widens F16 back to float32).
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { describeFsError, writeFileAtomic } from '../shared/atomicFile.ts';
 import { ApiError, type EvalSummaryRow, type ExportDtype } from '../shared/api.ts';
 import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { FORMAT_TAG } from '../worker/engine/checkpoint.ts';
-import { CheckpointError, decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../worker/engine/safetensors.ts';
+import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../worker/engine/checkpoint.ts';
+import { brokenLinkReason } from '../worker/engine/safetensorsFile.ts';
+import { readModelWeights, type ModelWeights } from '../worker/engine/modelCheckpoint.ts';
+import { CheckpointError, encodeSafetensors, float32ToHalf, halfToFloat, type SafetensorInput } from '../worker/engine/safetensors.ts';
 import { normaliseRound, readJsonObject, readTeacherEval } from './runFiles.ts';
 
 /** What the run measured about the exported model, for its card: its rows (a student's after its round) and, for a
@@ -19,6 +22,8 @@ export interface ExportEvaluation {
   seed?: number;
   /** The judge's folder name; null = no judge (gen PPL not computed). */
   judge: string | null;
+  /** The command that measured the rows, when it can be rerun as it is. */
+  command?: string;
 }
 
 /**
@@ -48,39 +53,36 @@ export function distillEvaluation(rec: RunRecord, round: number, runDir: string,
  * which must be new or empty: files are written to a temporary sibling then renamed, never overwriting anything.
  * `opts.dtype` 'f16' stores floating tensors as F16 (a value f16 cannot hold is refused before anything is
  * written); `opts.workspace` is what config.json's `export.source` is relative to; `opts.evaluation` goes into the
- * model card. Throws ApiError (conflict |
- * internal). Returns the names of the files written.
+ * model card; `opts.write` writes each file (tests pass a failing or damaging one). What was written is read back
+ * and checked before the folder gets its name. Throws ApiError (conflict | internal). Returns the file names.
  */
 export function exportCheckpointFolder(
   rec: RunRecord,
   round: number,
   src: { dir: string; step: number },
   folder: string,
-  opts: { workspace: string; dtype?: ExportDtype; evaluation?: ExportEvaluation },
+  opts: { workspace: string; dtype?: ExportDtype; evaluation?: ExportEvaluation; write?: WriteFileDurable },
 ): string[] {
   const dtype = opts.dtype ?? 'f32';
+  const broken = brokenLinkReason(folder);
+  if (broken) throw new ApiError(`cannot export to ${folder}: ${broken}; choose a new folder`, 'conflict');
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory()) throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
     if (readdirSync(folder).length) throw new ApiError(`${folder} is not empty; exports never overwrite files: choose a new or empty folder`, 'conflict');
   }
 
-  // Weights: EMA when the checkpoint has them (what SDTT evaluates), else the raw parameters.
-  const emaFile = join(src.dir, 'ema.safetensors');
-  const weights = existsSync(emaFile) ? 'ema' : 'raw';
-  const decoded = decodeSafetensors(readFileSync(weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors')), weights === 'ema' ? emaFile : join(src.dir, 'model.safetensors'));
-  const tensors = new Map<string, SafetensorInput>();
-  let params = 0;
-  for (const [name, t] of decoded.tensors) {
-    if (dtype === 'f16' && (t.data instanceof Float32Array || t.data instanceof Float64Array)) {
-      // A foreign F64 tensor goes through float32 first (two roundings; our own checkpoints are F32 throughout).
-      tensors.set(name, { dtype: 'F16', shape: t.shape, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data) });
-    } else {
-      // BF16/F16 arrive decoded as Float32Array and are written as F32; integer tensors are copied as they are.
-      tensors.set(name, { dtype: t.dtype === 'BF16' || t.dtype === 'F16' ? 'F32' : (t.dtype as SafetensorInput['dtype']), shape: t.shape, data: t.data });
-    }
-    params += t.shape.reduce((a, b) => a * b, 1);
-  }
+  // The loader sample/eval use: what it refuses (foreign tensors, shapes against config.json, a tokenizer that does
+  // not fit, non-finite values) is refused here before anything is written. EMA weights when the checkpoint has them.
   const source = sourceLabel(src.dir, opts.workspace);
+  let loaded: ModelWeights;
+  try {
+    loaded = readModelWeights(src.dir);
+  } catch (e) {
+    throw new ApiError(`cannot export ${source}: ${(e as Error).message}`, 'conflict');
+  }
+  const { weights, params, layout } = loaded;
+  const stored = dtype === 'f16' ? 'F16' : 'F32';
+  const tensors = new Map<string, SafetensorInput>(layout.map((e) => [e.name, { dtype: stored, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }]));
   const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, dtype, source, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
   const config = readJsonObject(join(src.dir, 'config.json'));
   config.export = provenance;
@@ -96,24 +98,70 @@ export function exportCheckpointFolder(
   const files: [string, string | Uint8Array][] = [
     ['model.safetensors', model],
     ['config.json', JSON.stringify(config, null, 2) + '\n'],
-    ['README.md', modelCard(rec, round, src, weights, params, config, dtype) + evaluationSection(opts.evaluation, round)],
+    ['README.md', modelCard(rec, round, src, weights, params.length, config, dtype) + evaluationSection(opts.evaluation, runMeasured(round, dtype))],
   ];
 
-  mkdirSync(dirname(folder), { recursive: true });
+  // Nothing of the export exists until the checked folder is renamed into place: parents this call creates are
+  // removed again on failure, so a failed export leaves no folder behind.
+  const createdParent = makeParents(dirname(folder));
   const tmp = join(dirname(folder), `.${basename(folder)}.export-${randomBytes(4).toString('hex')}.tmp`);
   try {
     mkdirSync(tmp);
-    for (const [name, data] of files) writeFileSync(join(tmp, name), data, { flag: 'wx' });
+    for (const [name, data] of files) (opts.write ?? writeFileDurable)(join(tmp, name), data);
+    checkWrittenExport(tmp, weights, params, dtype);
     // An empty folder the user picked is replaced; a non-empty one makes rename fail (ENOTEMPTY): never overwritten.
     if (existsSync(folder)) rmdirSync(folder);
     renameSync(tmp, folder);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    if (createdParent) rmSync(createdParent, { recursive: true, force: true });
+    if (e instanceof ApiError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ApiError(`${folder} was filled while exporting; nothing was overwritten`, 'conflict');
-    throw new ApiError(`export to ${folder} failed: ${(e as Error).message}`, 'internal');
+    throw new ApiError(`export to ${folder} failed: ${describeFsError(e, `writing ${tmp}`)}; nothing was exported`, 'internal');
   }
   return files.map(([n]) => n);
+}
+
+/**
+ * Creates `dir` and its missing parents; returns the topmost folder created (undefined when `dir` existed). A parent
+ * path through a broken link or a file is refused in words.
+ */
+function makeParents(dir: string): string | undefined {
+  for (let p = dir; ; p = dirname(p)) {
+    const broken = brokenLinkReason(p);
+    if (broken) throw new ApiError(`cannot export into ${dir}: ${broken}`, 'conflict');
+    if (existsSync(p)) {
+      if (!statSync(p).isDirectory()) throw new ApiError(`cannot export into ${dir}: ${p} is a file, not a folder`, 'conflict');
+      break;
+    }
+    if (dirname(p) === p) break;
+  }
+  try {
+    return mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new ApiError(`cannot export: ${describeFsError(e, `creating ${dir}`)}`, 'internal');
+  }
+}
+
+/**
+ * Re-opens the written folder with the loader a user's `sdtt sample` will use and checks that it holds exactly the
+ * exported weights (float16: the float32 weights rounded to half precision), so a bad export is never reported as
+ * a success.
+ */
+function checkWrittenExport(dir: string, weights: 'ema' | 'raw', params: Float32Array, dtype: ExportDtype): void {
+  let back: ModelWeights;
+  try {
+    back = readModelWeights(dir);
+  } catch (e) {
+    throw new ApiError(`the written export does not load back: ${(e as Error).message}; nothing was exported`, 'internal');
+  }
+  if (back.weights !== weights) throw new ApiError(`the written export loads as ${back.weights} weights instead of ${weights}; nothing was exported`, 'internal');
+  const want = dtype === 'f16' ? (v: number) => halfToFloat(float32ToHalf(v)) : (v: number) => v;
+  const bad = back.params.findIndex((v, i) => !Object.is(v, want(params[i])));
+  if (back.params.length !== params.length || bad >= 0) {
+    throw new ApiError(`the written export does not hold the exported weights (first difference at value ${bad} of ${params.length}); nothing was exported`, 'internal');
+  }
 }
 
 /**
@@ -178,7 +226,7 @@ state = load_file("model.safetensors")
 config = json.load(open("config.json"))
 \`\`\`
 
-With SDTT Workbench: \`sdtt sample --model <this folder> --steps 16\`.
+With SDTT Workbench: \`sdtt sample --model <this folder>${sampleSteps(config, sdtt)}\`.
 
 ## Limitations
 
@@ -186,8 +234,41 @@ A small research model trained on the data named in the run's config; its output
 `;
 }
 
-/** The card's "Evaluation" section ("" without measurements): gen PPL ± s.e. / entropy / known words per step count. */
-export function evaluationSection(e: ExportEvaluation | undefined, round: number): string {
+/** Who measured an exported model's evaluation: the run, on the float32 weights this file may hold as float16. */
+function runMeasured(round: number, dtype: ExportDtype): string {
+  const when = `Measured by the distillation run ${round === -1 ? 'before its first round' : `after round ${round}`}`;
+  if (dtype === 'f32') return when;
+  return `${when}, on its float32 weights; this file holds them rounded to float16, whose samples differ (\`sdtt eval --model <this folder> --steps ... --card\` measures this file and rewrites this section)`;
+}
+
+/** Rewrites the Evaluation section of model folder `dir`'s README.md (created if missing); returns the file. */
+export function writeCardEvaluation(dir: string, e: ExportEvaluation, measured: string): string {
+  const file = join(dir, 'README.md');
+  const readme = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  writeFileAtomic(file, withEvaluationSection(readme, evaluationSection(e, measured)));
+  return file;
+}
+
+/** `readme` with its "## Evaluation" section (up to the next "## " heading or the end) replaced by `section`. */
+export function withEvaluationSection(readme: string, section: string): string {
+  const at = readme.search(/\n## Evaluation\n/);
+  if (at < 0) return readme.replace(/\n*$/, '\n') + section;
+  const next = readme.slice(at + 1).search(/\n## (?!Evaluation\n)/);
+  return readme.slice(0, at).replace(/\n*$/, '\n') + section + (next < 0 ? '' : readme.slice(at + 1 + next));
+}
+
+/** The card's sampling command's steps: a student's own step count, an MDLM's sequence length, none for AR. */
+function sampleSteps(config: Record<string, unknown>, sdtt: { studentSteps?: unknown }): string {
+  if (config.arch === 'ar') return '';
+  const steps = typeof sdtt.studentSteps === 'number' ? sdtt.studentSteps : config.seqLen;
+  return typeof steps === 'number' ? ` --steps ${steps}` : '';
+}
+
+/**
+ * The card's "Evaluation" section ("" without measurements): gen PPL ± s.e. / entropy / known words per step count.
+ * `measured` says on what and by whom, e.g. "Measured by the distillation run after round 2".
+ */
+export function evaluationSection(e: ExportEvaluation | undefined, measured: string): string {
   if (!e || e.rows.length === 0) return '';
   const steps = [...new Set([...e.rows, ...(e.teacher ?? [])].map((r) => r.steps))].sort((a, b) => b - a);
   const cell = (rows: EvalSummaryRow[] | undefined, n: number) => evalCell(rows?.find((r) => r.steps === n)) || '–';
@@ -200,11 +281,12 @@ export function evaluationSection(e: ExportEvaluation | undefined, round: number
     e.judge ? `judge \`${e.judge}\`` : e.rows.some((r) => r.gen_ppl !== null) ? 'judge not recorded' : 'no judge (gen PPL not computed)',
     'float64 ancestral sampling',
   ].filter(Boolean).join(', ');
+  const cmd = e.command ? `\n\nReproduce: \`${e.command}\`` : '';
   return `
 ## Evaluation
 
-Measured by the distillation run ${round === -1 ? 'before its first round' : `after round ${round}`}: ${setup}. Cells: judge generative
-perplexity ± 1 s.e. / unigram entropy of the samples (nats)${known ? " / known words (share of the samples' words found in the training text)" : ''}.
+${measured}: ${setup}. Cells: judge generative
+perplexity ± 1 s.e. / unigram entropy of the samples (nats)${known ? " / known words (share of the samples' words found in the training text)" : ''}.${cmd}
 
 ${head}
 ${body.join('\n')}

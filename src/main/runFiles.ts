@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { ApiError, type EvalSummaryRow, type MetricPoint, type RoundSummary, type SampleCell } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
+import { brokenLinkReason } from '../worker/engine/safetensorsFile.ts';
 import { MAX_HEADER_BYTES } from '../worker/engine/safetensors.ts';
 
 /** A metrics.jsonl row as an API MetricPoint. */
@@ -185,13 +186,23 @@ export function roundCheckpoint(
     const dir = r.checkpoint ? resolve(runDir, r.checkpoint) : join(ckDir, String(r.lastStep));
     const rel = relative(runDir, dir);
     if (rel.startsWith('..') || isAbsolute(rel)) throw new ApiError(`run "${rec.id}" round ${round}: checkpoint ${dir} lies outside the run folder`, 'conflict');
+    refuseBrokenLinks(dir);
     if (!existsSync(join(dir, 'model.safetensors'))) throw new ApiError(`run "${rec.id}" round ${round}: its checkpoint ${dir} is no longer on disk (only the last keepCheckpoints are kept)`, 'not-found');
     found = { dir, step: r.lastStep };
   }
+  refuseBrokenLinks(found.dir);
   if (!existsSync(join(found.dir, 'config.json')) || !existsSync(join(found.dir, 'model.safetensors'))) {
     throw new ApiError(`${found.dir} is not a complete checkpoint (config.json + model.safetensors)`, 'not-found');
   }
   return found;
+}
+
+/** A checkpoint whose config.json or model.safetensors is a broken link is refused saying so (existsSync says only no). */
+function refuseBrokenLinks(dir: string): void {
+  for (const f of ['config.json', 'model.safetensors']) {
+    const broken = brokenLinkReason(join(dir, f));
+    if (broken) throw new ApiError(`${dir} is not a usable checkpoint: ${broken}`, 'conflict');
+  }
 }
 
 /**

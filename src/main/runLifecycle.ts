@@ -1,7 +1,8 @@
 // Opening a run: validate its job config, then create the run, or reopen an existing one for resumption after
 // checking that its config computes the same thing (only steps and execution settings may change) and that no live
 // process is running it. Shared by the RunManager and the CLI so that a run started headless and resumed from the
-// GUI (or the other way round) follows one rule.
+// GUI (or the other way round) follows one rule. A new distillation is checked first (preflightJob: teacher, data,
+// judge), so a refused one creates no run folder. Deleting a run follows the same liveness rule (assertRemovable).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +10,8 @@ import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig, distillTotalSteps } from '../shared/distillConfig.ts';
 import type { RunRecord, RunStatus } from '../shared/runState.ts';
 import type { RunStore } from './runStore.ts';
+import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
+import { preflightDistill } from '../worker/engine/distillPreflight.ts';
 
 export class RunConflictError extends Error {}
 
@@ -104,6 +107,20 @@ export function withLiveness(rec: RunRecord): RunRecord {
   };
 }
 
+/**
+ * Refuses a job whose inputs cannot work, before its run folder exists: a distillation's teacher (an MDLM checkpoint),
+ * data (exists, readable, a shard folder's tokenizer the teacher's) and named judge (an AR checkpoint that fits).
+ * Pure Node (engine/distillPreflight.ts: checkpoint files only, no tfjs). Throws the first problem; writes nothing.
+ */
+export function preflightJob(cfg: PretrainConfig | DistillConfig): void {
+  if (cfg.kind === 'distill') preflightDistill(cfg);
+}
+
+/** The step a run would resume from: its newest complete checkpoint's, or null when it has none (it starts over). */
+export function resumeStep(store: RunStore, id: string): number | null {
+  return latestCheckpoint(store.checkpointsDir(id))?.step ?? null;
+}
+
 export interface OpenOptions {
   /** Status the opened run gets: 'running' for the in-process CLI, 'queued' for the RunManager. */
   status: RunStatus;
@@ -113,12 +130,17 @@ export interface OpenOptions {
   ownPid?: number;
 }
 
-/** Creates the run, or checks that an existing run has the same config (steps may grow) and is not live. */
+/**
+ * Creates the run (after preflightJob), or checks that an existing run has the same config (steps may grow) and is
+ * not live; a reopened run's step is the one it resumes from (its latest checkpoint, 0 without one), whatever the
+ * last attempt reached (a NaN or a crash after the last checkpoint).
+ */
 export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'], cfg: PretrainConfig | DistillConfig, opts: OpenOptions): RunRecord {
   const config = cfg as unknown as Record<string, unknown>;
   const now = new Date().toISOString();
   const totalSteps = jobTotalSteps(cfg);
   if (!store.exists(id)) {
+    preflightJob(cfg);
     return store.create({ id, kind, config, status: opts.status, step: 0, totalSteps, pid: opts.pid, createdAt: now, updatedAt: now });
   }
   const prev = store.read(id);
@@ -128,7 +150,7 @@ export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'
   if (differing.length) {
     throw new RunConflictError(`run "${id}" exists with a different config (${differing.join(', ')}); pass --run NEW_NAME to start another run, or the same options to resume it`);
   }
-  return store.update(id, { config, totalSteps, status: opts.status, reason: undefined, pid: opts.pid });
+  return store.update(id, { config, totalSteps, status: opts.status, reason: undefined, pid: opts.pid, step: resumeStep(store, id) ?? 0 });
 }
 
 /** Whether run.json names another live process (a CLI, another app) that is running or holding the run. */
@@ -139,6 +161,12 @@ function heldElsewhere(rec: RunRecord, ownPid?: number): rec is RunRecord & { pi
 /** Throws when run.json names a live process (another CLI or app) that is running or holding the run. */
 export function assertNotLive(rec: RunRecord, ownPid?: number): void {
   if (heldElsewhere(rec, ownPid)) throw new RunConflictError(`run "${rec.id}" is already ${rec.status} in another process (pid ${rec.pid})`);
+}
+
+/** A run may be deleted unless run.json names a live process (a CLI, an app's worker) that is running or holding it. */
+export function assertRemovable(rec: RunRecord, ownPid?: number): void {
+  if (!heldElsewhere(rec, ownPid)) return;
+  throw new RunConflictError(`run "${rec.id}" is ${rec.status} in process ${rec.pid}: stop it first (Ctrl-C in its terminal, kill -TERM ${rec.pid}, or Stop in the app), then remove it`);
 }
 
 /** Pause and stop act on the process that runs a job: for a run held by another one, say where it is and how. */

@@ -5,7 +5,7 @@
 // is never restarted silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
 import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
-import { assertControllableHere, assertNotLive, jobTotalSteps, newRunId, openOrResume, parseJobConfig, withLiveness } from './runLifecycle.ts';
+import { RunConflictError, assertControllableHere, assertNotLive, assertRemovable, jobTotalSteps, newRunId, openOrResume, parseJobConfig, preflightJob, withLiveness } from './runLifecycle.ts';
 import type { RunStore } from './runStore.ts';
 import { ModelSampler } from './modelSampler.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
@@ -21,7 +21,9 @@ export type RunEvent =
   | { type: 'round'; runId: string; round: Record<string, unknown> }
   | { type: 'samples'; runId: string; round: number }
   /** distill: what the evaluation is doing now; null when training resumed. */
-  | { type: 'activity'; runId: string; text: string | null };
+  | { type: 'activity'; runId: string; text: string | null }
+  /** The run's folder was deleted (remove()). */
+  | { type: 'deleted'; runId: string };
 export type RunListener = (e: RunEvent) => void;
 
 export interface RunManagerOptions {
@@ -80,9 +82,11 @@ export class RunManager {
     this.warn = opts.onWarning ?? ((l) => console.warn(`run manager: ${l}`));
   }
 
-  /** Validates the config and creates a queued run (not started: call start()). */
+  /** Validates the config (and a distillation's teacher, data and judge: preflightJob) and creates a queued run (not
+   * started: call start()). A refused config creates nothing. */
   create(kind: RunRecord['kind'], config: unknown, opts: { id?: string } = {}): RunRecord {
     const cfg = parseJobConfig(kind, config);
+    preflightJob(cfg);
     const now = new Date().toISOString();
     const id = opts.id ?? newRunId(kind);
     const rec = this.store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'queued', step: 0, totalSteps: jobTotalSteps(cfg), createdAt: now, updatedAt: now });
@@ -156,6 +160,20 @@ export class RunManager {
     assertControllableHere(rec, 'stop');
     if (this.dequeue(id) || rec.status === 'paused') return this.setStatus(id, { status: 'stopped', reason: 'stopped before it ran again' });
     return rec;
+  }
+
+  /**
+   * Deletes a run's folder (checkpoints, rounds, samples, metrics) and emits 'deleted'. Refused (RunConflictError)
+   * while the run is active or queued here, or held by another live process (runLifecycle.assertRemovable).
+   */
+  remove(id: string): { dir: string; files: number; bytes: number } {
+    if (this.live.has(id) || this.queue.includes(id)) {
+      throw new RunConflictError(`run "${id}" is ${this.live.has(id) ? this.store.read(id).status : 'queued to start'} in this app: stop it first, then delete it`);
+    }
+    assertRemovable(this.store.read(id));
+    const removed = this.store.remove(id);
+    this.emit({ type: 'deleted', runId: id });
+    return removed;
   }
 
   /** run.json, except that a run whose process is gone (not one of ours) reads as stopped (withLiveness). */
@@ -341,7 +359,15 @@ export class RunManager {
     try {
       this.setStatus(id, { ...patch, pid: undefined }, { reason, code, signal });
     } catch (e) {
-      this.warn(`run ${id}: cannot record its end (${patch.status}): ${(e as Error).message}`);
+      // Disk full: the store writes it as soon as there is room (and reads show it meanwhile); clients learn it now.
+      let unrecorded: Error | null = e as Error;
+      try {
+        unrecorded = this.store.updateEventually(id, { ...patch, pid: undefined });
+        this.emit({ type: 'status', runId: id, record: this.store.read(id), exit: { reason, code, signal } });
+      } catch {
+        // run.json unreadable (folder removed): nothing to retry
+      }
+      if (unrecorded) this.warn(`run ${id}: cannot record its end (${patch.status}) yet: ${unrecorded.message}; retried until it can be written`);
     }
     this.settle(id);
   }

@@ -28,6 +28,8 @@ export const ApiRequests = {
     z.object({ kind: z.literal('pretrain'), id: RunId.optional(), config: PretrainConfig }).strict(),
   ]),
   controlRun: z.object({ id: RunId, action: z.enum(['start', 'pause', 'resume', 'stop']) }).strict(),
+  /** Deletes a run's folder (checkpoints, rounds, samples, metrics); refused ('conflict') while a process runs it. */
+  deleteRun: z.object({ id: RunId }).strict(),
   listModels: z.object({}).strict(),
   getSamples: z.object({ id: RunId }).strict(),
   exportRound: z.object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath, dtype: ExportDtype.optional() }).strict(),
@@ -135,7 +137,9 @@ export type RunEvent =
   /** A run (re)started from its checkpoint at `fromStep`: metrics logged after it were dropped and will be redone. */
   | { type: 'restarted'; runId: string; fromStep: number }
   /** What a distillation's evaluation is doing now ("round 0: self-BLEU"); null once training steps resume. */
-  | { type: 'activity'; runId: string; text: string | null };
+  | { type: 'activity'; runId: string; text: string | null }
+  /** The run was deleted (deleteRun, from any client): drop it and its metrics. */
+  | { type: 'deleted'; runId: string };
 
 export interface ApiResponses {
   getInfo: AppInfo;
@@ -144,6 +148,8 @@ export interface ApiResponses {
   getMetrics: { points: MetricPoint[]; next: number };
   createRun: RunRecord;
   controlRun: RunRecord;
+  /** The deleted folder, and how many files / bytes went with it. */
+  deleteRun: { id: string; folder: string; files: number; bytes: number };
   listModels: ModelInfo[];
   getSamples: SampleCell[];
   exportRound: { folder: string; files: string[] };

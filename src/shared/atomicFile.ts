@@ -1,11 +1,53 @@
-// Node-only (main, worker, CLI; never the renderer): the one way files that readers poll are written.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Node-only (main, worker, CLI; never the renderer): the one way files that readers poll are written, and the one
+// way an fs failure is told (describeFsError: "disk full while writing <file>", not a bare "ENOSPC ... write").
+import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+
+/** Turns an fs error into a message a user can act on ("disk full while writing ..."). */
+export function describeFsError(err: unknown, action: string): string {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'ENOSPC':
+      return `disk full while ${action}`;
+    case 'EDQUOT':
+      return `disk quota exceeded while ${action}`;
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied while ${action}`;
+    case 'EROFS':
+      return `read-only file system while ${action}`;
+    default:
+      return `${action} failed: ${e?.message ?? String(err)}`;
+  }
+}
+
+/** A failed write, told by describeFsError with the file named; `code` is the fs error's (ENOSPC, EACCES, ...). */
+export class FileWriteError extends Error {
+  readonly code?: string;
+  constructor(action: string, cause: unknown) {
+    super(describeFsError(cause, action), { cause });
+    this.code = (cause as NodeJS.ErrnoException)?.code;
+  }
+
+  /** `err` as a FileWriteError for `action` (unchanged when it already is one). */
+  static of(action: string, err: unknown): FileWriteError {
+    return err instanceof FileWriteError ? err : new FileWriteError(action, err);
+  }
+}
+
+/** Appends `text` (whole lines) to `file`; a failure is a FileWriteError naming the file. */
+export function appendFileLines(file: string, text: string): void {
+  try {
+    appendFileSync(file, text);
+  } catch (e) {
+    throw FileWriteError.of(`writing ${file}`, e);
+  }
+}
 
 /**
  * Writes `file` completely under a temporary name, fsyncs it, then renames it over the target: a reader (the UI
  * polling samples, a second process listing runs) never sees a torn file, and a crash or a full disk mid-write
  * leaves the previous content in place. The temp name carries the pid so two writers never share one; a failed
- * write removes its temp file and rethrows.
+ * write removes its temp file and throws a FileWriteError that names `file` (describeFsError).
  */
 export function writeFileAtomic(file: string, content: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -20,6 +62,6 @@ export function writeFileAtomic(file: string, content: string | Uint8Array): voi
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw FileWriteError.of(`writing ${file}`, e);
   }
 }

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/cli/serve.ts';
 import { loadCheckpoint } from '../../src/worker/engine/checkpoint.ts';
 import { paramLayout } from '../../src/worker/engine/paramLayout.ts';
@@ -55,7 +55,8 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
   let browser: import('playwright-core').Browser | null = null;
   const problems: string[] = [];
   try {
-    srv = await startServer({ workspace: ws, port: 0, log: (l) => serverLog.push(l) });
+    // Browser mode confines request paths: the run below reads ALICE, the export writes under tmp/exported.
+    srv = await startServer({ workspace: ws, port: 0, allow: [tmp, dirname(ALICE)], log: (l) => serverLog.push(l) });
     // launch() gives every run a fresh temporary profile (it refuses an explicit --user-data-dir).
     browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
 

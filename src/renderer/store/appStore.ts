@@ -6,7 +6,7 @@ import type { SampleResult } from '../../shared/messages.ts';
 import type { RunRecord } from '../../shared/runState.ts';
 import type { ApiHandle } from '../api/client.ts';
 import type { ConnectionStatus } from '../api/wsClient.ts';
-import { ingestMetrics, loadMetrics, metricsRestarted, reloadAll } from './metricsStore.ts';
+import { dropMetrics, ingestMetrics, loadMetrics, metricsRestarted, reloadAll } from './metricsStore.ts';
 
 export type View = 'run' | 'new' | 'compare';
 
@@ -134,6 +134,38 @@ function setActivity(runId: string, text: string | null | undefined): void {
   useApp.setState({ activity: text ? { ...rest, [runId]: text } : rest });
 }
 
+/** `m` without key `id`. */
+function omit<T>(m: Record<string, T>, id: string): Record<string, T> {
+  const { [id]: _gone, ...rest } = m;
+  return rest;
+}
+
+/** Forgets a deleted run: its record, details, compare slot and metric series; a run view showing it moves to the
+ * newest remaining run (or the new-run form when none is left). */
+function dropRun(id: string): void {
+  const s = useApp.getState();
+  const wasSelected = s.selectedId === id;
+  const runs = omit(s.runs, id);
+  const next = wasSelected ? Object.values(runs).sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0]?.id : s.selectedId;
+  useApp.setState({
+    runs,
+    rounds: omit(s.rounds, id),
+    teacherEval: omit(s.teacherEval, id),
+    samples: omit(s.samples, id),
+    samplesError: omit(s.samplesError, id),
+    detailError: omit(s.detailError, id),
+    activity: omit(s.activity, id),
+    tryResults: omit(s.tryResults, id),
+    tryErrors: omit(s.tryErrors, id),
+    compareIds: s.compareIds.filter((x) => x !== id),
+    selectedId: next,
+    ...(wasSelected && !next && s.view === 'run' ? { view: 'new' as View } : {}),
+  });
+  teacherEvalFetched.delete(id);
+  dropMetrics(id);
+  if (wasSelected && next) void openRun(next);
+}
+
 /** Runs whose teacher rows were fetched after a samples event (see handleEvent). */
 const teacherEvalFetched = new Set<string>();
 
@@ -177,6 +209,9 @@ export function handleEvent(e: RunEvent): void {
       break;
     case 'restarted':
       void metricsRestarted(api(), e.runId);
+      break;
+    case 'deleted':
+      dropRun(e.runId);
       break;
   }
 }
@@ -261,6 +296,20 @@ export async function control(id: string, action: 'start' | 'pause' | 'resume' |
     upsertRun(await api().controlRun({ id, action }));
   } catch (e) {
     useApp.getState().notify(`${action} ${id}: ${msg(e)}`);
+  }
+}
+
+/** Deletes a run (the caller has asked the user to confirm); on success the run and its metrics leave the store
+ * at once, here and (through the 'deleted' event) in every other connected client. */
+export async function deleteRun(id: string): Promise<boolean> {
+  try {
+    const r = await api().deleteRun({ id });
+    dropRun(id);
+    useApp.getState().notify(`deleted run ${id} (${r.files} files, ${(r.bytes / 1e6).toFixed(1)} MB)`, 'info');
+    return true;
+  } catch (e) {
+    useApp.getState().notify(`delete ${id}: ${msg(e)}`);
+    return false;
   }
 }
 

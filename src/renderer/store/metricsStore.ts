@@ -100,3 +100,14 @@ export async function reloadAll(api: SdttApi): Promise<void> {
 export function metricsRestarted(api: SdttApi, runId: string): Promise<void> {
   return useMetrics.getState().load.get(runId) === 'loaded' ? loadMetrics(api, runId, { force: true }) : Promise.resolve();
 }
+
+/** A deleted run: its series, load state and error go (a load in flight finishes into a series nobody reads). */
+export function dropMetrics(runId: string): void {
+  const st = useMetrics.getState();
+  if (!st.series.has(runId) && !st.load.has(runId) && !st.errors.has(runId)) return;
+  st.series.delete(runId);
+  st.load.delete(runId);
+  st.errors.delete(runId);
+  pendingWhileLoading.delete(runId);
+  useMetrics.setState((x) => ({ version: x.version + 1 }));
+}

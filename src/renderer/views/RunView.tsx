@@ -5,7 +5,7 @@ import { ProgressBar } from '../components/ProgressBar.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 import { fmtNum, fmtRate } from '../lib/format.ts';
 import { stepRate } from '../lib/series.ts';
-import { control, useApp } from '../store/appStore.ts';
+import { control, deleteRun, useApp } from '../store/appStore.ts';
 import { useMetrics } from '../store/metricsStore.ts';
 import { ExportPanel } from './ExportPanel.tsx';
 import { QualityChart } from './QualityChart.tsx';
@@ -23,6 +23,7 @@ export function RunView({ id }: { id: string }) {
   const metricsError = useMetrics((s) => s.errors.get(id));
   const [smoothing, setSmoothing] = useState(0.6);
   const [log, setLog] = useState(false);
+  const [confirmDelete, setConfirmDelete] = useState<string | null>(null);
 
   const live = useMemo(() => {
     const s = useMetrics.getState().series.get(id);
@@ -73,7 +74,28 @@ export function RunView({ id }: { id: string }) {
           <button type="button" className="danger" data-testid="btn-stop" disabled={!active} onClick={() => void control(id, 'stop')}>
             ■ Stop
           </button>
+          <button
+            type="button"
+            className="danger"
+            data-testid="btn-delete"
+            disabled={run.status === 'running' || run.status === 'paused' || confirmDelete === id}
+            title={run.status === 'running' || run.status === 'paused' ? 'stop the run before deleting it' : 'delete this run and all its files'}
+            onClick={() => setConfirmDelete(id)}
+          >
+            🗑 Delete
+          </button>
         </div>
+        {confirmDelete === id && (
+          <div className="confirm-line" role="alertdialog" data-testid="confirm-delete">
+            Delete run <span className="mono">{run.id}</span> and everything in its folder (checkpoints, rounds, samples, metrics)? This cannot be undone.
+            <button type="button" className="danger" data-testid="btn-delete-confirm" onClick={() => void deleteRun(id).finally(() => setConfirmDelete(null))}>
+              Delete
+            </button>
+            <button type="button" data-testid="btn-delete-cancel" onClick={() => setConfirmDelete(null)}>
+              Cancel
+            </button>
+          </div>
+        )}
         {run.reason && (run.status === 'failed' || run.status === 'nan' || run.status === 'stopped') && (
           <div className={`reason reason-${run.status}`} data-testid="run-reason">
             {run.reason}

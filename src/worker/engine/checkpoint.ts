@@ -11,7 +11,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelConfig, describeConfigError } from '../../shared/config.ts';
-import { CheckpointError, decodeSafetensors, encodeSafetensors, type SafetensorEntry, type SafetensorInput } from './safetensors.ts';
+import { describeFsError } from '../../shared/atomicFile.ts';
+import { CheckpointError, encodeSafetensors, type SafetensorEntry, type SafetensorInput } from './safetensors.ts';
+import { brokenLinkReason, hasEntry, readSafetensorsFile } from './safetensorsFile.ts';
 
 export { CheckpointError } from './safetensors.ts';
 
@@ -48,6 +50,8 @@ export interface CheckpointData {
 export interface LoadedCheckpoint extends Omit<CheckpointData, 'extraConfig'> {
   /** config.json keys other than architectures, model_type and the ModelConfig fields (tokenizer, sdtt, ...). */
   extraConfig: Record<string, unknown>;
+  /** model.safetensors' metadata (an export records `weights: ema` there: its parameters are EMA weights). */
+  modelMetadata: Record<string, string>;
 }
 
 /** The one place files are written, so tests can simulate a full disk. Must write all of `data` and fsync. */
@@ -73,24 +77,6 @@ function fsyncDir(dir: string): void {
     // best effort: not supported on this platform / file system
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-/** Turns an fs error into a message a user can act on ("disk full while writing ..."). */
-function describeFsError(err: unknown, action: string): string {
-  const e = err as NodeJS.ErrnoException;
-  switch (e?.code) {
-    case 'ENOSPC':
-      return `disk full while ${action}`;
-    case 'EDQUOT':
-      return `disk quota exceeded while ${action}`;
-    case 'EACCES':
-    case 'EPERM':
-      return `permission denied while ${action}`;
-    case 'EROFS':
-      return `read-only file system while ${action}`;
-    default:
-      return `${action} failed: ${e?.message ?? String(err)}`;
   }
 }
 
@@ -200,14 +186,25 @@ function sample(names: string[], max = 8): string {
   return names.slice(0, max).join(', ') + (names.length > max ? `, ... (${names.length} in all)` : '');
 }
 
-function readSafetensorsFile(file: string) {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (err) {
-    throw new CheckpointError(`${file}: ${describeFsError(err, 'reading')}`);
+/**
+ * Non-finite values per tensor, or "" when every value is finite. Weights with a NaN or an infinity produce empty or
+ * meaningless samples and NaN losses far from their cause, so every loader refuses them here, naming the tensors.
+ */
+function nonFiniteReport(tensors: Map<string, SafetensorEntry>, names: Iterable<string>): string {
+  const bad: string[] = [];
+  for (const name of names) {
+    const data = tensors.get(name)?.data;
+    if (!(data instanceof Float32Array || data instanceof Float64Array)) continue;
+    let nan = 0;
+    let inf = 0;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v - v !== 0) Number.isNaN(v) ? nan++ : inf++;
+    }
+    if (nan || inf) bad.push(`'${name}' (${[nan ? `${nan} NaN` : '', inf ? `${inf} Inf` : ''].filter(Boolean).join(', ')} of ${data.length} values)`);
   }
-  return decodeSafetensors(buf, file);
+  if (!bad.length) return '';
+  return `non-finite weights in ${bad.length} tensor${bad.length > 1 ? 's' : ''}: ${sample(bad, 4)} (a diverged run or a corrupt file; not loaded)`;
 }
 
 /** Reassembles a flat array from named tensors; every layout tensor must exist with its exact shape, and nothing else. */
@@ -228,6 +225,8 @@ function flatFromTensors(file: string, tensors: Map<string, SafetensorEntry>, la
     if (unknown.length) parts.push(`unexpected tensors: ${sample(unknown)}`);
     throw new CheckpointError(`${file} does not match config.json: ${parts.join('; ')}`);
   }
+  const nonFinite = nonFiniteReport(tensors, expected);
+  if (nonFinite) throw new CheckpointError(`${file}: ${nonFinite}`);
   return prefixes.map((p) => {
     const flat = new Float32Array(n);
     for (const e of layout) {
@@ -268,8 +267,12 @@ export function loadCheckpoint(
   opts: { layoutFor: (cfg: ModelConfig) => ParamLayout; expectConfig?: ModelConfig },
 ): LoadedCheckpoint {
   dir = path.resolve(dir);
+  const brokenDir = brokenLinkReason(dir);
+  if (brokenDir) throw new CheckpointError(`no checkpoint folder at ${dir}: ${brokenDir}`);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(`no checkpoint folder at ${dir}`);
   const configFile = path.join(dir, 'config.json');
+  const brokenConfig = brokenLinkReason(configFile);
+  if (brokenConfig) throw new CheckpointError(`${dir}: cannot read config.json: ${brokenConfig}`);
   if (!fs.existsSync(configFile)) {
     throw new CheckpointError(`${dir} is not an SDTT workbench checkpoint: no config.json (found: ${listing(dir)})`);
   }
@@ -303,7 +306,7 @@ export function loadCheckpoint(
   }
   const parsed = ModelConfig.safeParse(modelPart);
   if (!parsed.success) problems.push(describeConfigError(parsed.error, configFile));
-  if (problems.length || !parsed.success) throw new CheckpointError(`invalid checkpoint config:\n${problems.join('\n')}`);
+  if (problems.length || !parsed.success) throw new CheckpointError(`invalid checkpoint config: ${problems.join('; ')}`);
   const config = parsed.data;
   if (MODEL_TYPES[config.arch] !== modelType) {
     throw new CheckpointError(`${configFile}: model_type '${modelType}' contradicts arch '${config.arch}'`);
@@ -321,25 +324,28 @@ export function loadCheckpoint(
   checkLayout(layout, n, 'parameters');
 
   const modelFile = path.join(dir, 'model.safetensors');
-  if (!fs.existsSync(modelFile)) throw new CheckpointError(`${dir}: config.json present but no model.safetensors (found: ${listing(dir)})`);
-  const [params] = flatFromTensors(modelFile, readSafetensorsFile(modelFile).tensors, layout, n, ['']);
-  const out: LoadedCheckpoint = { config, layout, params, extraConfig };
+  if (!hasEntry(modelFile)) throw new CheckpointError(`${dir}: config.json present but no model.safetensors (found: ${listing(dir)})`);
+  const model = readSafetensorsFile(modelFile);
+  const [params] = flatFromTensors(modelFile, model.tensors, layout, n, ['']);
+  const out: LoadedCheckpoint = { config, layout, params, extraConfig, modelMetadata: model.metadata };
 
   const emaFile = path.join(dir, 'ema.safetensors');
-  if (fs.existsSync(emaFile)) {
+  if (hasEntry(emaFile)) {
     const d = readSafetensorsFile(emaFile);
     [out.ema] = flatFromTensors(emaFile, d.tensors, layout, n, ['']);
     const updates = metaInt(emaFile, d.metadata, 'updates', false);
     if (updates !== undefined) out.emaUpdates = updates;
   }
   const optFile = path.join(dir, 'optimizer.safetensors');
-  if (fs.existsSync(optFile)) {
+  if (hasEntry(optFile)) {
     const d = readSafetensorsFile(optFile);
     const [m, v] = flatFromTensors(optFile, d.tensors, layout, n, ['m.', 'v.']);
     out.optimizer = { m, v, step: metaInt(optFile, d.metadata, 'step', true)! };
   }
   const stateFile = path.join(dir, 'state.json');
-  if (fs.existsSync(stateFile)) {
+  if (hasEntry(stateFile)) {
+    const broken = brokenLinkReason(stateFile);
+    if (broken) throw new CheckpointError(broken);
     let state: unknown;
     try {
       state = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
@@ -361,7 +367,8 @@ export function checkpointDir(runCheckpointsDir: string, step: number): string {
 
 /**
  * Steps that have a complete checkpoint, ascending. Only folders named by a plain integer count (so `.tmp` and `.old`
- * leftovers of an interrupted save never show up), and only if they hold a model.safetensors.
+ * leftovers of an interrupted save never show up), and only if they hold a model.safetensors (a broken link counts:
+ * loading it says what is wrong, rather than an older checkpoint being taken in silence).
  */
 export function listCheckpoints(runCheckpointsDir: string): number[] {
   let entries: fs.Dirent[];
@@ -372,7 +379,7 @@ export function listCheckpoints(runCheckpointsDir: string): number[] {
     throw err;
   }
   return entries
-    .filter((e) => e.isDirectory() && /^\d+$/.test(e.name) && fs.existsSync(path.join(runCheckpointsDir, e.name, 'model.safetensors')))
+    .filter((e) => e.isDirectory() && /^\d+$/.test(e.name) && hasEntry(path.join(runCheckpointsDir, e.name, 'model.safetensors')))
     .map((e) => Number(e.name))
     .sort((a, b) => a - b);
 }

@@ -5,7 +5,7 @@
 // rounds.jsonl line, then teacher <- the RAW student. Everything random comes from one Rng whose state is
 // checkpointed with the data cursor, optimiser, EMA and the CURRENT teacher's folder, so a resumed run (even one
 // killed in round r > 0) reproduces an uninterrupted one exactly.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../../shared/config.ts';
@@ -15,13 +15,12 @@ import { Rng, type RngState } from './rng.ts';
 import type { GradBatch } from './gradients.ts';
 import { createGradientEngine } from './gradientEngine.ts';
 import { paramLayout } from './paramLayout.ts';
-import { AdamW, Ema, allFinite, clipGradients, lrAt } from './optim.ts';
+import { AdamW, Ema, allFinite, clipGradients, lrAt, nonFiniteStepReason } from './optim.ts';
 import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { antitheticTimes, forwardMask } from './mdlm.ts';
 import { BatchIterator } from './data/batches.ts';
-import { openTokenSource } from './data/shards.ts';
-import { checkpointTokenizer, sameTokenizer } from './tokenizers.ts';
-import { createModelRuntime, openModel, resolveCheckpointDir, type Inference } from './openModel.ts';
+import { createModelRuntime, openModel, type Inference } from './openModel.ts';
+import { checkDistillData, judgeProblem, openDistillData, openDistillTeacher, resolveDistillData } from './distillPreflight.ts';
 import { roundAt, roundSchedule, scheduleSteps, type RoundInfo } from './sdtt/rounds.ts';
 import { teacherTargets } from './sdtt/targets.ts';
 import { wordVocabulary } from './metrics.ts';
@@ -118,42 +117,21 @@ export function paramsChecksum(p: Float32Array): string {
   return `${h.toString(16).padStart(8, '0')}-${p.length}`;
 }
 
-/** The training data: cfg.data, else what the teacher recorded (its sdtt.data provenance, or its run's run.json). */
-export function resolveDistillData(cfg: Pick<DistillConfig, 'data' | 'teacher'>, teacherDir: string, extra: Record<string, unknown>): string {
-  if (cfg.data) return cfg.data;
-  const prov = extra.sdtt as { data?: unknown } | undefined;
-  if (typeof prov?.data === 'string' && existsSync(prov.data)) return prov.data;
-  const runJson = join(teacherDir, '..', '..', 'run.json');
-  if (existsSync(runJson)) {
-    try {
-      const data = JSON.parse(readFileSync(runJson, 'utf8'))?.config?.data;
-      if (typeof data === 'string' && existsSync(data)) return data;
-    } catch {
-      // not a run folder we can read
-    }
-  }
-  throw new Error(`distill: no training data: pass --data (a text file or shard folder); the teacher ${teacherDir} does not record data that exists here`);
-}
+export { resolveDistillData };
 
 export async function runDistill(cfg: DistillConfig, runDir: string, hooks: DistillHooks = {}): Promise<DistillResult> {
   // ---- teacher, tokenizer, data -------------------------------------------------------------------------------
-  const teacherDir = resolveCheckpointDir(cfg.teacher);
-  const tck = loadCheckpoint(teacherDir, { layoutFor: paramLayout });
-  if (tck.config.arch !== 'mdlm') throw new Error(`distill: the teacher ${teacherDir} is a '${tck.config.arch}' model; SDTT needs an MDLM teacher`);
-  const original: TeacherRef = { dir: teacherDir, weights: tck.ema ? 'ema' : 'raw', round: -1 };
+  // The same checks preflightDistill made before the run folder was created (distillPreflight.ts).
+  const { dir: teacherDir, ck: tck, tokenizer } = openDistillTeacher(cfg.teacher);
+  // An export holds its EMA weights as model.safetensors and says so in its metadata: they are EMA weights too.
+  const original: TeacherRef = { dir: teacherDir, weights: tck.ema || tck.modelMetadata.weights === 'ema' ? 'ema' : 'raw', round: -1 };
   const teacherCfg: ModelConfig = { ...tck.config, dropout: 0 };
   const mcfg: ModelConfig = { ...tck.config, dropout: cfg.studentDropout };
   const L = mcfg.seqLen;
   const B = cfg.batchSize;
-  const tokenizer = checkpointTokenizer(tck.extraConfig);
   const dataPath = resolveDistillData(cfg, teacherDir, tck.extraConfig);
-  let source;
-  try {
-    source = openTokenSource(dataPath, { tokenizer });
-  } catch (e) {
-    throw new Error(`distill: data ${dataPath} does not fit the teacher's embedded tokenizer (${tokenizer.kind}, ${tokenizer.vocabSize} ids): ${(e as Error).message}`);
-  }
-  if (!sameTokenizer(source.tokenizer, tokenizer)) throw new Error(`distill: the data's tokenizer (${source.tokenizer.kind}, ${source.tokenizer.vocabSize} ids) differs from the teacher's (${tokenizer.kind}, ${tokenizer.vocabSize} ids)`);
+  checkDistillData(dataPath, tokenizer);
+  const source = openDistillData(dataPath, tokenizer);
   const trainTokens = source.split('train');
   const valTokens = source.split('validation');
   const schedule = roundSchedule({ startSteps: distillStartSteps(cfg, L), rounds: cfg.rounds, minSteps: cfg.minSteps, stepsPerRound: cfg.stepsPerRound });
@@ -172,11 +150,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   try {
     if (judgePath) {
       const j = await openModel(judgePath, { backend: cfg.backend, threads: cfg.threads, hashWeights: true });
-      const problem =
-        j.config.arch !== 'ar' ? `the judge ${j.checkpointDir} is a '${j.config.arch}' model, not an AR model`
-        : !sameTokenizer(j.tokenizer, tokenizer) ? `the judge ${j.checkpointDir} uses a different tokenizer (${j.tokenizer.kind}, ${j.tokenizer.vocabSize} ids) than the teacher (${tokenizer.kind}, ${tokenizer.vocabSize} ids)`
-        : j.config.seqLen < L ? `the judge's seqLen ${j.config.seqLen} is shorter than the teacher's ${L}`
-        : null;
+      const problem = judgeProblem(j, tokenizer, L);
       if (problem && cfg.judge) {
         await j.model.dispose();
         throw new Error(`distill: ${problem}`);
@@ -194,7 +168,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     }
 
     // ---- state: fresh, then the latest checkpoint --------------------------------------------------------------
-    const teacherParams0 = original.weights === 'ema' ? tck.ema! : tck.params;
+    const teacherParams0 = tck.ema ?? tck.params;
     let params: Float32Array = Float32Array.from(teacherParams0);
     let adam = new AdamW(params.length, cfg.optim);
     let ema = new Ema(teacherParams0, cfg.optim.emaDecay);
@@ -218,7 +192,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       teacherRef = { ...st.teacher, dir: resolve(runDir, st.teacher.dir) };
       if (teacherRef.round >= 0) {
         const t = loadCheckpoint(teacherRef.dir, { layoutFor: paramLayout });
-        teacherParams = teacherRef.weights === 'ema' ? t.ema! : t.params;
+        teacherParams = teacherRef.weights === 'ema' ? (t.ema ?? t.params) : t.params;
         if (!teacherParams) throw new Error(`distill: the teacher ${teacherRef.dir} has no ${teacherRef.weights} weights`);
       }
       resumedFrom = latest.dir;
@@ -313,7 +287,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       const res = await engine.computeGradients(params, batch, dropoutSeed);
       const loss = cfg.debugInjectNanAtStep === step + 1 ? NaN : res.loss;
       if (!Number.isFinite(loss) || !allFinite(res.grads)) {
-        return { status: 'nan', step, reason: `non-finite ${Number.isFinite(loss) ? 'gradient' : `loss (${loss})`} at step ${step + 1} (round ${round.round}); last good checkpoint kept`, lastCheckpoint, roundsDone: round.round };
+        return { status: 'nan', step, reason: nonFiniteStepReason(loss, `step ${step + 1} (round ${round.round})`, lastCheckpoint), lastCheckpoint, roundsDone: round.round };
       }
       const gradNorm = clipGradients(res.grads, cfg.optim.gradClip);
       const lr = lrAt(step, cfg.optim);

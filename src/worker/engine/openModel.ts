@@ -1,17 +1,16 @@
 // Opens a model for inference from a checkpoint folder, a run folder (its latest checkpoint) or a shipped model,
 // with its tokenizer. Inference runs on onnxruntime-node when it is installed (5x faster than tfjs-wasm on CPU,
 // same logits to 1e-5), else on the tfjs backend; the runtime and device actually used are returned, never silent.
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { cudaTfjsLoads, initBackend } from './backend.ts';
-import { latestCheckpoint, loadCheckpoint } from './checkpoint.ts';
 import { createInferenceModel } from './model.ts';
-import { paramLayout } from './paramLayout.ts';
 import { createOnnxModel, loadOnnxRuntime, type OrtModule } from './onnx/runtime.ts';
-import { checkpointTokenizer, type Tokenizer } from './tokenizers.ts';
+import { readModelWeights } from './modelCheckpoint.ts';
+import type { Tokenizer } from './tokenizers.ts';
 import { sha256Hex } from './data/tokenizer.ts';
 import type { ArModel, Denoiser } from './types.ts';
+
+export { resolveCheckpointDir } from './modelCheckpoint.ts';
 
 /** Which runtime computes: onnxruntime-node or tfjs (see onnxRuntimeFor). */
 export type ComputeRuntime = 'auto' | 'onnx' | 'tfjs';
@@ -51,16 +50,6 @@ export function weightsSha256(p: Float32Array): string {
   return sha256Hex(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
 }
 
-/** Resolves a user-given path to a checkpoint folder (one holding config.json + model.safetensors). */
-export function resolveCheckpointDir(path: string): string {
-  const p = resolve(path);
-  if (existsSync(join(p, 'config.json'))) return p;
-  const ckDir = existsSync(join(p, 'checkpoints')) ? join(p, 'checkpoints') : p;
-  const latest = latestCheckpoint(ckDir);
-  if (latest) return latest.dir;
-  throw new Error(`${path} is neither a checkpoint folder (config.json + model.safetensors) nor a run folder with checkpoints`);
-}
-
 /** Builds an inference model for (cfg, params) on the runtime onnxRuntimeFor picks (`--backend wasm` means wasm). */
 export async function createModelRuntime(
   cfg: ModelConfig,
@@ -80,16 +69,7 @@ export async function openModel(
   path: string,
   opts: { backend?: BackendName; weights?: 'ema' | 'raw'; runtime?: ComputeRuntime; threads?: number; hashWeights?: boolean } = {},
 ): Promise<OpenedModel> {
-  const checkpointDir = resolveCheckpointDir(path);
-  const ck = loadCheckpoint(checkpointDir, { layoutFor: paramLayout });
-  const weights = opts.weights ?? (ck.ema ? 'ema' : 'raw');
-  if (weights === 'ema' && !ck.ema) throw new Error(`${checkpointDir} has no EMA weights; use --weights raw`);
-  const params = weights === 'ema' ? ck.ema! : ck.params;
-  const extra = ck.extraConfig;
-  const tokenizer = checkpointTokenizer(extra);
-  if (tokenizer.vocabSize !== ck.config.vocabSize) {
-    throw new Error(`the checkpoint's ${tokenizer.kind} tokenizer has ${tokenizer.vocabSize} ids but the model has vocabSize ${ck.config.vocabSize}`);
-  }
-  const { model, backend, device } = await createModelRuntime(ck.config, params, opts);
-  return { config: ck.config, tokenizer, model, checkpointDir, weights, backend, device, extra, ...(opts.hashWeights ? { weightsSha256: weightsSha256(params) } : {}) };
+  const { config, tokenizer, checkpointDir, weights, params, extra } = readModelWeights(path, { weights: opts.weights });
+  const { model, backend, device } = await createModelRuntime(config, params, opts);
+  return { config, tokenizer, model, checkpointDir, weights, backend, device, extra, ...(opts.hashWeights ? { weightsSha256: weightsSha256(params) } : {}) };
 }

@@ -63,6 +63,15 @@ export function allFinite(arr: Float32Array | Float64Array): boolean {
   return s === 0;
 }
 
+/**
+ * Why a training step stopped on a non-finite loss or gradient (`at`: "step 12", "step 12 (round 1)"), and what a
+ * rerun does: resume from the last good checkpoint, or start over when none was written yet.
+ */
+export function nonFiniteStepReason(loss: number, at: string, lastCheckpoint: string | undefined): string {
+  const rerun = lastCheckpoint ? 'last good checkpoint kept' : 'no checkpoint was written yet: running it again starts over';
+  return `non-finite ${Number.isFinite(loss) ? 'gradient' : `loss (${loss})`} at ${at}; ${rerun}`;
+}
+
 export type AdamWConfig = Pick<OptimConfig, 'beta1' | 'beta2' | 'eps' | 'weightDecay'>;
 
 /** What a checkpoint stores of the optimiser: first/second moments and the number of updates done. */

@@ -172,25 +172,42 @@ function encodeF16(name: string, data: Float32Array): Uint16Array {
 
 // ----------------------------------------------------------------------------------------------------------- read
 
+type HeaderEntry = { name: string; dtype: Dtype; shape: number[]; begin: number; end: number };
+
 /**
  * Parses a safetensors buffer. `source` (usually the file path) prefixes every error message.
  * Tensor data is copied into fresh typed arrays: the buffer's byte offsets need not be aligned for a typed view,
  * and the caller may drop the (possibly huge) file buffer afterwards.
  */
 export function decodeSafetensors(buf: Buffer | Uint8Array, source = 'file'): DecodedSafetensors {
+  const { entries, metadata, dataStart } = decodeSafetensorsHeader(buf, source, buf.length);
+  const tensors = new Map<string, SafetensorEntry>();
+  for (const e of entries) {
+    const bytes = buf.subarray(dataStart + e.begin, dataStart + e.end);
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: readTyped(bytes, e.dtype) });
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Validates the header of a safetensors file of `fileSize` bytes from `head`, its first bytes (at least the length
+ * prefix and the header), exactly as decodeSafetensors does, without needing the tensor data in memory.
+ */
+export function decodeSafetensorsHeader(head: Buffer | Uint8Array, source: string, fileSize: number): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
   const fail = (msg: string): never => {
     throw new CheckpointError(`${source}: ${msg}`);
   };
-  if (buf.length < 8) fail(`file is ${buf.length} bytes, shorter than the 8-byte header length prefix (truncated or not a safetensors file)`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (fileSize < 8 || head.length < 8) fail(`file is ${fileSize} bytes, shorter than the 8-byte header length prefix (truncated or not a safetensors file)`);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const headerLen = view.getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt length prefix or not a safetensors file)`);
   const n = Number(headerLen);
-  if (8 + n > buf.length) fail(`header length ${n} reaches beyond the end of the file (${buf.length} bytes): file is truncated`);
+  if (8 + n > fileSize) fail(`header length ${n} reaches beyond the end of the file (${fileSize} bytes): file is truncated`);
+  if (8 + n > head.length) fail(`header length ${n} reaches beyond the ${head.length} bytes read`);
 
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(8, 8 + n));
   } catch {
     return fail('header is not valid UTF-8');
   }
@@ -206,9 +223,9 @@ export function decodeSafetensors(buf: Buffer | Uint8Array, source = 'file'): De
   if (dup) fail(`duplicate key '${dup.key}' in the header${dup.path ? ` (inside '${dup.path}')` : ''}`);
 
   const dataStart = 8 + n;
-  const dataLen = buf.length - dataStart;
+  const dataLen = fileSize - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: Dtype; shape: number[]; begin: number; end: number }[] = [];
+  const entries: HeaderEntry[] = [];
 
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
@@ -260,12 +277,7 @@ export function decodeSafetensors(buf: Buffer | Uint8Array, source = 'file'): De
     fail(`${dataLen - covered} trailing bytes after the last tensor belong to no tensor (safetensors requires the tensors to cover the data exactly; truncated write or appended garbage?)`);
   }
 
-  const tensors = new Map<string, SafetensorEntry>();
-  for (const e of entries) {
-    const bytes = buf.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: readTyped(bytes, e.dtype) });
-  }
-  return { tensors, metadata };
+  return { entries, metadata, dataStart };
 }
 
 function readTyped(bytes: Uint8Array, dtype: Dtype): TensorData {

@@ -7,7 +7,7 @@ import { Rng, type RngState } from './rng.ts';
 import type { GradBatch } from './gradients.ts';
 import { createGradientEngine } from './gradientEngine.ts';
 import { initParams, paramLayout } from './paramLayout.ts';
-import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, lrAt } from './optim.ts';
+import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, lrAt, nonFiniteStepReason } from './optim.ts';
 import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.ts';
 import { antitheticTimes, forwardMask } from './mdlm.ts';
 import { BatchIterator, validationBatches } from './data/batches.ts';
@@ -113,7 +113,7 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
       const dropoutSeed = rng.nextU32();
       const { loss, grads } = await engine.computeGradients(params, batch, dropoutSeed);
       if (!Number.isFinite(loss) || !allFinite(grads)) {
-        return { status: 'nan', step, reason: `non-finite ${Number.isFinite(loss) ? 'gradient' : `loss (${loss})`} at step ${step + 1}; last good checkpoint kept`, lastCheckpoint };
+        return { status: 'nan', step, reason: nonFiniteStepReason(loss, `step ${step + 1}`, lastCheckpoint), lastCheckpoint };
       }
       const gradNorm = clipGradients(grads, cfg.optim.gradClip);
       const lr = lrAt(step, cfg.optim) * cooldownFactor(step, cfg.steps, cfg.decaySteps);
