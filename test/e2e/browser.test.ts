@@ -331,6 +331,19 @@ test('browser mode: distil a tiny teacher from the form and follow it through ev
     assert.match((await page.getByTestId('sample-cell-0-8').locator('.sample-stats').textContent()) ?? '', /PPL \d/);
     lap(`${RUN2} done`);
 
+    // ---- delete the finished judge run: confirm, then it is gone from the list and from disk -------------------------
+    await page.getByTestId('btn-delete').click();
+    await page.getByTestId('confirm-delete').waitFor();
+    await page.getByTestId('btn-delete-cancel').click();
+    assert.equal(await page.getByTestId('confirm-delete').count(), 0, 'cancel closes the question');
+    assert.ok(srv.manager.store.exists(RUN2), 'cancel deletes nothing');
+    await page.getByTestId('btn-delete').click();
+    await page.getByTestId('btn-delete-confirm').click();
+    await page.getByTestId(`run-item-${RUN2}`).waitFor({ state: 'detached' });
+    assert.ok(!existsSync(srv.manager.store.dir(RUN2)), `${RUN2}'s folder is removed`);
+    await page.getByTestId(`run-item-${RUN}`).waitFor();
+    lap('delete');
+
     assert.deepEqual(problems, [], 'no console errors or page errors');
     await ctx.close();
   } catch (e) {
