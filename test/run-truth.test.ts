@@ -174,7 +174,7 @@ test('RunManager: a worker whose metrics meet a full disk ends failed naming the
 
 // ---- item 8: refused distillations ---------------------------------------------------------------------------------
 
-test('sdtt distill refuses a bad teacher, judge or data before it creates a run folder', async () => {
+test('sdtt distill refuses a bad teacher, judge or data, and sdtt pretrain bad data, before it creates a run folder', async () => {
   const { ws: modelsWs, teacher, judge } = await models();
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-refused-'));
   const empty = join(ws, 'empty');
@@ -193,6 +193,18 @@ test('sdtt distill refuses a bad teacher, judge or data before it creates a run 
     assert.ok(!existsSync(join(ws, 'runs')) || readdirSync(join(ws, 'runs')).length === 0, `no run folder for ${args.join(' ')}: ${existsSync(join(ws, 'runs')) ? readdirSync(join(ws, 'runs')) : ''}`);
     assert.equal(r.code, 1, `${args.join(' ')}\n${r.err}`);
     assert.match(r.err, re);
+  }
+  // pretraining too: missing, empty or manifest-less data creates nothing
+  writeFileSync(join(ws, 'empty.txt'), '');
+  for (const [data, re] of [
+    [join(ws, 'no-such.txt'), /^sdtt pretrain: error: pretrain: data \S+no-such\.txt does not exist$/m],
+    [join(ws, 'empty.txt'), /^sdtt pretrain: error: pretrain: data \S+empty\.txt is an empty file$/m],
+    [empty, /^sdtt pretrain: error: (pretrain: )?data: ?\S+empty is a (folder|directory) without manifest\.json/m],
+  ] as const) {
+    const r = await capture(() => main(['pretrain', '--model', 'tiny', '--steps', '2', '--data', data, '--workspace', ws, '--run', 'p']));
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, re);
+    assert.ok(!existsSync(join(ws, 'runs', 'p')), `no run folder for pretrain --data ${data}`);
   }
   assert.ok(existsSync(modelsWs));
 });

@@ -268,7 +268,8 @@ test('websocket: right token + own origin -> the API answers by id, errors are t
     const big = await a.call('getRun', { id: 'x'.repeat(MAX_REQUEST_BYTES) });
     assert.ok('ok' in big && !big.ok && /exceeds the 262144-byte limit/.test(big.error.message));
 
-    // a run created by one client: its status event reaches both
+    // a run created by one client: its status event reaches both (its data must exist: runs are checked before they are created)
+    writeFileSync(join(dirs.ws, 'x.txt'), 'some training text');
     const config = { kind: 'pretrain', model: { arch: 'mdlm', vocabSize: 258, eosId: 256, maskId: 257, ...MODEL_PRESETS.tiny }, optim: {}, data: 'x.txt', tokenizer: 'byte', steps: 5 };
     const created = await a.call('createRun', { kind: 'pretrain', id: 'r1', config });
     assert.ok('ok' in created && created.ok, JSON.stringify(created));

@@ -214,15 +214,14 @@ export class ApiHost implements SdttApi {
   private doCreateRun(req: ReturnType<typeof parseApiRequest<'createRun'>>['req']): RunRecord {
     if (req.id && this.manager.store.exists(req.id)) throw new ApiError(`run "${req.id}" already exists; pick another name`, 'conflict');
     const r = { ...req, config: checkRunConfigPaths(this.paths, req.config, this.workspace) } as typeof req;
-    if (r.kind === 'distill') {
-      try {
-        return this.manager.create('distill', r.config, r.id ? { id: r.id } : {});
-      } catch (e) {
-        throw new ApiError(`cannot create the distillation run: ${(e as Error).message}`, 'conflict');
-      }
+    // 'pretrain' requests carry the MDLM or the AR config; the run kind is the config's. A job whose inputs cannot
+    // work (runLifecycle.preflightJob: teacher, judge, data) is refused before anything is created.
+    try {
+      return this.manager.create(r.kind === 'distill' ? 'distill' : r.config.kind, r.config, r.id ? { id: r.id } : {});
+    } catch (e) {
+      if (e instanceof ApiError || e instanceof RunStoreError) throw e;
+      throw new ApiError(`cannot create the ${r.kind === 'distill' ? 'distillation' : 'pretraining'} run: ${(e as Error).message}`, 'conflict');
     }
-    // 'pretrain' requests carry the MDLM or the AR config; the run kind is the config's.
-    return this.manager.create(r.config.kind, r.config, r.id ? { id: r.id } : {});
   }
 
   private doControlRun(id: string, action: 'start' | 'pause' | 'resume' | 'stop'): RunRecord {

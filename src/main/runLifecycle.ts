@@ -11,7 +11,7 @@ import { DistillConfig, distillTotalSteps } from '../shared/distillConfig.ts';
 import type { RunRecord, RunStatus } from '../shared/runState.ts';
 import type { RunStore } from './runStore.ts';
 import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
-import { preflightDistill } from '../worker/engine/distillPreflight.ts';
+import { checkDataReadable, preflightDistill } from '../worker/engine/distillPreflight.ts';
 
 export class RunConflictError extends Error {}
 
@@ -109,11 +109,13 @@ export function withLiveness(rec: RunRecord): RunRecord {
 
 /**
  * Refuses a job whose inputs cannot work, before its run folder exists: a distillation's teacher (an MDLM checkpoint),
- * data (exists, readable, a shard folder's tokenizer the teacher's) and named judge (an AR checkpoint that fits).
+ * data (exists, readable, a shard folder's tokenizer the teacher's) and named judge (an AR checkpoint that fits); a
+ * pretraining's data (exists and can be read).
  * Pure Node (engine/distillPreflight.ts: checkpoint files only, no tfjs). Throws the first problem; writes nothing.
  */
 export function preflightJob(cfg: PretrainConfig | DistillConfig): void {
   if (cfg.kind === 'distill') preflightDistill(cfg);
+  else checkDataReadable(cfg.data, 'pretrain');
 }
 
 /** The step a run would resume from: its newest complete checkpoint's, or null when it has none (it starts over). */

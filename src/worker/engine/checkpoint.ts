@@ -216,7 +216,7 @@ function flatFromTensors(file: string, tensors: Map<string, SafetensorEntry>, la
   const unknown = found.filter((k) => !expected.has(k));
   if (missing.length === expected.size && found.length > 0) {
     throw new CheckpointError(
-      `${file}: not an SDTT workbench checkpoint: it holds ${found.length} tensors (${sample(found, 5)}) and none of the ${expected.size} expected (${sample([...expected], 5)})`,
+      `${file}: not an SDTT workbench checkpoint: it holds ${found.length} tensor${found.length === 1 ? '' : 's'} (${sample(found, 5)}) and none of the ${expected.size} expected (${sample([...expected], 5)})`,
     );
   }
   if (missing.length || unknown.length) {

@@ -69,21 +69,27 @@ export function openDistillData(dataPath: string, tokenizer: Tokenizer): TokenSo
 }
 
 /**
- * The cheap part of openDistillData: the data exists and can be read; a shard folder's manifest and tokenizer are
- * checked against the teacher's (its shards are only read when training starts). A text file is not tokenized here.
+ * The cheap part of opening training data, for any job before its run folder exists: the path exists and can be
+ * read (a text file that is not empty, or a shard folder with its manifest). Nothing is tokenized here.
  */
-export function checkDistillData(dataPath: string, tokenizer: Tokenizer): void {
-  if (!existsSync(dataPath)) throw new Error(`distill: data ${dataPath} does not exist`);
+export function checkDataReadable(dataPath: string, job: 'distill' | 'pretrain'): void {
+  if (!existsSync(dataPath)) throw new Error(`${job}: data ${dataPath} does not exist`);
   if (statSync(dataPath).isDirectory()) {
-    openDistillData(dataPath, tokenizer);
+    if (!existsSync(join(dataPath, 'manifest.json'))) throw new Error(`${job}: data ${dataPath} is a folder without manifest.json (not a token shard folder)`);
     return;
   }
   try {
     closeSync(openSync(dataPath, 'r'));
   } catch (e) {
-    throw new Error(`distill: data: ${describeFsError(e, `reading ${dataPath}`)}`);
+    throw new Error(`${job}: data: ${describeFsError(e, `reading ${dataPath}`)}`);
   }
-  if (statSync(dataPath).size === 0) throw new Error(`distill: data ${dataPath} is an empty file`);
+  if (statSync(dataPath).size === 0) throw new Error(`${job}: data ${dataPath} is an empty file`);
+}
+
+/** checkDataReadable, and a shard folder's manifest and tokenizer against the teacher's (shards are read later). */
+export function checkDistillData(dataPath: string, tokenizer: Tokenizer): void {
+  checkDataReadable(dataPath, 'distill');
+  if (statSync(dataPath).isDirectory()) openDistillData(dataPath, tokenizer);
 }
 
 /** Why an AR judge cannot score this teacher's samples, or null when it can. */
