@@ -5,6 +5,7 @@ import { assertRemovable, withLiveness } from '../main/runLifecycle.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { parseFlags, type Flags } from './args.ts';
 import { UsageError } from './index.ts';
+import { formatBytes } from '../shared/units.ts';
 
 const FLAGS: Flags = {
   workspace: { type: 'string', help: 'folder that holds runs/', default: '.' },
@@ -47,10 +48,6 @@ async function remove(argv: string[]): Promise<number> {
   const { dir, files, bytes } = store.remove(id);
   console.log(`removed run ${id} (${rec.kind}, ${rec.status} at step ${rec.step}/${rec.totalSteps}): ${dir}, ${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)}`);
   return 0;
-}
-
-function formatBytes(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kB` : `${n} bytes`;
 }
 
 /** Where the run stands: a distillation's finished rounds, a pretraining run's last validation. */

@@ -7,6 +7,7 @@ import type { RunRecord } from '../../shared/runState.ts';
 import type { ApiHandle } from '../api/client.ts';
 import type { ConnectionStatus } from '../api/wsClient.ts';
 import { dropMetrics, ingestMetrics, loadMetrics, metricsRestarted, reloadAll } from './metricsStore.ts';
+import { formatBytes } from '../../shared/units.ts';
 
 export type View = 'run' | 'new' | 'compare';
 
@@ -305,7 +306,7 @@ export async function deleteRun(id: string): Promise<boolean> {
   try {
     const r = await api().deleteRun({ id });
     dropRun(id);
-    useApp.getState().notify(`deleted run ${id} (${r.files} files, ${(r.bytes / 1e6).toFixed(1)} MB)`, 'info');
+    useApp.getState().notify(`deleted run ${id} (${r.files} file${r.files === 1 ? '' : 's'}, ${formatBytes(r.bytes)})`, 'info');
     return true;
   } catch (e) {
     useApp.getState().notify(`delete ${id}: ${msg(e)}`);
