@@ -3,12 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { describeFsError, writeFileAtomic } from '../shared/atomicFile.ts';
+import { describeFsError, writeFileAtomic } from '../node/atomicFile.ts';
 import { ApiError, type EvalSummaryRow, type ExportDtype } from '../shared/api.ts';
 import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../worker/engine/checkpoint.ts';
-import { brokenLinkReason } from '../worker/engine/safetensorsFile.ts';
 import { readModelWeights, type ModelWeights } from '../worker/engine/modelCheckpoint.ts';
 import { CheckpointError, encodeSafetensors, float32ToHalf, halfToFloat, type SafetensorInput } from '../worker/engine/safetensors.ts';
 import { normaliseRound, readJsonObject, readTeacherEval } from './runFiles.ts';
@@ -49,8 +48,9 @@ export function distillEvaluation(rec: RunRecord, round: number, runDir: string,
 }
 
 /**
- * Exports checkpoint `src` (round `round` of run `rec`; -1: the pretrained model / the teacher) into `folder` (absolute),
- * which must be new or empty: files are written to a temporary sibling then renamed, never overwriting anything.
+ * Exports checkpoint `src` (round `round` of run `rec`; -1: the pretrained model / the teacher) into `folder` (absolute,
+ * checked by the caller with pathPolicy.checkWritePath: no broken link on the way), which must be new or empty:
+ * files are written to a temporary sibling then renamed, never overwriting anything.
  * `opts.dtype` 'f16' stores floating tensors as F16 (a value f16 cannot hold is refused before anything is
  * written); `opts.workspace` is what config.json's `export.source` is relative to; `opts.evaluation` goes into the
  * model card; `opts.write` writes each file (tests pass a failing or damaging one). What was written is read back
@@ -64,8 +64,6 @@ export function exportCheckpointFolder(
   opts: { workspace: string; dtype?: ExportDtype; evaluation?: ExportEvaluation; write?: WriteFileDurable },
 ): string[] {
   const dtype = opts.dtype ?? 'f32';
-  const broken = brokenLinkReason(folder);
-  if (broken) throw new ApiError(`cannot export to ${folder}: ${broken}; choose a new folder`, 'conflict');
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory()) throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
     if (readdirSync(folder).length) throw new ApiError(`${folder} is not empty; exports never overwrite files: choose a new or empty folder`, 'conflict');
@@ -123,20 +121,8 @@ export function exportCheckpointFolder(
   return files.map(([n]) => n);
 }
 
-/**
- * Creates `dir` and its missing parents; returns the topmost folder created (undefined when `dir` existed). A parent
- * path through a broken link or a file is refused in words.
- */
+/** Creates `dir` and its missing parents; returns the topmost folder created (undefined when `dir` existed). */
 function makeParents(dir: string): string | undefined {
-  for (let p = dir; ; p = dirname(p)) {
-    const broken = brokenLinkReason(p);
-    if (broken) throw new ApiError(`cannot export into ${dir}: ${broken}`, 'conflict');
-    if (existsSync(p)) {
-      if (!statSync(p).isDirectory()) throw new ApiError(`cannot export into ${dir}: ${p} is a file, not a folder`, 'conflict');
-      break;
-    }
-    if (dirname(p) === p) break;
-  }
   try {
     return mkdirSync(dir, { recursive: true });
   } catch (e) {
