@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../src/shared/atomicFile.ts';
+import { writeFileAtomic } from '../src/node/atomicFile.ts';
 
 test('writeFileAtomic replaces a file whole; a failed write keeps what was there and leaves no temp file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'atomic-'));

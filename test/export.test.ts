@@ -12,7 +12,7 @@ import { exportCheckpointFolder, relativeProvenancePaths } from '../src/main/exp
 import { RunManager } from '../src/main/runManager.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { run as exportCli } from '../src/cli/export.ts';
-import { UsageError } from '../src/cli/index.ts';
+import { UsageError } from '../src/cli/args.ts';
 import { ApiError } from '../src/shared/api.ts';
 import { loadCheckpoint } from '../src/worker/engine/checkpoint.ts';
 import { openModel } from '../src/worker/engine/openModel.ts';

@@ -10,9 +10,12 @@ import { paramLayout } from '../src/worker/engine/paramLayout.ts';
 import { Rng } from '../src/worker/engine/rng.ts';
 import { antitheticTimes, forwardMask } from '../src/worker/engine/mdlm.ts';
 import { noisyParams, randomTokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
+import { requirement } from './helpers/requirements.ts';
 
 const ort = await loadOnnxRuntime();
-const skip = ort.ort ? false : `onnxruntime-node is not installed (${ort.reason})`;
+// Skips outside CI only; under CI=true (.ci/run installs onnxruntime-node) its absence fails each test.
+const ORT = requirement(ort.ort ? false : `onnxruntime-node is not installed (${ort.reason})`);
+const skip = ORT.skip;
 useWasmBackend();
 
 function mdlmBatch(cfg: ModelConfig, B: number, seed: number): Extract<GradBatch, { kind: 'mdlm' }> {
@@ -57,16 +60,19 @@ async function compareEngines(cfg: ModelConfig, batch: GradBatch, opts: { thread
 }
 
 test('mdlm: the onnx training step gives the tfjs engine\'s loss and gradients', { skip }, async () => {
+  ORT.check();
   const cfg = tinyModel();
   await compareEngines(cfg, mdlmBatch(cfg, 3, 5));
 });
 
 test('ar: the onnx training step gives the tfjs engine\'s loss and gradients', { skip }, async () => {
+  ORT.check();
   const cfg = tinyModel({ arch: 'ar', maskId: -1 });
   await compareEngines(cfg, { kind: 'ar', tokens: randomTokens(3 * cfg.seqLen, cfg.vocabSize, 5), batch: 3 });
 });
 
 test('mdlm with dropout: same masks, loss and gradients as the tfjs engine; eval mode drops nothing', { skip }, async () => {
+  ORT.check();
   const cfg = tinyModel({ dropout: 0.3 });
   const batch = mdlmBatch(cfg, 3, 6);
   await compareEngines(cfg, batch, {
@@ -76,6 +82,7 @@ test('mdlm with dropout: same masks, loss and gradients as the tfjs engine; eval
 
 for (const divergence of ['kld', 'mse', 'tvd'] as const) {
   test(`distill (${divergence}, student dropout): the onnx logits -> host divergence -> backprop step matches the tfjs engine`, { skip }, async () => {
+    ORT.check();
     const cfg = tinyModel({ dropout: 0.1 });
     const m = mdlmBatch(cfg, 3, 7);
     // teacher rows: any log-softmax over V with the MASK column at -1e6, one row per masked position
@@ -93,11 +100,13 @@ for (const divergence of ['kld', 'mse', 'tvd'] as const) {
 }
 
 test('a batch of several onnx chunks (1024 tokens each) sums to the same loss and gradients', { skip }, async () => {
+  ORT.check();
   const cfg = tinyModel(); // L 8: 128 sequences per chunk, so 300 sequences run as 3 chunks
   await compareEngines(cfg, mdlmBatch(cfg, 300, 12), { threads: 2 });
 });
 
 test('createGradientEngine: auto trains on onnxruntime here, a named tfjs backend on tfjs, onnx + a tfjs backend is an error', { skip }, async () => {
+  ORT.check();
   const { createGradientEngine } = await import('../src/worker/engine/gradientEngine.ts');
   const cfg = tinyModel();
   const auto = await createGradientEngine(cfg, { backend: 'auto', threads: 2 });

@@ -9,9 +9,12 @@ import { DataType, Message, encodeModel, encodeTensor, varintBytes } from '../sr
 import { buildOnnxModel, exportOnnx, onnxModelBytes } from '../src/worker/engine/onnx/graph.ts';
 import { createOnnxModel, loadOnnxRuntime } from '../src/worker/engine/onnx/runtime.ts';
 import { maxAbsDiff, noisyParams, randomTokens as tokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
+import { requirement } from './helpers/requirements.ts';
 
 const rt = await loadOnnxRuntime();
-const SKIP = rt.ort ? false : `onnxruntime-node not installed: ${rt.reason}`;
+// Skips outside CI only; under CI=true (.ci/run installs onnxruntime-node) its absence fails each test.
+const ORT = requirement(rt.ort ? false : `onnxruntime-node not installed: ${rt.reason}`);
+const SKIP = ORT.skip;
 
 useWasmBackend();
 
@@ -97,13 +100,15 @@ test('graph: initializers keep the PyTorch names and [out, in] layout', () => {
 test('loadOnnxRuntime reports availability', (t) => {
   if (!rt.ort) {
     assert.match(rt.reason, /onnxruntime-node/);
-    t.skip(SKIP as string);
+    ORT.check();
+    t.skip(ORT.skip as string);
     return;
   }
   assert.equal(typeof rt.version, 'string');
 });
 
 test('mdlm: ONNX logits == tfjs logits (random params, batch 3)', { skip: SKIP }, async () => {
+  ORT.check();
   const p = noisyParams(mdlm, 2, NOISE);
   const B = 3;
   const tok = tokens(B * mdlm.seqLen, mdlm.vocabSize, 3);
@@ -129,6 +134,7 @@ test('mdlm: ONNX logits == tfjs logits (random params, batch 3)', { skip: SKIP }
 });
 
 test('mdlm: opset 17 graph (composed tanh-GELU, the export default) == opset 20 (Gelu op, the runtime default)', { skip: SKIP }, async () => {
+  ORT.check();
   const p = noisyParams(mdlm, 4, NOISE);
   const tok = tokens(2 * mdlm.seqLen, mdlm.vocabSize, 5);
   const a = await createOnnxModel(mdlm, p, { threads: 1, opset: 17 });
@@ -143,6 +149,7 @@ test('mdlm: opset 17 graph (composed tanh-GELU, the export default) == opset 20 
 });
 
 test('ar: ONNX causal logits == tfjs logits (full recompute, shorter than seqLen)', { skip: SKIP }, async () => {
+  ORT.check();
   const p = noisyParams(ar, 6, NOISE);
   const ref = createInferenceModel(ar, p);
   const onnx = await createOnnxModel(ar, p, { threads: 1 });
@@ -164,6 +171,7 @@ test('ar: ONNX causal logits == tfjs logits (full recompute, shorter than seqLen
 });
 
 test('ar: KV-cache session logits == full recompute (prefill 4, then 1, 3, 1 tokens) and == tfjs session', { skip: SKIP }, async () => {
+  ORT.check();
   const p = noisyParams(ar, 8, NOISE);
   const B = 2;
   const total = 9;
@@ -202,6 +210,7 @@ test('ar: KV-cache session logits == full recompute (prefill 4, then 1, 3, 1 tok
 });
 
 test('exportOnnx writes the same bytes the runtime uses, loadable by onnxruntime', { skip: SKIP }, async () => {
+  ORT.check();
   const dir = await mkdtemp(path.join(tmpdir(), 'onnx-test-'));
   try {
     const p = noisyParams(ar, 10, NOISE);
@@ -236,6 +245,7 @@ test('exportOnnx writes the same bytes the runtime uses, loadable by onnxruntime
 });
 
 test('runs inside a worker_threads Worker (loadOnnxRuntime + createOnnxModel)', { skip: SKIP }, async () => {
+  ORT.check();
   // tsx must be registered inside the worker (execArgv --import tsx does not reach worker threads on Node 20).
   const api = import.meta.resolve('tsx/esm/api');
   const u = (rel: string) => JSON.stringify(new URL(rel, import.meta.url).href);

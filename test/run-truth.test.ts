@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../src/shared/atomicFile.ts';
+import { writeFileAtomic } from '../src/node/atomicFile.ts';
 import { ApiError, type RunEvent as ApiEvent } from '../src/shared/api.ts';
 import { PretrainConfig } from '../src/shared/config.ts';
 import type { RunRecord } from '../src/shared/runState.ts';

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../src/main/runLifecycle.ts';
@@ -55,7 +56,10 @@ test('isAlive: a live Node process is; an exited one, or a pid held by an unrela
   const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
   const other = spawn('sleep', ['60']);
   try {
-    await new Promise((r) => setTimeout(r, 200)); // let exec replace the forked image
+    // Wait for the event, not a fixed time: 'spawn' is emitted once libuv's spawn has returned, and libuv returns only
+    // after the child's exec succeeded (its CLOEXEC error pipe closed), so /proc/<pid>/cmdline names the new program,
+    // not the forked copy of this one. A failed exec emits 'error' instead, and once() rejects with it.
+    await Promise.all([once(node, 'spawn'), once(other, 'spawn')]);
     assert.equal(isAlive(node.pid!), true);
     assert.equal(isAlive(other.pid!), false, 'sleep is not a process that runs jobs');
     assert.equal(isAlive(spawnSync(process.execPath, ['-e', '']).pid!), false);

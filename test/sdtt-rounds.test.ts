@@ -57,7 +57,7 @@ test('invalid schedules throw', () => {
   assert.throws(() => roundSchedule({ startSteps: 128, rounds: 2, stepsPerRound: 0 }));
 });
 
-test('DistillConfig: defaults (spec §8), optim defaults, strictness, startSteps checks', () => {
+test('DistillConfig: defaults (docs/design/sdtt.md §7), optim defaults, strictness, startSteps checks', () => {
   const c = DistillConfig.parse({ teacher: 'runs/teacher' });
   assert.equal(c.kind, 'distill');
   assert.equal(c.divergence, 'kld');

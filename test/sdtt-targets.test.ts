@@ -37,7 +37,7 @@ function makeBatch(batch: number, L: number, t: Float32Array, seed: number): Int
   return z;
 }
 
-/** Straightforward transcription of spec §4.1 with full float64 SUBS arrays, same RNG order. */
+/** Straightforward transcription of docs/design/sdtt.md §4.1 with full float64 SUBS arrays, same RNG order. */
 async function referenceTargets(teacher: Denoiser, zt: Int32Array, t: Float32Array, delta: number, K: number, rng: Rng, legacy = false) {
   const B = t.length;
   const L = zt.length / B;
@@ -77,7 +77,7 @@ test('subStepTimes: paper and legacy grids, clamped at eps_s', () => {
   assert.deepEqual(Array.from(subStepTimes(0.9, 0.2, 3)).map((x) => +x.toFixed(12)), [0.9, 0.7, 0.5]);
 });
 
-test('matches a direct transcription of spec §4.1 exactly (K = 2 and 3, paper and legacy grids)', async () => {
+test('matches a direct transcription of docs/design/sdtt.md §4.1 exactly (K = 2 and 3, paper and legacy grids)', async () => {
   const B = 6, L = 24;
   const t = new Float32Array([0.9, 0.55, 0.3, 0.12, 0.04, 1]);
   const zt = makeBatch(B, L, t, 1);

@@ -35,7 +35,7 @@ class FakePort implements Port {
 }
 
 /** A stand-in for runPretrain with the same hook contract (checkpoint at checkpointEvery, at the end and on stop). */
-function fakeEngine(opts: { beforeStep: boolean; yieldEachStep?: boolean; clock?: { t: number }; atStep?: (step: number) => void; throwAt?: number }) {
+function fakeEngine(opts: { beforeStep: boolean; yieldEachStep?: boolean; clock?: { t: number }; atStep?: (step: number) => void; throwAt?: number; released?: (step: number) => void }) {
   let ckStep = 0;
   const starts: number[] = [];
   const run: RunPretrain = async (cfg, dir, hooks) => {
@@ -48,7 +48,10 @@ function fakeEngine(opts: { beforeStep: boolean; yieldEachStep?: boolean; clock?
       h.onCheckpoint?.(step, `${dir}/${step}`);
     };
     while (step < cfg.steps) {
-      if (opts.beforeStep) await h.beforeStep?.(step);
+      if (opts.beforeStep) {
+        await h.beforeStep?.(step);
+        opts.released?.(step); // beforeStep(step) returned: step + 1 is taken now
+      }
       if (opts.yieldEachStep) await new Promise((r) => setImmediate(r));
       if (opts.clock) opts.clock.t += 1;
       if (opts.throwAt === step) throw new Error('engine exploded');
@@ -105,15 +108,30 @@ test('event order: started, metrics before the eval and checkpoint that follow t
 test('pause holds in place between steps when the engine offers beforeStep; resume continues the same run', async () => {
   const port = new FakePort();
   let loop!: JobLoop;
-  const eng = fakeEngine({ beforeStep: true, atStep: (s) => s === 5 && loop.handle({ type: 'pause' }) });
+  const order: string[] = [];
+  let releasedFrom5!: () => void;
+  const released5 = new Promise<'released'>((r) => (releasedFrom5 = () => r('released')));
+  const eng = fakeEngine({
+    beforeStep: true,
+    atStep: (s) => s === 5 && loop.handle({ type: 'pause' }),
+    released: (s) => (order.push(`released ${s}`), s === 5 && releasedFrom5()),
+  });
   loop = new JobLoop(port, { runPretrain: eng.run });
   loop.handle(start());
   const paused = await port.next('paused');
   assert.deepEqual(paused, { type: 'paused', step: 5 });
-  await new Promise((r) => setTimeout(r, 20));
+  // The event a broken pause produces is the engine let go: beforeStep(5) returns and step 6 starts. A pause that
+  // holds has no event of its own, so this waits for that one with a bounded deadline (20 ms), failing as soon as
+  // it comes, instead of sleeping and then reading the metrics (which the 200 ms flush timer may not have sent yet).
+  let deadline!: ReturnType<typeof setTimeout>;
+  const held = await Promise.race([released5, new Promise<'held'>((r) => (deadline = setTimeout(r, 20, 'held')))]);
+  clearTimeout(deadline);
+  assert.equal(held, 'held', 'no steps while paused (beforeStep(5) returned before the resume)');
   assert.equal(port.sent.filter((m) => m.type === 'metrics').flatMap((m) => (m as { points: { step: number }[] }).points).at(-1)!.step, 5, 'no steps while paused');
+  order.push('resume');
   loop.handle({ type: 'resume' });
   assert.equal(await loop.finished, 0);
+  assert.deepEqual(order.slice(order.indexOf('resume') - 1, order.indexOf('resume') + 2), ['released 4', 'resume', 'released 5'], 'beforeStep(5) held the engine until the resume');
   assert.deepEqual(eng.starts, [0], 'one engine run: paused in place');
   assert.ok(port.types().indexOf('resumed') > port.types().indexOf('paused'));
   assert.deepEqual(port.sent.at(-1), { type: 'done', status: 'done', step: 20 });

@@ -2,7 +2,9 @@
 // fails with the flag's name instead of training on NaN.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { UsageError } from './index.ts';
+
+/** A mistake in how a command was called: `main` (index.ts) prints its message and exits 2. */
+export class UsageError extends Error {}
 
 export interface FlagSpec {
   type: 'string' | 'boolean';

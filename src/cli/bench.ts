@@ -7,8 +7,7 @@ import { initParams } from '../worker/engine/paramLayout.ts';
 import { createModelRuntime } from '../worker/engine/openModel.ts';
 import { sampleMdlm } from '../worker/engine/sampler.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
-import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { intFlag, intListFlag, parseFlags, runtimeFlag, UsageError, type Flags } from './args.ts';
 
 const FLAGS: Flags = {
   model: { type: 'string', help: 'benchmark model', default: 'bench-5m' },

@@ -4,8 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCorpus } from '../worker/engine/data/corpus.ts';
 import { sha256Hex } from '../worker/engine/data/tokenizer.ts';
-import { intFlag, parseFlags, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { intFlag, parseFlags, UsageError, type Flags } from './args.ts';
 import { ProgressBar } from './progress.ts';
 
 const FLAGS: Flags = {

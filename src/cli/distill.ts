@@ -10,8 +10,7 @@ import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig, DIVERGENCE_NAMES } from '../shared/distillConfig.ts';
 import { SHIPPED_JUDGE, runDistill } from '../worker/engine/distill.ts';
 import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../worker/engine/distillEval.ts';
-import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, UsageError, type Flags } from './args.ts';
 import { ProgressBar, formatDuration } from './progress.ts';
 import { evalCell } from '../shared/evalFormat.ts';
 import { runCliJob } from './runJob.ts';
@@ -143,7 +142,8 @@ export function evalTable(rows: Row[], steps: number[]): string {
 
 // ---- sdtt demo ------------------------------------------------------------------------------------------------
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository (the shipped assets/ and data/ live here). */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const DEMO_TEACHER = join(REPO, 'assets/models/mdlm-base-5m');
 export const DEMO_JUDGE = SHIPPED_JUDGE;
 export const DEMO_DATA = join(REPO, 'data/corpus');
@@ -151,8 +151,8 @@ export const DEMO_DATA = join(REPO, 'data/corpus');
  * Sized for <= 30 min on 2 cores (base-5m, batch 16, threads 2): 3 rounds (128 -> 64 -> 32 -> 16) x 80 steps = 240
  * steps, and 4 evaluations (teacher + 3 students) of 16 samples at 128/64/32/16 steps with self-BLEU. Measured with
  * a pretraining job sharing the 2 cores: 22 min 41 s in all (teacher eval 2:13; rounds 5:40, 4:53, 4:45 of training
- * at ~540 tok/s + 2:04, 1:32, 1:28 of evaluation). lr 3e-4 (not the spec's 1e-4: 80-step rounds), EMA 0.96 (time
- * constant ~1/3 round, spec §7.4).
+ * at ~540 tok/s + 2:04, 1:32, 1:28 of evaluation). lr 3e-4 (not the 1e-4 default: 80-step rounds), EMA 0.96 (time
+ * constant ~1/3 round, docs/design/sdtt.md §7).
  */
 export const DEMO_DEFAULTS = ['--rounds', '3', '--steps-per-round', '80', '--batch', '16', '--lr', '3e-4', '--warmup', '20', '--ema-decay', '0.96', '--eval-samples', '16', '--eval-steps', '128,64,32,16', '--checkpoint-every', '20', '--log-every', '2', '--run', 'demo'];
 

@@ -1,8 +1,7 @@
 // `sdtt eval`: held-out perplexity of a checkpoint (--data), and/or the generative-perplexity table over step
 // counts scored by an AR judge (--steps 128,64,... --judge DIR). Ends with ONE JSON line.
 import { existsSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join, resolve } from 'node:path';
 import { writeCardEvaluation } from '../main/exporter.ts';
 import { BackendName } from '../shared/config.ts';
 import { openModel } from '../worker/engine/openModel.ts';
@@ -13,10 +12,10 @@ import { wordVocabulary } from '../worker/engine/metrics.ts';
 import { sampleAr } from '../worker/engine/arSampler.ts';
 import { openTokenSource } from '../worker/engine/data/shards.ts';
 import { validationBatches } from '../worker/engine/data/batches.ts';
-import { intFlag, intListFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { intFlag, intListFlag, parseFlags, runtimeFlag, UsageError, type Flags } from './args.ts';
 import { ProgressBar } from './progress.ts';
 import { writeFigures } from './report.ts';
+import { REPO } from './distill.ts';
 import { plotFigure, type PlotRef } from './reportPlot.ts';
 import { fmtKnownWords } from '../shared/evalFormat.ts';
 
@@ -36,8 +35,6 @@ const FLAGS: Flags = {
   card: { type: 'boolean', help: "with --steps: write the table into the model folder's README.md (its Evaluation section), next to the original teacher's (config.json sdtt.originalTeacher) measured the same way" },
   plot: { type: 'string', help: 'with --steps: also draw the table (gen PPL ± s.e. and entropy against N, baselines as dotted lines) to FILE.png or FILE.svg' },
 };
-
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 const BASELINE_LABELS: Record<string, string> = {
   'ar-nucleus-0.95': 'AR judge samples, p=0.95',

@@ -7,8 +7,7 @@ import { RunManager } from '../main/runManager.ts';
 import { RunStore } from '../main/runStore.ts';
 import { userChoicePolicy } from '../main/pathPolicy.ts';
 import { ExportDtype } from '../shared/api.ts';
-import { parseFlags, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { parseFlags, UsageError, type Flags } from './args.ts';
 
 const FLAGS: Flags = {
   run: { type: 'string', help: 'run id (folder under <workspace>/runs)' },

@@ -1,6 +1,6 @@
 // `sdtt` command dispatcher. Each command lives in its own file and returns an exit code; usage errors exit 2.
 
-export class UsageError extends Error {}
+import { UsageError } from './args.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   pretrain: { summary: 'train a masked diffusion LM (MDLM) on a text file or token shards', load: () => import('./pretrain.ts') },

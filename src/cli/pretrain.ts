@@ -5,8 +5,7 @@ import { MODEL_PRESETS, presetNames } from '../shared/presets.ts';
 import { defaultRunId } from '../main/runLifecycle.ts';
 import { runPretrain } from '../worker/engine/train.ts';
 import { resolveTokenizer } from '../worker/engine/tokenizers.ts';
-import { intFlag, numFlag, parseFlags, readJsonConfig, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { intFlag, numFlag, parseFlags, readJsonConfig, UsageError, type Flags } from './args.ts';
 import { runCliJob } from './runJob.ts';
 
 const FLAGS: Flags = {

@@ -10,11 +10,10 @@ import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
 import { RunRecord } from '../shared/runState.ts';
 import { readJsonLines } from '../main/runStore.ts';
-import { writeFileAtomic } from '../shared/atomicFile.ts';
+import { writeFileAtomic } from '../node/atomicFile.ts';
 import type { RoundLine } from '../worker/engine/distill.ts';
 import { readRoundLines, readTeacherEval, teacherEvalFile } from '../worker/engine/distillEval.ts';
-import { listFlag, parseFlags, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { listFlag, parseFlags, UsageError, type Flags } from './args.ts';
 import { acceptance, buildReport, plotSeries, plotTitle, spliceReport, type ReportRun } from './reportMarkdown.ts';
 import { plotFigure } from './reportPlot.ts';
 

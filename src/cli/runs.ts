@@ -3,8 +3,7 @@
 import { RunStore } from '../main/runStore.ts';
 import { assertRemovable, withLiveness } from '../main/runLifecycle.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { parseFlags, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { parseFlags, UsageError, type Flags } from './args.ts';
 import { formatBytes } from '../shared/units.ts';
 
 const FLAGS: Flags = {

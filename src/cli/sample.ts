@@ -5,8 +5,7 @@ import { BackendName } from '../shared/config.ts';
 import { TopP } from '../shared/messages.ts';
 import { fmtKnownWords } from '../shared/evalFormat.ts';
 import { checkWords, sampleText, type SampleTextResult } from '../worker/engine/sampleText.ts';
-import { intFlag, numFlag, parseFlags, runtimeFlag, type Flags } from './args.ts';
-import { UsageError } from './index.ts';
+import { intFlag, numFlag, parseFlags, runtimeFlag, UsageError, type Flags } from './args.ts';
 import { ProgressBar } from './progress.ts';
 
 const FLAGS: Flags = {

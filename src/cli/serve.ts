@@ -1,4 +1,4 @@
-// `sdtt serve`: browser mode (architecture.md "Browser mode"). Serves the built renderer (out/renderer) over HTTP and
+// `sdtt serve`: browser mode (docs/design/architecture.md "Browser mode"). Serves the built renderer (out/renderer) over HTTP and
 // the SdttApi over a WebSocket at WS_PATH, backed by one RunManager + RunStore + ApiHost, exactly like the Electron
 // main process.
 //
@@ -35,8 +35,7 @@ import { RunManager } from '../main/runManager.ts';
 import type { Spawner } from '../main/workerSpawner.ts';
 import { RunStore } from '../main/runStore.ts';
 import { rendererCsp } from '../main/window.ts';
-import { UsageError } from './index.ts';
-import { intFlag, listFlag, parseFlags, type Flags } from './args.ts';
+import { intFlag, listFlag, parseFlags, UsageError, type Flags } from './args.ts';
 
 export const DEFAULT_RENDERER_DIR = fileURLToPath(new URL('../../out/renderer/', import.meta.url));
 /** Room for the {"id":..,"method":..,"params":..} envelope around a request of MAX_REQUEST_BYTES. */

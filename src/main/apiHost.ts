@@ -33,7 +33,7 @@ import { SamplerBusyError } from './modelSampler.ts';
 import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import { checkRunConfigPaths, checkWritePath, PathRefusedError, userChoicePolicy, type PathPolicy } from './pathPolicy.ts';
-import type { RunEvent as ManagerEvent, RunManager } from './runManager.ts';
+import type { ManagerEvent, RunManager } from './runManager.ts';
 import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEval, roundCheckpoint, toMetricPoint, trainingDataOf } from './runFiles.ts';
 import { RunStoreError } from './runStore.ts';
 export { describeCheckpoint, safetensorsParamCount } from './runFiles.ts';

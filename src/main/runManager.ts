@@ -10,7 +10,11 @@ import type { RunStore } from './runStore.ts';
 import { ModelSampler } from './modelSampler.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
 
-export type RunEvent =
+/**
+ * What the RunManager reports to its subscribers: the worker's view of a run (started, progress, checkpoint, eval,
+ * exit reason), richer than the client-facing `RunEvent` of shared/api.ts, which ApiHost derives from it.
+ */
+export type ManagerEvent =
   | { type: 'status'; runId: string; record: RunRecord; exit?: { reason: ExitReason; code: number | null; signal: string | null } }
   | { type: 'started'; runId: string; backend: string; device: string; params: number; startStep: number; resumedFrom?: string }
   | { type: 'metrics'; runId: string; points: StepMetric[] }
@@ -24,7 +28,7 @@ export type RunEvent =
   | { type: 'activity'; runId: string; text: string | null }
   /** The run's folder was deleted (remove()). */
   | { type: 'deleted'; runId: string };
-export type RunListener = (e: RunEvent) => void;
+export type RunListener = (e: ManagerEvent) => void;
 
 export interface RunManagerOptions {
   spawn?: Spawner;
@@ -417,7 +421,7 @@ export class RunManager {
     return rec;
   }
 
-  private emit(e: RunEvent): void {
+  private emit(e: ManagerEvent): void {
     for (const fn of this.listeners) {
       try {
         fn(e);

@@ -4,8 +4,9 @@
 // FileWriteError naming the file ("disk full while writing .../metrics.jsonl"); a run's final status that cannot be
 // written (the disk is full) is kept and written as soon as the disk lets it (updateEventually).
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { FileWriteError, appendFileLines, writeFileAtomic } from '../shared/atomicFile.ts';
+import { FileWriteError, appendFileLines, writeFileAtomic } from '../node/atomicFile.ts';
 import { join, resolve } from 'node:path';
+import { RunId } from '../shared/messages.ts';
 import { RunRecord, type RunStatus } from '../shared/runState.ts';
 
 export class RunStoreError extends Error {}
@@ -42,7 +43,7 @@ export class RunStore {
   }
 
   dir(id: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) throw new RunStoreError(`invalid run id "${id}": use letters, digits, '.', '_' and '-' (max 128)`);
+    if (!RunId.safeParse(id).success) throw new RunStoreError(`invalid run id "${id}": use letters, digits, '.', '_' and '-' (max 128)`);
     return join(this.root, id);
   }
 

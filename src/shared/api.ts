@@ -5,12 +5,11 @@ import { z } from 'zod';
 import { PretrainConfig } from './config.ts';
 import { DistillConfig } from './distillConfig.ts';
 import type { RunRecord } from './runState.ts';
-import { SAMPLE_LIMITS, TopP, type SampleResult } from './messages.ts';
+import { RunId, SAMPLE_LIMITS, TopP, type SampleResult } from './messages.ts';
 
 /** Upper bound on any one request, in bytes of JSON: a hostile or buggy caller cannot make a host parse megabytes. */
 export const MAX_REQUEST_BYTES = 256 * 1024;
 
-const RunId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a run id is 1-128 letters, digits, ".", "_" or "-"');
 const FolderPath = z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'path contains a NUL byte');
 /** Element type of exported weights: f16 halves the file (round-to-nearest-even; the loaders widen it back). */
 export const ExportDtype = z.enum(['f32', 'f16']);

@@ -62,7 +62,7 @@ export const PretrainConfig = z
     /** Cooldown: the learning rate decays linearly to 0 over the last decaySteps of `steps` (0 = constant after warm-up). */
     decaySteps: z.number().int().min(0).default(0),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
-    /** MDLM minimum t for antithetic sampling (spec 1: 1e-3 in pretraining). */
+    /** MDLM minimum t for antithetic sampling (1e-3 in pretraining: docs/design/sdtt.md §1.2). */
     epsT: z.number().positive().lt(1).default(1e-3),
     logEvery: z.number().int().min(1).default(10),
     evalEvery: z.number().int().min(1).default(500),

@@ -1,4 +1,4 @@
-// The SDTT distillation job config (spec §4, §8). Validated like PretrainConfig: a malformed file fails here with
+// The SDTT distillation job config (docs/design/sdtt.md §4, §7). Validated like PretrainConfig: a malformed file fails here with
 // the offending key named (see describeConfigError in config.ts).
 import { z } from 'zod';
 import { BackendName, OptimConfig } from './config.ts';
@@ -12,7 +12,7 @@ export const DIVERGENCE_NAMES = ['kld', 'kl-fwd', 'mse', 'tvd', 'tvd-log-l1'] as
 export const DivergenceName = z.enum(DIVERGENCE_NAMES);
 export type DivergenceName = z.infer<typeof DivergenceName>;
 
-/** OptimConfig with the spec §8 distillation defaults: lr 1e-4, one 200-step warmup (not per round), EMA 0.998. */
+/** OptimConfig with the distillation defaults (docs/design/sdtt.md §7): lr 1e-4, one 200-step warmup (not per round), EMA 0.998. */
 export const DistillOptimConfig = OptimConfig.extend({
   lr: z.number().positive().max(1).default(1e-4),
   warmupSteps: z.number().int().min(0).default(200),
@@ -32,27 +32,27 @@ export const DistillConfig = z
     divergence: DivergenceName.default('kld'),
     /** Maximum number of rounds r = 0..rounds−1 (round r: teacher N0/2^r steps -> student N0/2^(r+1)). */
     rounds: z.number().int().min(1).max(20).default(5),
-    /** Optimiser steps per round (paper: 10k; spec §8: 1k–3k). */
+    /** Optimiser steps per round (paper: 10k; docs/design/sdtt.md §7). */
     stepsPerRound: z.number().int().min(1).max(10_000_000).default(2000),
     /** K: teacher ancestral sub-steps per student step (paper: 2; ablation 4, 8). */
     teacherSubsteps: z.number().int().min(1).max(16).default(2),
-    /** N0: teacher steps of round 0. Absent = the model's seqLen (spec §8: N0 = L = 128); see distillStartSteps. */
+    /** N0: teacher steps of round 0. Absent = the model's seqLen (docs/design/sdtt.md §4.4); see distillStartSteps. */
     startSteps: z.number().int().min(2).max(1 << 20).optional(),
     /** Stop before a round whose student would use fewer steps than this. */
     minSteps: z.number().int().min(1).default(4),
-    /** Released-code teacher sub-step time grid (spec §4.1 "Code deviation") instead of the paper's. */
+    /** Released-code teacher sub-step time grid (docs/design/sdtt.md §4.2) instead of the paper's. */
     legacyTimeGrid: z.boolean().default(false),
-    /** Paper default: optimizer and EMA carry over across rounds (spec §4.3); the reset is an ablation. */
+    /** Paper default: optimizer and EMA carry over across rounds (docs/design/sdtt.md §4.4); the reset is an ablation. */
     resetOptimizerEachRound: z.boolean().default(false),
     resetEmaEachRound: z.boolean().default(false),
     optim: DistillOptimConfig.prefault({}),
     batchSize: z.number().int().min(1).max(4096).default(32),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
-    /** Lower end of the antithetic t ∈ [ε_t, 1] (spec §1: 1e-5 in distillation). */
+    /** Lower end of the antithetic t ∈ [ε_t, 1] (1e-5 in distillation: docs/design/sdtt.md §1.2). */
     epsT: z.number().positive().lt(1).default(1e-5),
     /** Sampling step counts evaluated for the teacher and each round's student. */
     evalSteps: z.array(z.number().int().min(1).max(1 << 20)).min(1).default(DEFAULT_EVAL_STEPS),
-    /** Samples per eval point (spec §8: 256–512). */
+    /** Samples per eval point (docs/design/sdtt.md §5). */
     evalSamples: z.number().int().min(1).max(1 << 20).default(256),
     /**
      * AR judge checkpoint for the per-round gen PPL. Absent = the shipped assets/models/judge-ar-base-5m when it

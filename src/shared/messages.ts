@@ -25,8 +25,8 @@ const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const ShortText = z.string().max(PROTOCOL_LIMITS.maxShortText);
 const LongText = z.string().max(PROTOCOL_LIMITS.maxLongText);
 const Path = z.string().min(1).max(PROTOCOL_LIMITS.maxPath);
-/** Same rule as RunStore.dir(), so a run id in a message can never escape the runs folder. */
-export const RunId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'run id: letters, digits, ".", "_" and "-" (max 128)');
+/** Same rule as RunStore.dir(), so a run id in a message can never escape the runs folder; api.ts uses it too. */
+export const RunId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a run id is 1-128 letters, digits, ".", "_" or "-"');
 
 export const StepMetricSchema = z
   .object({ step: Count, loss: AnyNumber, lr: AnyNumber, gradNorm: AnyNumber, tokPerSec: AnyNumber, elapsedS: AnyNumber, round: Count.optional() })

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../../src/shared/messages.ts';
 import { RunStore } from '../../src/main/runStore.ts';
-import { RunManager, type RunEvent } from '../../src/main/runManager.ts';
+import { RunManager, type ManagerEvent } from '../../src/main/runManager.ts';
 import type { ChildLike } from '../../src/main/workerSpawner.ts';
 
 let pidSeq = 90000;
@@ -53,7 +53,7 @@ export function setupManager(opts: { concurrency?: number; stopGraceMs?: number;
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-rm-'));
   const store = new RunStore(ws);
   const children: FakeChild[] = [];
-  const events: RunEvent[] = [];
+  const events: ManagerEvent[] = [];
   const warnings: string[] = [];
   const mgr = new RunManager(store, {
     concurrency: opts.concurrency,

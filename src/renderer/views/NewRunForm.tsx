@@ -5,6 +5,7 @@ import { BACKENDS, DIVERGENCE_HELP, DIVERGENCE_NAMES, defaultFormValues, validat
 import { DEFAULT_EVAL_STEPS } from '../../shared/distillConfig.ts';
 import { fmtParams } from '../lib/format.ts';
 import { api, refreshRuns, useApp } from '../store/appStore.ts';
+import { RunId } from '../../shared/messages.ts';
 
 const CUSTOM = '__custom__';
 
@@ -36,7 +37,7 @@ export function NewRunForm() {
   const set = (f: FormField) => (e: { target: { value: string } }) => {
     setValues((cur) => ({ ...cur, [f]: e.target.value }));
   };
-  const idError = runId !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(runId) ? 'letters, digits, ".", "_" or "-" (max 128), starting with a letter or digit' : undefined;
+  const idError = runId !== '' && !RunId.safeParse(runId).success ? 'letters, digits, ".", "_" or "-" (max 128), starting with a letter or digit' : undefined;
 
   async function submit(e: { preventDefault(): void }) {
     e.preventDefault();

@@ -1,4 +1,4 @@
-// Autoregressive sampling with a KV-cache session: the "GPT-2 + nucleus" baseline of spec §5, float64 on the host.
+// Autoregressive sampling with a KV-cache session: the "GPT-2 + nucleus" baseline (docs/design/sdtt.md §3.5), float64 on the host.
 import { nucleusSample, sequenceRng } from './sampler.ts';
 import type { ArModel } from './types.ts';
 

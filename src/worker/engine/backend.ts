@@ -1,5 +1,5 @@
 // Picks and initialises the tfjs compute backend. One call per process (or worker thread); later calls with the
-// same name are no-ops. Order for 'auto' (architecture.md "Compute backends"): tfjs-node-gpu -> tfjs-node -> wasm
+// same name are no-ops. Order for 'auto' (docs/design/architecture.md "Compute backends"): tfjs-node-gpu -> tfjs-node -> wasm
 // -> cpu. WebGPU is only used when forced: in Node it needs the `webgpu` package and a real adapter, and a
 // software adapter (SwiftShader) is slower than wasm, so 'auto' never guesses it.
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,4 +1,4 @@
-// Checkpoints: one FOLDER per checkpoint (architecture.md "Runs folder", "Checkpoint format").
+// Checkpoints: one FOLDER per checkpoint (docs/design/on-disk-format.md "Runs folder", "Checkpoint format").
 //   model.safetensors      parameters as named tensors (names and shapes from the param layout)
 //   config.json            Hugging Face style: architectures, model_type, the ModelConfig fields flat, extras
 //   optimizer.safetensors  optional: AdamW moments as m.<name> / v.<name>, step count in the metadata
@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ModelConfig, describeConfigError } from '../../shared/config.ts';
-import { describeFsError } from '../../shared/atomicFile.ts';
+import { describeFsError } from '../../node/atomicFile.ts';
 import { CheckpointError, encodeSafetensors, type SafetensorEntry, type SafetensorInput } from './safetensors.ts';
 import { brokenLinkReason, hasEntry, readSafetensorsFile } from './safetensorsFile.ts';
 

@@ -1,4 +1,4 @@
-// The SDTT distillation loop (spec §4, §8), readable top to bottom like train.ts: per optimiser step
+// The SDTT distillation loop (docs/design/sdtt.md §4.6), readable top to bottom like train.ts: per optimiser step
 //   x0 batch -> t, z_t -> teacher targets (K ancestral sub-steps of Δ_r, teacher in eval mode) -> the masked rows of
 //   the targets -> student gradients of the divergence -> clip -> AdamW -> EMA;
 // at the end of each round: save rounds/<r>/ (never pruned), evaluate the EMA student (distillEval.ts), write the
@@ -320,7 +320,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
         };
         upsertRoundLine(runDir, line as unknown as Record<string, unknown> & { round: number });
         hooks.onRound?.(line);
-        // teacher <- the RAW student (spec §4.3); optional resets (ablation).
+        // teacher <- the RAW student (docs/design/sdtt.md §4.4); optional resets (ablation).
         teacherRef = { dir: rdir, weights: 'raw', round: round.round };
         if (step < totalSteps) await buildTeacher(Float32Array.from(params), teacherRef);
         if (cfg.resetOptimizerEachRound) adam = new AdamW(params.length, cfg.optim);

@@ -1,4 +1,4 @@
-// Per-round evaluation of an SDTT run (spec §5, §8): the model (the original teacher for round −1, the EMA student
+// Per-round evaluation of an SDTT run (docs/design/sdtt.md §5): the model (the original teacher for round −1, the EMA student
 // after each round) is sampled at every evalSteps count with evalSamples samples drawn from fixed streams
 // (sequenceRng(seed, k) for sample k: the same seeds for the teacher and every round), float64 sampling; the judge
 // scores them (gen PPL ± s.e., delta method) next to the unigram entropy; held-out NELBO on fixed validation windows;
@@ -7,7 +7,7 @@
 // cell go to samples/<round>-<steps>.json in the SampleCell format of shared/api.ts (the first with its unmasking
 // trajectory), which the UI reads.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../../shared/atomicFile.ts';
+import { writeFileAtomic } from '../../node/atomicFile.ts';
 import { join } from 'node:path';
 import type { SampleCell } from '../../shared/api.ts';
 import { heldoutNelbo } from './evaluate.ts';

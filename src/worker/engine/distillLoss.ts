@@ -1,4 +1,4 @@
-// The SDTT distillation loss (spec §4.2) on the student's head rows: the per-row divergence between the student's
+// The SDTT distillation loss (docs/design/sdtt.md §4.3) on the student's head rows: the per-row divergence between the student's
 // SUBS log-probs and the teacher's target log-probs, and its gradient w.r.t. the student logits. Host kernel: the
 // tfjs side only supplies the logits and their (vectorised) softmax; everything else is one fused O(M·V) pass per
 // row in float64 on the host, which on tfjs-wasm beats a chain of [M, V] elementwise ops (Exp/Log/Abs/Sign are

@@ -6,7 +6,7 @@
 // no tfjs, no onnxruntime): the app's main process calls it.
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeFsError } from '../../shared/atomicFile.ts';
+import { describeFsError } from '../../node/atomicFile.ts';
 import type { ModelConfig } from '../../shared/config.ts';
 import type { DistillConfig } from '../../shared/distillConfig.ts';
 import { loadCheckpoint, type LoadedCheckpoint } from './checkpoint.ts';

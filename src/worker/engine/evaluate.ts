@@ -9,7 +9,7 @@ import { judgePerplexity, knownWordRate, meanAndStderr, unigramEntropy } from '.
 
 /**
  * MDLM NELBO per token on fixed windows: for each window an antithetic t per sequence, masked positions weigh
- * -log p(x0)/t, summed and divided by B*L (spec §1). Monte Carlo over t; the same seed gives the same t and masks.
+ * -log p(x0)/t, summed and divided by B*L (docs/design/sdtt.md §1.5). Monte Carlo over t; the same seed gives the same t and masks.
  */
 export async function heldoutNelbo(model: Denoiser, windows: Int32Array[], batch: number, seed: number, epsT = 1e-3): Promise<number> {
   const rng = new Rng(seed);

@@ -2,13 +2,13 @@
 // backward (see kernels.ts for why not autograd), optionally data-parallel over worker threads.
 //
 // Losses (both normalised by the WHOLE batch, so shards simply add up):
-//  - mdlm (spec §1): SUBS = logit[MASK] := -1e6 then log-softmax; positions with zt != MASK carry over and
+//  - mdlm (docs/design/sdtt.md §1.5): SUBS = logit[MASK] := -1e6 then log-softmax; positions with zt != MASK carry over and
 //    contribute exactly 0; loss = sum over masked positions of (1/t_b) * -log p(x0) / (B*L). Because MASK's
 //    probability and gradient are exactly 0 in float32, its head row is left out of the matMul, and because
 //    carry-over positions have zero gradient, the head runs only on masked rows (about half of them).
 //  - ar: the model runs causally on all of tokens [B, L]; position l predicts tokens[l + 1]; loss = mean CE over
 //    the B*(L-1) predictions (the last position predicts nothing).
-//  - distill (SDTT, spec §4.2): the student (mdlm model, train mode) runs on zt; loss = mean over the masked
+//  - distill (SDTT, docs/design/sdtt.md §4.3): the student (mdlm model, train mode) runs on zt; loss = mean over the masked
 //    positions S of the WHOLE batch of δ(student SUBS log-probs, teacher target log-probs), no 1/t weight; the
 //    MASK column is left out of the comparison (= ignoreColumn maskId in sdtt/divergences.ts). See distillLoss.ts.
 import * as tf from '@tensorflow/tfjs-core';

@@ -181,8 +181,9 @@ export function lnModBwd(dy: T2, s: LnSaved, w: T, scale: T, grads: Float32Array
 // GELU, tanh approximation, written as x * sigmoid(2u) (identical to 0.5x(1 + tanh u)), u = c(x + 0.044715x^3):
 // wasm's Sigmoid is vectorised, Tanh is not (5x slower, measured). Pow is avoided (slow): x*x*x.
 
-const GELU_C = Math.sqrt(2 / Math.PI);
-const GELU_A = 0.044715;
+/** The one definition of the tanh-GELU constants c = sqrt(2/pi) and a; the ONNX graph builders import them. */
+export const GELU_C = Math.sqrt(2 / Math.PI);
+export const GELU_A = 0.044715;
 
 export function geluFwd(x: T2): { y: T2; s: T2 } {
   return tf.tidy(() => {

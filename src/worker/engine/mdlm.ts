@@ -1,8 +1,8 @@
-// The MDLM noise process on the host, in float64 (spec §1): log-linear schedule, antithetic time sampling,
+// The MDLM noise process on the host, in float64 (docs/design/sdtt.md §1): log-linear schedule, antithetic time sampling,
 // the forward masking process and the SUBS parameterisation of the denoiser output.
 //
 // Everything probabilistic here is float64 on purpose: the denoiser hands us float32 logits, but turning them
-// into probabilities and drawing from them in low precision biases the samples (spec §7.1).
+// into probabilities and drawing from them in low precision biases the samples (docs/design/sdtt.md §6).
 import type { Rng } from './rng.ts';
 
 /** ε_n of the log-linear schedule: the mask probability at t = 1 is 1 − ε_n, never exactly 1. */

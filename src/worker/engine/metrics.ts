@@ -1,4 +1,4 @@
-// Sample-quality metrics of spec §5: unigram entropy, self-BLEU, judge (generative) perplexity, mean ± s.e.; and
+// Sample-quality metrics (docs/design/sdtt.md §5): unigram entropy, self-BLEU, judge (generative) perplexity, mean ± s.e.; and
 // the known-word rate, which tells invented words from English ones.
 // All arithmetic in float64.
 import type { ArModel } from './types.ts';
@@ -18,7 +18,7 @@ export function meanAndStderr(xs: ArrayLike<number>): { mean: number; stderr: nu
 }
 
 /**
- * Unigram entropy (spec §5, [PGM] eq. 15): per sample −Σ_v (c_v/L) log(c_v/L) in nats over the sample's own
+ * Unigram entropy (docs/design/sdtt.md §5.2, [PGM] eq. 15): per sample −Σ_v (c_v/L) log(c_v/L) in nats over the sample's own
  * token counts; `mean` is the average over samples. Repetitive text has low entropy, which is why it must be
  * reported next to gen PPL.
  */
@@ -114,7 +114,7 @@ export interface JudgePerplexityResult {
 }
 
 /**
- * Generative perplexity under an AR judge (spec §5, one fixed definition — the SDTT one): tokens are fed as-is
+ * Generative perplexity under an AR judge (docs/design/sdtt.md §5.1, one fixed definition — the SDTT one): tokens are fed as-is
  * (no retokenisation, no extra BOS); sample b's NLL is the mean of −log p(x_{l+1} | x_{≤l}) over l = 0..len−2;
  * gen PPL = exp(mean over samples). Full-recompute judge.logits, log-softmax in float64, `maxBatch` sequences
  * per call to bound memory.

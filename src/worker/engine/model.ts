@@ -1,4 +1,4 @@
-// The DiT-style denoiser of spec §2 without time conditioning, and its causal twin for the AR baseline.
+// The DiT-style denoiser (docs/design/sdtt.md §2), without time conditioning, and its causal twin for the AR baseline.
 //   x = Embed(tokens)
 //   per block: x += gate1 * Dropout(Attn(mod(LN(x), shift1, scale1)));  x += gate2 * Dropout(MLP(mod(LN(x), shift2, scale2)))
 //   out = Linear(mod(LN(x), shift, scale))           mod(h) = h * (1 + scale) + shift

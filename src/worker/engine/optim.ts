@@ -2,7 +2,7 @@
 // Plain loops with float64 intermediates: the update is memory-bound and cheap next to the forward/backward pass,
 // and doing it on the host keeps it bit-for-bit reproducible across compute backends.
 //
-// Every formula follows the PyTorch reference the spec cites (spec §1 teacher pretraining, §4.3 distillation):
+// Every formula follows the PyTorch reference (docs/design/sdtt.md §4.5; pretraining §1.5, distillation §4.6):
 // torch.optim.AdamW, torch.nn.utils.clip_grad_norm_, transformers.get_constant_schedule_with_warmup and the
 // ExponentialMovingAverage used by MDLM / SDTT.
 
@@ -148,7 +148,7 @@ export interface EmaState {
 }
 
 /**
- * Exponential moving average of the parameters (spec §4.3): values <- d*values + (1-d)*params with
+ * Exponential moving average of the parameters (docs/design/sdtt.md §4.5): values <- d*values + (1-d)*params with
  * d = min(decay, (1+n)/(10+n)) where n counts updates including the current one (the MDLM/SDTT
  * ExponentialMovingAverage increments num_updates before computing d, so the first update uses n = 1).
  * The warm-up keeps early EMA weights from being dominated by the initial ones.

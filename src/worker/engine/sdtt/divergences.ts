@@ -1,4 +1,4 @@
-// SDTT divergences (spec §4.2), host reference implementations in float64. The gradient engine implements the
+// SDTT divergences (docs/design/sdtt.md §4.3), host reference implementations in float64. The gradient engine implements the
 // same formulas in tfjs and is tested against these.
 //
 // Inputs are log-prob rows [n, V] (student and teacher, SUBS, MASK column included) and a row mask [n]; the loss is

@@ -1,4 +1,4 @@
-// SDTT round schedule (spec §4.3, §8). Round r distils a teacher sampling with N0/2^r steps into a student for
+// SDTT round schedule (docs/design/sdtt.md §4.4). Round r distils a teacher sampling with N0/2^r steps into a student for
 // N0/2^(r+1) steps; the teacher's sub-step is Δ_r = (1 − ε_s)·2^r/N0 and the student's step 2Δ_r. Each round is
 // `stepsPerRound` optimiser steps; the rounds tile the optimiser steps contiguously.
 //
@@ -9,7 +9,7 @@
 import { EPS_SAMPLE } from '../mdlm.ts';
 
 export interface RoundScheduleConfig {
-  /** N0: the teacher's step count in round 0 (spec §8: = seqLen, e.g. 128). */
+  /** N0: the teacher's step count in round 0 (default seqLen, e.g. 128: docs/design/sdtt.md §4.4). */
   startSteps: number;
   /** Maximum number of rounds (r = 0..rounds−1). */
   rounds: number;

@@ -1,4 +1,4 @@
-// SDTT teacher targets (spec §4.1, Algorithm 1 of the paper): the teacher takes K ancestral sub-steps of size
+// SDTT teacher targets (docs/design/sdtt.md §4.1, Algorithm 1 of the paper): the teacher takes K ancestral sub-steps of size
 // Δ_r from z_t; every position masked in z_t receives the teacher's full SUBS log-prob row from the sub-step
 // that revealed it, or from the last sub-step if it is still masked at the end.
 //
@@ -18,7 +18,7 @@ export interface TeacherTargetOptions {
    * do not depend on the rest of the batch.
    */
   rng: Rng | readonly Rng[];
-  /** Released-code sub-step times τ_i = t·w_i + (1−t)(t−KΔ), w = linspace(1,0,K) (spec §4.1 "Code deviation"). */
+  /** Released-code sub-step times τ_i = t·w_i + (1−t)(t−KΔ), w = linspace(1,0,K) (docs/design/sdtt.md §4.2). */
   legacyTimeGrid?: boolean;
   maskId: number;
   /** ε_s, lower clamp of the sub-step start times (default EPS_SAMPLE = 1e-5). */
@@ -67,7 +67,7 @@ export function subStepTimes(t: number, deltaR: number, K: number, legacyTimeGri
 }
 
 /**
- * Teacher targets for a batch z_t [B, L] with per-sequence times t [B] and teacher step Δ_r (spec §4.1).
+ * Teacher targets for a batch z_t [B, L] with per-sequence times t [B] and teacher step Δ_r (docs/design/sdtt.md §4.1).
  *
  *   z = z_t
  *   for i in 0..K−1:

@@ -1,5 +1,10 @@
 // Node-only (main, worker, CLI; never the renderer): the one way files that readers poll are written, and the one
 // way an fs failure is told (describeFsError: "disk full while writing <file>", not a bare "ENOSPC ... write").
+// Why src/node/: shared/ is the contract the renderer imports too, so it holds no Node module; main/ would not do
+// because the engine writes these files as well and the engine must not import main; and the engine is the
+// compute layer, not a home for host file handling that main and the CLI need. src/node/ is the Node-only layer
+// below all three: engine, worker, main and CLI may import it; it imports only Node built-ins; shared/ and the
+// renderer never import it.
 import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 /** Turns an fs error into a message a user can act on ("disk full while writing ..."). */
