@@ -4,9 +4,9 @@
 // Prints tokens/s = batch * seqLen / seconds per forward (median of the timed iterations).
 import { parseArgs } from 'node:util';
 import { ModelConfig, BackendName } from '../src/shared/config.ts';
-import { initParams } from '../src/worker/engine/paramLayout.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
-import { createOnnxModel, loadOnnxRuntime } from '../src/worker/engine/onnx/runtime.ts';
+import { initParams } from '../src/engine/model/paramLayout.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { createOnnxModel, loadOnnxRuntime } from '../src/engine/onnx/runtime.ts';
 
 const { values } = parseArgs({
   options: {
@@ -77,8 +77,8 @@ else {
 
 if (!values['no-tfjs']) {
   try {
-    const { initBackend } = await import('../src/worker/engine/backend.ts');
-    const { createInferenceModel } = await import('../src/worker/engine/model.ts');
+    const { initBackend } = await import('../src/engine/model/backend.ts');
+    const { createInferenceModel } = await import('../src/engine/model/model.ts');
     const info = await initBackend(BackendName.parse(values.backend));
     const m = createInferenceModel(cfg, params);
     const tps = await time(`tfjs mdlm forward (${info.device})`, () => m.logits(tokens, B), Math.max(3, Math.ceil(iters / 4)));

@@ -2,7 +2,7 @@
 //   node --import tsx scripts/bench-train.ts [--backend wasm] [--threads 2] [--steps 5] [--warmup 1]
 import { parseArgs } from 'node:util';
 import { BackendName } from '../src/shared/config.ts';
-import { benchTrain } from '../src/worker/engine/benchTrain.ts';
+import { benchTrain } from '../src/engine/training/benchTrain.ts';
 
 const { values } = parseArgs({
   options: { backend: { type: 'string', default: 'wasm' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' } },

@@ -12,8 +12,8 @@ import { RunStore } from '../src/main/runStore.ts';
 import { RunManager } from '../src/main/runManager.ts';
 import { forkSpawner } from '../src/main/workerSpawner.ts';
 import { ApiHost, METRICS_PAGE, nodeBackendProbe, safetensorsParamCount } from '../src/main/apiHost.ts';
-import { loadCheckpoint, saveCheckpoint } from '../src/worker/engine/checkpoint.ts';
-import { paramLayout, paramCount, initParams } from '../src/worker/engine/paramLayout.ts';
+import { loadCheckpoint, saveCheckpoint } from '../src/engine/io/checkpoint.ts';
+import { paramLayout, paramCount, initParams } from '../src/engine/model/paramLayout.ts';
 import type { ModelConfig } from '../src/shared/config.ts';
 import { tinyPretrainJob } from './helpers/fixtures.ts';
 import { trainingDataOf } from '../src/main/runFiles.ts';
@@ -160,7 +160,7 @@ test('getInfo: version, workspace, host; backend from the probe, cached; "resolv
 test('nodeBackendProbe asks a child process what auto resolves to', { timeout: 60_000 }, async () => {
   const info = await nodeBackendProbe()();
   assert.match(info.backend, /^(onnx|tensorflow|wasm|cpu|webgpu)$/);
-  const { loadOnnxRuntime } = await import('../src/worker/engine/onnx/runtime.ts');
+  const { loadOnnxRuntime } = await import('../src/engine/onnx/runtime.ts');
   if ((await loadOnnxRuntime()).ort) assert.equal(info.backend, 'onnx', 'with onnxruntime-node installed, auto trains on it');
   assert.ok(info.device.length > 0);
 });

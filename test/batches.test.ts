@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchIterator, validationBatches } from '../src/worker/engine/data/batches.ts';
-import { openTokenSource } from '../src/worker/engine/data/shards.ts';
-import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
+import { BatchIterator, validationBatches } from '../src/engine/data/batches.ts';
+import { openTokenSource } from '../src/engine/data/shards.ts';
+import { ByteTokenizer } from '../src/engine/data/tokenizer.ts';
 
 const tokens = Uint16Array.from({ length: 1000 }, (_, i) => i);
 

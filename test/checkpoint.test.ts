@@ -16,8 +16,8 @@ import {
   writeFileDurable,
   type ParamLayout,
   type WriteFileDurable,
-} from '../src/worker/engine/checkpoint.ts';
-import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/worker/engine/safetensors.ts';
+} from '../src/engine/io/checkpoint.ts';
+import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/engine/io/safetensors.ts';
 
 const CFG: ModelConfig = {
   arch: 'mdlm',

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeTextBuffer, detagBrown, detagBrownTokens, stripGutenberg, gutencorpusParagraphs, unwrapParagraphs, chunkDocument, sourcesAvailable } from '../src/worker/engine/data/sources.ts';
-import { assignSplits, buildCorpus, SPLITS } from '../src/worker/engine/data/corpus.ts';
-import { openTokenSource } from '../src/worker/engine/data/shards.ts';
+import { decodeTextBuffer, detagBrown, detagBrownTokens, stripGutenberg, gutencorpusParagraphs, unwrapParagraphs, chunkDocument, sourcesAvailable } from '../src/engine/data/sources.ts';
+import { assignSplits, buildCorpus, SPLITS } from '../src/engine/data/corpus.ts';
+import { openTokenSource } from '../src/engine/data/shards.ts';
 import { requirement } from './helpers/requirements.ts';
 
 // Skips outside CI only; under CI=true (.ci/run's npm ci installs them) missing corpus packages fail the test.

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
 import { DIVERGENCE_NAMES, type DivergenceName } from '../src/shared/distillConfig.ts';
-import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/worker/engine/gradients.ts';
-import { subsLogProbs } from '../src/worker/engine/mdlm.ts';
-import { createInferenceModel } from '../src/worker/engine/model.ts';
-import { paramLayout } from '../src/worker/engine/paramLayout.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
-import { divergence } from '../src/worker/engine/sdtt/divergences.ts';
+import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/engine/model/gradients.ts';
+import { subsLogProbs } from '../src/engine/model/mdlm.ts';
+import { createInferenceModel } from '../src/engine/model/model.ts';
+import { paramLayout } from '../src/engine/model/paramLayout.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { divergence } from '../src/engine/sdtt/divergences.ts';
 import { assertGradsClose, noisyParams, tinyModel, useGradientEngine } from './helpers/fixtures.ts';
 
 type DistillBatch = Extract<GradBatch, { kind: 'distill' }>;

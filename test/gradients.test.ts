@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
-import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/worker/engine/gradients.ts';
-import { initParams, paramLayout } from '../src/worker/engine/paramLayout.ts';
-import { AdamW } from '../src/worker/engine/optim.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
+import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/engine/model/gradients.ts';
+import { initParams, paramLayout } from '../src/engine/model/paramLayout.ts';
+import { AdamW } from '../src/engine/training/optim.ts';
+import { Rng } from '../src/engine/rng.ts';
 import { assertGradsClose, noisyParams, tinyModel, useGradientEngine } from './helpers/fixtures.ts';
 
 const mdlm = tinyModel();

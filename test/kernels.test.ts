@@ -3,12 +3,12 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/worker/engine/backend.ts';
+import { initBackend } from '../src/engine/model/backend.ts';
 import {
   addColSum, addWeightGrad, attentionBwd, attentionFwd, causalMask, disposeRope, geluBwd, geluFwd, groupMatMul, headMatMul, lnModBwd, lnModFwd,
   read, ropeBwd, ropeFwd, ropeTables, transposeHost, view, type T2,
-} from '../src/worker/engine/kernels.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
+} from '../src/engine/model/kernels.ts';
+import { Rng } from '../src/engine/rng.ts';
 
 before(async () => {
   await initBackend('wasm');

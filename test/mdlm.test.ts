@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../src/worker/engine/rng.ts';
+import { Rng } from '../src/engine/rng.ts';
 import {
   EPS_NOISE,
   SUBS_NEG_INF,
@@ -11,7 +11,7 @@ import {
   nelboWeight,
   sigma,
   subsLogProbs,
-} from '../src/worker/engine/mdlm.ts';
+} from '../src/engine/model/mdlm.ts';
 
 test('log-linear schedule: m(t) = 1 - exp(-sigma) = (1-eps_n) t, and the NELBO weight dsigma/expm1(sigma) is 1/t', () => {
   for (const t of [1e-5, 1e-3, 0.1, 0.5, 0.9, 1]) {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { inventedWordSpans, judgePerplexity, knownWordRate, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy, wordVocabulary } from '../src/worker/engine/metrics.ts';
-import { loadTokenizer, shippedTokenizerPath } from '../src/worker/engine/data/tokenizer.ts';
-import type { ArModel, ArSession } from '../src/worker/engine/types.ts';
+import { inventedWordSpans, judgePerplexity, knownWordRate, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy, wordVocabulary } from '../src/engine/eval/metrics.ts';
+import { loadTokenizer, shippedTokenizerPath } from '../src/engine/data/tokenizer.ts';
+import type { ArModel, ArSession } from '../src/engine/types.ts';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 

@@ -3,12 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ModelConfig } from '../src/shared/config.ts';
-import { GradientEngine, type GradBatch } from '../src/worker/engine/gradients.ts';
-import { loadOnnxRuntime } from '../src/worker/engine/onnx/runtime.ts';
-import { OnnxGradientEngine } from '../src/worker/engine/onnx/trainSession.ts';
-import { paramLayout } from '../src/worker/engine/paramLayout.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
-import { antitheticTimes, forwardMask } from '../src/worker/engine/mdlm.ts';
+import { GradientEngine, type GradBatch } from '../src/engine/model/gradients.ts';
+import { loadOnnxRuntime } from '../src/engine/onnx/runtime.ts';
+import { OnnxGradientEngine } from '../src/engine/onnx/trainSession.ts';
+import { paramLayout } from '../src/engine/model/paramLayout.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { antitheticTimes, forwardMask } from '../src/engine/model/mdlm.ts';
 import { noisyParams, randomTokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
 import { requirement } from './helpers/requirements.ts';
 
@@ -107,7 +107,7 @@ test('a batch of several onnx chunks (1024 tokens each) sums to the same loss an
 
 test('createGradientEngine: auto trains on onnxruntime here, a named tfjs backend on tfjs, onnx + a tfjs backend is an error', { skip }, async () => {
   ORT.check();
-  const { createGradientEngine } = await import('../src/worker/engine/gradientEngine.ts');
+  const { createGradientEngine } = await import('../src/engine/training/gradientEngine.ts');
   const cfg = tinyModel();
   const auto = await createGradientEngine(cfg, { backend: 'auto', threads: 2 });
   assert.equal(auto.backend, 'onnx');

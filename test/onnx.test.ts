@@ -4,10 +4,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { createInferenceModel } from '../src/worker/engine/model.ts';
-import { DataType, Message, encodeModel, encodeTensor, varintBytes } from '../src/worker/engine/onnx/protobuf.ts';
-import { buildOnnxModel, exportOnnx, onnxModelBytes } from '../src/worker/engine/onnx/graph.ts';
-import { createOnnxModel, loadOnnxRuntime } from '../src/worker/engine/onnx/runtime.ts';
+import { createInferenceModel } from '../src/engine/model/model.ts';
+import { DataType, Message, encodeModel, encodeTensor, varintBytes } from '../src/engine/onnx/protobuf.ts';
+import { buildOnnxModel, exportOnnx, onnxModelBytes } from '../src/engine/onnx/graph.ts';
+import { createOnnxModel, loadOnnxRuntime } from '../src/engine/onnx/runtime.ts';
 import { maxAbsDiff, noisyParams, randomTokens as tokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
 import { requirement } from './helpers/requirements.ts';
 
@@ -253,8 +253,8 @@ test('runs inside a worker_threads Worker (loadOnnxRuntime + createOnnxModel)', 
     const { parentPort, workerData } = await import('node:worker_threads');
     (await import(${JSON.stringify(api)})).register();
     const { ModelConfig } = await import(${u('../src/shared/config.ts')});
-    const { initParams } = await import(${u('../src/worker/engine/paramLayout.ts')});
-    const { createOnnxModel, loadOnnxRuntime } = await import(${u('../src/worker/engine/onnx/runtime.ts')});
+    const { initParams } = await import(${u('../src/engine/model/paramLayout.ts')});
+    const { createOnnxModel, loadOnnxRuntime } = await import(${u('../src/engine/onnx/runtime.ts')});
     const rt = await loadOnnxRuntime();
     const cfg = ModelConfig.parse(workerData);
     const m = await createOnnxModel(cfg, initParams(cfg, 1), { threads: 1 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, globalNorm, lrAt } from '../src/worker/engine/optim.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
+import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, globalNorm, lrAt } from '../src/engine/training/optim.ts';
+import { Rng } from '../src/engine/rng.ts';
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what = ''): void {
   assert.equal(actual.length, expected.length, `${what} length`);

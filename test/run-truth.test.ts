@@ -16,7 +16,7 @@ import type { RunRecord } from '../src/shared/runState.ts';
 import { RunStore, type RunStoreWriter } from '../src/main/runStore.ts';
 import { RunManager } from '../src/main/runManager.ts';
 import { ApiHost } from '../src/main/apiHost.ts';
-import { listCheckpoints } from '../src/worker/engine/checkpoint.ts';
+import { listCheckpoints } from '../src/engine/io/checkpoint.ts';
 import { main } from '../src/cli/index.ts';
 import { runCliJob } from '../src/cli/runJob.ts';
 import { handleEvent, useApp } from '../src/renderer/store/appStore.ts';

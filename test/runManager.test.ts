@@ -274,7 +274,7 @@ test('open() reopens a run with the same config (more steps allowed) and refuses
 });
 
 // ---- integration: real worker process, real engine ------------------------------------------------------------
-const ENGINE_MODULES = ['gradients.ts', 'model.ts', 'train.ts', 'backend.ts', 'data/shards.ts', 'data/batches.ts'].map((f) => join('src/worker/engine', f));
+const ENGINE_MODULES = ['model/gradients.ts', 'model/model.ts', 'training/train.ts', 'model/backend.ts', 'data/shards.ts', 'data/batches.ts'].map((f) => join('src/engine', f));
 const missing = ENGINE_MODULES.filter((f) => !existsSync(f));
 // Skips outside CI only; under CI=true a missing module fails the test (helpers/requirements.ts).
 const engineFiles = requirement(missing.length ? `the real-engine run needs ${missing.join(', ')}, missing from the tree` : false);

@@ -11,8 +11,8 @@ import {
   halfToFloat,
   int64ToNumbers,
   type SafetensorInput,
-} from '../src/worker/engine/safetensors.ts';
-import { Rng } from '../src/worker/engine/rng.ts';
+} from '../src/engine/io/safetensors.ts';
+import { Rng } from '../src/engine/rng.ts';
 
 /** Builds a file from raw header text and data bytes, the way a hostile or broken writer might. */
 function rawFile(header: string, data: Uint8Array = new Uint8Array(0), lengthPrefix?: bigint): Buffer {

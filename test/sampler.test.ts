@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../src/worker/engine/rng.ts';
-import { EPS_SAMPLE, subsLogProbs } from '../src/worker/engine/mdlm.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { EPS_SAMPLE, subsLogProbs } from '../src/engine/model/mdlm.ts';
 import {
   ancestralStep,
   revealProb,
@@ -11,9 +11,9 @@ import {
   nucleusSample,
   sequenceRng,
   timeGrid,
-} from '../src/worker/engine/sampler.ts';
-import { sampleAr } from '../src/worker/engine/arSampler.ts';
-import type { ArModel, ArSession } from '../src/worker/engine/types.ts';
+} from '../src/engine/sampling/sampler.ts';
+import { sampleAr } from '../src/engine/sampling/arSampler.ts';
+import type { ArModel, ArSession } from '../src/engine/types.ts';
 import { CountingDenoiser } from './helpers/fixtures.ts';
 
 // ---------- fake models ----------

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../src/worker/engine/rng.ts';
-import { DIVERGENCES, divergence, divergenceGradLogits, kldGradLogits, rowDivergence, rowGradLogits, type DivergenceName } from '../src/worker/engine/sdtt/divergences.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { DIVERGENCES, divergence, divergenceGradLogits, kldGradLogits, rowDivergence, rowGradLogits, type DivergenceName } from '../src/engine/sdtt/divergences.ts';
 
 const NEG = -1e6;
 const close = (a: number, b: number, tol = 1e-12, msg = '') => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${msg} ${a} vs ${b}`);

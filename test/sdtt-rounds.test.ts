@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { roundAt, roundSchedule, scheduleSteps } from '../src/worker/engine/sdtt/rounds.ts';
+import { roundAt, roundSchedule, scheduleSteps } from '../src/engine/sdtt/rounds.ts';
 import { DEFAULT_EVAL_STEPS, DistillConfig, distillStartSteps } from '../src/shared/distillConfig.ts';
 import { describeConfigError } from '../src/shared/config.ts';
 

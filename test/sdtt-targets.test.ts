@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../src/worker/engine/rng.ts';
-import { EPS_SAMPLE, SUBS_NEG_INF, subsLogProbs } from '../src/worker/engine/mdlm.ts';
-import { ancestralStep } from '../src/worker/engine/sampler.ts';
-import { divergence } from '../src/worker/engine/sdtt/divergences.ts';
-import { subStepTimes, teacherTargets } from '../src/worker/engine/sdtt/targets.ts';
-import type { Denoiser } from '../src/worker/engine/types.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { EPS_SAMPLE, SUBS_NEG_INF, subsLogProbs } from '../src/engine/model/mdlm.ts';
+import { ancestralStep } from '../src/engine/sampling/sampler.ts';
+import { divergence } from '../src/engine/sdtt/divergences.ts';
+import { subStepTimes, teacherTargets } from '../src/engine/sdtt/targets.ts';
+import type { Denoiser } from '../src/engine/types.ts';
 import { CountingDenoiser, compactMaskedRows } from './helpers/fixtures.ts';
 
 /**

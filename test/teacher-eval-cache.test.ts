@@ -8,10 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DistillConfig, type DistillConfigInput } from '../src/shared/distillConfig.ts';
-import { runDistill } from '../src/worker/engine/distill.ts';
-import type { DistillEvalResult } from '../src/worker/engine/distillEval.ts';
-import { cachedTeacherEval, teacherEvalCacheRoot, teacherEvalKey } from '../src/worker/engine/teacherEvalCache.ts';
-import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
+import { runDistill } from '../src/engine/sdtt/distill.ts';
+import type { DistillEvalResult } from '../src/engine/sdtt/distillEval.ts';
+import { cachedTeacherEval, teacherEvalCacheRoot, teacherEvalKey } from '../src/engine/sdtt/teacherEvalCache.ts';
+import { ByteTokenizer } from '../src/engine/data/tokenizer.ts';
 import { RunStore } from '../src/main/runStore.ts';
 import { tinyModel, tinyTeacherAndJudge } from './helpers/fixtures.ts';
 

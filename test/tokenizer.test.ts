@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2IdByBytes, gpt2TokenBytes } from '../src/worker/engine/data/gpt2.ts';
-import { ByteTokenizer, CompactTokenizer, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER, type CompactFallback } from '../src/worker/engine/data/tokenizer.ts';
-import { assembleDocuments } from '../src/worker/engine/data/corpus.ts';
-import { sourcesAvailable } from '../src/worker/engine/data/sources.ts';
+import { GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2IdByBytes, gpt2TokenBytes } from '../src/engine/data/gpt2.ts';
+import { ByteTokenizer, CompactTokenizer, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER, type CompactFallback } from '../src/engine/data/tokenizer.ts';
+import { assembleDocuments } from '../src/engine/data/corpus.ts';
+import { sourcesAvailable } from '../src/engine/data/sources.ts';
 import { requirement } from './helpers/requirements.ts';
 
 // Skips outside CI only; under CI=true (.ci/run's npm ci installs them) missing corpus packages fail the test.

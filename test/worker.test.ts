@@ -9,7 +9,7 @@ import { PROTOCOL_LIMITS } from '../src/shared/messages.ts';
 import { NoChannelError, openPort, type Port, type ProcessLike } from '../src/worker/port.ts';
 import { DEFAULT_WORKER_ENTRY, forkSpawner } from '../src/main/workerSpawner.ts';
 import { ALICE, tinyPretrainJob } from './helpers/fixtures.ts';
-import { ByteTokenizer } from '../src/worker/engine/data/tokenizer.ts';
+import { ByteTokenizer } from '../src/engine/data/tokenizer.ts';
 
 class FakePort implements Port {
   readonly host = 'node' as const;

@@ -2,11 +2,11 @@
 // with ONE JSON line on stdout, so results can be collected by scripts.
 import { BackendName, ModelConfig } from '../shared/config.ts';
 import { MODEL_PRESETS } from '../shared/presets.ts';
-import { benchTrain } from '../worker/engine/benchTrain.ts';
-import { initParams } from '../worker/engine/paramLayout.ts';
-import { createModelRuntime } from '../worker/engine/openModel.ts';
-import { sampleMdlm } from '../worker/engine/sampler.ts';
-import { sampleAr } from '../worker/engine/arSampler.ts';
+import { benchTrain } from '../engine/training/benchTrain.ts';
+import { initParams } from '../engine/model/paramLayout.ts';
+import { createModelRuntime } from '../engine/io/openModel.ts';
+import { sampleMdlm } from '../engine/sampling/sampler.ts';
+import { sampleAr } from '../engine/sampling/arSampler.ts';
 import { intFlag, intListFlag, parseFlags, runtimeFlag, UsageError, type Flags } from './args.ts';
 
 const FLAGS: Flags = {

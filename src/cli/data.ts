@@ -2,8 +2,8 @@
 // train split and writes token shards + manifest. Deterministic: the same command gives byte-identical output.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildCorpus } from '../worker/engine/data/corpus.ts';
-import { sha256Hex } from '../worker/engine/data/tokenizer.ts';
+import { buildCorpus } from '../engine/data/corpus.ts';
+import { sha256Hex } from '../engine/data/tokenizer.ts';
 import { intFlag, parseFlags, UsageError, type Flags } from './args.ts';
 import { ProgressBar } from './progress.ts';
 

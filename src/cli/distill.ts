@@ -8,8 +8,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig, DIVERGENCE_NAMES } from '../shared/distillConfig.ts';
-import { SHIPPED_JUDGE, runDistill } from '../worker/engine/distill.ts';
-import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../worker/engine/distillEval.ts';
+import { SHIPPED_JUDGE, runDistill } from '../engine/sdtt/distill.ts';
+import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../engine/sdtt/distillEval.ts';
 import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, UsageError, type Flags } from './args.ts';
 import { ProgressBar, formatDuration } from './progress.ts';
 import { evalCell } from '../shared/evalFormat.ts';
@@ -163,7 +163,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   if (!existsSync(join(DEMO_DATA, 'manifest.json'))) {
     console.error(`building the corpus shards in ${DEMO_DATA} first ...`);
-    const { buildCorpus } = await import('../worker/engine/data/corpus.ts');
+    const { buildCorpus } = await import('../engine/data/corpus.ts');
     await buildCorpus(DEMO_DATA);
   }
   // Later flags win in parseArgs, so user options override the defaults.

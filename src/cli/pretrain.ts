@@ -3,8 +3,8 @@
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { MODEL_PRESETS, presetNames } from '../shared/presets.ts';
 import { defaultRunId } from '../main/runLifecycle.ts';
-import { runPretrain } from '../worker/engine/train.ts';
-import { resolveTokenizer } from '../worker/engine/tokenizers.ts';
+import { runPretrain } from '../engine/training/train.ts';
+import { resolveTokenizer } from '../engine/data/tokenizers.ts';
 import { intFlag, numFlag, parseFlags, readJsonConfig, UsageError, type Flags } from './args.ts';
 import { runCliJob } from './runJob.ts';
 

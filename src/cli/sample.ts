@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { BackendName } from '../shared/config.ts';
 import { TopP } from '../shared/messages.ts';
 import { fmtKnownWords } from '../shared/evalFormat.ts';
-import { checkWords, sampleText, type SampleTextResult } from '../worker/engine/sampleText.ts';
+import { checkWords, sampleText, type SampleTextResult } from '../engine/sampling/sampleText.ts';
 import { intFlag, numFlag, parseFlags, runtimeFlag, UsageError, type Flags } from './args.ts';
 import { ProgressBar } from './progress.ts';
 

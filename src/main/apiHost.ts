@@ -28,7 +28,7 @@ import {
 } from '../shared/api.ts';
 import { PROTOCOL_LIMITS } from '../shared/messages.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
+import { latestCheckpoint } from '../engine/io/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
 import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
@@ -387,7 +387,7 @@ function readVersion(): string {
 export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promise<BackendInfo> {
   return () =>
     new Promise((resolvePromise, reject) => {
-      const engineUrl = pathToFileURL(join(REPO_ROOT, 'src', 'worker', 'engine', 'gradientEngine.ts')).href;
+      const engineUrl = pathToFileURL(join(REPO_ROOT, 'src', 'engine', 'training', 'gradientEngine.ts')).href;
       const script = `const { autoTrainingBackend } = await import(${JSON.stringify(engineUrl)}); const i = await autoTrainingBackend(); process.stdout.write('\\n@@' + JSON.stringify(i) + '\\n'); process.exit(0);`;
       let tsx: string;
       try {

@@ -7,9 +7,9 @@ import { describeFsError, writeFileAtomic } from '../node/atomicFile.ts';
 import { ApiError, type EvalSummaryRow, type ExportDtype } from '../shared/api.ts';
 import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../worker/engine/checkpoint.ts';
-import { readModelWeights, type ModelWeights } from '../worker/engine/modelCheckpoint.ts';
-import { CheckpointError, encodeSafetensors, float32ToHalf, halfToFloat, type SafetensorInput } from '../worker/engine/safetensors.ts';
+import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../engine/io/checkpoint.ts';
+import { readModelWeights, type ModelWeights } from '../engine/io/modelCheckpoint.ts';
+import { CheckpointError, encodeSafetensors, float32ToHalf, halfToFloat, type SafetensorInput } from '../engine/io/safetensors.ts';
 import { normaliseRound, readJsonObject, readTeacherEval } from './runFiles.ts';
 
 /** What the run measured about the exported model, for its card: its rows (a student's after its round) and, for a

@@ -13,8 +13,8 @@
 import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brokenLinkReason } from '../worker/engine/safetensorsFile.ts';
-import { shippedTokenizerFile } from '../worker/engine/tokenizers.ts';
+import { brokenLinkReason } from '../engine/io/safetensorsFile.ts';
+import { shippedTokenizerFile } from '../engine/data/tokenizers.ts';
 
 /** The repository's shipped assets/ folder (models, data, tokenizer): read-only to requests. */
 export const SHIPPED_ASSETS_DIR = fileURLToPath(new URL('../../assets', import.meta.url));

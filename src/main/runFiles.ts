@@ -8,7 +8,7 @@
 //                              gen_ppl/gen_ppl_se null without a judge)
 //                            `checkpoint` (relative to the run folder, or absolute inside it) names the round's
 //                            student checkpoint; without it, checkpoints/<lastStep> is used.
-//   runs/<id>/teacher-eval.json  a distillation's round −1 evaluation (worker/engine/distillEval.ts); its `rows`
+//   runs/<id>/teacher-eval.json  a distillation's round −1 evaluation (engine/sdtt/distillEval.ts); its `rows`
 //                            have the eval row shape above; read leniently, like rounds.jsonl.
 //   runs/<id>/samples/*.json each file holds a JSON array of SampleCell (shared/api.ts), or one SampleCell object,
 //                            or { "cells": SampleCell[] }; conventionally named <round>-<steps>.json (round -1 =
@@ -18,9 +18,9 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ApiError, type EvalSummaryRow, type MetricPoint, type RoundSummary, type SampleCell } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
-import { brokenLinkReason } from '../worker/engine/safetensorsFile.ts';
-import { MAX_HEADER_BYTES } from '../worker/engine/safetensors.ts';
+import { latestCheckpoint } from '../engine/io/checkpoint.ts';
+import { brokenLinkReason } from '../engine/io/safetensorsFile.ts';
+import { MAX_HEADER_BYTES } from '../engine/io/safetensors.ts';
 
 /** A metrics.jsonl row as an API MetricPoint. */
 export function toMetricPoint(m: Record<string, unknown>): MetricPoint {

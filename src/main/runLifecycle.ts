@@ -10,8 +10,8 @@ import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig, distillTotalSteps } from '../shared/distillConfig.ts';
 import type { RunRecord, RunStatus } from '../shared/runState.ts';
 import type { RunStore } from './runStore.ts';
-import { latestCheckpoint } from '../worker/engine/checkpoint.ts';
-import { checkDataReadable, preflightDistill } from '../worker/engine/distillPreflight.ts';
+import { latestCheckpoint } from '../engine/io/checkpoint.ts';
+import { checkDataReadable, preflightDistill } from '../engine/sdtt/distillPreflight.ts';
 
 export class RunConflictError extends Error {}
 

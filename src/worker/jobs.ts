@@ -9,9 +9,9 @@ import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
 import { PROTOCOL_LIMITS, parseMainToWorker, type JobSpec, type SampleRequest, type SampleResult, type WorkerToMain } from '../shared/messages.ts';
 import type { StepMetric } from '../shared/runState.ts';
-import type { TrainHooks, TrainResult } from './engine/train.ts';
-import type { DistillHooks, DistillResult } from './engine/distill.ts';
-import type { SampleTextOptions, SampleTextResult } from './engine/sampleText.ts';
+import type { TrainHooks, TrainResult } from '../engine/training/train.ts';
+import type { DistillHooks, DistillResult } from '../engine/sdtt/distill.ts';
+import type { SampleTextOptions, SampleTextResult } from '../engine/sampling/sampleText.ts';
 import type { Port } from './port.ts';
 
 export type RunPretrain = (cfg: PretrainConfig, checkpointsDir: string, hooks: TrainHooks) => Promise<TrainResult>;
@@ -35,7 +35,7 @@ export interface JobLoopOptions {
   /** The sampling entry; defaults to engine/sampleText.ts (imported lazily). */
   sampleText?: SampleTextFn;
   /** The word check of sampled texts; defaults to engine/sampleText.ts's checkWords. */
-  checkWords?: typeof import('./engine/sampleText.ts').checkWords;
+  checkWords?: typeof import('../engine/sampling/sampleText.ts').checkWords;
   /** Minimum interval between metrics messages. */
   flushMs?: number;
   /** Metrics buffered beyond this are flushed early, bounding message size whatever the rate. */
@@ -161,13 +161,13 @@ export class JobLoop {
    * result (sampling is not interruptible; a host that needs the worker gone sooner kills it). */
   private async sample(req: SampleRequest): Promise<void> {
     try {
-      const sampleText = this.opts.sampleText ?? (await import('./engine/sampleText.ts')).sampleText;
+      const sampleText = this.opts.sampleText ?? (await import('../engine/sampling/sampleText.ts')).sampleText;
       const r = await sampleText(req.checkpoint, { steps: req.steps, samples: req.samples, seed: req.seed, prefix: req.prefix, topP: req.topP });
       if (this.stopRequested) return this.finish({ type: 'done', status: 'stopped', step: 0, reason: 'stopped by user' }, 0);
       let wordCheck: SampleResult['wordCheck'];
       if (req.data) {
         try {
-          const check = this.opts.checkWords ?? (await import('./engine/sampleText.ts')).checkWords;
+          const check = this.opts.checkWords ?? (await import('../engine/sampling/sampleText.ts')).checkWords;
           wordCheck = check(r.texts, req.data, r.tokenizer);
         } catch (e) {
           // The samples stand on their own: a training text that cannot be read only costs the marking.
@@ -187,7 +187,7 @@ export class JobLoop {
     if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
     const cfg = parsed.data;
     if (cfg.kind !== job.kind) throw new Error(`job kind '${job.kind}' does not match config.kind '${cfg.kind}'`);
-    const runPretrain = this.opts.runPretrain ?? (await import('./engine/train.ts')).runPretrain;
+    const runPretrain = this.opts.runPretrain ?? (await import('../engine/training/train.ts')).runPretrain;
     const checkpointsDir = join(job.runDir, 'checkpoints');
     this.total = cfg.steps;
     return (hooks) => runPretrain(cfg, checkpointsDir, hooks);
@@ -201,7 +201,7 @@ export class JobLoop {
     const parsed = DistillConfig.safeParse(job.config);
     if (!parsed.success) throw new Error(describeConfigError(parsed.error, 'job config'));
     const cfg = parsed.data;
-    const runDistill = this.opts.runDistill ?? (await import('./engine/distill.ts')).runDistill;
+    const runDistill = this.opts.runDistill ?? (await import('../engine/sdtt/distill.ts')).runDistill;
     return (base) =>
       runDistill(cfg, job.runDir, {
         ...base,

@@ -15,8 +15,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/cli/serve.ts';
-import { loadCheckpoint } from '../../src/worker/engine/checkpoint.ts';
-import { paramLayout } from '../../src/worker/engine/paramLayout.ts';
+import { loadCheckpoint } from '../../src/engine/io/checkpoint.ts';
+import { paramLayout } from '../../src/engine/model/paramLayout.ts';
 import type { SampleCell } from '../../src/shared/api.ts';
 import { ALICE, trainTinyRun } from '../helpers/fixtures.ts';
 import { CHROMIUM, CHROMIUM_ARGS, ROOT, until } from './helpers.ts';

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ModelConfig, PretrainConfig } from '../../src/shared/config.ts';
 import { MODEL_PRESETS } from '../../src/shared/presets.ts';
-import type { GradientEngine } from '../../src/worker/engine/gradients.ts';
-import { initParams } from '../../src/worker/engine/paramLayout.ts';
-import { Rng } from '../../src/worker/engine/rng.ts';
-import type { Denoiser } from '../../src/worker/engine/types.ts';
+import type { GradientEngine } from '../../src/engine/model/gradients.ts';
+import { initParams } from '../../src/engine/model/paramLayout.ts';
+import { Rng } from '../../src/engine/rng.ts';
+import type { Denoiser } from '../../src/engine/types.ts';
 
 /** A tiny model (V 11, d 16, 2 layers, 2 heads, L 8, MASK 10, EOS 9, MDLM) with `over` applied. */
 export function tinyModel(over: Record<string, unknown> = {}): ModelConfig {
@@ -53,7 +53,7 @@ export function assertGradsClose(a: ArrayLike<number>, b: ArrayLike<number>, n: 
 /** Initialises the wasm backend before the file's tests. */
 export function useWasmBackend(): void {
   before(async () => {
-    const { initBackend } = await import('../../src/worker/engine/backend.ts');
+    const { initBackend } = await import('../../src/engine/model/backend.ts');
     await initBackend('wasm');
   });
 }
@@ -62,8 +62,8 @@ export function useWasmBackend(): void {
 export function useGradientEngine(cfg: ModelConfig): { readonly engine: GradientEngine } {
   const fx = {} as { engine: GradientEngine };
   before(async () => {
-    const { initBackend } = await import('../../src/worker/engine/backend.ts');
-    const { GradientEngine } = await import('../../src/worker/engine/gradients.ts');
+    const { initBackend } = await import('../../src/engine/model/backend.ts');
+    const { GradientEngine } = await import('../../src/engine/model/gradients.ts');
     await initBackend('wasm');
     fx.engine = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   });
@@ -102,9 +102,9 @@ export const ALICE = resolve(import.meta.dirname, '..', 'fixtures', 'alice.txt')
 export async function trainTinyRun(workspace: string, id: string, kind: 'pretrain' | 'pretrain-ar', steps: number): Promise<string> {
   // Imported here so that files using only the light fixtures load neither the engine nor the GPT-2 tables.
   const { RunStore } = await import('../../src/main/runStore.ts');
-  const { runPretrain } = await import('../../src/worker/engine/train.ts');
-  const { latestCheckpoint } = await import('../../src/worker/engine/checkpoint.ts');
-  const { ByteTokenizer } = await import('../../src/worker/engine/data/tokenizer.ts');
+  const { runPretrain } = await import('../../src/engine/training/train.ts');
+  const { latestCheckpoint } = await import('../../src/engine/io/checkpoint.ts');
+  const { ByteTokenizer } = await import('../../src/engine/data/tokenizer.ts');
   const tok = new ByteTokenizer();
   const cfg = PretrainConfig.parse({
     kind,
