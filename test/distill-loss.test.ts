@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
 import { DIVERGENCE_NAMES, type DivergenceName } from '../src/shared/distillConfig.ts';
-import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/engine/model/gradients.ts';
+import { TfjsGradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/engine/model/gradients.ts';
 import { subsLogProbs } from '../src/engine/model/mdlm.ts';
 import { createInferenceModel } from '../src/engine/model/model.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';
@@ -69,7 +69,7 @@ const close = (a: number, b: number, rel: number, msg: string) => assert.ok(Math
 for (const name of DIVERGENCE_NAMES) {
   test(`${name}: engine loss equals the float64 reference (MASK last and in the middle)`, async () => {
     for (const c of [cfg, tinyModel({ maskId: 4 })]) {
-      const e = c === cfg ? fx.engine : await GradientEngine.create(c, { backend: 'wasm', threads: 1 });
+      const e = c === cfg ? fx.engine : await TfjsGradientEngine.create(c, { backend: 'wasm', threads: 1 });
       try {
         const p = noisyParams(c, 1, NOISE);
         const b = await distillBatch(c, 3, 2, name);
@@ -126,7 +126,7 @@ test('student == teacher (dropout 0): loss 0 and ~zero gradients for every diver
 });
 
 test('threads=2 equals threads=1 (odd batch: unequal shards and masked counts, pooled 1/|S|)', async () => {
-  const dp = await GradientEngine.create(cfg, { backend: 'wasm', threads: 2 });
+  const dp = await TfjsGradientEngine.create(cfg, { backend: 'wasm', threads: 2 });
   try {
     const p = noisyParams(cfg, 9, NOISE);
     for (const name of ['kld', 'tvd'] as const) {
@@ -181,7 +181,7 @@ test('nothing masked: loss 0 and zero gradients', async () => {
 
 test('train mode: dropout deterministic per seed, evalLoss without dropout', async () => {
   const dcfg = tinyModel({ dropout: 0.3 });
-  const e = await GradientEngine.create(dcfg, { backend: 'wasm', threads: 1 });
+  const e = await TfjsGradientEngine.create(dcfg, { backend: 'wasm', threads: 1 });
   try {
     const p = noisyParams(dcfg, 17, NOISE);
     const b = await distillBatch(dcfg, 2, 18, 'kld');
@@ -216,7 +216,7 @@ test('large shards run in chunks (512 tokens): same loss as the reference and as
   const b = await distillBatch(cfg, 100, 22, 'kld'); // in-process: chunks of 64 + 36 sequences
   const whole = await fx.engine.computeGradients(p, b, 0);
   close(whole.loss, await reference(cfg, p, b), 1e-4, 'chunked vs reference');
-  const dp = await GradientEngine.create(cfg, { backend: 'wasm', threads: 2 }); // 50 + 50: no chunking
+  const dp = await TfjsGradientEngine.create(cfg, { backend: 'wasm', threads: 2 }); // 50 + 50: no chunking
   try {
     const split = await dp.computeGradients(p, b, 0);
     close(split.loss, whole.loss, 1e-5, 'loss');

@@ -10,7 +10,7 @@ import { paramsChecksum, runDistill, type DistillHooks, type TeacherRef } from '
 import { latestCheckpoint, loadCheckpoint } from '../src/engine/io/checkpoint.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';
 import { createModelRuntime } from '../src/engine/io/openModel.ts';
-import { GradientEngine } from '../src/engine/model/gradients.ts';
+import { TfjsGradientEngine } from '../src/engine/model/gradients.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { antitheticTimes, forwardMask, subsLogProbs, EPS_SAMPLE } from '../src/engine/model/mdlm.ts';
 import { BatchIterator } from '../src/engine/data/batches.ts';
@@ -69,7 +69,7 @@ test('round 0 at init (dropout off): sub-step-0 positions have zero loss, every 
   const cfg = { ...ck.config, dropout: 0 };
   const params = ck.ema!;
   const { model } = await createModelRuntime(cfg, params, { backend: 'wasm' });
-  const engine = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
+  const engine = await TfjsGradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   try {
     const B = 4;
     const L = cfg.seqLen;

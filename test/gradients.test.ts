@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
-import { GradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/engine/model/gradients.ts';
+import { TfjsGradientEngine, makeShards, shardLossAndGrads, type GradBatch } from '../src/engine/model/gradients.ts';
 import { initParams, paramLayout } from '../src/engine/model/paramLayout.ts';
 import { AdamW } from '../src/engine/training/optim.ts';
 import { Rng } from '../src/engine/rng.ts';
@@ -93,7 +93,7 @@ test('mdlm loss of the zero-head model = sum over masked of log(V-1)/t, over B*L
 });
 
 test('ar loss of the zero-head model is log(V)', async () => {
-  const e = await GradientEngine.create(ar, { backend: 'wasm', threads: 1 });
+  const e = await TfjsGradientEngine.create(ar, { backend: 'wasm', threads: 1 });
   const loss = await e.evalLoss(initParams(ar, 0), arBatch(ar, 3, 1));
   assert.ok(Math.abs(loss - Math.log(ar.vocabSize)) < 1e-6);
   await e.dispose();
@@ -103,7 +103,7 @@ test('data parallel: threads=2 gives the threads=1 loss and gradients, determini
   const p = noisyParams(mdlm, 7);
   const batch = mdlmBatch(mdlm, 5, 8); // odd batch: unequal shards
   const one = await fx.engine.computeGradients(p, batch, 1);
-  const dp = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
+  const dp = await TfjsGradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
   try {
     assert.equal(dp.threads, 2);
     assert.equal(dp.backend, 'wasm');
@@ -123,7 +123,7 @@ test('data parallel: threads=2 gives the threads=1 loss and gradients, determini
 
 test('dropout: same seed => same gradients, other seed => different; evalLoss has no dropout', async () => {
   const cfg = tinyModel({ dropout: 0.3 });
-  const e = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
+  const e = await TfjsGradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   const p = noisyParams(cfg, 3);
   const batch = mdlmBatch(cfg, 2, 3);
   const a = await e.computeGradients(p, batch, 11);
@@ -168,7 +168,7 @@ test('errors reach the caller: bad token ids (in-process and in workers), unavai
   const p = noisyParams(mdlm, 1);
   await assert.rejects(fx.engine.computeGradients(p, bad, 1), /token id 99 at position 3/);
   await assert.rejects(fx.engine.computeGradients(p.subarray(1), mdlmBatch(mdlm, 2, 1), 1), /expected \d+ parameters/);
-  const dp = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
+  const dp = await TfjsGradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
   try {
     await assert.rejects(dp.computeGradients(p, bad, 1), /token id 99/);
     // the pool survives a failed step
@@ -177,9 +177,9 @@ test('errors reach the caller: bad token ids (in-process and in workers), unavai
   } finally {
     await dp.dispose();
   }
-  await assert.rejects(GradientEngine.create(mdlm, { backend: 'tensorflow', threads: 2 }), /backend 'tensorflow' is unavailable/);
+  await assert.rejects(TfjsGradientEngine.create(mdlm, { backend: 'tensorflow', threads: 2 }), /backend 'tensorflow' is unavailable/);
   // a worker that dies makes later calls fail fast instead of hanging
-  const broken = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
+  const broken = await TfjsGradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
   const pool = (broken as unknown as { pool: { workers: { worker: { terminate(): Promise<number> } }[] } }).pool;
   await pool.workers[1].worker.terminate();
   await assert.rejects(broken.computeGradients(p, mdlmBatch(mdlm, 2, 1), 1), /gradient worker pool is broken: gradient worker 1 exited/);
@@ -188,8 +188,8 @@ test('errors reach the caller: bad token ids (in-process and in workers), unavai
 });
 
 test('ar batches run data-parallel too', async () => {
-  const one = await GradientEngine.create(ar, { backend: 'wasm', threads: 1 });
-  const two = await GradientEngine.create(ar, { backend: 'wasm', threads: 2 });
+  const one = await TfjsGradientEngine.create(ar, { backend: 'wasm', threads: 1 });
+  const two = await TfjsGradientEngine.create(ar, { backend: 'wasm', threads: 2 });
   try {
     const p = noisyParams(ar, 3);
     const b = arBatch(ar, 3, 2);
@@ -208,7 +208,7 @@ test('large shards run in chunks (512 tokens) with the same loss and gradients',
   const p = noisyParams(mdlm, 9);
   const batch = mdlmBatch(mdlm, 100, 9); // 800 tokens: in-process = chunks of 64 + 36 sequences
   const whole = await fx.engine.computeGradients(p, batch, 0);
-  const dp = await GradientEngine.create(mdlm, { backend: 'wasm', threads: 2 }); // 50 + 50: no chunking
+  const dp = await TfjsGradientEngine.create(mdlm, { backend: 'wasm', threads: 2 }); // 50 + 50: no chunking
   try {
     const split = await dp.computeGradients(p, batch, 0);
     assert.ok(Math.abs(whole.loss - split.loss) < 1e-5 * whole.loss);

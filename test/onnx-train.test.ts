@@ -1,9 +1,9 @@
-// The ONNX training step (onnx/trainGraph.ts + trainSession.ts) against the tfjs GradientEngine, which is itself
+// The ONNX training step (onnx/trainGraph.ts + trainSession.ts) against the tfjs TfjsGradientEngine, which is itself
 // checked against finite differences in gradients.test.ts: same loss, same gradient for every parameter tensor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ModelConfig } from '../src/shared/config.ts';
-import { GradientEngine, type GradBatch } from '../src/engine/model/gradients.ts';
+import { TfjsGradientEngine, type GradBatch } from '../src/engine/model/gradients.ts';
 import { loadOnnxRuntime } from '../src/engine/onnx/runtime.ts';
 import { OnnxGradientEngine } from '../src/engine/onnx/trainSession.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';
@@ -44,7 +44,7 @@ function assertSameGradients(cfg: ModelConfig, a: Float32Array, b: Float32Array)
 /** Both engines on the same params and batch (dropout seed 5): loss, gradients and eval loss agree; `extra` gets the onnx engine and its loss. */
 async function compareEngines(cfg: ModelConfig, batch: GradBatch, opts: { threads?: number; extra?: (onnx: OnnxGradientEngine, loss: number) => Promise<void> } = {}): Promise<void> {
   const onnx = await OnnxGradientEngine.create(cfg, { threads: opts.threads ?? 1 });
-  const tfjs = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
+  const tfjs = await TfjsGradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   try {
     const params = noisyParams(cfg, 7);
     const ref = await tfjs.computeGradients(params, batch, 5);

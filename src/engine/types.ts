@@ -1,4 +1,5 @@
 // Small interfaces that let samplers, evaluators and checkpoints work without knowing about tfjs.
+import type { GradBatch } from './model/gradients.ts';
 
 /** A named float32 tensor on the host (weights, optimiser moments, EMA). Row-major. */
 export interface HostTensor {
@@ -35,4 +36,16 @@ export interface ArSession {
   /** Number of positions already in the cache. */
   readonly length: number;
   dispose(): void;
+}
+
+/** A training step's gradient computation: the tfjs engine (model/gradients.ts TfjsGradientEngine) or onnxruntime's
+ * (onnx/trainSession.ts OnnxGradientEngine); training/gradientEngine.ts picks one. */
+export interface TrainingEngine {
+  /** 'onnx' or the tfjs backend's name. */
+  readonly backend: string;
+  readonly device: string;
+  readonly threads: number;
+  computeGradients(params: Float32Array, batch: GradBatch, dropoutSeed: number): Promise<{ loss: number; grads: Float32Array }>;
+  evalLoss(params: Float32Array, batch: GradBatch): Promise<number>;
+  dispose(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-// Shared test fixtures: tiny model configs, noisy parameters, a wasm GradientEngine per file, a pretrain job config
+// Shared test fixtures: tiny model configs, noisy parameters, a wasm TfjsGradientEngine per file, a pretrain job config
 // on the tiny preset, tiny runs trained in-process, and a counting fake denoiser. Not a *.test.ts file, so the
 // runner does not run it on its own.
 import { after, before } from 'node:test';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ModelConfig, PretrainConfig } from '../../src/shared/config.ts';
 import { MODEL_PRESETS } from '../../src/shared/presets.ts';
-import type { GradientEngine } from '../../src/engine/model/gradients.ts';
+import type { TfjsGradientEngine } from '../../src/engine/model/gradients.ts';
 import { initParams } from '../../src/engine/model/paramLayout.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import type { Denoiser } from '../../src/engine/types.ts';
@@ -58,14 +58,14 @@ export function useWasmBackend(): void {
   });
 }
 
-/** The wasm backend plus one single-threaded GradientEngine for `cfg`, created before and disposed after the file's tests. */
-export function useGradientEngine(cfg: ModelConfig): { readonly engine: GradientEngine } {
-  const fx = {} as { engine: GradientEngine };
+/** The wasm backend plus one single-threaded TfjsGradientEngine for `cfg`, created before and disposed after the file's tests. */
+export function useGradientEngine(cfg: ModelConfig): { readonly engine: TfjsGradientEngine } {
+  const fx = {} as { engine: TfjsGradientEngine };
   before(async () => {
     const { initBackend } = await import('../../src/engine/model/backend.ts');
-    const { GradientEngine } = await import('../../src/engine/model/gradients.ts');
+    const { TfjsGradientEngine } = await import('../../src/engine/model/gradients.ts');
     await initBackend('wasm');
-    fx.engine = await GradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
+    fx.engine = await TfjsGradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   });
   after(async () => {
     await fx.engine.dispose();

@@ -1,4 +1,4 @@
-// Worker-thread entry of the data-parallel GradientEngine: owns one tfjs backend instance (one core), reads the
+// Worker-thread entry of the data-parallel TfjsGradientEngine: owns one tfjs backend instance (one core), reads the
 // step's parameters from the shared buffer, writes its shard's gradient into its own shared buffer.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';

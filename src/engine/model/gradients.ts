@@ -21,6 +21,7 @@ import { addInto, causalMask, scatterAddRows, disposeRope, heapView, linear, lin
 import { addHeadGrad, blockBwd, disposeSaved, disposeWeights, trunkFwd, uploadWeights, type Weights } from './model.ts';
 import { blockOffsets, layoutMap, paramCount, type ParamEntry } from './paramLayout.ts';
 import { Rng } from '../rng.ts';
+import type { TrainingEngine } from '../types.ts';
 
 export type GradBatch =
   | { kind: 'mdlm'; x0: Int32Array; zt: Int32Array; t: Float32Array; batch: number }
@@ -257,7 +258,7 @@ function spawnGradWorker(workerData: unknown): Worker {
   return new Worker(boot, { eval: true, workerData });
 }
 
-export class GradientEngine {
+export class TfjsGradientEngine implements TrainingEngine {
   readonly backend: string;
   readonly device: string;
   readonly threads: number;
@@ -280,9 +281,9 @@ export class GradientEngine {
     this.n = paramCount(cfg);
   }
 
-  static async create(cfg: ModelConfig, opts: { backend: BackendName; threads: number }): Promise<GradientEngine> {
+  static async create(cfg: ModelConfig, opts: { backend: BackendName; threads: number }): Promise<TfjsGradientEngine> {
     const threads = Math.max(1, Math.floor(opts.threads));
-    if (threads === 1) return new GradientEngine(cfg, await initBackend(opts.backend), null);
+    if (threads === 1) return new TfjsGradientEngine(cfg, await initBackend(opts.backend), null);
     const n = paramCount(cfg);
     const params = new Float32Array(new SharedArrayBuffer(4 * n));
     const workers: PoolWorker[] = [];
@@ -318,7 +319,7 @@ export class GradientEngine {
       await Promise.all(workers.map((w) => w.worker.terminate()));
       throw e;
     }
-    return new GradientEngine(cfg, { backend: info.backend, device: `${info.device} x ${threads} workers` }, { workers, params });
+    return new TfjsGradientEngine(cfg, { backend: info.backend, device: `${info.device} x ${threads} workers` }, { workers, params });
   }
 
   private checkParams(params: Float32Array): void {
@@ -332,7 +333,7 @@ export class GradientEngine {
   }
 
   private async runNow(params: Float32Array, batch: GradBatch, dropoutSeed: number | null, wantGrads: boolean): Promise<{ loss: number; grads: Float32Array | null }> {
-    if (this.disposed) throw new Error('GradientEngine used after dispose()');
+    if (this.disposed) throw new Error('TfjsGradientEngine used after dispose()');
     this.checkParams(params);
     if (!this.pool) {
       const shard = makeShards(this.cfg, batch, 1)[0];

@@ -1,5 +1,5 @@
 // The training step on onnxruntime-node's native CPU kernels: runs trainGraph.ts with the current parameters as
-// inputs and assembles the flat gradient. Same contract as the tfjs GradientEngine (gradients.ts): the batch is
+// inputs and assembles the flat gradient. Same contract as the tfjs TfjsGradientEngine (gradients.ts): the batch is
 // split by makeShards into rows / targets / weights, the loss is normalised by the whole batch, the dropout masks
 // come from the same host RNG (workerDropoutSeed(seed, 0)), and the result is d(loss)/d(params) over the flat
 // parameter vector. Pretraining runs one 'grads' graph; a distillation step runs 'logits', the host divergence
@@ -12,6 +12,7 @@ import { dropoutMaskValues } from '../model/model.ts';
 import { paramLayout, paramCount, type ParamEntry } from '../model/paramLayout.ts';
 import { Rng } from '../rng.ts';
 import { loadOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor, type OrtSessionOptions } from './runtime.ts';
+import type { TrainingEngine } from '../types.ts';
 import {
   GRAD_EMBED_ROWS, GRAD_HEAD_B, GRAD_HEAD_W, TRAIN_DLOGITS, TRAIN_LOGITS, TRAIN_LOSS, TRAIN_PROBS, TRAIN_ROWS, TRAIN_TARGETS, TRAIN_TOKENS, TRAIN_WEIGHTS,
   dropoutInput, gradName, headIds, trainGraphBytes, type TrainGraphMode,
@@ -25,7 +26,7 @@ const EMBED = 'backbone.vocab_embed.embedding';
 const HEAD_W = 'backbone.output_layer.linear.weight';
 const HEAD_B = 'backbone.output_layer.linear.bias';
 
-export class OnnxGradientEngine {
+export class OnnxGradientEngine implements TrainingEngine {
   readonly backend = 'onnx';
   readonly device: string;
   readonly threads: number;

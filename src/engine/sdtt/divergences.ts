@@ -1,5 +1,6 @@
-// SDTT divergences (docs/design/sdtt.md §4.3), host reference implementations in float64. The gradient engine implements the
-// same formulas in tfjs and is tested against these.
+// SDTT divergences (docs/design/sdtt.md §4.3): the float64 REFERENCE implementation. No training path calls it: the
+// engines compute the loss in distillLoss.ts (tfjs, and the host rows of onnx/trainSession.ts); the tests check them
+// against these formulas, as llm.c checks each kernel against a plain one.
 //
 // Inputs are log-prob rows [n, V] (student and teacher, SUBS, MASK column included) and a row mask [n]; the loss is
 // the mean over the selected rows S (|S| = number of rows with mask[i] != 0), pooled over the batch:

@@ -3,21 +3,15 @@
 // tfjs-wasm throughput on bench-5m, see `sdtt bench train`), else tfjs on the best CPU backend. Naming a tfjs
 // backend gives the tfjs engine (gradients.ts). Both compute the same loss and gradients (tested).
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
-import { GradientEngine, type GradBatch } from '../model/gradients.ts';
+import { TfjsGradientEngine } from '../model/gradients.ts';
+import type { TrainingEngine } from '../types.ts';
 import { OnnxGradientEngine } from '../onnx/trainSession.ts';
 import { loadOnnxRuntime } from '../onnx/runtime.ts';
 import { initBackend } from '../model/backend.ts';
 import { onnxRuntimeFor, type ComputeRuntime } from '../io/openModel.ts';
 
-export interface TrainingEngine {
-  /** 'onnx' or the tfjs backend's name. */
-  readonly backend: string;
-  readonly device: string;
-  readonly threads: number;
-  computeGradients(params: Float32Array, batch: GradBatch, dropoutSeed: number): Promise<{ loss: number; grads: Float32Array }>;
-  evalLoss(params: Float32Array, batch: GradBatch): Promise<number>;
-  dispose(): Promise<void>;
-}
+export type { TrainingEngine };
+
 
 /** What backend 'auto' trains on here, without creating an engine: what the app shows beside "auto". */
 export async function autoTrainingBackend(): Promise<{ backend: string; device: string }> {
@@ -28,5 +22,5 @@ export async function autoTrainingBackend(): Promise<{ backend: string; device: 
 /** Runtime choice as for inference (openModel.ts onnxRuntimeFor): onnx when it applies, else tfjs. */
 export async function createGradientEngine(cfg: ModelConfig, opts: { backend: BackendName; threads: number; runtime?: ComputeRuntime }): Promise<TrainingEngine> {
   if (await onnxRuntimeFor(opts.backend, opts.runtime ?? 'auto')) return OnnxGradientEngine.create(cfg, { threads: opts.threads });
-  return GradientEngine.create(cfg, { backend: opts.backend, threads: opts.threads });
+  return TfjsGradientEngine.create(cfg, { backend: opts.backend, threads: opts.threads });
 }
