@@ -3,21 +3,22 @@
 // createRun -> controlRun start -> events -> getMetrics -> exportRound (loadable, never overwrites).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, API_METHODS, MAX_REQUEST_BYTES, type RunEvent } from '../src/shared/api.ts';
 import { MODEL_PRESETS } from '../src/shared/presets.ts';
-import { RunStore } from '../src/main/runStore.ts';
+import { RunStore } from '../src/runs/runStore.ts';
 import { RunManager } from '../src/main/runManager.ts';
 import { forkSpawner } from '../src/main/workerSpawner.ts';
 import { ApiHost, METRICS_PAGE, nodeBackendProbe, safetensorsParamCount } from '../src/main/apiHost.ts';
-import { loadCheckpoint, saveCheckpoint } from '../src/engine/io/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../src/runs/checkpoint.ts';
 import { paramLayout, paramCount, initParams } from '../src/engine/model/paramLayout.ts';
 import type { ModelConfig } from '../src/shared/config.ts';
 import { tinyPretrainJob } from './helpers/fixtures.ts';
-import { trainingDataOf } from '../src/main/runFiles.ts';
+import { trainingDataOf } from '../src/runs/runFiles.ts';
 import type { RunRecord } from '../src/shared/runState.ts';
+import { runPaths, upsertRoundLine } from '../src/runs/runFolder.ts';
 
 const ALICE = join(process.cwd(), 'test/fixtures/alice.txt');
 
@@ -185,8 +186,8 @@ test('getMetrics pages at METRICS_PAGE; getRun counts metrics and reads rounds l
     assert.deepEqual(p3, { points: [], next: n });
     assert.deepEqual(await host.getMetrics({ id: 'm', from: n + 100 }), { points: [], next: n });
 
-    store.appendRound('m', { round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 100, eval: [{ steps: 16, gen_ppl: 50, gen_ppl_se: 1, entropy: 5.5 }, { bogus: true }] });
-    store.appendRound('m', { nonsense: 1 });
+    upsertRoundLine(store.dir('m'), { round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 100, eval: [{ steps: 16, gen_ppl: 50, gen_ppl_se: 1, entropy: 5.5 }, { bogus: true }] });
+    appendFileSync(runPaths.rounds(store.dir('m')), JSON.stringify({ nonsense: 1 }) + '\n'); // a foreign line
     const detail = await host.getRun({ id: 'm' });
     assert.equal(detail.metricsCount, n);
     assert.equal(detail.record.id, 'm');
@@ -343,7 +344,7 @@ test('no judge: eval rows with gen_ppl null and cells with genPpl null (or the o
   const { store, host, cleanup } = setup();
   try {
     await host.createRun({ kind: 'pretrain', id: 'nj', config: cfg() as never });
-    store.appendRound('nj', { round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 20, heldoutNelbo: 3.5, eval: [{ steps: 16, gen_ppl: null, gen_ppl_se: null, entropy: 4.2 }] });
+    upsertRoundLine(store.dir('nj'), { round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 20, heldoutNelbo: 3.5, eval: [{ steps: 16, gen_ppl: null, gen_ppl_se: null, entropy: 4.2 }] });
     const detail = await host.getRun({ id: 'nj' });
     assert.deepEqual(detail.rounds[0]!.eval, [{ steps: 16, gen_ppl: null, gen_ppl_se: null, entropy: 4.2 }]);
     assert.equal(detail.rounds[0]!.heldoutNelbo, 3.5);

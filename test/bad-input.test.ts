@@ -8,8 +8,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { main } from '../src/cli/index.ts';
-import { RunStore } from '../src/main/runStore.ts';
-import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/engine/io/safetensors.ts';
+import { RunStore } from '../src/runs/runStore.ts';
+import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/runs/safetensors.ts';
 import { ALICE, trainTinyRun } from './helpers/fixtures.ts';
 import { capture } from './helpers/cliOutput.ts';
 import type { WorkerToMain } from '../src/shared/messages.ts';

@@ -16,8 +16,8 @@ import {
   writeFileDurable,
   type ParamLayout,
   type WriteFileDurable,
-} from '../src/engine/io/checkpoint.ts';
-import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/engine/io/safetensors.ts';
+} from '../src/runs/checkpoint.ts';
+import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/runs/safetensors.ts';
 
 const CFG: ModelConfig = {
   arch: 'mdlm',

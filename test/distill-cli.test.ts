@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PretrainConfig } from '../src/shared/config.ts';
 import { MODEL_PRESETS } from '../src/shared/presets.ts';
 import { runPretrain } from '../src/engine/training/train.ts';
-import { latestCheckpoint } from '../src/engine/io/checkpoint.ts';
+import { latestCheckpoint } from '../src/runs/checkpoint.ts';
 import { ByteTokenizer } from '../src/engine/data/tokenizer.ts';
 import { openTokenSource } from '../src/engine/data/shards.ts';
 import { DEMO_JUDGE, DEMO_TEACHER, defaultDistillRunId, run, runDemo } from '../src/cli/distill.ts';

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DistillConfig, type DistillConfigInput } from '../src/shared/distillConfig.ts';
 import { paramsChecksum, runDistill, type DistillHooks, type TeacherRef } from '../src/engine/sdtt/distill.ts';
-import { latestCheckpoint, loadCheckpoint } from '../src/engine/io/checkpoint.ts';
+import { latestCheckpoint, loadCheckpoint } from '../src/runs/checkpoint.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';
 import { createModelRuntime } from '../src/engine/io/openModel.ts';
 import { TfjsGradientEngine } from '../src/engine/model/gradients.ts';
@@ -230,7 +230,7 @@ test('NaN loss: status nan, no checkpoint written, the last good one byte-identi
 
 test('RunManager runs a distill job in a worker process: round and samples events, run.json done', async () => {
   const { ws, teacher } = await models();
-  const { RunStore } = await import('../src/main/runStore.ts');
+  const { RunStore } = await import('../src/runs/runStore.ts');
   const { RunManager } = await import('../src/main/runManager.ts');
   const store = new RunStore(join(ws, 'managed'));
   const manager = new RunManager(store, { onWarning: () => {} });

@@ -10,18 +10,19 @@ import { basename, join } from 'node:path';
 import { ApiHost } from '../src/main/apiHost.ts';
 import { exportCheckpointFolder, relativeProvenancePaths } from '../src/main/exporter.ts';
 import { RunManager } from '../src/main/runManager.ts';
-import { RunStore } from '../src/main/runStore.ts';
+import { RunStore } from '../src/runs/runStore.ts';
 import { run as exportCli } from '../src/cli/export.ts';
 import { UsageError } from '../src/cli/args.ts';
 import { ApiError } from '../src/shared/api.ts';
-import { loadCheckpoint } from '../src/engine/io/checkpoint.ts';
+import { loadCheckpoint } from '../src/runs/checkpoint.ts';
 import { openModel } from '../src/engine/io/openModel.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';
-import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/engine/io/safetensors.ts';
+import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/runs/safetensors.ts';
 import { maxAbsDiff, randomTokens, tinyTeacherAndJudge, trainTinyRun } from './helpers/fixtures.ts';
 import { capture } from './helpers/cliOutput.ts';
 import { run as evalCli } from '../src/cli/evaluate.ts';
 import { run as sampleCli } from '../src/cli/sample.ts';
+import { upsertRoundLine } from '../src/runs/runFolder.ts';
 
 let ws = '';
 let ckDir = '';
@@ -147,7 +148,7 @@ test("a distilled student's model card has the run's evaluation next to the orig
   store.create({ id: 'dist', kind: 'distill', config: { evalSamples: 64, seed: 0 }, status: 'done', step: 20, totalSteps: 20, createdAt: '2026-11-27T04:00:00.000Z', updatedAt: '2026-11-27T04:30:00.000Z' });
   const dir = store.dir('dist');
   cpSync(ckDir, join(dir, 'rounds', '0'), { recursive: true });
-  store.appendRound('dist', {
+  upsertRoundLine(store.dir('dist'), {
     round: 0, teacherSteps: 32, studentSteps: 16, firstStep: 1, lastStep: 20, checkpoint: 'rounds/0',
     eval: [{ steps: 16, gen_ppl: 205.41, gen_ppl_se: 8.2, entropy: 4.388, known_words: 0.8712 }, { steps: 32, gen_ppl: 190.1, gen_ppl_se: 7.9, entropy: 4.4, known_words: 0.88 }],
   });
@@ -189,7 +190,7 @@ test("a student's model card samples at the student's own step count and says wh
   cpSync(ckDir, round, { recursive: true });
   const cfgFile = join(round, 'config.json');
   writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), sdtt: { round: 0, teacherSteps: 64, studentSteps: 32, divergence: 'kld' } }));
-  store.appendRound('steps', { round: 0, teacherSteps: 64, studentSteps: 32, firstStep: 1, lastStep: 6, checkpoint: 'rounds/0', eval: [{ steps: 32, gen_ppl: 200, gen_ppl_se: 8, entropy: 4.4 }] });
+  upsertRoundLine(store.dir('steps'), { round: 0, teacherSteps: 64, studentSteps: 32, firstStep: 1, lastStep: 6, checkpoint: 'rounds/0', eval: [{ steps: 32, gen_ppl: 200, gen_ppl_se: 8, entropy: 4.4 }] });
   const card = (dtype: 'f32' | 'f16') => readFileSync(join(exportCheckpointFolder(store.read('steps'), 0, { dir: round, step: 6 }, join(ws, 'exports', `steps-${dtype}`), { workspace: ws, dtype, evaluation: { rows: [{ steps: 32, gen_ppl: 200, gen_ppl_se: 8, entropy: 4.4 }], judge: 'j' } }) && join(ws, 'exports', `steps-${dtype}`), 'README.md'), 'utf8');
   const f32 = card('f32');
   assert.match(f32, /`sdtt sample --model <this folder> --steps 32`/);

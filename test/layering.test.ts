@@ -130,3 +130,10 @@ test('no import circle in src/ (static and dynamic imports)', () => {
   for (const f of files) if (!state.has(f)) visit(f, []);
   assert.deepEqual(cycles, []);
 });
+
+test('only the runs module (src/runs/) spells the run folder file names', () => {
+  const names = /rounds\.jsonl|metrics\.jsonl|teacher-eval\.json/;
+  const spelled = files.filter((f) => !inDir(f, 'runs') && names.test(readFileSync(f, 'utf8'))).map(rel);
+  assert.deepEqual(spelled, []);
+  assert.ok(files.some((f) => inDir(f, 'runs') && names.test(readFileSync(f, 'utf8'))), 'src/runs/ does spell them');
+});

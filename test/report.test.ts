@@ -9,9 +9,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DistillConfig } from '../src/shared/distillConfig.ts';
-import { RunStore } from '../src/main/runStore.ts';
+import { RunStore } from '../src/runs/runStore.ts';
 import type { RoundLine } from '../src/engine/sdtt/distill.ts';
-import { teacherEvalFile, upsertRoundLine, type DistillEvalResult, type DistillEvalRow } from '../src/engine/sdtt/distillEval.ts';
+import type { DistillEvalResult, DistillEvalRow } from '../src/engine/sdtt/distillEval.ts';
+import { runPaths, upsertRoundLine } from '../src/runs/runFolder.ts';
 import { CHROMIUM, loadRun, renderPngs, run, writeReport } from '../src/cli/report.ts';
 import { BEGIN_MARKER, END_MARKER, acceptance, evalTableMd, plotSeries, plotTitle, runSection, spliceReport } from '../src/cli/reportMarkdown.ts';
 import { log2Ticks, niceTicks, plotFigure } from '../src/cli/reportPlot.ts';
@@ -43,7 +44,7 @@ function writeRun(ws: string, id: string, spec: FakeRun = {}): string {
   const dir = store.dir(id);
   if (spec.teacher !== null) {
     const t: DistillEvalResult = { round: -1, rows: rows(spec.teacher ?? TEACHER), heldoutNelbo: 4.3164, selfBleu: { computed: true, steps: 128, value: 0.0458, prompts: 4, continuations: 4, prefixTokens: 32 }, judge: cfg.judge!, samplesFiles: [], seconds: 132.9 };
-    writeFileSync(teacherEvalFile(dir), JSON.stringify(t));
+    writeFileSync(runPaths.teacherEval(dir), JSON.stringify(t));
   }
   (spec.rounds ?? [STUDENT, STUDENT, STUDENT]).forEach((cells, r) => {
     const line: RoundLine = {
@@ -111,8 +112,8 @@ test('the report file: sections, per-round table, totals, comparison; prose outs
   // a run whose teacher evaluation came from the cache: not counted, and said so
   const reused = join(ws, 'runs', 'reused');
   writeRun(ws, 'reused');
-  const te = JSON.parse(readFileSync(teacherEvalFile(reused), 'utf8'));
-  writeFileSync(teacherEvalFile(reused), JSON.stringify({ ...te, reusedFrom: 'ab'.repeat(32) }));
+  const te = JSON.parse(readFileSync(runPaths.teacherEval(reused), 'utf8'));
+  writeFileSync(runPaths.teacherEval(reused), JSON.stringify({ ...te, reusedFrom: 'ab'.repeat(32) }));
   const rmd = runSection(await loadRun(reused), null, ws);
   assert.match(rmd, /Total wall time 25 min 03 s \(training 20 min 03 s \+ evaluation 5 min 00 s, the teacher's reused from the cache\)/);
   assert.match(rmd, /\| teacher \(round −1\) \| – \| – \| reused from cache \(2 min 13 s when computed\) \|/);

@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MainToWorker } from '../src/shared/messages.ts';
-import { RunStore } from '../src/main/runStore.ts';
+import { RunStore } from '../src/runs/runStore.ts';
 import { RunManager, type ManagerEvent } from '../src/main/runManager.ts';
 import { ApiHost } from '../src/main/apiHost.ts';
 import type { RunEvent as ApiEvent } from '../src/shared/api.ts';

@@ -7,9 +7,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunStore } from '../src/main/runStore.ts';
+import { RunStore } from '../src/runs/runStore.ts';
 import { run } from '../src/cli/runs.ts';
 import { main } from '../src/cli/index.ts';
+import { upsertRoundLine } from '../src/runs/runFolder.ts';
 
 async function captured(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -38,8 +39,8 @@ test('sdtt runs: status, progress, last validation or rounds done; a dead proces
     store.create({ ...base, id: 'judge', kind: 'pretrain-ar', status: 'done', step: 100 });
     store.appendMetric('judge', { type: 'eval', step: 100, valLoss: 3.8, valPpl: 44.7 });
     store.create({ ...base, id: 'kld', kind: 'distill', status: 'done', step: 100 });
-    store.appendRound('kld', { round: 0 });
-    store.appendRound('kld', { round: 1 });
+    upsertRoundLine(store.dir('kld'), { round: 0 });
+    upsertRoundLine(store.dir('kld'), { round: 1 });
     let out = '';
     const log = console.log;
     console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');

@@ -11,7 +11,7 @@ import {
   halfToFloat,
   int64ToNumbers,
   type SafetensorInput,
-} from '../src/engine/io/safetensors.ts';
+} from '../src/runs/safetensors.ts';
 import { Rng } from '../src/engine/rng.ts';
 
 /** Builds a file from raw header text and data bytes, the way a hostile or broken writer might. */

@@ -12,7 +12,7 @@ import { runDistill } from '../src/engine/sdtt/distill.ts';
 import type { DistillEvalResult } from '../src/engine/sdtt/distillEval.ts';
 import { cachedTeacherEval, teacherEvalCacheRoot, teacherEvalKey } from '../src/engine/sdtt/teacherEvalCache.ts';
 import { ByteTokenizer } from '../src/engine/data/tokenizer.ts';
-import { RunStore } from '../src/main/runStore.ts';
+import { RunStore } from '../src/runs/runStore.ts';
 import { tinyModel, tinyTeacherAndJudge } from './helpers/fixtures.ts';
 
 const models = () => tinyTeacherAndJudge(10, 'sdtt-tecache-');

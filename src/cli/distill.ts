@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig, DIVERGENCE_NAMES } from '../shared/distillConfig.ts';
 import { SHIPPED_JUDGE, runDistill } from '../engine/sdtt/distill.ts';
-import { readRoundLines, readTeacherEval, type DistillEvalResult } from '../engine/sdtt/distillEval.ts';
+import type { DistillEvalResult } from '../engine/sdtt/distillEval.ts';
+import { readRoundLines, readTeacherEval } from '../runs/runFolder.ts';
 import { intFlag, intListFlag, numFlag, parseFlags, readJsonConfig, UsageError, type Flags } from './args.ts';
 import { ProgressBar, formatDuration } from './progress.ts';
 import { evalCell } from '../shared/evalFormat.ts';
@@ -111,7 +112,7 @@ export async function run(argv: string[], synopsis = 'usage: sdtt distill --teac
         beforeStep: run.beforeStep,
       }),
     (result, { id, runDir }) => {
-      const teacherEval = readTeacherEval(runDir);
+      const teacherEval = readTeacherEval<DistillEvalResult>(runDir);
       const rounds = readRoundLines(runDir);
       const rows = [...(teacherEval ? [{ label: 'teacher', res: teacherEval }] : []), ...rounds.map((l) => ({ label: `R${l.round} student (${l.studentSteps})`, res: l as unknown as Pick<DistillEvalResult, 'rows'> & { eval?: DistillEvalResult['rows'] } }))];
       console.error(`\ngen PPL ± s.e. / unigram entropy / known words (columns: sampling steps)\n${evalTable(rows, cfg.evalSteps)}`);

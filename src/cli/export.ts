@@ -4,7 +4,7 @@
 // The same code path as the app's Export panel (ApiHost.exportRound): never overwrites anything.
 import { ApiHost } from '../main/apiHost.ts';
 import { RunManager } from '../main/runManager.ts';
-import { RunStore } from '../main/runStore.ts';
+import { RunStore } from '../runs/runStore.ts';
 import { userChoicePolicy } from '../main/pathPolicy.ts';
 import { ExportDtype } from '../shared/api.ts';
 import { parseFlags, UsageError, type Flags } from './args.ts';

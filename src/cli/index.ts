@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   bench: { summary: 'benchmarks: `bench train --model bench-5m`, `bench sample --model bench-5m`', load: () => import('./bench.ts') },
   data: { summary: '`data build`: assemble the corpus, tokenizer and token shards', load: () => import('./data.ts') },
   serve: { summary: 'browser mode: serve the UI + API on 127.0.0.1 with a token (`--host`, `--port`, `--workspace`, `--token`)', load: () => import('./serve.ts') },
+  backend: { summary: 'print what `--backend auto` trains on here, as JSON', load: () => import('./backend.ts') },
   runs: { summary: 'list runs in the workspace with status and progress; `runs rm ID` deletes one', load: () => import('./runs.ts') },
 };
 

@@ -9,16 +9,17 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
 import { RunRecord } from '../shared/runState.ts';
-import { readJsonLines } from '../main/runStore.ts';
 import { writeFileAtomic } from '../node/atomicFile.ts';
 import type { RoundLine } from '../engine/sdtt/distill.ts';
-import { readRoundLines, readTeacherEval, teacherEvalFile } from '../engine/sdtt/distillEval.ts';
+import { readJsonLines, readRoundLines, readTeacherEval, runPaths } from '../runs/runFolder.ts';
+import { readRunRecord } from '../runs/runStore.ts';
+import type { DistillEvalResult } from '../engine/sdtt/distillEval.ts';
 import { listFlag, parseFlags, UsageError, type Flags } from './args.ts';
 import { acceptance, buildReport, plotSeries, plotTitle, spliceReport, type ReportRun } from './reportMarkdown.ts';
 import { plotFigure } from './reportPlot.ts';
 
 const FLAGS: Flags = {
-  run: { type: 'string', multiple: true, help: 'distill run folder (holds run.json, rounds.jsonl); repeat the flag or give a comma list for several runs' },
+  run: { type: 'string', multiple: true, help: 'distill run folder (or its id under runs/); repeat the flag or give a comma list for several runs' },
   out: { type: 'string', help: 'markdown file; only the part between the report markers is replaced', default: 'docs/results.md' },
   plots: { type: 'string', help: 'folder for the figures (one per run)', default: 'docs/results' },
   format: { type: 'string', help: 'png (rendered with Chromium; falls back to svg when it cannot) | svg', default: 'png' },
@@ -35,33 +36,20 @@ export class ReportError extends Error {}
 
 /** DIR itself, or runs/DIR under the current folder when DIR is a run id. */
 export function resolveRunDir(arg: string): string {
-  for (const d of [arg, join('runs', arg)]) if (existsSync(join(d, 'run.json'))) return resolve(d);
-  throw new ReportError(`${resolve(arg, 'run.json')}: missing: --run must name a distill run folder (the one holding run.json and rounds.jsonl)`);
-}
-
-function readRunRecord(dir: string): RunRecord {
-  const file = join(dir, 'run.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ReportError(`${file}: cannot read: ${(e as Error).message}`);
-  }
-  const rec = RunRecord.safeParse(raw);
-  if (!rec.success) throw new ReportError(`${file}: not a run record: ${rec.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return rec.data;
+  for (const d of [arg, join('runs', arg)]) if (existsSync(runPaths.record(d))) return resolve(d);
+  throw new ReportError(`${runPaths.record(resolve(arg))}: missing: --run must name a distill run folder (the one holding its run record and finished rounds)`);
 }
 
 const ROUND_NUMBERS = ['round', 'studentSteps', 'wallS', 'evalSeconds', 'tokPerSec', 'heldoutNelbo'] as const;
 
 /**
- * rounds.jsonl through the engine's reader, which skips lines it cannot parse (right for a UI polling a live run,
+ * The rounds file through the runs module's reader, which skips lines it cannot parse (right for a UI polling a live run,
  * wrong for a report that would silently drop a round): every non-empty line must come back, with the fields the
  * report prints.
  */
 export function readRoundsStrict(dir: string): RoundLine[] {
-  const file = join(dir, 'rounds.jsonl');
-  if (!existsSync(file)) throw new ReportError(`${file}: missing: no round of this run has finished yet (rounds.jsonl is written at the end of each round)`);
+  const file = runPaths.rounds(dir);
+  if (!existsSync(file)) throw new ReportError(`${file}: missing: no round of this run has finished yet (the file is written at the end of each round)`);
   const nonEmpty = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length;
   const lines = readRoundLines(dir);
   if (lines.length !== nonEmpty) throw new ReportError(`${file}: corrupt: ${nonEmpty - lines.length} of ${nonEmpty} line(s) are not JSON round records`);
@@ -77,7 +65,7 @@ export function readRoundsStrict(dir: string): RoundLine[] {
 /** round -> mean loss of its last 5 logged train steps, a steadier end-of-round figure than the single last one. */
 function finalLosses(dir: string): Map<number, number> {
   const byRound = new Map<number, number[]>();
-  for (const m of readJsonLines(join(dir, 'metrics.jsonl'))) {
+  for (const m of readJsonLines(runPaths.metrics(dir))) {
     if (m.type !== 'train' || typeof m.round !== 'number' || typeof m.loss !== 'number' || !Number.isFinite(m.loss)) continue;
     byRound.set(m.round, [...(byRound.get(m.round) ?? []), m.loss]);
   }
@@ -92,14 +80,19 @@ function finalLosses(dir: string): Map<number, number> {
 /** Reads one run folder for the report; `warn` gets what is missing but not fatal (the teacher's evaluation). */
 export function loadRun(dirArg: string, warn: (s: string) => void = () => {}): ReportRun {
   const dir = resolveRunDir(dirArg);
-  const record = readRunRecord(dir);
-  const file = join(dir, 'run.json');
+  const file = runPaths.record(dir);
+  let record: RunRecord;
+  try {
+    record = readRunRecord(file);
+  } catch (e) {
+    throw new ReportError((e as Error).message);
+  }
   if (record.kind !== 'distill') throw new ReportError(`${file}: a ${record.kind} run, not a distill run`);
   const cfg = DistillConfig.safeParse(record.config);
   if (!cfg.success) throw new ReportError(`${file}: config: ${describeConfigError(cfg.error)}`);
   const rounds = readRoundsStrict(dir);
-  const tf = teacherEvalFile(dir);
-  const teacher = readTeacherEval(dir);
+  const tf = runPaths.teacherEval(dir);
+  const teacher = readTeacherEval<DistillEvalResult>(dir);
   if (!teacher && existsSync(tf)) throw new ReportError(`${tf}: corrupt: not valid JSON`);
   if (teacher && !Array.isArray(teacher.rows)) throw new ReportError(`${tf}: corrupt: no "rows"`);
   if (!teacher) warn(`${tf} is missing: the report has no teacher row and no acceptance check for run ${record.id}`);

@@ -7,6 +7,7 @@ import type { RoundLine } from '../engine/sdtt/distill.ts';
 import type { DistillEvalResult, DistillEvalRow, SelfBleuResult } from '../engine/sdtt/distillEval.ts';
 import type { PlotSeries } from './reportPlot.ts';
 import { evalCell, fmtPpl, fmtPplSe } from '../shared/evalFormat.ts';
+import { TEACHER_EVAL_NAME } from '../runs/runFolder.ts';
 
 export const BEGIN_MARKER = '<!-- report:begin -->';
 export const END_MARKER = '<!-- report:end -->';
@@ -25,7 +26,7 @@ export interface ReportRun {
   plannedRounds: number;
   teacher: DistillEvalResult | null;
   rounds: RoundLine[];
-  /** round -> mean train loss of its last logged steps (metrics.jsonl); absent when none were logged. */
+  /** round -> mean train loss of its last logged steps (the run's metrics log); absent when none were logged. */
   finalLoss: Map<number, number>;
 }
 
@@ -143,9 +144,9 @@ export function acceptance(run: ReportRun): Acceptance {
   const t = run.teacher?.rows.find((r) => r.steps === A.teacherSteps);
   const line = run.rounds.find((l) => l.round === A.round);
   const s = line?.eval.find((r) => r.steps === A.studentSteps);
-  if (!run.teacher) return na('no teacher evaluation (teacher-eval.json missing)');
+  if (!run.teacher) return na(`no teacher evaluation (${TEACHER_EVAL_NAME} missing)`);
   if (!t) return na(`the teacher was not evaluated at N = ${A.teacherSteps}`);
-  if (!line) return na(`round ${A.round} (the third) has not finished (${run.rounds.length} round(s) in rounds.jsonl)`);
+  if (!line) return na(`round ${A.round} (the third) has not finished (${run.rounds.length} round(s) finished)`);
   if (!s) return na(`the R${A.round} student was not evaluated at N = ${A.studentSteps}`);
   if (t.gen_ppl === null || s.gen_ppl === null) return na('no judge: gen PPL not computed');
   const dPpl = s.gen_ppl - t.gen_ppl;

@@ -1,10 +1,10 @@
 // The run plumbing `sdtt pretrain` and `sdtt distill` share: open (or resume) the run folder, turn the first
 // Ctrl-C / SIGTERM into a graceful stop (the engine checkpoints first; a second one aborts), a progress bar, the
-// engine hooks that keep run.json and metrics.jsonl current, and the run's final status.
+// engine hooks that keep the run record and its metrics log current, and the run's final status.
 import type { PretrainConfig } from '../shared/config.ts';
 import type { DistillConfig } from '../shared/distillConfig.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { RunStore } from '../main/runStore.ts';
+import { RunStore } from '../runs/runStore.ts';
 import { openOrResume, resumeStep } from '../main/runLifecycle.ts';
 import { ProgressBar } from './progress.ts';
 

@@ -1,6 +1,6 @@
 // `sdtt runs`: the runs in a workspace with their status, progress and backend. `sdtt runs rm ID`: deletes a run's
 // folder, unless a live process runs it (runLifecycle.assertRemovable), and says what went.
-import { RunStore } from '../main/runStore.ts';
+import { RunStore } from '../runs/runStore.ts';
 import { assertRemovable, withLiveness } from '../main/runLifecycle.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { parseFlags, UsageError, type Flags } from './args.ts';

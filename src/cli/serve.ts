@@ -33,7 +33,7 @@ import { ApiHost, type BackendInfo } from '../main/apiHost.ts';
 import { assertFolders, confinedPolicy, describePolicy, PathRefusedError } from '../main/pathPolicy.ts';
 import { RunManager } from '../main/runManager.ts';
 import type { Spawner } from '../main/workerSpawner.ts';
-import { RunStore } from '../main/runStore.ts';
+import { RunStore } from '../runs/runStore.ts';
 import { rendererCsp } from '../main/window.ts';
 import { intFlag, listFlag, parseFlags, UsageError, type Flags } from './args.ts';
 

@@ -6,11 +6,11 @@
 // happens, so an invalid request (unknown method, malformed or oversized payload, hostile keys, a run id such as
 // "../x") changes nothing and is answered with ApiError('invalid-request') naming the bad field.
 //
-// On-disk shapes read here (rounds.jsonl, samples/*.json) are described in runFiles.ts.
+// On-disk shapes read here (rounds, samples) are described in runs/runFiles.ts; the file names in runs/runFolder.ts.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import {
   API_METHODS,
   ApiError,
@@ -28,15 +28,16 @@ import {
 } from '../shared/api.ts';
 import { PROTOCOL_LIMITS } from '../shared/messages.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { latestCheckpoint } from '../engine/io/checkpoint.ts';
+import { latestCheckpoint } from '../runs/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
 import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
 import { checkRunConfigPaths, checkWritePath, PathRefusedError, userChoicePolicy, type PathPolicy } from './pathPolicy.ts';
 import type { ManagerEvent, RunManager } from './runManager.ts';
-import { describeCheckpoint, normaliseRound, readSampleCells, readTeacherEval, roundCheckpoint, toMetricPoint, trainingDataOf } from './runFiles.ts';
-import { RunStoreError } from './runStore.ts';
-export { describeCheckpoint, safetensorsParamCount } from './runFiles.ts';
+import { describeCheckpoint, normaliseRound, readSampleCells, teacherEvalRows, roundCheckpoint, toMetricPoint, trainingDataOf } from '../runs/runFiles.ts';
+import { RunStoreError } from '../runs/runStore.ts';
+import { runPaths } from '../runs/runFolder.ts';
+export { describeCheckpoint, safetensorsParamCount } from '../runs/runFiles.ts';
 
 /** Most metric points one getMetrics call returns; the renderer pages with `next`. */
 export const METRICS_PAGE = 20_000;
@@ -200,7 +201,7 @@ export class ApiHost implements SdttApi {
   private doGetRun(id: string): ApiResponses['getRun'] {
     const record = this.requireRun(id);
     const activity = this.manager.activity(id);
-    const teacherEval = record.kind === 'distill' ? readTeacherEval(this.manager.store.dir(id))?.rows : undefined;
+    const teacherEval = record.kind === 'distill' ? teacherEvalRows(this.manager.store.dir(id))?.rows : undefined;
     return { record, rounds: this.readRounds(id), ...(teacherEval ? { teacherEval } : {}), metricsCount: this.manager.store.readMetrics(id).length, ...(activity ? { activity } : {}) };
   }
 
@@ -316,7 +317,7 @@ export class ApiHost implements SdttApi {
     for (const line of this.manager.store.readRounds(id)) {
       const r = normaliseRound(line);
       if (r) out.push(r);
-      else this.warn(`run ${id}: skipping a rounds.jsonl line without a numeric "round"`);
+      else this.warn(`run ${id}: skipping a line of ${runPaths.rounds(this.manager.store.dir(id))} without a numeric "round"`);
     }
     return out;
   }
@@ -380,30 +381,22 @@ function readVersion(): string {
 }
 
 /**
- * Asks a short-lived Node process (tsx) what backend 'auto' trains on (autoTrainingBackend: onnx, or the tfjs
- * backend initBackend('auto') picks), so the host process never loads tfjs. Works from Electron too
- * (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when the child fails.
+ * Asks a short-lived Node process (`sdtt backend`, cli/backend.ts) what backend 'auto' trains on, so the host process
+ * never loads tfjs or onnxruntime. Works from Electron too (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when
+ * the child fails.
  */
 export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promise<BackendInfo> {
   return () =>
     new Promise((resolvePromise, reject) => {
-      const engineUrl = pathToFileURL(join(REPO_ROOT, 'src', 'engine', 'training', 'gradientEngine.ts')).href;
-      const script = `const { autoTrainingBackend } = await import(${JSON.stringify(engineUrl)}); const i = await autoTrainingBackend(); process.stdout.write('\\n@@' + JSON.stringify(i) + '\\n'); process.exit(0);`;
-      let tsx: string;
-      try {
-        tsx = import.meta.resolve('tsx');
-      } catch (e) {
-        return reject(new Error(`tsx not found (${(e as Error).message})`));
-      }
       execFile(
         process.execPath,
-        ['--import', tsx, '--input-type=module', '-e', script],
+        [join(REPO_ROOT, 'bin', 'sdtt.js'), 'backend'],
         { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 1 << 20, cwd: REPO_ROOT },
         (err, stdout, stderr) => {
-          const line = String(stdout).split('\n').find((l) => l.startsWith('@@'));
+          const line = String(stdout).split('\n').find((l) => l.startsWith('{'));
           if (!line) return reject(new Error(err ? `${err.message.split('\n')[0]} ${String(stderr).slice(-300)}` : 'the probe printed nothing'));
           try {
-            const info = JSON.parse(line.slice(2)) as BackendInfo;
+            const info = JSON.parse(line) as BackendInfo;
             if (typeof info.backend !== 'string' || typeof info.device !== 'string') throw new Error('malformed answer');
             resolvePromise(info);
           } catch (e) {

@@ -15,7 +15,7 @@ import { ApiHost } from './apiHost.ts';
 import { userChoicePolicy } from './pathPolicy.ts';
 import { RunManager } from './runManager.ts';
 import { DEFAULT_WORKER_ENTRY } from './workerSpawner.ts';
-import { RunStore } from './runStore.ts';
+import { RunStore } from '../runs/runStore.ts';
 import { utilitySpawner } from './utilitySpawner.ts';
 import { isAppUrl, navigationDecision, rendererCsp, secureWebPreferences, type AppPages } from './window.ts';
 

@@ -7,10 +7,10 @@ import { describeFsError, writeFileAtomic } from '../node/atomicFile.ts';
 import { ApiError, type EvalSummaryRow, type ExportDtype } from '../shared/api.ts';
 import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../engine/io/checkpoint.ts';
+import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../runs/checkpoint.ts';
 import { readModelWeights, type ModelWeights } from '../engine/io/modelCheckpoint.ts';
-import { CheckpointError, encodeSafetensors, float32ToHalf, halfToFloat, type SafetensorInput } from '../engine/io/safetensors.ts';
-import { normaliseRound, readJsonObject, readTeacherEval } from './runFiles.ts';
+import { CheckpointError, encodeSafetensors, float32ToHalf, halfToFloat, type SafetensorInput } from '../runs/safetensors.ts';
+import { normaliseRound, readJsonObject, teacherEvalRows } from '../runs/runFiles.ts';
 
 /** What the run measured about the exported model, for its card: its rows (a student's after its round) and, for a
  * student, the original teacher's at the same step counts. */
@@ -27,12 +27,12 @@ export interface ExportEvaluation {
 
 /**
  * What distillation run `rec` measured about its round `round` (-1: the original teacher), from the run folder
- * `runDir` and its rounds.jsonl `lines`: the round's rows, a student's next to the original teacher's, and the judge
+ * `runDir` and its rounds file's `lines`: the round's rows, a student's next to the original teacher's, and the judge
  * folder's name as the teacher's evaluation or the round's line records it. undefined when nothing was measured.
  */
 export function distillEvaluation(rec: RunRecord, round: number, runDir: string, lines: Record<string, unknown>[]): ExportEvaluation | undefined {
   if (rec.kind !== 'distill') return undefined;
-  const teacher = readTeacherEval(runDir);
+  const teacher = teacherEvalRows(runDir);
   const line = lines.find((l) => l.round === round);
   const rows = round === -1 ? teacher?.rows : normaliseRound(line)?.eval;
   if (!rows?.length) return undefined;

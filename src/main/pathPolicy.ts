@@ -13,7 +13,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brokenLinkReason } from '../engine/io/safetensorsFile.ts';
+import { brokenLinkReason } from '../runs/safetensorsFile.ts';
 import { shippedTokenizerFile } from '../engine/data/tokenizers.ts';
 
 /** The repository's shipped assets/ folder (models, data, tokenizer): read-only to requests. */

@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig, distillTotalSteps } from '../shared/distillConfig.ts';
 import type { RunRecord, RunStatus } from '../shared/runState.ts';
-import type { RunStore } from './runStore.ts';
-import { latestCheckpoint } from '../engine/io/checkpoint.ts';
+import type { RunStore } from '../runs/runStore.ts';
+import { latestCheckpoint } from '../runs/checkpoint.ts';
 import { checkDataReadable, preflightDistill } from '../engine/sdtt/distillPreflight.ts';
 
 export class RunConflictError extends Error {}

@@ -1,12 +1,12 @@
 // RunManager: queues runs, spawns one worker process per active run (up to a concurrency limit), relays control
-// messages, and is the ONE writer of run.json status and metrics.jsonl (through RunStore); the worker only computes
+// messages, and is the ONE writer of an app run's record status and metrics log (through RunStore); the worker only computes
 // and reports. Host-agnostic: it imports nothing from Electron, the spawn function is injected (Electron passes a
 // utilityProcess wrapper; the CLI and tests use forkSpawner from workerSpawner.ts, or a fake). A worker that dies
 // is never restarted silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
 import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
 import { RunConflictError, assertControllableHere, assertNotLive, assertRemovable, jobTotalSteps, newRunId, openOrResume, parseJobConfig, preflightJob, withLiveness } from './runLifecycle.ts';
-import type { RunStore } from './runStore.ts';
+import type { RunStore } from '../runs/runStore.ts';
 import { ModelSampler } from './modelSampler.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
 
@@ -21,7 +21,7 @@ export type ManagerEvent =
   | { type: 'eval'; runId: string; metric: EvalMetric }
   | { type: 'checkpoint'; runId: string; step: number; dir: string }
   | { type: 'progress'; runId: string; step: number; total: number; etaS: number | null }
-  /** distill: a round finished (its rounds.jsonl line) / sample files were written. */
+  /** distill: a round finished (its line of the rounds file) / sample files were written. */
   | { type: 'round'; runId: string; round: Record<string, unknown> }
   | { type: 'samples'; runId: string; round: number }
   /** distill: what the evaluation is doing now; null when training resumed. */

@@ -132,7 +132,7 @@ export const WorkerToMain = z.discriminatedUnion('type', [
   z.object({ type: z.literal('resumed') }).strict(),
   z.object({ type: z.literal('done'), status: z.enum(DONE_STATUSES), step: Count, reason: ShortText.optional() }).strict(),
   z.object({ type: z.literal('error'), message: LongText, stack: LongText.optional() }).strict(),
-  /** distill: a round finished; `round` is its rounds.jsonl line (already written to the run folder by the engine). */
+  /** distill: a round finished; `round` is its line of the rounds file (already written to the run folder by the engine). */
   z.object({ type: z.literal('round'), round: z.record(z.string(), z.unknown()) }).strict(),
   /** distill: samples/<round>-<steps>.json files were (re)written (round −1 = the teacher). */
   z.object({ type: z.literal('samples'), round: z.number().int().min(-1), files: z.array(Path).max(1000) }).strict(),

@@ -27,7 +27,7 @@ export const RunRecord = z
   .strict();
 export type RunRecord = z.infer<typeof RunRecord>;
 
-/** One logged training step, as appended to metrics.jsonl and streamed to the UI. */
+/** One logged training step, as appended to the run's metrics log and streamed to the UI. */
 export interface StepMetric {
   step: number;
   loss: number;

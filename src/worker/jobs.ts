@@ -2,7 +2,7 @@
 // that turn progress into protocol events, batches step metrics (one message per flush interval, so a fast job
 // cannot flood the channel), and honours pause/resume/stop between steps.
 //
-// One writer: the worker never touches run.json or metrics.jsonl (the RunManager on the main side owns them); it
+// One writer: the worker never touches the run record or its metrics log (the RunManager on the main side owns them); it
 // only computes and reports. The engine, running here, writes checkpoints into <runDir>/checkpoints/.
 import { join } from 'node:path';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
@@ -13,6 +13,7 @@ import type { TrainHooks, TrainResult } from '../engine/training/train.ts';
 import type { DistillHooks, DistillResult } from '../engine/sdtt/distill.ts';
 import type { SampleTextOptions, SampleTextResult } from '../engine/sampling/sampleText.ts';
 import type { Port } from './port.ts';
+import { runPaths } from '../runs/runFolder.ts';
 
 export type RunPretrain = (cfg: PretrainConfig, checkpointsDir: string, hooks: TrainHooks) => Promise<TrainResult>;
 export type RunDistill = (cfg: DistillConfig, runDir: string, hooks: DistillHooks) => Promise<DistillResult>;
@@ -188,7 +189,7 @@ export class JobLoop {
     const cfg = parsed.data;
     if (cfg.kind !== job.kind) throw new Error(`job kind '${job.kind}' does not match config.kind '${cfg.kind}'`);
     const runPretrain = this.opts.runPretrain ?? (await import('../engine/training/train.ts')).runPretrain;
-    const checkpointsDir = join(job.runDir, 'checkpoints');
+    const checkpointsDir = runPaths.checkpoints(job.runDir);
     this.total = cfg.steps;
     return (hooks) => runPretrain(cfg, checkpointsDir, hooks);
   }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../../src/shared/messages.ts';
-import { RunStore } from '../../src/main/runStore.ts';
+import { RunStore } from '../../src/runs/runStore.ts';
 import { RunManager, type ManagerEvent } from '../../src/main/runManager.ts';
 import type { ChildLike } from '../../src/main/workerSpawner.ts';
 

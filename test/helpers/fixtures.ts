@@ -101,9 +101,9 @@ export const ALICE = resolve(import.meta.dirname, '..', 'fixtures', 'alice.txt')
  */
 export async function trainTinyRun(workspace: string, id: string, kind: 'pretrain' | 'pretrain-ar', steps: number): Promise<string> {
   // Imported here so that files using only the light fixtures load neither the engine nor the GPT-2 tables.
-  const { RunStore } = await import('../../src/main/runStore.ts');
+  const { RunStore } = await import('../../src/runs/runStore.ts');
   const { runPretrain } = await import('../../src/engine/training/train.ts');
-  const { latestCheckpoint } = await import('../../src/engine/io/checkpoint.ts');
+  const { latestCheckpoint } = await import('../../src/runs/checkpoint.ts');
   const { ByteTokenizer } = await import('../../src/engine/data/tokenizer.ts');
   const tok = new ByteTokenizer();
   const cfg = PretrainConfig.parse({

@@ -4,10 +4,11 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelConfig } from '../../shared/config.ts';
-import { CheckpointError, latestCheckpoint, loadCheckpoint, type ParamLayout } from './checkpoint.ts';
-import { brokenLinkReason } from './safetensorsFile.ts';
+import { CheckpointError, latestCheckpoint, loadCheckpoint, type ParamLayout } from '../../runs/checkpoint.ts';
+import { brokenLinkReason } from '../../runs/safetensorsFile.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { checkpointTokenizer, type Tokenizer } from '../data/tokenizers.ts';
+import { runPaths } from '../../runs/runFolder.ts';
 
 export interface ModelWeights {
   config: ModelConfig;
@@ -27,7 +28,7 @@ export function resolveCheckpointDir(path: string): string {
   const broken = brokenLinkReason(p);
   if (broken) throw new CheckpointError(`${path} is not a model folder: ${broken}`);
   if (existsSync(join(p, 'config.json'))) return p;
-  const ckDir = existsSync(join(p, 'checkpoints')) ? join(p, 'checkpoints') : p;
+  const ckDir = existsSync(runPaths.checkpoints(p)) ? runPaths.checkpoints(p) : p;
   let latest: ReturnType<typeof latestCheckpoint>;
   try {
     latest = latestCheckpoint(ckDir);

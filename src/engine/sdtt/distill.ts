@@ -2,7 +2,7 @@
 //   x0 batch -> t, z_t -> teacher targets (K ancestral sub-steps of Δ_r, teacher in eval mode) -> the masked rows of
 //   the targets -> student gradients of the divergence -> clip -> AdamW -> EMA;
 // at the end of each round: save rounds/<r>/ (never pruned), evaluate the EMA student (distillEval.ts), write the
-// rounds.jsonl line, then teacher <- the RAW student. Everything random comes from one Rng whose state is
+// line in the rounds file (runs/runFolder.ts), then teacher <- the RAW student. Everything random comes from one Rng whose state is
 // checkpointed with the data cursor, optimiser, EMA and the CURRENT teacher's folder, so a resumed run (even one
 // killed in round r > 0) reproduces an uninterrupted one exactly.
 import { existsSync } from 'node:fs';
@@ -16,7 +16,7 @@ import type { GradBatch } from '../model/gradients.ts';
 import { createGradientEngine } from '../training/gradientEngine.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, lrAt, nonFiniteStepReason } from '../training/optim.ts';
-import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../io/checkpoint.ts';
+import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../../runs/checkpoint.ts';
 import { antitheticTimes, forwardMask } from '../model/mdlm.ts';
 import { BatchIterator } from '../data/batches.ts';
 import { createModelRuntime, openModel, type Inference } from '../io/openModel.ts';
@@ -24,7 +24,8 @@ import { checkDistillData, judgeProblem, openDistillData, openDistillTeacher, re
 import { roundAt, roundSchedule, scheduleSteps, type RoundInfo } from './rounds.ts';
 import { teacherTargets } from './targets.ts';
 import { wordVocabulary } from '../eval/metrics.ts';
-import { evalJudgeFields, evaluateRound, heldoutWindowsFor, readTeacherEval, teacherEvalFile, upsertRoundLine, writeJsonAtomic, type DistillEvalContext, type DistillEvalResult } from './distillEval.ts';
+import { evalJudgeFields, evaluateRound, heldoutWindowsFor, writeJsonAtomic, type DistillEvalContext, type DistillEvalResult } from './distillEval.ts';
+import { readTeacherEval, runPaths, upsertRoundLine } from '../../runs/runFolder.ts';
 import { cachedTeacherEval, teacherEvalKey, type JudgeIdentity } from './teacherEvalCache.ts';
 
 /** The shipped AR judge, used when cfg.judge is absent and this folder exists. */
@@ -61,7 +62,7 @@ export interface TeacherRef {
   round: number;
 }
 
-/** One rounds.jsonl line (see apiHost.ts's header for the fields the UI reads). */
+/** One line of the rounds file (see apiHost.ts's header for the fields the UI reads). */
 export interface RoundLine {
   round: number;
   teacherSteps: number;
@@ -137,7 +138,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   const schedule = roundSchedule({ startSteps: distillStartSteps(cfg, L), rounds: cfg.rounds, minSteps: cfg.minSteps, stepsPerRound: cfg.stepsPerRound });
   const totalSteps = scheduleSteps(schedule);
   const layout = paramLayout(mcfg);
-  const checkpointsDir = join(runDir, 'checkpoints');
+  const checkpointsDir = runPaths.checkpoints(runDir);
 
   // ---- judge ----------------------------------------------------------------------------------------------------
   let judge: Inference | null = null;
@@ -234,7 +235,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       const key = teacherEvalKey({ teacherParams: teacherParams0, teacherConfig: teacherCfg, runtime: teacherRt, tokenizer, judge: judgeId, valTokens, trainTokens, selfBleuSteps, cfg });
       const cacheOpts = { runDir, key, evalSteps: cfg.evalSteps, judgeFields: evalJudgeFields(evalCtx), onProgress: hooks.onEvalProgress };
       const res = await cachedTeacherEval(cacheOpts, () => evaluateWeights(teacherParams0, -1, selfBleuSteps));
-      writeJsonAtomic(teacherEvalFile(runDir), res);
+      writeJsonAtomic(runPaths.teacherEval(runDir), res);
       hooks.onTeacherEval?.(res);
       hooks.onSamples?.(-1, res.samplesFiles);
     }
@@ -308,14 +309,14 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       if (step === round.lastStep) {
         // ---- round boundary ----------------------------------------------------------------------------------
         const wallS = (Date.now() - roundStartedAt) / 1000;
-        const rdir = join(runDir, 'rounds', String(round.round));
+        const rdir = runPaths.roundCheckpoint(runDir, round.round);
         saveCheckpoint(rdir, { config: mcfg, layout, params, ema: ema.values, emaUpdates: ema.updates, extraConfig: { tokenizer: tokenizer.toJSON(), sdtt: provenance(round, step) } });
         const ev = await evaluateWeights(ema.values, round.round, round.studentSteps);
         hooks.onSamples?.(round.round, ev.samplesFiles);
         hooks.onEval?.({ step, valLoss: ev.heldoutNelbo, valPpl: Math.exp(ev.heldoutNelbo), elapsedS: (Date.now() - startedAt) / 1000 });
         const line: RoundLine = {
           round: round.round, teacherSteps: round.teacherSteps, studentSteps: round.studentSteps, label: round.label, status: 'done', firstStep: round.firstStep, lastStep: round.lastStep,
-          checkpoint: join('rounds', String(round.round)), eval: ev.rows, heldoutNelbo: ev.heldoutNelbo, selfBleu: ev.selfBleu, judge: ev.judge, ...(ev.note ? { note: ev.note } : {}),
+          checkpoint: runPaths.roundCheckpointName(round.round), eval: ev.rows, heldoutNelbo: ev.heldoutNelbo, selfBleu: ev.selfBleu, judge: ev.judge, ...(ev.note ? { note: ev.note } : {}),
           wallS, evalSeconds: ev.seconds, tokPerSec: (roundStepsHere * B * L) / Math.max(roundTrainMs / 1000, 1e-9),
         };
         upsertRoundLine(runDir, line as unknown as Record<string, unknown> & { round: number });

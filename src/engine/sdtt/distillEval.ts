@@ -6,8 +6,9 @@
 // (and, per sample shown, the spans of its invented words). The first samplesPerCell samples of each (round, steps)
 // cell go to samples/<round>-<steps>.json in the SampleCell format of shared/api.ts (the first with its unmasking
 // trajectory), which the UI reads.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../../node/atomicFile.ts';
+import { runPaths } from '../../runs/runFolder.ts';
 import { join } from 'node:path';
 import type { SampleCell } from '../../shared/api.ts';
 import { heldoutNelbo } from '../eval/evaluate.ts';
@@ -18,7 +19,7 @@ import type { ArModel, Denoiser } from '../types.ts';
 import type { TokenArray } from '../data/batches.ts';
 import { validationBatches } from '../data/batches.ts';
 
-/** One eval row (rounds.jsonl `eval`, the shape apiHost reads). gen_ppl fields are null without a judge,
+/** One eval row (a rounds line's `eval`, the shape apiHost reads). gen_ppl fields are null without a judge,
  * known_words without the training text's words (and absent in runs evaluated before it existed). */
 export interface DistillEvalRow {
   steps: number;
@@ -83,7 +84,7 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, round: number, selfBleuSteps: number): Promise<DistillEvalResult> {
   const started = performance.now();
   const L = ctx.seqLen;
-  const samplesDir = join(ctx.runDir, 'samples');
+  const samplesDir = runPaths.samples(ctx.runDir);
   mkdirSync(samplesDir, { recursive: true });
   const rows: DistillEvalRow[] = [];
   const samplesFiles: string[] = [];
@@ -197,48 +198,4 @@ async function selfBleuOf(model: Denoiser, ctx: DistillEvalContext, steps: numbe
     for (let j = 0; j < b; j++) groups[Math.floor((start + j) / CONTINUATIONS)].push(Array.from(out.tokens.subarray(j * L + prefixLen, (j + 1) * L)));
   }
   return { computed: true, steps, value: selfBleu(groups).mean, prompts: P, continuations: CONTINUATIONS, prefixTokens: prefixLen };
-}
-
-/** teacher-eval.json: the round −1 evaluation, written once at the start of a run. */
-export function teacherEvalFile(runDir: string): string {
-  return join(runDir, 'teacher-eval.json');
-}
-
-export function readTeacherEval(runDir: string): DistillEvalResult | null {
-  const f = teacherEvalFile(runDir);
-  if (!existsSync(f)) return null;
-  try {
-    return JSON.parse(readFileSync(f, 'utf8')) as DistillEvalResult;
-  } catch {
-    return null;
-  }
-}
-
-/** rounds.jsonl lines as objects (torn or foreign lines skipped). */
-export function readRoundLines(runDir: string): Record<string, unknown>[] {
-  const f = join(runDir, 'rounds.jsonl');
-  if (!existsSync(f)) return [];
-  const out: Record<string, unknown>[] = [];
-  for (const line of readFileSync(f, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const v = JSON.parse(line);
-      if (v && typeof v === 'object' && typeof v.round === 'number') out.push(v);
-    } catch {
-      // a torn last line (killed mid-write)
-    }
-  }
-  return out;
-}
-
-/**
- * Writes one round's line into rounds.jsonl, replacing an earlier line of the same round (a run resumed from a
- * checkpoint before a round boundary redoes that round's end), lines ordered by round; temp + rename.
- */
-export function upsertRoundLine(runDir: string, line: Record<string, unknown> & { round: number }): void {
-  const lines = readRoundLines(runDir).filter((l) => l.round !== line.round);
-  lines.push(line);
-  lines.sort((a, b) => (a.round as number) - (b.round as number));
-  const f = join(runDir, 'rounds.jsonl');
-  writeFileAtomic(f, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
 }

@@ -4,16 +4,18 @@
 // created (`sdtt distill` through runLifecycle.openOrResume, the app's createRun through RunManager.create), so a
 // refused distillation leaves no failed run behind. Pure Node (checkpoint files, tokenizer JSON and shard manifests;
 // no tfjs, no onnxruntime): the app's main process calls it.
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeFsError } from '../../node/atomicFile.ts';
 import type { ModelConfig } from '../../shared/config.ts';
 import type { DistillConfig } from '../../shared/distillConfig.ts';
-import { loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.ts';
+import { loadCheckpoint, type LoadedCheckpoint } from '../../runs/checkpoint.ts';
 import { readModelWeights, resolveCheckpointDir } from '../io/modelCheckpoint.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { openTokenSource, type TokenSource } from '../data/shards.ts';
 import { checkpointTokenizer, sameTokenizer, type Tokenizer } from '../data/tokenizers.ts';
+import { runPaths } from '../../runs/runFolder.ts';
+import { readRunRecord } from '../../runs/runStore.ts';
 
 export interface DistillTeacher {
   /** The checkpoint folder (a run folder resolves to its latest checkpoint). */
@@ -39,15 +41,15 @@ export function openDistillTeacher(teacher: string): DistillTeacher {
   return { dir, ck, tokenizer };
 }
 
-/** The training data: cfg.data, else what the teacher recorded (its sdtt.data provenance, or its run's run.json). */
+/** The training data: cfg.data, else what the teacher recorded (its sdtt.data provenance, or its run's record). */
 export function resolveDistillData(cfg: Pick<DistillConfig, 'data' | 'teacher'>, teacherDir: string, extra: Record<string, unknown>): string {
   if (cfg.data) return cfg.data;
   const prov = extra.sdtt as { data?: unknown } | undefined;
   if (typeof prov?.data === 'string' && existsSync(prov.data)) return prov.data;
-  const runJson = join(teacherDir, '..', '..', 'run.json');
+  const runJson = runPaths.record(join(teacherDir, '..', '..'));
   if (existsSync(runJson)) {
     try {
-      const data = JSON.parse(readFileSync(runJson, 'utf8'))?.config?.data;
+      const data = readRunRecord(runJson).config.data;
       if (typeof data === 'string' && existsSync(data)) return data;
     } catch {
       // not a run folder we can read

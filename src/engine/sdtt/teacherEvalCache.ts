@@ -1,5 +1,5 @@
 // Content-addressed cache of the round −1 teacher evaluation (distillEval.ts), shared by the runs of one workspace:
-//   <runs folder>/.cache/teacher-eval/<key>/ entry.json, teacher-eval.json, samples/-1-<steps>.json
+//   <runs folder>/.cache/teacher-eval/<key>/ entry.json, the teacher evaluation (TEACHER_EVAL_NAME), samples/-1-<steps>.json
 // where <runs folder> is the parent of the run folder. Runs that differ only in what does not touch the teacher's
 // evaluation (divergence, learning rate, rounds, ...) reuse it instead of re-sampling the teacher for minutes.
 //
@@ -26,6 +26,7 @@ import { sha256Hex } from '../data/tokenizer.ts';
 import type { TokenArray } from '../data/batches.ts';
 import { weightsSha256 } from '../io/openModel.ts';
 import type { Tokenizer } from '../data/tokenizers.ts';
+import { TEACHER_EVAL_NAME, runPaths } from '../../runs/runFolder.ts';
 
 // 2: rows carry known_words, sample cells inventedWords.
 export const TEACHER_EVAL_CACHE_VERSION = 2;
@@ -115,16 +116,16 @@ function readEntry(dir: string, key: string, evalSteps: number[]): { result: Dis
   if (!entry.files || typeof entry.files !== 'object') throw new Error('entry.json lists no files');
   const bytes = new Map<string, Buffer>();
   for (const [rel, want] of Object.entries(entry.files)) {
-    if (rel !== 'teacher-eval.json' && !SAMPLE_FILE.test(rel)) throw new Error(`unexpected file ${rel}`);
+    if (rel !== TEACHER_EVAL_NAME && !SAMPLE_FILE.test(rel)) throw new Error(`unexpected file ${rel}`);
     const b = readFileSync(join(dir, rel));
     if (sha256Hex(b) !== want) throw new Error(`${rel} does not match its sha256`);
     bytes.set(rel, b);
   }
-  const te = bytes.get('teacher-eval.json');
-  if (!te) throw new Error('no teacher-eval.json');
+  const te = bytes.get(TEACHER_EVAL_NAME);
+  if (!te) throw new Error(`no ${TEACHER_EVAL_NAME}`);
   const result = JSON.parse(te.toString('utf8')) as DistillEvalResult;
-  if (result.round !== -1 || !Array.isArray(result.rows) || !Array.isArray(result.samplesFiles)) throw new Error('teacher-eval.json is not a round -1 evaluation');
-  if (result.rows.map((r) => r.steps).join(',') !== evalSteps.join(',')) throw new Error('teacher-eval.json has other eval steps');
+  if (result.round !== -1 || !Array.isArray(result.rows) || !Array.isArray(result.samplesFiles)) throw new Error(`${TEACHER_EVAL_NAME} is not a round -1 evaluation`);
+  if (result.rows.map((r) => r.steps).join(',') !== evalSteps.join(',')) throw new Error(`${TEACHER_EVAL_NAME} has other eval steps`);
   const samples = new Map<string, Buffer>();
   for (const rel of result.samplesFiles) {
     const b = bytes.get(rel);
@@ -176,8 +177,8 @@ function store(root: string, k: TeacherEvalKey, result: DistillEvalResult): 'sto
       rels.push(rel);
     }
     const te = JSON.stringify({ ...result, samplesFiles: rels }) + '\n';
-    writeFileSync(join(tmp, 'teacher-eval.json'), te);
-    files['teacher-eval.json'] = sha256Hex(te);
+    writeFileSync(join(tmp, TEACHER_EVAL_NAME), te);
+    files[TEACHER_EVAL_NAME] = sha256Hex(te);
     const entry: Entry = { version: TEACHER_EVAL_CACHE_VERSION, key: k.key, parts: k.parts, files };
     writeFileSync(join(tmp, 'entry.json'), JSON.stringify(entry, null, 1) + '\n');
     try {
@@ -204,7 +205,7 @@ export interface TeacherEvalCacheOptions {
 /**
  * The teacher evaluation for the run in `runDir`: on a hit, the cached samples files are copied into
  * <runDir>/samples (each atomically) and the cached result returned with this run's paths; on a miss `compute()`
- * runs (it writes the samples files itself, as today) and its result is stored. The caller writes teacher-eval.json.
+ * runs (it writes the samples files itself, as today) and its result is stored. The caller writes the run's teacher evaluation.
  */
 export async function cachedTeacherEval(o: TeacherEvalCacheOptions, compute: () => Promise<DistillEvalResult>): Promise<DistillEvalResult> {
   const enabled = !process.env.SDTT_NO_TEACHER_EVAL_CACHE;
@@ -224,7 +225,7 @@ export async function cachedTeacherEval(o: TeacherEvalCacheOptions, compute: () 
       }
     }
     if (hit) {
-      const samplesDir = join(o.runDir, 'samples');
+      const samplesDir = runPaths.samples(o.runDir);
       mkdirSync(samplesDir, { recursive: true });
       const samplesFiles: string[] = [];
       for (const [rel, bytes] of hit.samples) {
@@ -234,7 +235,7 @@ export async function cachedTeacherEval(o: TeacherEvalCacheOptions, compute: () 
       }
       const r = hit.result;
       o.onProgress?.(`teacher evaluation: reused from cache ${tag}`);
-      // Field order as evaluateRound writes it, so the run's teacher-eval.json reads the same as a computed one.
+      // Field order as evaluateRound writes it, so the run's teacher evaluation reads the same as a computed one.
       return { round: r.round, rows: r.rows, heldoutNelbo: r.heldoutNelbo, selfBleu: r.selfBleu, judge: o.judgeFields.judge, ...(o.judgeFields.note !== undefined ? { note: o.judgeFields.note } : {}), samplesFiles, seconds: r.seconds, reusedFrom: o.key.key };
     }
   }

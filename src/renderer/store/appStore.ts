@@ -198,7 +198,7 @@ export function handleEvent(e: RunEvent): void {
       const s = useApp.getState();
       if (s.selectedId === e.runId || s.samples[e.runId]) void refreshSamples(e.runId);
       // The teacher's samples (the first samples event of a run) come with its evaluation rows, written just before:
-      // fetch them, once per run, so a run whose teacher-eval.json is unreadable does not refetch on every round.
+      // fetch them, once per run, so a run whose teacher evaluation file is unreadable does not refetch on every round.
       if (s.selectedId === e.runId && !s.teacherEval[e.runId] && !teacherEvalFetched.has(e.runId)) {
         teacherEvalFetched.add(e.runId);
         void refreshDetail(e.runId);

@@ -2,7 +2,7 @@
 // words naming the file (fs.existsSync and readFileSync say only "false" or a raw code), then the format is
 // validated by decodeSafetensors.
 import * as fs from 'node:fs';
-import { describeFsError } from '../../node/atomicFile.ts';
+import { describeFsError } from '../node/atomicFile.ts';
 import { CheckpointError, MAX_HEADER_BYTES, decodeSafetensors, decodeSafetensorsHeader, type DecodedSafetensors } from './safetensors.ts';
 
 /**

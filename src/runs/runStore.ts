@@ -6,6 +6,7 @@
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { FileWriteError, appendFileLines, writeFileAtomic } from '../node/atomicFile.ts';
 import { join, resolve } from 'node:path';
+import { readJsonLines, runPaths } from './runFolder.ts';
 import { RunId } from '../shared/messages.ts';
 import { RunRecord, type RunStatus } from '../shared/runState.ts';
 
@@ -48,15 +49,15 @@ export class RunStore {
   }
 
   exists(id: string): boolean {
-    return existsSync(join(this.dir(id), 'run.json'));
+    return existsSync(runPaths.record(this.dir(id)));
   }
 
   create(record: RunRecord): RunRecord {
     const dir = this.dir(record.id);
-    if (existsSync(join(dir, 'run.json'))) throw new RunStoreError(`run "${record.id}" already exists in ${this.root}`);
+    if (existsSync(runPaths.record(dir))) throw new RunStoreError(`run "${record.id}" already exists in ${this.root}`);
     try {
-      mkdirSync(join(dir, 'checkpoints'), { recursive: true });
-      mkdirSync(join(dir, 'samples'), { recursive: true });
+      mkdirSync(runPaths.checkpoints(dir), { recursive: true });
+      mkdirSync(runPaths.samples(dir), { recursive: true });
     } catch (e) {
       throw FileWriteError.of(`creating ${dir}`, e);
     }
@@ -65,19 +66,11 @@ export class RunStore {
   }
 
   read(id: string): RunRecord {
-    const file = join(this.dir(id), 'run.json');
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new RunStoreError(`cannot read ${file}: ${(e as Error).message}`);
-    }
-    const parsed = RunRecord.safeParse(raw);
-    if (!parsed.success) throw new RunStoreError(`${file} is not a valid run record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const record = readRunRecord(runPaths.record(this.dir(id)));
     // The folder name is the id: a run folder copied or renamed (runs/demo -> runs/demo-old) is that folder's run,
     // not a second "demo" whose files would be looked for in runs/demo. A patch still waiting for disk space is
     // part of the record as this process knows it.
-    return { ...parsed.data, ...this.pending.get(id), id };
+    return { ...record, ...this.pending.get(id), id };
   }
 
   list(): RunRecord[] {
@@ -152,25 +145,21 @@ export class RunStore {
   }
 
   appendMetric(id: string, metric: Record<string, unknown>): void {
-    this.put('append', join(this.dir(id), 'metrics.jsonl'), JSON.stringify(metric) + '\n');
-  }
-
-  appendRound(id: string, round: Record<string, unknown>): void {
-    this.put('append', join(this.dir(id), 'rounds.jsonl'), JSON.stringify(round) + '\n');
+    this.put('append', runPaths.metrics(this.dir(id)), JSON.stringify(metric) + '\n');
   }
 
   /** Metrics lines; a torn last line (process killed mid-write) is skipped, not fatal. */
   readMetrics(id: string): Record<string, unknown>[] {
-    return readJsonLines(join(this.dir(id), 'metrics.jsonl'));
+    return readJsonLines(runPaths.metrics(this.dir(id)));
   }
 
   readRounds(id: string): Record<string, unknown>[] {
-    return readJsonLines(join(this.dir(id), 'rounds.jsonl'));
+    return readJsonLines(runPaths.rounds(this.dir(id)));
   }
 
   /** Drops metric lines logged after `step` (they came from work lost in a crash and will be redone). */
   truncateMetricsAfter(id: string, step: number): void {
-    const file = join(this.dir(id), 'metrics.jsonl');
+    const file = runPaths.metrics(this.dir(id));
     if (!existsSync(file)) return;
     const kept = readJsonLines(file).filter((m) => typeof m.step !== 'number' || m.step <= step);
     this.put('replace', file, kept.map((m) => JSON.stringify(m) + '\n').join(''));
@@ -190,16 +179,16 @@ export class RunStore {
   }
 
   checkpointsDir(id: string): string {
-    return join(this.dir(id), 'checkpoints');
+    return runPaths.checkpoints(this.dir(id));
   }
 
   samplesDir(id: string): string {
-    return join(this.dir(id), 'samples');
+    return runPaths.samples(this.dir(id));
   }
 
   private write(record: RunRecord): void {
     const checked = RunRecord.parse(record);
-    this.put('replace', join(this.dir(record.id), 'run.json'), JSON.stringify(checked, null, 2) + '\n');
+    this.put('replace', runPaths.record(this.dir(record.id)), JSON.stringify(checked, null, 2) + '\n');
   }
 
   /** Every file write goes here: a failure is a FileWriteError naming the file, whatever the writer threw. */
@@ -234,17 +223,15 @@ function countFiles(dir: string): { files: number; bytes: number } {
   return { files, bytes };
 }
 
-export function readJsonLines(file: string): Record<string, unknown>[] {
-  if (!existsSync(file)) return [];
-  const out: Record<string, unknown>[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      // torn line from a killed writer
-    }
+/** Reads and validates a run record file (run.json); throws RunStoreError naming the file. */
+export function readRunRecord(file: string): RunRecord {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new RunStoreError(`${file}: cannot read: ${(e as Error).message}`);
   }
-  return out;
+  const parsed = RunRecord.safeParse(raw);
+  if (!parsed.success) throw new RunStoreError(`${file}: not a valid run record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
 }
-

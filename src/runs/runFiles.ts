@@ -18,9 +18,10 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ApiError, type EvalSummaryRow, type MetricPoint, type RoundSummary, type SampleCell } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { latestCheckpoint } from '../engine/io/checkpoint.ts';
-import { brokenLinkReason } from '../engine/io/safetensorsFile.ts';
-import { MAX_HEADER_BYTES } from '../engine/io/safetensors.ts';
+import { latestCheckpoint } from './checkpoint.ts';
+import { brokenLinkReason } from './safetensorsFile.ts';
+import { MAX_HEADER_BYTES } from './safetensors.ts';
+import { readTeacherEval } from './runFolder.ts';
 
 /** A metrics.jsonl row as an API MetricPoint. */
 export function toMetricPoint(m: Record<string, unknown>): MetricPoint {
@@ -45,18 +46,13 @@ function evalRows(v: unknown): EvalSummaryRow[] | undefined {
   }) : undefined;
 }
 
-/** The teacher's rows and judge folder from runs/<id>/teacher-eval.json; undefined when the file is missing or
- * unreadable (a run that has not evaluated its teacher yet, or not a distillation). */
-export function readTeacherEval(runDir: string): { rows: EvalSummaryRow[]; judge: string | null } | undefined {
-  const file = join(runDir, 'teacher-eval.json');
-  if (!existsSync(file)) return undefined;
-  try {
-    const raw = readJsonObject(file);
-    const rows = evalRows(raw.rows);
-    return rows ? { rows, judge: typeof raw.judge === 'string' ? raw.judge : null } : undefined;
-  } catch {
-    return undefined; // torn or foreign: the grid and table still work without the teacher's line
-  }
+/** The teacher's well-formed rows and judge folder from the run's teacher evaluation; undefined when it is missing
+ * or unreadable (a run that has not evaluated its teacher yet, or not a distillation): the grid and table still
+ * work without the teacher's line. */
+export function teacherEvalRows(runDir: string): { rows: EvalSummaryRow[]; judge: string | null } | undefined {
+  const raw = readTeacherEval(runDir);
+  const rows = raw ? evalRows(raw.rows) : undefined;
+  return rows ? { rows, judge: typeof raw!.judge === 'string' ? raw!.judge : null } : undefined;
 }
 
 export function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummary & { checkpoint?: string }) | null {

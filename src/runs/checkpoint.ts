@@ -10,8 +10,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ModelConfig, describeConfigError } from '../../shared/config.ts';
-import { describeFsError } from '../../node/atomicFile.ts';
+import { ModelConfig, describeConfigError } from '../shared/config.ts';
+import { describeFsError } from '../node/atomicFile.ts';
 import { CheckpointError, encodeSafetensors, type SafetensorEntry, type SafetensorInput } from './safetensors.ts';
 import { brokenLinkReason, hasEntry, readSafetensorsFile } from './safetensorsFile.ts';
 
