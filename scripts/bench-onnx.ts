@@ -22,7 +22,16 @@ const { values } = parseArgs({
 const threads = Number(values.threads);
 const iters = Number(values.iters);
 const B = 16;
-const cfg = ModelConfig.parse({ arch: 'mdlm', vocabSize: 4097, dModel: 256, nLayers: 4, nHeads: 4, seqLen: 128, maskId: 4096, eosId: 4095 });
+const cfg = ModelConfig.parse({
+  arch: 'mdlm',
+  vocabSize: 4097,
+  dModel: 256,
+  nLayers: 4,
+  nHeads: 4,
+  seqLen: 128,
+  maskId: 4096,
+  eosId: 4095,
+});
 const params = initParams(cfg, 1);
 {
   // non-zero everywhere (a zero head would make the output trivial)
@@ -44,11 +53,15 @@ async function time(label: string, f: () => Promise<unknown>, n: number): Promis
   ts.sort((a, b) => a - b);
   const med = ts[Math.floor(ts.length / 2)];
   const tps = N / (med / 1000);
-  console.log(`${label.padEnd(44)} ${med.toFixed(1).padStart(8)} ms/forward  ${tps.toFixed(0).padStart(8)} tokens/s  (median of ${n}, min ${ts[0].toFixed(1)} ms)`);
+  console.log(
+    `${label.padEnd(44)} ${med.toFixed(1).padStart(8)} ms/forward  ${tps.toFixed(0).padStart(8)} tokens/s  (median of ${n}, min ${ts[0].toFixed(1)} ms)`,
+  );
   return tps;
 }
 
-console.log(`bench-5m: V=${cfg.vocabSize} d=${cfg.dModel} layers=${cfg.nLayers} heads=${cfg.nHeads} seq=${cfg.seqLen} batch=${B} params=${params.length}`);
+console.log(
+  `bench-5m: V=${cfg.vocabSize} d=${cfg.dModel} layers=${cfg.nLayers} heads=${cfg.nHeads} seq=${cfg.seqLen} batch=${B} params=${params.length}`,
+);
 const rt = await loadOnnxRuntime();
 let onnxTps = 0;
 if (!rt.ort) console.log(`onnx: skipped (${rt.reason})`);
@@ -70,7 +83,9 @@ else {
     for (let i = 0; i < cfg.seqLen; i++) await s.append(one, 1);
     const sec = (performance.now() - t1) / 1000;
     s.dispose();
-    console.log(`${'onnx ar KV-cache decode, 128 steps x batch 16'.padEnd(44)} ${(sec * 1000).toFixed(1).padStart(8)} ms total    ${(N / sec).toFixed(0).padStart(8)} tokens/s`);
+    console.log(
+      `${'onnx ar KV-cache decode, 128 steps x batch 16'.padEnd(44)} ${(sec * 1000).toFixed(1).padStart(8)} ms total    ${(N / sec).toFixed(0).padStart(8)} tokens/s`,
+    );
     await am.dispose();
   }
 }
@@ -81,7 +96,11 @@ if (!values['no-tfjs']) {
     const { createInferenceModel } = await import('../src/engine/model/model.ts');
     const info = await initBackend(BackendName.parse(values.backend));
     const m = createInferenceModel(cfg, params);
-    const tps = await time(`tfjs mdlm forward (${info.device})`, () => m.logits(tokens, B), Math.max(3, Math.ceil(iters / 4)));
+    const tps = await time(
+      `tfjs mdlm forward (${info.device})`,
+      () => m.logits(tokens, B),
+      Math.max(3, Math.ceil(iters / 4)),
+    );
     m.dispose();
     if (onnxTps) console.log(`speed-up onnx / tfjs: ${(onnxTps / tps).toFixed(1)}x`);
   } catch (e) {

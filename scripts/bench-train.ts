@@ -5,7 +5,17 @@ import { BackendName } from '../src/shared/config.ts';
 import { benchTrain } from '../src/engine/training/benchTrain.ts';
 
 const { values } = parseArgs({
-  options: { backend: { type: 'string', default: 'wasm' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' } },
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    threads: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+  },
 });
-const r = await benchTrain({ backend: BackendName.parse(values.backend), threads: Number(values.threads), steps: Number(values.steps), warmup: Number(values.warmup) });
+const r = await benchTrain({
+  backend: BackendName.parse(values.backend),
+  threads: Number(values.threads),
+  steps: Number(values.steps),
+  warmup: Number(values.warmup),
+});
 console.log(JSON.stringify(r));

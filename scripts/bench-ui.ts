@@ -25,7 +25,13 @@ const result: Record<string, { downsample_ms: number; ema_ms: number }> = {};
 for (const n of [10_000, 100_000, 1_000_000]) {
   const x = Float64Array.from({ length: n }, (_, i) => i);
   let seed = 7;
-  const y = Float64Array.from({ length: n }, (_, i) => 3 * Math.exp(-i / n) + ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.2);
-  result[String(n)] = { downsample_ms: median(() => minMaxDownsample(x, y, n, 1000)), ema_ms: median(() => emaSmooth(y, 0.9)) };
+  const y = Float64Array.from(
+    { length: n },
+    (_, i) => 3 * Math.exp(-i / n) + ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.2,
+  );
+  result[String(n)] = {
+    downsample_ms: median(() => minMaxDownsample(x, y, n, 1000)),
+    ema_ms: median(() => emaSmooth(y, 0.9)),
+  };
 }
 console.log(JSON.stringify({ bench: 'ui', iters, points: result }));

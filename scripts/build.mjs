@@ -7,6 +7,30 @@ import { spawnSync } from 'node:child_process';
 const vite = spawnSync(process.execPath, ['node_modules/vite/bin/vite.js', 'build'], { stdio: 'inherit' });
 if (vite.status !== 0) process.exit(vite.status ?? 1);
 
-const common = { bundle: true, platform: 'node', target: 'node20', packages: 'external', sourcemap: true, logLevel: 'info' };
-await build({ ...common, format: 'esm', entryPoints: { 'main/index': 'src/main/electronMain.ts', 'worker/index': 'src/worker/index.ts', 'worker/gradWorker': 'src/engine/model/gradWorker.ts' }, outdir: 'out', outExtension: { '.js': '.js' } });
-await build({ ...common, format: 'cjs', entryPoints: { 'preload/index': 'src/preload/index.cts' }, outdir: 'out', outExtension: { '.js': '.cjs' }, external: ['electron'] });
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: true,
+  logLevel: 'info',
+};
+await build({
+  ...common,
+  format: 'esm',
+  entryPoints: {
+    'main/index': 'src/main/electronMain.ts',
+    'worker/index': 'src/worker/index.ts',
+    'worker/gradWorker': 'src/engine/model/gradWorker.ts',
+  },
+  outdir: 'out',
+  outExtension: { '.js': '.js' },
+});
+await build({
+  ...common,
+  format: 'cjs',
+  entryPoints: { 'preload/index': 'src/preload/index.cts' },
+  outdir: 'out',
+  outExtension: { '.js': '.cjs' },
+  external: ['electron'],
+});

@@ -33,9 +33,13 @@ if (files.some((f) => e2e.includes(f))) {
   const index = join('out', 'renderer', 'index.html');
   if (!existsSync(index) || statSync(index).mtimeMs < newestMtime(join('src', 'renderer'))) {
     console.log('building the renderer for the e2e suite (out/renderer is missing or stale)');
-    const b = spawnSync(process.execPath, [join('node_modules', 'vite', 'bin', 'vite.js'), 'build'], { stdio: 'inherit' });
+    const b = spawnSync(process.execPath, [join('node_modules', 'vite', 'bin', 'vite.js'), 'build'], {
+      stdio: 'inherit',
+    });
     if (b.status !== 0) process.exit(b.status ?? 1);
   }
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

@@ -11,7 +11,18 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, mkdir } from 'node:fs/promises';
 import { extname, join, normalize, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { parseApiRequest, WS_PATH, ApiError, type AppInfo, type MetricPoint, type ModelInfo, type RoundSummary, type RunEvent, type SampleCell, type WsServerMessage } from '../src/shared/api.ts';
+import {
+  parseApiRequest,
+  WS_PATH,
+  ApiError,
+  type AppInfo,
+  type MetricPoint,
+  type ModelInfo,
+  type RoundSummary,
+  type RunEvent,
+  type SampleCell,
+  type WsServerMessage,
+} from '../src/shared/api.ts';
 import type { RunRecord } from '../src/shared/runState.ts';
 
 const args = process.argv.slice(2);
@@ -43,11 +54,38 @@ const iso = (minAgo: number) => new Date(now - minAgo * 60_000).toISOString();
 
 function distillConfig(over: Record<string, unknown> = {}) {
   return {
-    kind: 'distill', teacher: 'assets/models/mdlm-small', divergence: 'kld', rounds: 5, stepsPerRound: 20000, teacherSubsteps: 2, minSteps: 4,
-    legacyTimeGrid: false, resetOptimizerEachRound: false, resetEmaEachRound: false,
-    optim: { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, warmupSteps: 200, gradClip: 1, emaDecay: 0.998 },
-    batchSize: 32, seed: 0, epsT: 1e-5, evalSteps: [128, 64, 32, 16, 8, 4], evalSamples: 256, studentDropout: 0.1, logEvery: 1,
-    checkpointEvery: 200, keepCheckpoints: 3, backend: 'auto', threads: 2, ...over,
+    kind: 'distill',
+    teacher: 'assets/models/mdlm-small',
+    divergence: 'kld',
+    rounds: 5,
+    stepsPerRound: 20000,
+    teacherSubsteps: 2,
+    minSteps: 4,
+    legacyTimeGrid: false,
+    resetOptimizerEachRound: false,
+    resetEmaEachRound: false,
+    optim: {
+      lr: 1e-4,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0,
+      warmupSteps: 200,
+      gradClip: 1,
+      emaDecay: 0.998,
+    },
+    batchSize: 32,
+    seed: 0,
+    epsT: 1e-5,
+    evalSteps: [128, 64, 32, 16, 8, 4],
+    evalSamples: 256,
+    studentDropout: 0.1,
+    logEvery: 1,
+    checkpointEvery: 200,
+    keepCheckpoints: 3,
+    backend: 'auto',
+    threads: 2,
+    ...over,
   };
 }
 
@@ -59,8 +97,14 @@ function trainPoint(run: FakeRun, step: number, lr: number): MetricPoint {
   if (rnd() < 0.0004) loss *= 2.5 + rnd() * 2; // rare spikes the downsampler must keep
   const warm = Math.min(1, step / 200);
   return {
-    type: 'train', step, loss, lr: lr * warm, gradNorm: Math.abs(0.6 + 0.25 * gauss() + 2 * Math.exp(-inRound / 300)),
-    tokPerSec: 1180 + 60 * gauss(), elapsedS: step / 25, round: r,
+    type: 'train',
+    step,
+    loss,
+    lr: lr * warm,
+    gradNorm: Math.abs(0.6 + 0.25 * gauss() + 2 * Math.exp(-inRound / 300)),
+    tokPerSec: 1180 + 60 * gauss(),
+    elapsedS: step / 25,
+    round: r,
   };
 }
 
@@ -72,15 +116,31 @@ function makeRounds(n0: number, count: number, spr: number, doneThrough: number,
     const status = r <= doneThrough ? 'done' : r === doneThrough + 1 && running ? 'running' : 'pending';
     const ppl = (s: number) => 60 + 900 / s + 4 * r + 3 * rnd();
     out.push({
-      round: r, teacherSteps, studentSteps, label: `teacher ${teacherSteps} -> student ${studentSteps}`, status,
-      firstStep: r * spr + 1, lastStep: status === 'pending' ? r * spr + 1 : (r + 1) * spr,
-      eval: status === 'done' ? [studentSteps, studentSteps / 2].map((s) => ({ steps: s, gen_ppl: ppl(s), gen_ppl_se: 1.5 + rnd(), entropy: 5.6 - 0.02 * r - 0.1 * rnd() })) : undefined,
+      round: r,
+      teacherSteps,
+      studentSteps,
+      label: `teacher ${teacherSteps} -> student ${studentSteps}`,
+      status,
+      firstStep: r * spr + 1,
+      lastStep: status === 'pending' ? r * spr + 1 : (r + 1) * spr,
+      eval:
+        status === 'done'
+          ? [studentSteps, studentSteps / 2].map((s) => ({
+              steps: s,
+              gen_ppl: ppl(s),
+              gen_ppl_se: 1.5 + rnd(),
+              entropy: 5.6 - 0.02 * r - 0.1 * rnd(),
+            }))
+          : undefined,
     });
   }
   return out;
 }
 
-const WORDS = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will more some what its time only also into two other could state people may these new upon any great made first such must'.split(' ');
+const WORDS =
+  'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will more some what its time only also into two other could state people may these new upon any great made first such must'.split(
+    ' ',
+  );
 function makeSamples(n0: number, doneRounds: number, seedVal: number): SampleCell[] {
   const cells: SampleCell[] = [];
   const stepsList = [128, 64, 32, 16, 8, 4].filter((s) => s <= n0);
@@ -91,7 +151,8 @@ function makeSamples(n0: number, doneRounds: number, seedVal: number): SampleCel
       const len = 40;
       const toks: string[] = [];
       for (let i = 0; i < len; i++) {
-        const w = rnd() < 0.35 + 0.6 * quality ? WORDS[Math.floor(rnd() * 30)]! : WORDS[Math.floor(rnd() * WORDS.length)]!;
+        const w =
+          rnd() < 0.35 + 0.6 * quality ? WORDS[Math.floor(rnd() * 30)]! : WORDS[Math.floor(rnd() * WORDS.length)]!;
         toks.push((i === 0 ? '' : ' ') + (rnd() < 0.08 * (1 - quality) ? w.toUpperCase() : w));
       }
       if (steps === 4 && r < 1) toks[7] = ' [MASK]';
@@ -104,53 +165,188 @@ function makeSamples(n0: number, doneRounds: number, seedVal: number): SampleCel
         traj.push(ids.map((id, i) => (revealed.has(i) ? id : MASK)));
       }
       cells.push({
-        round: r, steps, seed: seedVal, text: toks.join(''), genPpl: 55 + 1200 / steps / (1 + r * 0.5 + 0.5) + 5 * rnd(), entropy: 5.3 + 0.3 * quality + 0.05 * rnd(),
-        latencyMs: steps * 11.5 * (1 + 0.05 * rnd()), trajectory: traj, tokenTexts: toks,
+        round: r,
+        steps,
+        seed: seedVal,
+        text: toks.join(''),
+        genPpl: 55 + 1200 / steps / (1 + r * 0.5 + 0.5) + 5 * rnd(),
+        entropy: 5.3 + 0.3 * quality + 0.05 * rnd(),
+        latencyMs: steps * 11.5 * (1 + 0.05 * rnd()),
+        trajectory: traj,
+        tokenTexts: toks,
       });
     }
   }
   return cells;
 }
 
-function addRun(id: string, kind: RunRecord['kind'], status: RunRecord['status'], cfg: Record<string, unknown>, opts: { step: number; minAgo: number; reason?: string; nanAt?: number; doneRounds?: number; backend?: string; device?: string }) {
+function addRun(
+  id: string,
+  kind: RunRecord['kind'],
+  status: RunRecord['status'],
+  cfg: Record<string, unknown>,
+  opts: {
+    step: number;
+    minAgo: number;
+    reason?: string;
+    nanAt?: number;
+    doneRounds?: number;
+    backend?: string;
+    device?: string;
+  },
+) {
   const spr = Number(cfg.stepsPerRound ?? 1000);
   const nr = Number(cfg.rounds ?? 1);
   const n0 = 128;
   const totalSteps = kind === 'distill' ? spr * nr : Number(cfg.steps ?? 1000);
   const record: RunRecord = {
-    id, kind, config: cfg, status, reason: opts.reason, backend: opts.backend ?? 'wasm', device: opts.device ?? 'CPU (wasm, SIMD, 1 thread)', step: opts.step, totalSteps,
-    createdAt: iso(opts.minAgo), updatedAt: iso(0),
+    id,
+    kind,
+    config: cfg,
+    status,
+    reason: opts.reason,
+    backend: opts.backend ?? 'wasm',
+    device: opts.device ?? 'CPU (wasm, SIMD, 1 thread)',
+    step: opts.step,
+    totalSteps,
+    createdAt: iso(opts.minAgo),
+    updatedAt: iso(0),
   };
   const doneRounds = opts.doneRounds ?? Math.floor(opts.step / spr);
-  const run: FakeRun = { record, points: [], rounds: kind === 'distill' ? makeRounds(n0, nr, spr, doneRounds - 1, status === 'running' || status === 'paused') : [], samples: [], n0, stepsPerRound: spr };
+  const run: FakeRun = {
+    record,
+    points: [],
+    rounds:
+      kind === 'distill' ? makeRounds(n0, nr, spr, doneRounds - 1, status === 'running' || status === 'paused') : [],
+    samples: [],
+    n0,
+    stepsPerRound: spr,
+  };
   const lr = Number((cfg.optim as { lr?: number })?.lr ?? 1e-4);
   const logEvery = Number(cfg.logEvery ?? 10);
   for (let s = logEvery; s <= opts.step; s += logEvery) {
     const p = trainPoint(run, s, lr);
     if (opts.nanAt !== undefined && s >= opts.nanAt) p.loss = NaN;
     run.points.push(p);
-    if (s % 2000 === 0) run.points.push({ type: 'eval', step: s, valLoss: (p.loss as number) * 1.08 + 0.02, valPpl: Math.exp((p.loss as number) * 1.08), elapsedS: s / 25 });
+    if (s % 2000 === 0)
+      run.points.push({
+        type: 'eval',
+        step: s,
+        valLoss: (p.loss as number) * 1.08 + 0.02,
+        valPpl: Math.exp((p.loss as number) * 1.08),
+        elapsedS: s / 25,
+      });
   }
   if (kind === 'distill' && status !== 'queued') run.samples = makeSamples(n0, doneRounds, Number(cfg.seed ?? 0));
   runs.set(id, run);
   return run;
 }
 
-const live = addRun('sdtt-kld-small', 'distill', 'running', distillConfig({ seed: 1234 }), { step: 90_000, minAgo: 62, doneRounds: 4 });
-addRun('sdtt-mse-lr3e-4', 'distill', 'done', distillConfig({ divergence: 'mse', optim: { ...distillConfig().optim, lr: 3e-4 }, rounds: 3, stepsPerRound: 4000, logEvery: 10, seed: 1234 }), { step: 12_000, minAgo: 300 });
-addRun('sdtt-tvd-bs64', 'distill', 'nan', distillConfig({ divergence: 'tvd', batchSize: 64, rounds: 3, stepsPerRound: 4000, logEvery: 10 }), { step: 6_000, minAgo: 200, nanAt: 5_310, reason: 'loss became NaN at step 5310 (round 1); last good checkpoint: step 5200', doneRounds: 1 });
-addRun('sdtt-kl-fwd', 'distill', 'paused', distillConfig({ divergence: 'kl-fwd', rounds: 4, stepsPerRound: 3000, logEvery: 10 }), { step: 4_100, minAgo: 150 });
-addRun('sdtt-oom', 'distill', 'failed', distillConfig({ batchSize: 512, rounds: 2, stepsPerRound: 1000, logEvery: 10 }), { step: 20, minAgo: 140, reason: 'worker exited with code 134: out of memory while allocating the teacher targets (batch 512)', doneRounds: 0 });
-addRun('sdtt-stopped', 'distill', 'stopped', distillConfig({ rounds: 2, stepsPerRound: 1000, logEvery: 10 }), { step: 700, minAgo: 120, reason: 'stopped by the user' });
+const live = addRun('sdtt-kld-small', 'distill', 'running', distillConfig({ seed: 1234 }), {
+  step: 90_000,
+  minAgo: 62,
+  doneRounds: 4,
+});
+addRun(
+  'sdtt-mse-lr3e-4',
+  'distill',
+  'done',
+  distillConfig({
+    divergence: 'mse',
+    optim: { ...distillConfig().optim, lr: 3e-4 },
+    rounds: 3,
+    stepsPerRound: 4000,
+    logEvery: 10,
+    seed: 1234,
+  }),
+  { step: 12_000, minAgo: 300 },
+);
+addRun(
+  'sdtt-tvd-bs64',
+  'distill',
+  'nan',
+  distillConfig({ divergence: 'tvd', batchSize: 64, rounds: 3, stepsPerRound: 4000, logEvery: 10 }),
+  {
+    step: 6_000,
+    minAgo: 200,
+    nanAt: 5_310,
+    reason: 'loss became NaN at step 5310 (round 1); last good checkpoint: step 5200',
+    doneRounds: 1,
+  },
+);
+addRun(
+  'sdtt-kl-fwd',
+  'distill',
+  'paused',
+  distillConfig({ divergence: 'kl-fwd', rounds: 4, stepsPerRound: 3000, logEvery: 10 }),
+  { step: 4_100, minAgo: 150 },
+);
+addRun(
+  'sdtt-oom',
+  'distill',
+  'failed',
+  distillConfig({ batchSize: 512, rounds: 2, stepsPerRound: 1000, logEvery: 10 }),
+  {
+    step: 20,
+    minAgo: 140,
+    reason: 'worker exited with code 134: out of memory while allocating the teacher targets (batch 512)',
+    doneRounds: 0,
+  },
+);
+addRun('sdtt-stopped', 'distill', 'stopped', distillConfig({ rounds: 2, stepsPerRound: 1000, logEvery: 10 }), {
+  step: 700,
+  minAgo: 120,
+  reason: 'stopped by the user',
+});
 addRun('sdtt-queued', 'distill', 'queued', distillConfig({ rounds: 2, stepsPerRound: 1000 }), { step: 0, minAgo: 5 });
-addRun('pretrain-small', 'pretrain', 'done', { kind: 'pretrain', steps: 20000, batchSize: 16, logEvery: 20, optim: { lr: 3e-4 }, model: { arch: 'mdlm', dModel: 128, nLayers: 4 } }, { step: 20_000, minAgo: 900 });
+addRun(
+  'pretrain-small',
+  'pretrain',
+  'done',
+  {
+    kind: 'pretrain',
+    steps: 20000,
+    batchSize: 16,
+    logEvery: 20,
+    optim: { lr: 3e-4 },
+    model: { arch: 'mdlm', dModel: 128, nLayers: 4 },
+  },
+  { step: 20_000, minAgo: 900 },
+);
 
 const models: ModelInfo[] = [
-  { id: 'mdlm-small', label: 'MDLM small (shipped)', path: 'assets/models/mdlm-small', arch: 'mdlm', params: 3_400_000, source: 'shipped' },
-  { id: 'ar-judge', label: 'AR judge (shipped)', path: 'assets/models/ar-judge', arch: 'ar', params: 3_100_000, source: 'shipped' },
-  { id: 'pretrain-small', label: 'pretrain-small (step 20000)', path: 'runs/pretrain-small/checkpoints/20000', arch: 'mdlm', params: 3_400_000, source: 'run' },
+  {
+    id: 'mdlm-small',
+    label: 'MDLM small (shipped)',
+    path: 'assets/models/mdlm-small',
+    arch: 'mdlm',
+    params: 3_400_000,
+    source: 'shipped',
+  },
+  {
+    id: 'ar-judge',
+    label: 'AR judge (shipped)',
+    path: 'assets/models/ar-judge',
+    arch: 'ar',
+    params: 3_100_000,
+    source: 'shipped',
+  },
+  {
+    id: 'pretrain-small',
+    label: 'pretrain-small (step 20000)',
+    path: 'runs/pretrain-small/checkpoints/20000',
+    arch: 'mdlm',
+    params: 3_400_000,
+    source: 'run',
+  },
 ];
-const info: AppInfo = { version: '0.1.0', workspace: '/home/user/sdtt-workspace', host: 'browser', backend: 'wasm', device: 'CPU (wasm, SIMD, 1 thread)' };
+const info: AppInfo = {
+  version: '0.1.0',
+  workspace: '/home/user/sdtt-workspace',
+  host: 'browser',
+  backend: 'wasm',
+  device: 'CPU (wasm, SIMD, 1 thread)',
+};
 
 // ------------------------------------------------------------------------------------ fake API ---------------
 const clients = new Set<(e: RunEvent) => void>();
@@ -168,12 +364,24 @@ let created = 0;
 async function call(method: string, params: unknown): Promise<unknown> {
   const { req } = parseApiRequest(method, params) as { req: Record<string, unknown> };
   switch (method) {
-    case 'getInfo': return info;
-    case 'listRuns': return [...runs.values()].map((r) => r.record);
-    case 'getRun': { const r = get(req.id as string); return { record: r.record, rounds: r.rounds, metricsCount: r.points.length }; }
-    case 'getMetrics': { const r = get(req.id as string); const from = req.from as number; const points = r.points.slice(from, from + 20000); return { points, next: from + points.length }; }
-    case 'listModels': return models;
-    case 'getSamples': return get(req.id as string).samples;
+    case 'getInfo':
+      return info;
+    case 'listRuns':
+      return [...runs.values()].map((r) => r.record);
+    case 'getRun': {
+      const r = get(req.id as string);
+      return { record: r.record, rounds: r.rounds, metricsCount: r.points.length };
+    }
+    case 'getMetrics': {
+      const r = get(req.id as string);
+      const from = req.from as number;
+      const points = r.points.slice(from, from + 20000);
+      return { points, next: from + points.length };
+    }
+    case 'listModels':
+      return models;
+    case 'getSamples':
+      return get(req.id as string).samples;
     case 'createRun': {
       const cfg = req.config as Record<string, unknown>;
       const id = (req.id as string | undefined) ?? `distill-${String(++created).padStart(3, '0')}`;
@@ -192,8 +400,12 @@ async function call(method: string, params: unknown): Promise<unknown> {
     case 'exportRound': {
       const r = get(req.id as string);
       const round = r.rounds.find((x) => x.round === req.round);
-      if (!round || round.status !== 'done') throw new ApiError(`round ${req.round} of ${r.record.id} is not finished`, 'conflict');
-      return { folder: req.folder, files: ['model.safetensors', 'config.json', 'README.md'].map((f) => `${req.folder}/${f}`) };
+      if (!round || round.status !== 'done')
+        throw new ApiError(`round ${req.round} of ${r.record.id} is not finished`, 'conflict');
+      return {
+        folder: req.folder,
+        files: ['model.safetensors', 'config.json', 'README.md'].map((f) => `${req.folder}/${f}`),
+      };
     }
   }
   throw new ApiError(`unknown method ${method}`, 'invalid-request');
@@ -231,15 +443,30 @@ setInterval(() => {
 void live;
 
 // ---------------------------------------------------------------- HTTP + a minimal RFC 6455 WebSocket ---------
-const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json' };
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.json': 'application/json',
+};
 const server = createServer(async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
-  const rel = normalize(decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)).replace(/^(\.\.[/\\])+/, '');
+  const rel = normalize(decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)).replace(
+    /^(\.\.[/\\])+/,
+    '',
+  );
   const file = join(ROOT, rel);
   if (!file.startsWith(ROOT)) return void res.writeHead(403).end();
   try {
     const body = await readFile(file);
-    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
+    res
+      .writeHead(200, {
+        'content-type': MIME[extname(file)] ?? 'application/octet-stream',
+        'cache-control': 'no-store',
+      })
+      .end(body);
   } catch {
     res.writeHead(404).end('not found (run `npx vite build` first)');
   }
@@ -248,7 +475,19 @@ const server = createServer(async (req, res) => {
 function frame(text: string): Buffer {
   const data = Buffer.from(text);
   const n = data.length;
-  const head = n < 126 ? Buffer.from([0x81, n]) : n < 65536 ? Buffer.from([0x81, 126, n >> 8, n & 255]) : Buffer.concat([Buffer.from([0x81, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; })()]);
+  const head =
+    n < 126
+      ? Buffer.from([0x81, n])
+      : n < 65536
+        ? Buffer.from([0x81, 126, n >> 8, n & 255])
+        : Buffer.concat([
+            Buffer.from([0x81, 127]),
+            (() => {
+              const b = Buffer.alloc(8);
+              b.writeBigUInt64BE(BigInt(n));
+              return b;
+            })(),
+          ]);
   return Buffer.concat([head, data]);
 }
 
@@ -258,8 +497,12 @@ server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
     return;
   }
-  const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  const accept = createHash('sha1')
+    .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+    .digest('base64');
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
   const send = (m: WsServerMessage) => socket.writable && socket.write(frame(JSON.stringify(m)));
   const listener = (event: RunEvent) => send({ event });
   clients.add(listener);
@@ -273,8 +516,15 @@ server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
       const op = buf[0]! & 0x0f;
       let len = buf[1]! & 0x7f;
       let off = 2;
-      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        off = 10;
+      }
       const masked = (buf[1]! & 0x80) !== 0;
       const mask = masked ? buf.subarray(off, off + 4) : null;
       if (masked) off += 4;
@@ -282,18 +532,33 @@ server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
       const payload = Buffer.from(buf.subarray(off, off + len));
       buf = buf.subarray(off + len);
       if (mask) for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
-      if (op === 8) { socket.end(Buffer.from([0x88, 0])); return; }
-      if (op === 9) { socket.write(Buffer.concat([Buffer.from([0x8a, payload.length]), payload])); continue; }
+      if (op === 8) {
+        socket.end(Buffer.from([0x88, 0]));
+        return;
+      }
+      if (op === 9) {
+        socket.write(Buffer.concat([Buffer.from([0x8a, payload.length]), payload]));
+        continue;
+      }
       if (op === 1 || op === 0) {
         parts.push(payload);
         if (!fin) continue;
         const text = Buffer.concat(parts).toString('utf8');
         parts = [];
         let msg: { id: number; method: string; params: unknown };
-        try { msg = JSON.parse(text); } catch { continue; }
+        try {
+          msg = JSON.parse(text);
+        } catch {
+          continue;
+        }
         call(msg.method, msg.params).then(
           (result) => send({ id: msg.id, ok: true, result }),
-          (e: unknown) => send({ id: msg.id, ok: false, error: { message: (e as Error).message, code: e instanceof ApiError ? e.code : 'internal' } }),
+          (e: unknown) =>
+            send({
+              id: msg.id,
+              ok: false,
+              error: { message: (e as Error).message, code: e instanceof ApiError ? e.code : 'internal' },
+            }),
         );
       }
     }
@@ -320,21 +585,43 @@ server.listen(PORT, '127.0.0.1', async () => {
 async function shoot(url: string, dir: string) {
   const { chromium } = await import('playwright-core');
   await mkdir(dir, { recursive: true });
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
   const problems: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`);
+  });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   await page.goto(url);
   await page.getByTestId('run-item-sdtt-kld-small').waitFor();
   await page.getByTestId('run-item-sdtt-kld-small').click();
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-points')) >= 90000, null, { timeout: 30000 });
+  await page.waitForFunction(
+    () => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-points')) >= 90000,
+    null,
+    { timeout: 30000 },
+  );
   // Responsiveness with 90k+ points while streaming: measure long tasks over 3 s.
-  const longTasks = await page.evaluate(() => new Promise<number[]>((res) => {
-    const d: number[] = [];
-    new PerformanceObserver((l) => l.getEntries().forEach((e) => d.push(Math.round(e.duration)))).observe({ type: 'longtask', buffered: false });
-    setTimeout(() => res(d), 3000);
-  }));
+  const longTasks = await page.evaluate(
+    () =>
+      new Promise<number[]>((res) => {
+        const d: number[] = [];
+        new PerformanceObserver((l) => l.getEntries().forEach((e) => d.push(Math.round(e.duration)))).observe({
+          type: 'longtask',
+          buffered: false,
+        });
+        setTimeout(() => res(d), 3000);
+      }),
+  );
   console.log(`long tasks (>50 ms) during 3 s of streaming with ~90k points: ${JSON.stringify(longTasks)}`);
   await page.screenshot({ path: `${dir}/1-run-live.png` });
   await page.getByTestId('log-toggle').check();

@@ -4,7 +4,18 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { main } from '../src/cli/index.ts';
@@ -40,7 +51,11 @@ function folderChecksum(dir: string): string {
 }
 
 /** Rewrites `name` (model.safetensors) of `dir` with its tensors changed by `edit` (metadata kept). */
-function editTensors(dir: string, edit: (tensors: Map<string, SafetensorInput>) => void, name = 'model.safetensors'): void {
+function editTensors(
+  dir: string,
+  edit: (tensors: Map<string, SafetensorInput>) => void,
+  name = 'model.safetensors',
+): void {
   const file = join(dir, name);
   const { tensors, metadata } = decodeSafetensors(readFileSync(file));
   const t = tensors as Map<string, SafetensorInput>;
@@ -49,7 +64,10 @@ function editTensors(dir: string, edit: (tensors: Map<string, SafetensorInput>) 
 }
 
 /** Rewrites the JSON header of model.safetensors (same length prefix rules; data untouched). */
-function editHeader(dir: string, edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void): void {
+function editHeader(
+  dir: string,
+  edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void,
+): void {
   const file = join(dir, 'model.safetensors');
   const buf = readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
@@ -61,7 +79,8 @@ function editHeader(dir: string, edit: (header: Record<string, { dtype: string; 
   writeFileSync(file, Buffer.concat([len, text, buf.subarray(8 + n)]));
 }
 
-const firstFloat = (t: Map<string, SafetensorInput>) => [...t].find(([, e]) => e.data instanceof Float32Array && e.data.length > 2)!;
+const firstFloat = (t: Map<string, SafetensorInput>) =>
+  [...t].find(([, e]) => e.data instanceof Float32Array && e.data.length > 2)!;
 const editConfig = (dir: string, edit: (c: Record<string, unknown>) => void) => {
   const file = join(dir, 'config.json');
   const c = JSON.parse(readFileSync(file, 'utf8'));
@@ -71,7 +90,13 @@ const editConfig = (dir: string, edit: (c: Record<string, unknown>) => void) => 
 
 /** Each variant damages a copy of the good checkpoint; `problem` is what the error must say. */
 const VARIANTS: { name: string; problem: RegExp; file: string; damage: (dir: string) => void }[] = [
-  { name: 'truncated', file: 'model.safetensors', problem: /out of range: the data section holds/, damage: (d) => truncateSync(join(d, 'model.safetensors'), Math.floor(statSync(join(d, 'model.safetensors')).size / 2)) },
+  {
+    name: 'truncated',
+    file: 'model.safetensors',
+    problem: /out of range: the data section holds/,
+    damage: (d) =>
+      truncateSync(join(d, 'model.safetensors'), Math.floor(statSync(join(d, 'model.safetensors')).size / 2)),
+  },
   {
     name: 'header-lies',
     file: 'model.safetensors',
@@ -91,7 +116,10 @@ const VARIANTS: { name: string; problem: RegExp; file: string; damage: (dir: str
       editHeader(d, (h) => {
         // two same-size tensors swap nothing but point at the same bytes; a hole is left where the second was
         const names = Object.keys(h).filter((k) => k !== '__metadata__');
-        const [a, b] = names.filter((k) => h[k].data_offsets[1] - h[k].data_offsets[0] === h[names[0]].data_offsets[1] - h[names[0]].data_offsets[0]);
+        const [a, b] = names.filter(
+          (k) =>
+            h[k].data_offsets[1] - h[k].data_offsets[0] === h[names[0]].data_offsets[1] - h[names[0]].data_offsets[0],
+        );
         h[b].data_offsets = [...h[a].data_offsets];
       }),
   },
@@ -119,14 +147,28 @@ const VARIANTS: { name: string; problem: RegExp; file: string; damage: (dir: str
     file: 'ema.safetensors',
     problem: /non-finite weights in 1 tensor: '[^']+' \(2 Inf of \d+ values\)/,
     damage: (d) =>
-      editTensors(d, (t) => {
-        const data = firstFloat(t)[1].data as Float32Array;
-        data[0] = Infinity;
-        data[2] = -Infinity;
-      }, 'ema.safetensors'),
+      editTensors(
+        d,
+        (t) => {
+          const data = firstFloat(t)[1].data as Float32Array;
+          data[0] = Infinity;
+          data[2] = -Infinity;
+        },
+        'ema.safetensors',
+      ),
   },
-  { name: 'vocab-mismatch', file: 'model.safetensors', problem: /has shape \[\d+, \d+\] but the config needs/, damage: (d) => editConfig(d, (c) => void ((c.vocabSize as number) += 7)) },
-  { name: 'no-dModel', file: 'config.json', problem: /dModel/, damage: (d) => editConfig(d, (c) => void delete c.dModel) },
+  {
+    name: 'vocab-mismatch',
+    file: 'model.safetensors',
+    problem: /has shape \[\d+, \d+\] but the config needs/,
+    damage: (d) => editConfig(d, (c) => void ((c.vocabSize as number) += 7)),
+  },
+  {
+    name: 'no-dModel',
+    file: 'config.json',
+    problem: /dModel/,
+    damage: (d) => editConfig(d, (c) => void delete c.dModel),
+  },
   {
     name: 'foreign-tensors',
     file: 'model.safetensors',
@@ -175,8 +217,34 @@ function damagedRun(name: string, damage: (dir: string) => void): string {
 const COMMANDS: { cmd: string; argv: (dir: string, name: string) => string[] }[] = [
   { cmd: 'sample', argv: (dir) => ['sample', '--model', dir, '--steps', '2', '--samples', '1'] },
   { cmd: 'eval', argv: (dir) => ['eval', '--model', dir, '--data', ALICE, '--batches', '1', '--batch', '1'] },
-  { cmd: 'distill', argv: (dir, name) => ['distill', '--teacher', dir, '--data', ALICE, '--rounds', '1', '--steps-per-round', '1', '--batch', '1', '--eval-samples', '1', '--eval-steps', '2', '--workspace', ws, '--run', `distill-${name}`] },
-  { cmd: 'export', argv: (_dir, name) => ['export', '--run', `bad-${name}`, '--out', join(ws, 'exports', name), '--workspace', ws] },
+  {
+    cmd: 'distill',
+    argv: (dir, name) => [
+      'distill',
+      '--teacher',
+      dir,
+      '--data',
+      ALICE,
+      '--rounds',
+      '1',
+      '--steps-per-round',
+      '1',
+      '--batch',
+      '1',
+      '--eval-samples',
+      '1',
+      '--eval-steps',
+      '2',
+      '--workspace',
+      ws,
+      '--run',
+      `distill-${name}`,
+    ],
+  },
+  {
+    cmd: 'export',
+    argv: (_dir, name) => ['export', '--run', `bad-${name}`, '--out', join(ws, 'exports', name), '--workspace', ws],
+  },
 ];
 
 for (const v of VARIANTS) {
@@ -189,7 +257,10 @@ for (const v of VARIANTS) {
       const lines = r.err.split('\n').filter((l) => l.startsWith(`sdtt ${cmd}: error:`));
       assert.equal(r.code, 1, `${cmd}: exit code ${r.code}\n${r.err}`);
       assert.equal(lines.length, 1, `${cmd}: one error line expected:\n${r.err}`);
-      assert.ok(lines[0].includes(join(dir, v.file)) || lines[0].includes(join(basename(dir), v.file)), `${cmd}: the error names ${v.file}: ${lines[0]}`);
+      assert.ok(
+        lines[0].includes(join(dir, v.file)) || lines[0].includes(join(basename(dir), v.file)),
+        `${cmd}: the error names ${v.file}: ${lines[0]}`,
+      );
       assert.match(lines[0], v.problem, `${cmd}: ${lines[0]}`);
       assert.deepEqual(readdirSync(join(ws, 'runs')).sort(), runsBefore, `${cmd}: no run folder is created or removed`);
     }
@@ -202,39 +273,88 @@ test("non-finite weights: distill --judge and the app's Try it (the worker's sam
   const judge = await trainTinyRun(ws, 'judge', 'pretrain-ar', 4);
   const nanJudge = join(ws, 'nan-judge');
   cpSync(judge, nanJudge, { recursive: true });
-  for (const f of ['model.safetensors', 'ema.safetensors']) editTensors(nanJudge, (t) => void ((firstFloat(t)[1].data as Float32Array).fill(NaN)), f);
+  for (const f of ['model.safetensors', 'ema.safetensors'])
+    editTensors(nanJudge, (t) => void (firstFloat(t)[1].data as Float32Array).fill(NaN), f);
   const runsBefore = readdirSync(join(ws, 'runs')).sort();
-  const r = await capture(() => main(['distill', '--teacher', good, '--judge', nanJudge, '--data', ALICE, '--rounds', '1', '--steps-per-round', '1', '--batch', '1', '--eval-samples', '1', '--eval-steps', '2', '--workspace', ws, '--run', 'nan-judge']));
+  const r = await capture(() =>
+    main([
+      'distill',
+      '--teacher',
+      good,
+      '--judge',
+      nanJudge,
+      '--data',
+      ALICE,
+      '--rounds',
+      '1',
+      '--steps-per-round',
+      '1',
+      '--batch',
+      '1',
+      '--eval-samples',
+      '1',
+      '--eval-steps',
+      '2',
+      '--workspace',
+      ws,
+      '--run',
+      'nan-judge',
+    ]),
+  );
   assert.equal(r.code, 1, r.err);
   const lines = r.err.split('\n').filter((l) => l.startsWith('sdtt distill: error:'));
   assert.equal(lines.length, 1, r.err);
-  assert.match(lines[0], new RegExp(`${join(nanJudge, 'model.safetensors')}: non-finite weights in 1 tensor: '[^']+' \\(\\d+ NaN of \\d+ values\\)`));
+  assert.match(
+    lines[0],
+    new RegExp(
+      `${join(nanJudge, 'model.safetensors')}: non-finite weights in 1 tensor: '[^']+' \\(\\d+ NaN of \\d+ values\\)`,
+    ),
+  );
   assert.deepEqual(readdirSync(join(ws, 'runs')).sort(), runsBefore, 'no run folder for a refused judge');
 
   // Try it: main asks a sampling worker, whose job loop runs the engine's sampleText on the checkpoint.
   const sent: WorkerToMain[] = [];
-  const port: Port = { host: 'node', send: async (m) => void sent.push(m), onMessage: () => {}, onDisconnect: () => {} };
+  const port: Port = {
+    host: 'node',
+    send: async (m) => void sent.push(m),
+    onMessage: () => {},
+    onDisconnect: () => {},
+  };
   const loop = new JobLoop(port);
   loop.handle({ type: 'sample', request: { checkpoint: nanJudge, steps: 2, samples: 1, seed: 0 } });
   assert.equal(await loop.finished, 1);
-  assert.deepEqual(sent.map((m) => m.type), ['error']);
-  assert.match((sent[0] as Extract<WorkerToMain, { type: 'error' }>).message, /model\.safetensors: non-finite weights in 1 tensor: '[^']+' \(\d+ NaN of \d+ values\)/);
+  assert.deepEqual(
+    sent.map((m) => m.type),
+    ['error'],
+  );
+  assert.match(
+    (sent[0] as Extract<WorkerToMain, { type: 'error' }>).message,
+    /model\.safetensors: non-finite weights in 1 tensor: '[^']+' \(\d+ NaN of \d+ values\)/,
+  );
 });
 
 test('links in words: a model folder that links to itself, an export through a dangling link', async () => {
   const loop = join(ws, 'self-link');
   symlinkSync(loop, loop);
   for (const cmd of ['sample', 'eval']) {
-    const r = await capture(() => main([cmd, '--model', loop, ...(cmd === 'sample' ? ['--steps', '2'] : ['--data', ALICE])]));
+    const r = await capture(() =>
+      main([cmd, '--model', loop, ...(cmd === 'sample' ? ['--steps', '2'] : ['--data', ALICE])]),
+    );
     assert.equal(r.code, 1, r.err);
-    assert.match(r.err, new RegExp(`^sdtt ${cmd}: error: ${loop} is not a model folder: ${loop} is a symbolic link loop`, 'm'));
+    assert.match(
+      r.err,
+      new RegExp(`^sdtt ${cmd}: error: ${loop} is not a model folder: ${loop} is a symbolic link loop`, 'm'),
+    );
     assert.doesNotMatch(r.err, /ELOOP/);
   }
   const dangling = join(ws, 'dangling-out');
   symlinkSync(join(ws, 'nowhere', 'at-all'), dangling);
   const r = await capture(() => main(['export', '--run', 'good', '--out', dangling, '--workspace', ws]));
   assert.equal(r.code, 1, r.err);
-  assert.match(r.err, new RegExp(`^sdtt export: error: .*${dangling} is a symbolic link to '[^']+', which does not exist`, 'm'));
+  assert.match(
+    r.err,
+    new RegExp(`^sdtt export: error: .*${dangling} is a symbolic link to '[^']+', which does not exist`, 'm'),
+  );
   assert.doesNotMatch(r.err, /ENOTDIR|ENOENT/);
   assert.ok(!existsSync(join(ws, 'nowhere')), 'nothing created behind the link');
 });

@@ -65,7 +65,12 @@ after(() => {
 });
 
 function snapshot(dir: string): Record<string, Buffer> {
-  return Object.fromEntries(fs.readdirSync(dir).sort().map((f) => [f, fs.readFileSync(path.join(dir, f))]));
+  return Object.fromEntries(
+    fs
+      .readdirSync(dir)
+      .sort()
+      .map((f) => [f, fs.readFileSync(path.join(dir, f))]),
+  );
 }
 
 function fullCheckpoint(k: number) {
@@ -87,7 +92,13 @@ test('save/load round trip: params, EMA, optimizer, state and extra config', () 
   const ck = fullCheckpoint(0);
   saveCheckpoint(dir, ck);
   assert.deepEqual(fs.readdirSync(root), ['1234'], 'no .tmp/.old leftovers');
-  assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'ema.safetensors', 'model.safetensors', 'optimizer.safetensors', 'state.json']);
+  assert.deepEqual(fs.readdirSync(dir).sort(), [
+    'config.json',
+    'ema.safetensors',
+    'model.safetensors',
+    'optimizer.safetensors',
+    'state.json',
+  ]);
 
   const back = loadCheckpoint(dir, { layoutFor, expectConfig: CFG });
   assert.deepEqual(back.config, CFG);
@@ -115,7 +126,9 @@ test('files follow the documented format (HF-style config.json, named tensors, f
   assert.equal(model.metadata.sdtt_format, FORMAT_TAG);
   assert.deepEqual(model.tensors.get('backbone.blocks.1.attn_qkv.weight')!.shape, [24, 8]);
   const opt = decodeSafetensors(fs.readFileSync(path.join(dir, 'optimizer.safetensors')));
-  assert.ok(opt.tensors.has('m.backbone.vocab_embed.embedding') && opt.tensors.has('v.backbone.output_layer.linear.bias'));
+  assert.ok(
+    opt.tensors.has('m.backbone.vocab_embed.embedding') && opt.tensors.has('v.backbone.output_layer.linear.bias'),
+  );
   assert.equal(opt.metadata.step, '1234');
 });
 
@@ -162,13 +175,19 @@ test('a failed save (disk full) leaves the previous checkpoint byte-identical an
 
   assert.throws(
     () => saveCheckpoint(dir, fullCheckpoint(5), diskFullAt('optimizer.safetensors')),
-    (e: unknown) => e instanceof CheckpointError && /disk full while writing .*200\.tmp.optimizer\.safetensors/.test(e.message) && /previous one left as it was/.test(e.message),
+    (e: unknown) =>
+      e instanceof CheckpointError &&
+      /disk full while writing .*200\.tmp.optimizer\.safetensors/.test(e.message) &&
+      /previous one left as it was/.test(e.message),
   );
   assert.deepEqual(snapshot(dir), before);
   assert.deepEqual(fs.readdirSync(root), ['200']);
 
   // A fresh step that fails never appears as a checkpoint.
-  assert.throws(() => saveCheckpoint(checkpointDir(root, 400), fullCheckpoint(1), diskFullAt('model.safetensors')), /disk full while writing/);
+  assert.throws(
+    () => saveCheckpoint(checkpointDir(root, 400), fullCheckpoint(1), diskFullAt('model.safetensors')),
+    /disk full while writing/,
+  );
   assert.deepEqual(fs.readdirSync(root), ['200']);
   assert.deepEqual(listCheckpoints(root), [200]);
   assert.deepEqual(loadCheckpoint(dir, { layoutFor }).params, ramp(0));
@@ -179,11 +198,26 @@ test('other write errors are named too, and unserialisable state fails before to
   const denied: WriteFileDurable = () => {
     throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
   };
-  assert.throws(() => saveCheckpoint(path.join(root, '1'), fullCheckpoint(0), denied), /permission denied while writing .*model\.safetensors/);
-  assert.throws(() => saveCheckpoint(path.join(root, '2'), { ...fullCheckpoint(0), state: { big: 1n } }), /state is not JSON-serialisable/);
-  assert.throws(() => saveCheckpoint(path.join(root, '3'), { ...fullCheckpoint(0), ema: new Float32Array(3) }), /EMA has 3 values/);
-  assert.throws(() => saveCheckpoint(path.join(root, '4'), { ...fullCheckpoint(0), extraConfig: { dModel: 1 } }), /extraConfig must not set dModel/);
-  assert.throws(() => saveCheckpoint(path.join(root, '5'), { ...fullCheckpoint(0), config: { ...CFG, nHeads: 3 } }), /invalid model config[\s\S]*nHeads/);
+  assert.throws(
+    () => saveCheckpoint(path.join(root, '1'), fullCheckpoint(0), denied),
+    /permission denied while writing .*model\.safetensors/,
+  );
+  assert.throws(
+    () => saveCheckpoint(path.join(root, '2'), { ...fullCheckpoint(0), state: { big: 1n } }),
+    /state is not JSON-serialisable/,
+  );
+  assert.throws(
+    () => saveCheckpoint(path.join(root, '3'), { ...fullCheckpoint(0), ema: new Float32Array(3) }),
+    /EMA has 3 values/,
+  );
+  assert.throws(
+    () => saveCheckpoint(path.join(root, '4'), { ...fullCheckpoint(0), extraConfig: { dModel: 1 } }),
+    /extraConfig must not set dModel/,
+  );
+  assert.throws(
+    () => saveCheckpoint(path.join(root, '5'), { ...fullCheckpoint(0), config: { ...CFG, nHeads: 3 } }),
+    /invalid model config[\s\S]*nHeads/,
+  );
   assert.deepEqual(fs.readdirSync(root), []);
 });
 
@@ -202,7 +236,10 @@ test('a tensor whose shape does not fit the config is refused, naming the tensor
   rewriteModel(dir, (t) => {
     t.get('backbone.blocks.1.mlp.0.weight')!.shape = [8, 16]; // same size, transposed
   });
-  assert.throws(() => loadCheckpoint(dir, { layoutFor }), /tensor 'backbone\.blocks\.1\.mlp\.0\.weight' has shape \[8, 16\] but the config needs \[16, 8\]/);
+  assert.throws(
+    () => loadCheckpoint(dir, { layoutFor }),
+    /tensor 'backbone\.blocks\.1\.mlp\.0\.weight' has shape \[8, 16\] but the config needs \[16, 8\]/,
+  );
 });
 
 test('missing and unexpected tensors are listed by name', () => {
@@ -221,11 +258,17 @@ test('missing and unexpected tensors are listed by name', () => {
 test('a checkpoint for another model configuration is refused', () => {
   const dir = path.join(tmpRoot(), '9');
   saveCheckpoint(dir, fullCheckpoint(0));
-  assert.throws(() => loadCheckpoint(dir, { layoutFor, expectConfig: { ...CFG, nLayers: 3 } }), /different model:\nnLayers: checkpoint 2, expected 3/);
+  assert.throws(
+    () => loadCheckpoint(dir, { layoutFor, expectConfig: { ...CFG, nLayers: 3 } }),
+    /different model:\nnLayers: checkpoint 2, expected 3/,
+  );
   // config.json edited to a bigger model: every tensor is now the wrong size.
   const cfgFile = path.join(dir, 'config.json');
   fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), dModel: 16 }));
-  assert.throws(() => loadCheckpoint(dir, { layoutFor }), /tensor 'backbone\.vocab_embed\.embedding' has shape \[11, 8\] but the config needs \[11, 16\]/);
+  assert.throws(
+    () => loadCheckpoint(dir, { layoutFor }),
+    /tensor 'backbone\.vocab_embed\.embedding' has shape \[11, 8\] but the config needs \[11, 16\]/,
+  );
 });
 
 test('an invalid config.json lists every bad key', () => {
@@ -236,7 +279,10 @@ test('an invalid config.json lists every bad key', () => {
   fs.writeFileSync(cfgFile, JSON.stringify({ ...rest, vocabSize: 'eleven', mlp_ratio: 4 }));
   assert.throws(
     () => loadCheckpoint(dir, { layoutFor }),
-    (e: unknown) => e instanceof CheckpointError && /config\.json: mlp_ratio: unknown key, did you mean 'mlpRatio'\?/.test(e.message) && /config\.json: vocabSize: /.test(e.message),
+    (e: unknown) =>
+      e instanceof CheckpointError &&
+      /config\.json: mlp_ratio: unknown key, did you mean 'mlpRatio'\?/.test(e.message) &&
+      /config\.json: vocabSize: /.test(e.message),
   );
   fs.writeFileSync(cfgFile, '{ not json');
   assert.throws(() => loadCheckpoint(dir, { layoutFor }), /config\.json: not valid JSON/);
@@ -252,18 +298,30 @@ test('foreign checkpoints are recognised as such and what was found is listed', 
   const noConfig = path.join(root, 'a');
   fs.mkdirSync(noConfig);
   fs.writeFileSync(path.join(noConfig, 'model.safetensors'), encodeSafetensors(gpt2));
-  assert.throws(() => loadCheckpoint(noConfig, { layoutFor }), /is not an SDTT workbench checkpoint: no config\.json \(found: model\.safetensors\)/);
+  assert.throws(
+    () => loadCheckpoint(noConfig, { layoutFor }),
+    /is not an SDTT workbench checkpoint: no config\.json \(found: model\.safetensors\)/,
+  );
 
   const hfConfig = path.join(root, 'b');
   fs.mkdirSync(hfConfig);
-  fs.writeFileSync(path.join(hfConfig, 'config.json'), JSON.stringify({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }));
+  fs.writeFileSync(
+    path.join(hfConfig, 'config.json'),
+    JSON.stringify({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }),
+  );
   fs.writeFileSync(path.join(hfConfig, 'model.safetensors'), encodeSafetensors(gpt2));
-  assert.throws(() => loadCheckpoint(hfConfig, { layoutFor }), /is not an SDTT workbench checkpoint: config\.json has model_type "gpt2".*found: config\.json, model\.safetensors/);
+  assert.throws(
+    () => loadCheckpoint(hfConfig, { layoutFor }),
+    /is not an SDTT workbench checkpoint: config\.json has model_type "gpt2".*found: config\.json, model\.safetensors/,
+  );
 
   const ours = path.join(root, 'c');
   saveCheckpoint(ours, fullCheckpoint(0));
   fs.writeFileSync(path.join(ours, 'model.safetensors'), encodeSafetensors(gpt2));
-  assert.throws(() => loadCheckpoint(ours, { layoutFor }), /model\.safetensors: not an SDTT workbench checkpoint: it holds 2 tensors \(transformer\.h\.0\.attn\.c_attn\.weight, transformer\.wte\.weight\)/);
+  assert.throws(
+    () => loadCheckpoint(ours, { layoutFor }),
+    /model\.safetensors: not an SDTT workbench checkpoint: it holds 2 tensors \(transformer\.h\.0\.attn\.c_attn\.weight, transformer\.wte\.weight\)/,
+  );
 
   assert.throws(() => loadCheckpoint(path.join(root, 'missing'), { layoutFor }), /no checkpoint folder at/);
 });
@@ -273,14 +331,18 @@ test('a corrupt safetensors file inside a checkpoint is reported with its path',
   saveCheckpoint(dir, fullCheckpoint(0));
   const file = path.join(dir, 'ema.safetensors');
   fs.truncateSync(file, fs.statSync(file).size - 4);
-  assert.throws(() => loadCheckpoint(dir, { layoutFor }), /ema\.safetensors: tensor '.*': data_offsets .* are out of range/);
+  assert.throws(
+    () => loadCheckpoint(dir, { layoutFor }),
+    /ema\.safetensors: tensor '.*': data_offsets .* are out of range/,
+  );
 });
 
 test('list / latest / prune: numeric order, leftovers ignored, last K kept', () => {
   const root = tmpRoot();
   assert.deepEqual(listCheckpoints(path.join(root, 'none')), []);
   assert.equal(latestCheckpoint(root), null);
-  for (const step of [100, 1000, 300, 200]) saveCheckpoint(checkpointDir(root, step), { config: CFG, layout: LAYOUT, params: ramp(step) });
+  for (const step of [100, 1000, 300, 200])
+    saveCheckpoint(checkpointDir(root, step), { config: CFG, layout: LAYOUT, params: ramp(step) });
   fs.mkdirSync(path.join(root, '400.tmp')); // crash leftovers and unrelated files
   fs.mkdirSync(path.join(root, '50.old'));
   fs.mkdirSync(path.join(root, '600')); // an empty numbered folder is not a checkpoint

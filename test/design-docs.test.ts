@@ -22,7 +22,10 @@ export interface Citation {
 }
 
 const PATH_PREFIX = ['docs', 'design', ''].join('/');
-const CITATION = new RegExp(`${PATH_PREFIX.replace(/\//g, '\\/')}([A-Za-z0-9._-]+\\.md)((?:\\s*(?:,|and)?\\s*(?:§\\d+(?:\\.\\d+)*|"[^"\\n]+"))*)`, 'g');
+const CITATION = new RegExp(
+  `${PATH_PREFIX.replace(/\//g, '\\/')}([A-Za-z0-9._-]+\\.md)((?:\\s*(?:,|and)?\\s*(?:§\\d+(?:\\.\\d+)*|"[^"\\n]+"))*)`,
+  'g',
+);
 const PART = /§(\d+(?:\.\d+)*)|"([^"\n]+)"/g;
 
 /** The citations of docs/design documents in `text` (named `file` in the results). */
@@ -66,8 +69,10 @@ export function problemsOf(citations: Citation[], read: (doc: string) => string 
       continue;
     }
     const hs = headingsOf(text);
-    for (const s of c.sections) if (!hs.some((h) => h.number === s)) problems.push(`${c.at}: docs/design/${c.doc} has no section §${s}`);
-    for (const t of c.headings) if (!hs.some((h) => h.text === t)) problems.push(`${c.at}: docs/design/${c.doc} has no heading "${t}"`);
+    for (const s of c.sections)
+      if (!hs.some((h) => h.number === s)) problems.push(`${c.at}: docs/design/${c.doc} has no section §${s}`);
+    for (const t of c.headings)
+      if (!hs.some((h) => h.text === t)) problems.push(`${c.at}: docs/design/${c.doc} has no heading "${t}"`);
   }
   return problems;
 }
@@ -104,18 +109,34 @@ test('every docs/design citation names an existing document and existing section
 test('the checker sees the citations of src/ (a scan that found none would pass everything)', () => {
   const inSrc = all.filter((c) => c.at.startsWith('src/'));
   assert.ok(inSrc.length >= 30, `only ${inSrc.length} citations found in src/`);
-  assert.ok(inSrc.some((c) => c.doc === 'sdtt.md' && c.sections.length > 0), 'a § citation of sdtt.md');
-  assert.ok(inSrc.some((c) => c.headings.length > 0), 'a "Heading" citation');
-  for (const doc of ['sdtt.md', 'architecture.md', 'on-disk-format.md', 'data.md']) assert.ok(readDoc(doc) !== null, `docs/design/${doc} exists`);
+  assert.ok(
+    inSrc.some((c) => c.doc === 'sdtt.md' && c.sections.length > 0),
+    'a § citation of sdtt.md',
+  );
+  assert.ok(
+    inSrc.some((c) => c.headings.length > 0),
+    'a "Heading" citation',
+  );
+  for (const doc of ['sdtt.md', 'architecture.md', 'on-disk-format.md', 'data.md'])
+    assert.ok(readDoc(doc) !== null, `docs/design/${doc} exists`);
 });
 
 test('src/ no longer cites the out-of-repository design documents', () => {
-  const legacy = [/\bspec(?:'s)? ?§/, /\bspec \d/, /\bthe spec\b/, /sdtt-spec/, /(?<!docs\/design\/)\b(?:architecture|data-sources|spec)\.md\b/, /docs\/design data-sources/];
+  const legacy = [
+    /\bspec(?:'s)? ?§/,
+    /\bspec \d/,
+    /\bthe spec\b/,
+    /sdtt-spec/,
+    /(?<!docs\/design\/)\b(?:architecture|data-sources|spec)\.md\b/,
+    /docs\/design data-sources/,
+  ];
   const hits: string[] = [];
   for (const f of scanned.filter((x) => x.startsWith(join(ROOT, 'src')))) {
-    readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
-      if (legacy.some((r) => r.test(line))) hits.push(`${relative(ROOT, f)}:${i + 1}: ${line.trim()}`);
-    });
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (legacy.some((r) => r.test(line))) hits.push(`${relative(ROOT, f)}:${i + 1}: ${line.trim()}`);
+      });
   }
   assert.deepEqual(hits, []);
 });
@@ -129,21 +150,27 @@ test('the checker fails on a missing document, a missing § and a missing headin
     `// ${p}sdtt.md §99 and ${p}sdtt.md "No such heading"`,
   ].join('\n');
   const cs = citationsIn(text, 'fake.ts');
-  assert.deepEqual(cs.map((c) => [c.doc, c.sections, c.headings]), [
-    ['sdtt.md', ['4.1'], []],
-    ['sdtt.md', ['4', '7'], []],
-    ['on-disk-format.md', [], ['Runs folder', 'Checkpoint format']],
-    ['nope.md', ['1'], []],
-    ['sdtt.md', ['99'], []],
-    ['sdtt.md', [], ['No such heading']],
-  ]);
+  assert.deepEqual(
+    cs.map((c) => [c.doc, c.sections, c.headings]),
+    [
+      ['sdtt.md', ['4.1'], []],
+      ['sdtt.md', ['4', '7'], []],
+      ['on-disk-format.md', [], ['Runs folder', 'Checkpoint format']],
+      ['nope.md', ['1'], []],
+      ['sdtt.md', ['99'], []],
+      ['sdtt.md', [], ['No such heading']],
+    ],
+  );
   const docs: Record<string, string> = {
     'sdtt.md': '# T\n## 4. SDTT\n### 4.1 Teacher targets\n```\n## 99. inside a code block\n```\n## 7. Defaults\n',
     'on-disk-format.md': '# On disk\n## Runs folder\n## Checkpoint format\n',
   };
-  assert.deepEqual(problemsOf(cs, (d) => docs[d] ?? null), [
-    `fake.ts:3: ${p}nope.md does not exist`,
-    `fake.ts:4: ${p}sdtt.md has no section §99`,
-    `fake.ts:4: ${p}sdtt.md has no heading "No such heading"`,
-  ]);
+  assert.deepEqual(
+    problemsOf(cs, (d) => docs[d] ?? null),
+    [
+      `fake.ts:3: ${p}nope.md does not exist`,
+      `fake.ts:4: ${p}sdtt.md has no section §99`,
+      `fake.ts:4: ${p}sdtt.md has no heading "No such heading"`,
+    ],
+  );
 });

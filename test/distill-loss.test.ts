@@ -64,7 +64,8 @@ async function reference(c: ModelConfig, params: Float32Array, b: DistillBatch):
   return divergence(b.divergence, student, teacher, V, mask, { ignoreColumn: c.maskId });
 }
 
-const close = (a: number, b: number, rel: number, msg: string) => assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)) + 1e-7, `${msg}: ${a} vs ${b}`);
+const close = (a: number, b: number, rel: number, msg: string) =>
+  assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)) + 1e-7, `${msg}: ${a} vs ${b}`);
 
 for (const name of DIVERGENCE_NAMES) {
   test(`${name}: engine loss equals the float64 reference (MASK last and in the middle)`, async () => {
@@ -94,7 +95,11 @@ for (const name of DIVERGENCE_NAMES) {
       for (const e of paramLayout(c)) {
         if (!/attn_qkv|mlp\.0\.weight|modulation|embedding|linear\.(weight|bias)/.test(e.name)) continue;
         // embedding: the MASK row (always used); head: a row other than MASK (whose gradient is 0, checked below)
-        const row = e.name.endsWith('embedding') ? c.maskId : e.name.endsWith('linear.weight') ? (c.maskId + 1) % c.vocabSize : -1;
+        const row = e.name.endsWith('embedding')
+          ? c.maskId
+          : e.name.endsWith('linear.weight')
+            ? (c.maskId + 1) % c.vocabSize
+            : -1;
         const i = row >= 0 ? e.offset + row * 16 + r.int(16) : e.offset + r.int(e.size);
         const h = 1e-2;
         q[i] = p[i] + h;
@@ -103,7 +108,10 @@ for (const name of DIVERGENCE_NAMES) {
         const lm = shardLossAndGrads(c, q, shard, null, null);
         q[i] = p[i];
         const fd = (lp - lm) / (2 * h);
-        assert.ok(Math.abs(fd - g[i]) <= 3e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 3e-4, `maskId ${c.maskId} ${e.name}[${i - e.offset}]: finite difference ${fd} vs gradient ${g[i]}`);
+        assert.ok(
+          Math.abs(fd - g[i]) <= 3e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 3e-4,
+          `maskId ${c.maskId} ${e.name}[${i - e.offset}]: finite difference ${fd} vs gradient ${g[i]}`,
+        );
       }
       // the MASK head row never gets a gradient
       const head = paramLayout(c).find((e) => e.name === 'backbone.output_layer.linear.weight')!;
@@ -117,7 +125,11 @@ test('student == teacher (dropout 0): loss 0 and ~zero gradients for every diver
   const zt = noisyZt(cfg, 3, 8);
   const targets = maskedRows(cfg, await subsOf(cfg, p, zt, 3), zt);
   for (const name of DIVERGENCE_NAMES) {
-    const { loss, grads } = await fx.engine.computeGradients(p, { kind: 'distill', zt, batch: 3, targets, divergence: name }, 1);
+    const { loss, grads } = await fx.engine.computeGradients(
+      p,
+      { kind: 'distill', zt, batch: 3, targets, divergence: name },
+      1,
+    );
     assert.ok(Math.abs(loss) < 1e-6, `${name}: loss ${loss}`);
     let gmax = 0;
     for (const v of grads) gmax = Math.max(gmax, Math.abs(v));
@@ -138,7 +150,11 @@ test('threads=2 equals threads=1 (odd batch: unequal shards and masked counts, p
       close(two.loss, await reference(cfg, p, b), 1e-4, `${name} vs reference`);
       let scale = 0;
       for (const v of one.grads) scale = Math.max(scale, Math.abs(v));
-      for (let i = 0; i < p.length; i++) assert.ok(Math.abs(two.grads[i] - one.grads[i]) < 1e-4 * scale, `${name} grad ${i}: ${two.grads[i]} vs ${one.grads[i]}`);
+      for (let i = 0; i < p.length; i++)
+        assert.ok(
+          Math.abs(two.grads[i] - one.grads[i]) < 1e-4 * scale,
+          `${name} grad ${i}: ${two.grads[i]} vs ${one.grads[i]}`,
+        );
       close(await dp.evalLoss(p, b), one.loss, 1e-5, `${name} evalLoss`);
       // the caller's targets survive (per-shard copies are moved to the workers, never the caller's array)
       assert.deepEqual(b.targets, saved);
@@ -174,7 +190,11 @@ test('-1e6 / -Infinity target entries do not produce NaN where a probability is 
 
 test('nothing masked: loss 0 and zero gradients', async () => {
   const zt = noisyZt(cfg, 2, 16).map((x) => (x === cfg.maskId ? 1 : x));
-  const r = await fx.engine.computeGradients(noisyParams(cfg, 2, NOISE), { kind: 'distill', zt, batch: 2, targets: new Float32Array(0), divergence: 'kld' }, 1);
+  const r = await fx.engine.computeGradients(
+    noisyParams(cfg, 2, NOISE),
+    { kind: 'distill', zt, batch: 2, targets: new Float32Array(0), divergence: 'kld' },
+    1,
+  );
   assert.equal(r.loss, 0);
   assert.ok(r.grads.every((v) => v === 0));
 });
@@ -206,7 +226,10 @@ test('no tensor leak across distill steps; malformed batches are rejected', asyn
     await fx.engine.evalLoss(p, { ...b, divergence: name });
     assert.equal(tf.memory().numTensors, n, name);
   }
-  await assert.rejects(fx.engine.computeGradients(p, { ...b, targets: b.targets.subarray(1) }, 1), /targets has \d+ values, expected \d+ masked positions x 11/);
+  await assert.rejects(
+    fx.engine.computeGradients(p, { ...b, targets: b.targets.subarray(1) }, 1),
+    /targets has \d+ values, expected \d+ masked positions x 11/,
+  );
   const ar = tinyModel({ arch: 'ar', maskId: -1 });
   assert.throws(() => makeShards(ar, b, 1), /needs an mdlm model/);
 });

@@ -59,7 +59,12 @@ function tracer(extra: Partial<DistillHooks> = {}): { hooks: DistillHooks; trace
   const trace: Trace = { losses: new Map(), teachers: [], rounds: [] };
   return {
     trace,
-    hooks: { onStep: (m) => trace.losses.set(m.step, m.loss), onTeacher: (t) => trace.teachers.push(t), onRound: (l) => trace.rounds.push(l.round), ...extra },
+    hooks: {
+      onStep: (m) => trace.losses.set(m.step, m.loss),
+      onTeacher: (t) => trace.teachers.push(t),
+      onRound: (l) => trace.rounds.push(l.round),
+      ...extra,
+    },
   };
 }
 
@@ -94,7 +99,10 @@ test('round 0 at init (dropout off): sub-step-0 positions have zero loss, every 
       assert.ok(Math.abs(s - 1) < 1e-4, `row ${p} sums to ${s}`);
       if (tt.revealedAt[p] === 0) {
         sub0++;
-        assert.ok(Math.abs(rowDivergence('kld', student, tt.targets, p * V, V, { ignoreColumn: cfg.maskId })) < 1e-5, `sub-step-0 row ${p} has nonzero KL`);
+        assert.ok(
+          Math.abs(rowDivergence('kld', student, tt.targets, p * V, V, { ignoreColumn: cfg.maskId })) < 1e-5,
+          `sub-step-0 row ${p} has nonzero KL`,
+        );
       } else {
         for (let v = 0; v < V; v++) mixed[p * V + v] = student[p * V + v]; // what the student predicts there itself
       }
@@ -102,17 +110,36 @@ test('round 0 at init (dropout off): sub-step-0 positions have zero loss, every 
     assert.ok(nMasked > 0 && sub0 > 0 && sub0 < nMasked, `masked ${nMasked}, revealed in sub-step 0: ${sub0}`);
     // The gradient engine's distill loss (eval mode) agrees: ~0 when every row is the student's own prediction,
     // larger with the real targets (rows revealed in sub-step 1 were predicted with more context).
-    const lossSub0 = await engine.evalLoss(params, { kind: 'distill', zt, batch: B, targets: compactMaskedRows(mixed, tt.masked, V), divergence: 'kld' });
-    const lossAll = await engine.evalLoss(params, { kind: 'distill', zt, batch: B, targets: compactMaskedRows(tt.targets, tt.masked, V), divergence: 'kld' });
+    const lossSub0 = await engine.evalLoss(params, {
+      kind: 'distill',
+      zt,
+      batch: B,
+      targets: compactMaskedRows(mixed, tt.masked, V),
+      divergence: 'kld',
+    });
+    const lossAll = await engine.evalLoss(params, {
+      kind: 'distill',
+      zt,
+      batch: B,
+      targets: compactMaskedRows(tt.targets, tt.masked, V),
+      divergence: 'kld',
+    });
     assert.ok(Math.abs(lossSub0) < 1e-4, `loss at init on sub-step-0 rows: ${lossSub0}`);
     assert.ok(lossAll >= -1e-6, `all rows ${lossAll}`);
     // Not trivially zero: with a large teacher step (Δ = 1/2, half the masks revealed in sub-step 0) the rows
     // revealed later are predicted with much more context, and the engine's loss matches the host reference.
     const big = await teacherTargets(model, zt, t, 0.5, { K: 2, rng: new Rng(12), maskId: cfg.maskId });
     let ref = 0;
-    for (let p = 0; p < B * L; p++) if (big.masked[p]) ref += rowDivergence('kld', student, big.targets, p * V, V, { ignoreColumn: cfg.maskId });
+    for (let p = 0; p < B * L; p++)
+      if (big.masked[p]) ref += rowDivergence('kld', student, big.targets, p * V, V, { ignoreColumn: cfg.maskId });
     ref /= nMasked;
-    const lossBig = await engine.evalLoss(params, { kind: 'distill', zt, batch: B, targets: compactMaskedRows(big.targets, big.masked, V), divergence: 'kld' });
+    const lossBig = await engine.evalLoss(params, {
+      kind: 'distill',
+      zt,
+      batch: B,
+      targets: compactMaskedRows(big.targets, big.masked, V),
+      divergence: 'kld',
+    });
     assert.ok(ref > 1e-4, `host KL with Δ = 1/2: ${ref}`);
     assert.ok(Math.abs(lossBig - ref) < 1e-3 * ref + 1e-6, `engine ${lossBig} vs host ${ref}`);
   } finally {
@@ -134,13 +161,30 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
   assert.ok([...full.trace.losses.values()].every(Number.isFinite));
 
   // rounds.jsonl: one line per round, teacher 2N -> student N
-  const lines = readFileSync(join(fullDir, 'rounds.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => [l.round, l.teacherSteps, l.studentSteps, l.firstStep, l.lastStep]), [[0, 32, 16, 1, 4], [1, 16, 8, 5, 8], [2, 8, 4, 9, 12]]);
+  const lines = readFileSync(join(fullDir, 'rounds.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => [l.round, l.teacherSteps, l.studentSteps, l.firstStep, l.lastStep]),
+    [
+      [0, 32, 16, 1, 4],
+      [1, 16, 8, 5, 8],
+      [2, 8, 4, 9, 12],
+    ],
+  );
   for (const l of lines) {
     assert.equal(l.label, `teacher ${l.teacherSteps} -> student ${l.studentSteps}`);
     assert.equal(l.checkpoint, join('rounds', String(l.round)));
-    assert.deepEqual(l.eval.map((e: { steps: number }) => e.steps), [8, 4]);
-    for (const e of l.eval) assert.ok(e.gen_ppl > 1 && e.gen_ppl_se >= 0 && e.entropy > 0 && e.known_words >= 0 && e.known_words <= 1, JSON.stringify(e));
+    assert.deepEqual(
+      l.eval.map((e: { steps: number }) => e.steps),
+      [8, 4],
+    );
+    for (const e of l.eval)
+      assert.ok(
+        e.gen_ppl > 1 && e.gen_ppl_se >= 0 && e.entropy > 0 && e.known_words >= 0 && e.known_words <= 1,
+        JSON.stringify(e),
+      );
     assert.ok(Number.isFinite(l.heldoutNelbo));
     assert.equal(l.selfBleu.computed, true);
     const prov = JSON.parse(readFileSync(join(fullDir, 'rounds', String(l.round), 'config.json'), 'utf8')).sdtt;
@@ -151,20 +195,39 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
   }
   // teachers: the original, then the raw students of rounds 0 and 1
   const origCk = loadCheckpoint(teacher, { layoutFor: paramLayout });
-  assert.deepEqual(full.trace.teachers.map((t) => t.round), [-1, 0, 1]);
+  assert.deepEqual(
+    full.trace.teachers.map((t) => t.round),
+    [-1, 0, 1],
+  );
   assert.equal(full.trace.teachers[0].checksum, paramsChecksum(origCk.ema!));
   assert.equal(full.trace.teachers[0].weights, 'ema');
-  for (const r of [0, 1]) assert.equal(full.trace.teachers[r + 1].checksum, paramsChecksum(loadCheckpoint(join(fullDir, 'rounds', String(r)), { layoutFor: paramLayout }).params));
+  for (const r of [0, 1])
+    assert.equal(
+      full.trace.teachers[r + 1].checksum,
+      paramsChecksum(loadCheckpoint(join(fullDir, 'rounds', String(r)), { layoutFor: paramLayout }).params),
+    );
 
   // samples: teacher (-1) and every round, at every eval step count, in the SampleCell format
   const trainingWords = wordVocabulary(openTokenSource(DATA, tok).split('train'), tok);
   let inventedSpans = 0;
   const files = readdirSync(join(fullDir, 'samples')).sort();
-  assert.deepEqual(files, ['-1-4.json', '-1-8.json', '0-4.json', '0-8.json', '1-4.json', '1-8.json', '2-4.json', '2-8.json']);
+  assert.deepEqual(files, [
+    '-1-4.json',
+    '-1-8.json',
+    '0-4.json',
+    '0-8.json',
+    '1-4.json',
+    '1-8.json',
+    '2-4.json',
+    '2-8.json',
+  ]);
   for (const f of files) {
     const cells = JSON.parse(readFileSync(join(fullDir, 'samples', f), 'utf8'));
     assert.equal(cells.length, 2);
-    const [round, steps] = f.replace('.json', '').split(/(?<=\d)-/).map(Number);
+    const [round, steps] = f
+      .replace('.json', '')
+      .split(/(?<=\d)-/)
+      .map(Number);
     for (const c of cells) {
       assert.equal(c.round, round);
       assert.equal(c.steps, steps);
@@ -191,7 +254,10 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
   // Interrupted in round 2 (after step 9), then run again: the teacher is the round-1 student, not the original.
   const partDir = join(ws, 'runs', 'part');
   const stopAt = new Map<number, number>();
-  const first = tracer({ shouldStop: () => stopAt.size > 0 && Math.max(...stopAt.keys()) >= 9, onStep: (m) => (first.trace.losses.set(m.step, m.loss), stopAt.set(m.step, m.loss)) });
+  const first = tracer({
+    shouldStop: () => stopAt.size > 0 && Math.max(...stopAt.keys()) >= 9,
+    onStep: (m) => (first.trace.losses.set(m.step, m.loss), stopAt.set(m.step, m.loss)),
+  });
   const r1 = await runDistill(cfg, partDir, first.hooks);
   assert.equal(r1.status, 'stopped');
   assert.equal(r1.step, 9);
@@ -204,7 +270,10 @@ test('the round schedule drives the loop; resume in round 2 uses the round-1 stu
   assert.notEqual(second.trace.teachers[0].checksum, paramsChecksum(origCk.ema!));
   assert.equal(round1Raw, full.trace.teachers[2].checksum);
   const resumed = new Map([...first.trace.losses, ...second.trace.losses]);
-  assert.deepEqual([...resumed.keys()].sort((a, b) => a - b), [...full.trace.losses.keys()]);
+  assert.deepEqual(
+    [...resumed.keys()].sort((a, b) => a - b),
+    [...full.trace.losses.keys()],
+  );
   for (const [s, loss] of full.trace.losses) assert.equal(resumed.get(s), loss, `loss at step ${s}`);
   assert.equal(readFileSync(join(partDir, 'rounds.jsonl'), 'utf8').trim().split('\n').length, 3);
 });
@@ -247,7 +316,13 @@ test('RunManager runs a distill job in a worker process: round and samples event
   const done = await manager.wait('d');
   assert.equal(done.status, 'done', done.reason);
   assert.equal(done.step, 4);
-  assert.deepEqual(roundLines.map((l) => [l.round, l.teacherSteps, l.studentSteps]), [[0, 32, 16], [1, 16, 8]]);
+  assert.deepEqual(
+    roundLines.map((l) => [l.round, l.teacherSteps, l.studentSteps]),
+    [
+      [0, 32, 16],
+      [1, 16, 8],
+    ],
+  );
   assert.ok(events.filter((t) => t === 'samples').length >= 3, events.join(','));
   assert.ok(existsSync(join(store.dir('d'), 'rounds', '1', 'model.safetensors')));
   assert.ok(store.readMetrics('d').some((m) => m.type === 'train' && m.round === 1));

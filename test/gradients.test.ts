@@ -49,7 +49,10 @@ function checkFiniteDifferences(cfg: ModelConfig, batch: GradBatch): void {
       const lm = shardLossAndGrads(cfg, q, shard, null, null);
       q[i] = p[i];
       const fd = (lp - lm) / (2 * h);
-      assert.ok(Math.abs(fd - g[i]) <= 2e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 3e-4, `${e.name}[${i - e.offset}]: finite difference ${fd} vs gradient ${g[i]}`);
+      assert.ok(
+        Math.abs(fd - g[i]) <= 2e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 3e-4,
+        `${e.name}[${i - e.offset}]: finite difference ${fd} vs gradient ${g[i]}`,
+      );
       checked++;
     }
   }
@@ -77,7 +80,8 @@ test('ar: whole-model gradient matches finite differences (every tensor)', () =>
 test('mdlm loss of the zero-head model = sum over masked of log(V-1)/t, over B*L', async () => {
   const batch = mdlmBatch(mdlm, 4, 5);
   let expected = 0;
-  for (let i = 0; i < batch.zt.length; i++) if (batch.zt[i] === mdlm.maskId) expected += Math.log(mdlm.vocabSize - 1) / batch.t[Math.floor(i / mdlm.seqLen)];
+  for (let i = 0; i < batch.zt.length; i++)
+    if (batch.zt[i] === mdlm.maskId) expected += Math.log(mdlm.vocabSize - 1) / batch.t[Math.floor(i / mdlm.seqLen)];
   expected /= 4 * mdlm.seqLen;
   const params = initParams(mdlm, 0);
   const loss = await fx.engine.evalLoss(params, batch);
@@ -111,7 +115,8 @@ test('data parallel: threads=2 gives the threads=1 loss and gradients, determini
     assert.ok(Math.abs(two.loss - one.loss) < 1e-5 * one.loss);
     let scale = 0;
     for (const v of one.grads) scale = Math.max(scale, Math.abs(v));
-    for (let i = 0; i < p.length; i++) assert.ok(Math.abs(two.grads[i] - one.grads[i]) < 1e-4 * scale, `grad ${i}: ${two.grads[i]} vs ${one.grads[i]}`);
+    for (let i = 0; i < p.length; i++)
+      assert.ok(Math.abs(two.grads[i] - one.grads[i]) < 1e-4 * scale, `grad ${i}: ${two.grads[i]} vs ${one.grads[i]}`);
     const again = await dp.computeGradients(p, batch, 1);
     assert.deepEqual(again.grads, two.grads);
     assert.equal(again.loss, two.loss);
@@ -177,12 +182,18 @@ test('errors reach the caller: bad token ids (in-process and in workers), unavai
   } finally {
     await dp.dispose();
   }
-  await assert.rejects(TfjsGradientEngine.create(mdlm, { backend: 'tensorflow', threads: 2 }), /backend 'tensorflow' is unavailable/);
+  await assert.rejects(
+    TfjsGradientEngine.create(mdlm, { backend: 'tensorflow', threads: 2 }),
+    /backend 'tensorflow' is unavailable/,
+  );
   // a worker that dies makes later calls fail fast instead of hanging
   const broken = await TfjsGradientEngine.create(mdlm, { backend: 'wasm', threads: 2 });
   const pool = (broken as unknown as { pool: { workers: { worker: { terminate(): Promise<number> } }[] } }).pool;
   await pool.workers[1].worker.terminate();
-  await assert.rejects(broken.computeGradients(p, mdlmBatch(mdlm, 2, 1), 1), /gradient worker pool is broken: gradient worker 1 exited/);
+  await assert.rejects(
+    broken.computeGradients(p, mdlmBatch(mdlm, 2, 1), 1),
+    /gradient worker pool is broken: gradient worker 1 exited/,
+  );
   await broken.dispose();
   await assert.rejects(broken.evalLoss(p, mdlmBatch(mdlm, 2, 1)), /after dispose/);
 });

@@ -5,8 +5,25 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engine/model/backend.ts';
 import {
-  addColSum, addWeightGrad, attentionBwd, attentionFwd, causalMask, disposeRope, geluBwd, geluFwd, groupMatMul, headMatMul, lnModBwd, lnModFwd,
-  read, ropeBwd, ropeFwd, ropeTables, transposeHost, view, type T2,
+  addColSum,
+  addWeightGrad,
+  attentionBwd,
+  attentionFwd,
+  causalMask,
+  disposeRope,
+  geluBwd,
+  geluFwd,
+  groupMatMul,
+  headMatMul,
+  lnModBwd,
+  lnModFwd,
+  read,
+  ropeBwd,
+  ropeFwd,
+  ropeTables,
+  transposeHost,
+  view,
+  type T2,
 } from '../src/engine/model/kernels.ts';
 import { Rng } from '../src/engine/rng.ts';
 
@@ -29,7 +46,10 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: numb
   for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
   for (let i = 0; i < expected.length; i++) {
     const err = Math.abs(actual[i] - expected[i]);
-    assert.ok(err <= tol * Math.max(scale, 1e-3), `${what}[${i}]: ${actual[i]} vs ${expected[i]} (err ${err}, scale ${scale})`);
+    assert.ok(
+      err <= tol * Math.max(scale, 1e-3),
+      `${what}[${i}]: ${actual[i]} vs ${expected[i]} (err ${err}, scale ${scale})`,
+    );
   }
 }
 
@@ -49,7 +69,14 @@ function fdGrad(f: (x: Float64Array) => number, x: Float64Array, h = 1e-5): Floa
 }
 
 // ---------------- float64 references ----------------
-function refLnMod(x: Float64Array, n: number, d: number, w: ArrayLike<number>, shift: ArrayLike<number>, scale: ArrayLike<number>): Float64Array {
+function refLnMod(
+  x: Float64Array,
+  n: number,
+  d: number,
+  w: ArrayLike<number>,
+  shift: ArrayLike<number>,
+  scale: ArrayLike<number>,
+): Float64Array {
   const y = new Float64Array(n * d);
   for (let r = 0; r < n; r++) {
     let m = 0;
@@ -65,9 +92,20 @@ function refLnMod(x: Float64Array, n: number, d: number, w: ArrayLike<number>, s
 const refGelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
 /** q, k, v [B, L, H, hd]; non-interleaved RoPE applied by the caller. Returns o [B, Lq, H, hd]. */
-function refAttention(q: Float64Array, k: Float64Array, v: Float64Array, B: number, Lq: number, Lk: number, H: number, hd: number, offset: number | null): Float64Array {
+function refAttention(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  B: number,
+  Lq: number,
+  Lk: number,
+  H: number,
+  hd: number,
+  offset: number | null,
+): Float64Array {
   const o = new Float64Array(B * Lq * H * hd);
-  const at = (a: Float64Array, L: number, b: number, l: number, h: number, j: number) => a[((b * L + l) * H + h) * hd + j];
+  const at = (a: Float64Array, L: number, b: number, l: number, h: number, j: number) =>
+    a[((b * L + l) * H + h) * hd + j];
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
       for (let i = 0; i < Lq; i++) {
@@ -80,7 +118,7 @@ function refAttention(q: Float64Array, k: Float64Array, v: Float64Array, B: numb
           mx = Math.max(mx, s[j]);
         }
         let z = 0;
-        for (let j = 0; j < Lk; j++) z += (s[j] = Math.exp(s[j] - mx));
+        for (let j = 0; j < Lk; j++) z += s[j] = Math.exp(s[j] - mx);
         for (let c = 0; c < hd; c++) {
           let acc = 0;
           for (let j = 0; j < Lk; j++) acc += (s[j] / z) * at(v, Lk, b, j, h, c);
@@ -90,7 +128,15 @@ function refAttention(q: Float64Array, k: Float64Array, v: Float64Array, B: numb
   return o;
 }
 
-function refRope(x: Float64Array, B: number, L: number, H: number, hd: number, base: number, offset: number): Float64Array {
+function refRope(
+  x: Float64Array,
+  B: number,
+  L: number,
+  H: number,
+  hd: number,
+  base: number,
+  offset: number,
+): Float64Array {
   const y = new Float64Array(x.length);
   const half = hd / 2;
   for (let b = 0; b < B; b++)
@@ -109,8 +155,14 @@ function refRope(x: Float64Array, B: number, L: number, H: number, hd: number, b
 
 // ---------------- tests ----------------
 test('forcing an unavailable backend throws an error naming it', async () => {
-  await assert.rejects(initBackend('tensorflow'), /backend 'tensorflow' is unavailable: @tensorflow\/tfjs-node could not be loaded/);
-  await assert.rejects(initBackend('tensorflow-gpu'), /backend 'tensorflow-gpu' is unavailable: @tensorflow\/tfjs-node-gpu could not be loaded/);
+  await assert.rejects(
+    initBackend('tensorflow'),
+    /backend 'tensorflow' is unavailable: @tensorflow\/tfjs-node could not be loaded/,
+  );
+  await assert.rejects(
+    initBackend('tensorflow-gpu'),
+    /backend 'tensorflow-gpu' is unavailable: @tensorflow\/tfjs-node-gpu could not be loaded/,
+  );
   const info = await initBackend('wasm');
   assert.equal(info.backend, 'wasm');
   assert.match(info.device, /^CPU \(wasm, (SIMD|no SIMD), 1 thread\)$/);
@@ -131,39 +183,66 @@ test('headMatMul = per-group matrix products', () => {
   const b = f32(randn(G * k * n));
   const out = headMatMul(a, b, G, m, k, n);
   const ref = new Float64Array(G * m * n);
-  for (let g = 0; g < G; g++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) ref[(g * m + i) * n + j] += a[(g * m + i) * k + c] * b[(g * k + c) * n + j];
+  for (let g = 0; g < G; g++)
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++)
+        for (let c = 0; c < k; c++) ref[(g * m + i) * n + j] += a[(g * m + i) * k + c] * b[(g * k + c) * n + j];
   assert.deepEqual(out.shape, [G, m, n]);
   close(read(out), ref, 1e-5, 'headMatMul');
   out.dispose();
 });
 
 test('groupMatMul: rank-3 path for tiny products and per-group path for big ones agree with the definition', () => {
-  for (const [G, m, k, n] of [[3, 1, 8, 5], [2, 64, 32, 40]]) {
+  for (const [G, m, k, n] of [
+    [3, 1, 8, 5],
+    [2, 64, 32, 40],
+  ]) {
     const a = f32(randn(G * m * k));
     const b = f32(randn(G * k * n));
     const out = groupMatMul(tf.tensor3d(a, [G, m, k]), tf.tensor3d(b, [G, k, n]));
     const ref = new Float64Array(G * m * n);
-    for (let g = 0; g < G; g++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) ref[(g * m + i) * n + j] += a[(g * m + i) * k + c] * b[(g * k + c) * n + j];
+    for (let g = 0; g < G; g++)
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++)
+          for (let c = 0; c < k; c++) ref[(g * m + i) * n + j] += a[(g * m + i) * k + c] * b[(g * k + c) * n + j];
     close(read(out), ref, 1e-5, `groupMatMul ${[G, m, k, n]}`);
   }
 });
 
 test('addWeightGrad gives dL/dWt [out, in] through both transpose routes; addColSum', () => {
-  for (const [n, fin, fout] of [[7, 3, 9], [7, 9, 3]]) {
+  for (const [n, fin, fout] of [
+    [7, 3, 9],
+    [7, 9, 3],
+  ]) {
     const x = f32(randn(n * fin));
     const dy = f32(randn(n * fout));
     const ref = new Float64Array(fout * fin);
-    for (let o = 0; o < fout; o++) for (let i = 0; i < fin; i++) for (let r = 0; r < n; r++) ref[o * fin + i] += dy[r * fout + o] * x[r * fin + i];
+    for (let o = 0; o < fout; o++)
+      for (let i = 0; i < fin; i++) for (let r = 0; r < n; r++) ref[o * fin + i] += dy[r * fout + o] * x[r * fin + i];
     const out = new Float32Array(fout * fin + 2).fill(1);
     const [tx, tdy] = [tf.tensor2d(x, [n, fin]), tf.tensor2d(dy, [n, fout])];
     assert.deepEqual(view(tx), read(tx)); // zero-copy heap view = copy
     addWeightGrad(tdy, tx, out, 1);
-    close(out.subarray(1, 1 + fout * fin), ref.map((v) => v + 1), 1e-5, `dWt ${n}x${fin}x${fout}`);
+    close(
+      out.subarray(1, 1 + fout * fin),
+      ref.map((v) => v + 1),
+      1e-5,
+      `dWt ${n}x${fin}x${fout}`,
+    );
     assert.equal(out[0], 1);
     assert.equal(out[out.length - 1], 1);
     const cs = new Float32Array(fout);
     addColSum(tdy, cs, 0);
-    close(cs, Array.from({ length: fout }, (_, o) => { let s = 0; for (let r = 0; r < n; r++) s += dy[r * fout + o]; return s; }), 1e-5, 'colsum');
+    close(
+      cs,
+      Array.from({ length: fout }, (_, o) => {
+        let s = 0;
+        for (let r = 0; r < n; r++) s += dy[r * fout + o];
+        return s;
+      }),
+      1e-5,
+      'colsum',
+    );
     tf.dispose([tx, tdy]);
   }
 });
@@ -175,16 +254,46 @@ test('lnModFwd / lnModBwd vs float64 reference and finite differences', () => {
   const shift = randn(d, 0.3);
   const scale = randn(d, 0.3);
   const R = randn(n * d);
-  const [tx, tw, tsh, tsc] = [tf.tensor2d(f32(x), [n, d]), tf.tensor1d(f32(w)), tf.tensor1d(f32(shift)), tf.tensor1d(f32(scale))];
+  const [tx, tw, tsh, tsc] = [
+    tf.tensor2d(f32(x), [n, d]),
+    tf.tensor1d(f32(w)),
+    tf.tensor1d(f32(shift)),
+    tf.tensor1d(f32(scale)),
+  ];
   const { y, saved } = lnModFwd(tx, tw, tsh, tsc);
   close(read(y), refLnMod(x, n, d, w, shift, scale), 1e-5, 'ln fwd');
   const g = new Float32Array(3 * d);
   const dx = lnModBwd(tf.tensor2d(f32(R), [n, d]), saved, tw, tsc, g, { w: 0, shift: d, scale: 2 * d });
-  const L = (xx: Float64Array, ww: ArrayLike<number> = w, sh: ArrayLike<number> = shift, sc: ArrayLike<number> = scale) => dot(refLnMod(xx, n, d, ww, sh, sc), R);
-  close(read(dx), fdGrad((xx) => L(xx), x), 1e-4, 'ln dx');
-  close(g.subarray(0, d), fdGrad((ww) => L(x, ww), w), 1e-4, 'ln dw');
-  close(g.subarray(d, 2 * d), fdGrad((sh) => L(x, w, sh), shift), 1e-4, 'ln dshift');
-  close(g.subarray(2 * d), fdGrad((sc) => L(x, w, shift, sc), scale), 1e-4, 'ln dscale');
+  const L = (
+    xx: Float64Array,
+    ww: ArrayLike<number> = w,
+    sh: ArrayLike<number> = shift,
+    sc: ArrayLike<number> = scale,
+  ) => dot(refLnMod(xx, n, d, ww, sh, sc), R);
+  close(
+    read(dx),
+    fdGrad((xx) => L(xx), x),
+    1e-4,
+    'ln dx',
+  );
+  close(
+    g.subarray(0, d),
+    fdGrad((ww) => L(x, ww), w),
+    1e-4,
+    'ln dw',
+  );
+  close(
+    g.subarray(d, 2 * d),
+    fdGrad((sh) => L(x, w, sh), shift),
+    1e-4,
+    'ln dshift',
+  );
+  close(
+    g.subarray(2 * d),
+    fdGrad((sc) => L(x, w, shift, sc), scale),
+    1e-4,
+    'ln dscale',
+  );
   tf.dispose([tx, tw, tsh, tsc, y, saved.xhat, saved.rstd, dx]);
 });
 
@@ -196,7 +305,12 @@ test('GELU (tanh approximation via sigmoid) forward and backward', () => {
   const { y, s } = geluFwd(tx);
   close(read(y), x.map(refGelu), 2e-6, 'gelu fwd');
   const dx = geluBwd(tf.tensor2d(f32(R), [8, 8]), tx, s);
-  close(read(dx), fdGrad((xx) => dot(xx.map(refGelu), R), x), 1e-4, 'gelu bwd');
+  close(
+    read(dx),
+    fdGrad((xx) => dot(xx.map(refGelu), R), x),
+    1e-4,
+    'gelu bwd',
+  );
   tf.dispose([tx, y, s, dx]);
 });
 
@@ -212,7 +326,12 @@ test('RoPE forward matches rotate_half reference (with position offset); backwar
     const dx = ropeBwd(tf.tensor4d(f32(dy), [B, L, H, hd]), r);
     // RoPE is linear: <rope(x), dy> = <x, rope^T(dy)> pins the backward down exactly.
     assert.ok(Math.abs(dot(read(y), dy) - dot(x, read(dx))) < 1e-4 * x.length);
-    close(read(dx), fdGrad((xx) => dot(refRope(xx, B, L, H, hd, 100, offset), dy), x), 1e-4, 'rope bwd');
+    close(
+      read(dx),
+      fdGrad((xx) => dot(refRope(xx, B, L, H, hd, 100, offset), dy), x),
+      1e-4,
+      'rope bwd',
+    );
     tf.dispose([tx, y, dx]);
     disposeRope(r);
   }
@@ -220,21 +339,45 @@ test('RoPE forward matches rotate_half reference (with position offset); backwar
 
 test('attention forward (non-causal, causal, causal with KV offset) and backward', () => {
   const [B, H, hd] = [2, 2, 4];
-  for (const [Lq, Lk, offset] of [[5, 5, null], [5, 5, 0], [2, 6, 4]] as [number, number, number | null][]) {
+  for (const [Lq, Lk, offset] of [
+    [5, 5, null],
+    [5, 5, 0],
+    [2, 6, 4],
+  ] as [number, number, number | null][]) {
     const q = randn(B * Lq * H * hd);
     const k = randn(B * Lk * H * hd);
     const v = randn(B * Lk * H * hd);
     const R = randn(B * Lq * H * hd);
     const mask = offset === null ? null : causalMask(Lq, Lk, offset);
-    const [tq, tk, tv] = [tf.tensor4d(f32(q), [B, Lq, H, hd]), tf.tensor4d(f32(k), [B, Lk, H, hd]), tf.tensor4d(f32(v), [B, Lk, H, hd])];
+    const [tq, tk, tv] = [
+      tf.tensor4d(f32(q), [B, Lq, H, hd]),
+      tf.tensor4d(f32(k), [B, Lk, H, hd]),
+      tf.tensor4d(f32(v), [B, Lk, H, hd]),
+    ];
     const { o, saved } = attentionFwd(tq, tk, tv, mask);
     const what = `attention Lq=${Lq} Lk=${Lk} offset=${offset}`;
     close(read(o), refAttention(q, k, v, B, Lq, Lk, H, hd, offset), 1e-5, `${what} fwd`);
     const g = attentionBwd(tf.tensor2d(f32(R), [B * Lq, H * hd]), saved);
-    const f = (qq: Float64Array, kk: Float64Array, vv: Float64Array) => dot(refAttention(qq, kk, vv, B, Lq, Lk, H, hd, offset), R);
-    close(read(g.dq), fdGrad((x) => f(x, k, v), q), 1e-4, `${what} dq`);
-    close(read(g.dk), fdGrad((x) => f(q, x, v), k), 1e-4, `${what} dk`);
-    close(read(g.dv), fdGrad((x) => f(q, k, x), v), 1e-4, `${what} dv`);
+    const f = (qq: Float64Array, kk: Float64Array, vv: Float64Array) =>
+      dot(refAttention(qq, kk, vv, B, Lq, Lk, H, hd, offset), R);
+    close(
+      read(g.dq),
+      fdGrad((x) => f(x, k, v), q),
+      1e-4,
+      `${what} dq`,
+    );
+    close(
+      read(g.dk),
+      fdGrad((x) => f(q, x, v), k),
+      1e-4,
+      `${what} dk`,
+    );
+    close(
+      read(g.dv),
+      fdGrad((x) => f(q, k, x), v),
+      1e-4,
+      `${what} dv`,
+    );
     tf.dispose([tq, tk, tv, o, saved.q, saved.k, saved.v, saved.p, g.dq, g.dk, g.dv]);
     mask?.dispose();
   }
@@ -265,7 +408,21 @@ test('attention at a size that takes the per-head path: forward vs reference, ba
   const g = attentionBwd(tf.tensor2d(f32(R), [B * L, H * hd]), saved);
   // d/de f(q + e*u, k + e*u', v + e*u'') = <dq, u> + <dk, u'> + <dv, u''>
   const [u1, u2, u3] = [randn(n), randn(n), randn(n)];
-  const f = (e: number) => dot(refAttention(q.map((x, i) => x + e * u1[i]), k.map((x, i) => x + e * u2[i]), v.map((x, i) => x + e * u3[i]), B, L, L, H, hd, 0), R);
+  const f = (e: number) =>
+    dot(
+      refAttention(
+        q.map((x, i) => x + e * u1[i]),
+        k.map((x, i) => x + e * u2[i]),
+        v.map((x, i) => x + e * u3[i]),
+        B,
+        L,
+        L,
+        H,
+        hd,
+        0,
+      ),
+      R,
+    );
   const fd = (f(1e-4) - f(-1e-4)) / 2e-4;
   const an = dot(read(g.dq), u1) + dot(read(g.dk), u2) + dot(read(g.dv), u3);
   assert.ok(Math.abs(fd - an) < 1e-4 * Math.abs(fd) + 1e-3, `directional derivative ${fd} vs ${an}`);

@@ -35,7 +35,10 @@ function edgesOf(file: string): Edge[] {
     let target: string | null = null;
     if (spec.startsWith('.')) {
       const base = resolve(dirname(file), spec);
-      target = [base, `${base}.ts`, `${base}.tsx`, join(base, 'index.ts')].find((p) => existsSync(p) && statSync(p).isFile()) ?? base;
+      target =
+        [base, `${base}.ts`, `${base}.tsx`, join(base, 'index.ts')].find(
+          (p) => existsSync(p) && statSync(p).isFile(),
+        ) ?? base;
     }
     out.push({ spec, file: target, dynamic });
   };
@@ -43,13 +46,21 @@ function edgesOf(file: string): Edge[] {
     if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
       const clause = node.importClause;
       // `import type {..}` and imports whose every name is `type` are erased.
-      const typeOnly = clause && (clause.isTypeOnly || (!clause.name && clause.namedBindings && ts.isNamedImports(clause.namedBindings) && clause.namedBindings.elements.length > 0 && clause.namedBindings.elements.every((e) => e.isTypeOnly)));
+      const typeOnly =
+        clause &&
+        (clause.isTypeOnly ||
+          (!clause.name &&
+            clause.namedBindings &&
+            ts.isNamedImports(clause.namedBindings) &&
+            clause.namedBindings.elements.length > 0 &&
+            clause.namedBindings.elements.every((e) => e.isTypeOnly)));
       if (!typeOnly) add(node.moduleSpecifier.text, false);
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       if (!node.isTypeOnly) add(node.moduleSpecifier.text, false);
     } else if (ts.isCallExpression(node) && node.arguments.length && ts.isStringLiteralLike(node.arguments[0])) {
       if (node.expression.kind === ts.SyntaxKind.ImportKeyword) add(node.arguments[0].text, true);
-      else if (ts.isIdentifier(node.expression) && node.expression.text === 'require') add(node.arguments[0].text, false);
+      else if (ts.isIdentifier(node.expression) && node.expression.text === 'require')
+        add(node.arguments[0].text, false);
     }
     ts.forEachChild(node, visit);
   };
@@ -65,23 +76,43 @@ const isNode = (spec: string) => spec.startsWith('node:') || builtinModules.incl
 const isCompute = (spec: string) => spec.startsWith('@tensorflow/') || spec.startsWith('onnxruntime');
 
 function violations(from: (f: string) => boolean, bad: (e: Edge) => boolean): string[] {
-  return files.filter(from).flatMap((f) => graph.get(f)!.filter(bad).map((e) => `${rel(f)} -> ${e.file ? rel(e.file) : e.spec}`));
+  return files.filter(from).flatMap((f) =>
+    graph
+      .get(f)!
+      .filter(bad)
+      .map((e) => `${rel(f)} -> ${e.file ? rel(e.file) : e.spec}`),
+  );
 }
 
 test('the import graph is what the checker thinks it is (every relative import resolves to a file in src/)', () => {
   assert.ok(files.length > 100, `${files.length} source files`);
-  const unresolved = [...graph].flatMap(([f, es]) => es.filter((e) => e.file && !existsSync(e.file)).map((e) => `${rel(f)}: ${e.spec}`));
+  const unresolved = [...graph].flatMap(([f, es]) =>
+    es.filter((e) => e.file && !existsSync(e.file)).map((e) => `${rel(f)}: ${e.spec}`),
+  );
   assert.deepEqual(unresolved, []);
   // the checker sees known edges (a check that found no edges at all would pass everything)
   const main = graph.get(join(SRC, 'main', 'apiHost.ts'))!;
-  assert.ok(main.some((e) => e.file === join(SRC, 'main', 'exporter.ts')), 'apiHost.ts -> exporter.ts is seen');
+  assert.ok(
+    main.some((e) => e.file === join(SRC, 'main', 'exporter.ts')),
+    'apiHost.ts -> exporter.ts is seen',
+  );
 });
 
 test('the engine and the worker import nothing from Electron, main, the CLI, the renderer or the preload', () => {
-  const hostSide = (e: Edge) => e.spec === 'electron' || (e.file !== null && ['main', 'cli', 'renderer', 'preload'].some((d) => inDir(e.file!, d)));
-  assert.deepEqual(violations((f) => inDir(f, 'worker') || inDir(f, 'engine'), hostSide), []);
+  const hostSide = (e: Edge) =>
+    e.spec === 'electron' || (e.file !== null && ['main', 'cli', 'renderer', 'preload'].some((d) => inDir(e.file!, d)));
+  assert.deepEqual(
+    violations((f) => inDir(f, 'worker') || inDir(f, 'engine'), hostSide),
+    [],
+  );
   // the engine is the compute library: it does not reach up into the worker that hosts it either
-  assert.deepEqual(violations((f) => inDir(f, 'engine'), (e) => e.file !== null && inDir(e.file, 'worker')), []);
+  assert.deepEqual(
+    violations(
+      (f) => inDir(f, 'engine'),
+      (e) => e.file !== null && inDir(e.file, 'worker'),
+    ),
+    [],
+  );
 });
 
 test('main never loads tfjs or onnxruntime, directly or through what it imports statically', () => {
@@ -101,17 +132,41 @@ test('main never loads tfjs or onnxruntime, directly or through what it imports 
   }
   assert.deepEqual(reached, [], 'a compute runtime in the static closure of src/main');
   // and no main module asks for one lazily either
-  assert.deepEqual(violations((f) => inDir(f, 'main'), (e) => isCompute(e.spec)), []);
+  assert.deepEqual(
+    violations(
+      (f) => inDir(f, 'main'),
+      (e) => isCompute(e.spec),
+    ),
+    [],
+  );
 });
 
 test('the renderer imports no Node module and nothing from main, worker or cli; shared/ imports no Node module', () => {
-  const forbidden = (e: Edge) => isNode(e.spec) || e.spec === 'electron' || (e.file !== null && ['main', 'worker', 'engine', 'cli', 'preload', 'node'].some((d) => inDir(e.file!, d)));
-  assert.deepEqual(violations((f) => inDir(f, 'renderer'), forbidden), []);
-  assert.deepEqual(violations((f) => inDir(f, 'shared'), (e) => isNode(e.spec) || (e.file !== null && !inDir(e.file, 'shared'))), []);
+  const forbidden = (e: Edge) =>
+    isNode(e.spec) ||
+    e.spec === 'electron' ||
+    (e.file !== null && ['main', 'worker', 'engine', 'cli', 'preload', 'node'].some((d) => inDir(e.file!, d)));
+  assert.deepEqual(
+    violations((f) => inDir(f, 'renderer'), forbidden),
+    [],
+  );
+  assert.deepEqual(
+    violations(
+      (f) => inDir(f, 'shared'),
+      (e) => isNode(e.spec) || (e.file !== null && !inDir(e.file, 'shared')),
+    ),
+    [],
+  );
 });
 
 test('the preload imports only Electron and the contract', () => {
-  assert.deepEqual(violations((f) => inDir(f, 'preload'), (e) => e.spec !== 'electron' && !(e.file && inDir(e.file, 'shared'))), []);
+  assert.deepEqual(
+    violations(
+      (f) => inDir(f, 'preload'),
+      (e) => e.spec !== 'electron' && !(e.file && inDir(e.file, 'shared')),
+    ),
+    [],
+  );
 });
 
 test('no import circle in src/ (static and dynamic imports)', () => {
@@ -135,5 +190,8 @@ test('only the runs module (src/runs/) spells the run folder file names', () => 
   const names = /rounds\.jsonl|metrics\.jsonl|teacher-eval\.json/;
   const spelled = files.filter((f) => !inDir(f, 'runs') && names.test(readFileSync(f, 'utf8'))).map(rel);
   assert.deepEqual(spelled, []);
-  assert.ok(files.some((f) => inDir(f, 'runs') && names.test(readFileSync(f, 'utf8'))), 'src/runs/ does spell them');
+  assert.ok(
+    files.some((f) => inDir(f, 'runs') && names.test(readFileSync(f, 'utf8'))),
+    'src/runs/ does spell them',
+  );
 });

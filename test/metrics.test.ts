@@ -1,10 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { inventedWordSpans, judgePerplexity, knownWordRate, meanAndStderr, selfBleu, sentenceBleu, unigramEntropy, wordVocabulary } from '../src/engine/eval/metrics.ts';
+import {
+  inventedWordSpans,
+  judgePerplexity,
+  knownWordRate,
+  meanAndStderr,
+  selfBleu,
+  sentenceBleu,
+  unigramEntropy,
+  wordVocabulary,
+} from '../src/engine/eval/metrics.ts';
 import { loadTokenizer, shippedTokenizerPath } from '../src/engine/data/tokenizer.ts';
 import type { ArModel, ArSession } from '../src/engine/types.ts';
 
-const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+const close = (a: number, b: number, tol = 1e-12) =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
 test('meanAndStderr', () => {
   const r = meanAndStderr([1, 2, 3, 4]);
@@ -85,7 +95,8 @@ test('judgePerplexity: analytic per-sample NLL, chunking does not change results
   // Next token = current + 1 (mod V) with probability q; the rest uniform.
   const V = 6;
   const q = 0.7;
-  const rowOf = (tok: number) => Array.from({ length: V }, (_, v) => Math.log(v === (tok + 1) % V ? q : (1 - q) / (V - 1)));
+  const rowOf = (tok: number) =>
+    Array.from({ length: V }, (_, v) => Math.log(v === (tok + 1) % V ? q : (1 - q) / (V - 1)));
   const judge = new FunctionJudge(V, rowOf);
   const len = 9;
   const tokens = new Int32Array(3 * len);
@@ -113,7 +124,17 @@ test('known-word rate: words of the training text count, invented ones do not; c
   const training = tokenizer.encode("The Cat didn't sit; extraordinarily, le café was closed.\n");
   const vocabulary = wordVocabulary(training, tokenizer);
   // Multi-token words are whole in the vocabulary (the stream is decoded as one text), never their pieces.
-  assert.deepEqual([...vocabulary].sort(), ['café', 'cat', 'closed', "didn't", 'extraordinarily', 'le', 'sit', 'the', 'was']);
+  assert.deepEqual([...vocabulary].sort(), [
+    'café',
+    'cat',
+    'closed',
+    "didn't",
+    'extraordinarily',
+    'le',
+    'sit',
+    'the',
+    'was',
+  ]);
   close(knownWordRate([' the CAT sat.', "(Didn't)"], vocabulary), 3 / 4);
   close(knownWordRate([' catsit extraordin arily '], vocabulary), 0);
   // Words touching a window's edge may be cut pieces: not counted either way.
@@ -123,21 +144,35 @@ test('known-word rate: words of the training text count, invented ones do not; c
 
 test('word vocabulary: chunked decoding gives the words of the whole text; matching before lower-casing, like the check', () => {
   const tokenizer = loadTokenizer(shippedTokenizerPath());
-  const text = "Über die Straße ging İstanbul's café-owner; extraordinarily long words, ünïcödé, naïve.\nThe end of it all. ".repeat(3);
+  const text =
+    "Über die Straße ging İstanbul's café-owner; extraordinarily long words, ünïcödé, naïve.\nThe end of it all. ".repeat(
+      3,
+    );
   const tokens = Int32Array.from(tokenizer.encode(text));
   const whole = wordVocabulary(tokens, tokenizer);
-  for (const chunk of [1, 2, 3, 7, 50]) assert.deepEqual([...wordVocabulary(tokens, tokenizer, chunk)].sort(), [...whole].sort(), `chunks of ${chunk} tokens`);
+  for (const chunk of [1, 2, 3, 7, 50])
+    assert.deepEqual(
+      [...wordVocabulary(tokens, tokenizer, chunk)].sort(),
+      [...whole].sort(),
+      `chunks of ${chunk} tokens`,
+    );
   // 'İstanbul' lower-cases to 'i̇stanbul' (two code units for İ): kept as one word, so a sample's İstanbul is known
   assert.ok(whole.has("i̇stanbul's") && whole.has('straße') && whole.has('ünïcödé'), JSON.stringify([...whole]));
-  assert.deepEqual(inventedWordSpans("xx İstanbul's naïve qzx yy", whole).map(([a, b]) => "xx İstanbul's naïve qzx yy".slice(a, b)), ['qzx']);
+  assert.deepEqual(
+    inventedWordSpans("xx İstanbul's naïve qzx yy", whole).map(([a, b]) => "xx İstanbul's naïve qzx yy".slice(a, b)),
+    ['qzx'],
+  );
 });
 
 test('invented-word spans: exactly the counted words that are not in the training text, as offsets into the text', () => {
   const vocabulary = new Set(['the', 'cat', 'sat', "didn't"]);
-  const text = 'xx The Catsit sat, İnquentified didn\'t zz';
+  const text = "xx The Catsit sat, İnquentified didn't zz";
   const spans = inventedWordSpans(text, vocabulary);
   // 'xx' and 'zz' touch the window's edges: not judged. 'İ' lower-cases to two UTF-16 units; spans stay on `text`.
-  assert.deepEqual(spans.map(([a, b]) => text.slice(a, b)), ['Catsit', 'İnquentified']);
+  assert.deepEqual(
+    spans.map(([a, b]) => text.slice(a, b)),
+    ['Catsit', 'İnquentified'],
+  );
   assert.deepEqual(inventedWordSpans('xx the cat sat zz', vocabulary), []);
   // The spans and the rate agree: 2 of the 5 counted words are invented.
   close(knownWordRate([text], vocabulary), 3 / 5);

@@ -26,7 +26,12 @@ test('paramLayout: MDLM DiT names, PyTorch [out, in] shapes, contiguous offsets'
     'backbone.blocks.0.mlp.2.bias',
     'backbone.blocks.0.modulation',
   ]);
-  assert.deepEqual(names.slice(-4), ['backbone.output_layer.norm_final.weight', 'backbone.output_layer.modulation', 'backbone.output_layer.linear.weight', 'backbone.output_layer.linear.bias']);
+  assert.deepEqual(names.slice(-4), [
+    'backbone.output_layer.norm_final.weight',
+    'backbone.output_layer.modulation',
+    'backbone.output_layer.linear.weight',
+    'backbone.output_layer.linear.bias',
+  ]);
   const shape = (n: string) => l.find((e) => e.name === n)!.shape;
   assert.deepEqual(shape('backbone.vocab_embed.embedding'), [11, 16]);
   assert.deepEqual(shape('backbone.blocks.1.attn_qkv.weight'), [48, 16]);
@@ -37,12 +42,24 @@ test('paramLayout: MDLM DiT names, PyTorch [out, in] shapes, contiguous offsets'
   let off = 0;
   for (const e of l) {
     assert.equal(e.offset, off, e.name);
-    assert.equal(e.size, e.shape.reduce((a, b) => a * b, 1));
+    assert.equal(
+      e.size,
+      e.shape.reduce((a, b) => a * b, 1),
+    );
     off += e.size;
   }
   assert.equal(paramCount(mdlm), off);
   // bench-5m size as the torch peer counts it (+ LN/modulation differences): sanity on the order of magnitude.
-  const bench = ModelConfig.parse({ arch: 'mdlm', vocabSize: 4097, dModel: 256, nLayers: 4, nHeads: 4, seqLen: 128, maskId: 4096, eosId: 4095 });
+  const bench = ModelConfig.parse({
+    arch: 'mdlm',
+    vocabSize: 4097,
+    dModel: 256,
+    nLayers: 4,
+    nHeads: 4,
+    seqLen: 128,
+    maskId: 4096,
+    eosId: 4095,
+  });
   assert.equal(paramCount(bench), 5261569);
 });
 

@@ -17,7 +17,17 @@ test('ModelSampler: one job at a time; a worker that dies says how; dispose kill
   await assert.rejects(sampler.sample(request), /another sampling job is running/);
   children[0].say({ type: 'ready' });
   assert.deepEqual(children[0].sent, [{ type: 'sample', request }]);
-  const result = { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, topP: 1, seed: 0, texts: ['a', 'b'], seconds: 0.1 };
+  const result = {
+    checkpoint: '/r/checkpoints/4',
+    arch: 'mdlm',
+    backend: 'fake',
+    device: 'none',
+    steps: 8,
+    topP: 1,
+    seed: 0,
+    texts: ['a', 'b'],
+    seconds: 0.1,
+  };
   children[0].say({ type: 'sampled', result });
   children[0].say({ type: 'done', status: 'done', step: 0 });
   children[0].exit(0);
@@ -27,11 +37,17 @@ test('ModelSampler: one job at a time; a worker that dies says how; dispose kill
   const early = sampler.sample(request); // dies before 'ready'
   children[1].tail = 'Error: Cannot find module tsx';
   children[1].exit(1);
-  await assert.rejects(early, /^Error: launch-failed: the sampling worker ended without samples \(exit code 1\); last output: Error: Cannot find module tsx/);
+  await assert.rejects(
+    early,
+    /^Error: launch-failed: the sampling worker ended without samples \(exit code 1\); last output: Error: Cannot find module tsx/,
+  );
 
   const failing = sampler.sample(request); // the engine's error text is the answer
   children[2].say({ type: 'ready' });
-  children[2].say({ type: 'error', message: 'the prefix is 300 tokens; it must be shorter than the sequence length 128' });
+  children[2].say({
+    type: 'error',
+    message: 'the prefix is 300 tokens; it must be shorter than the sequence length 128',
+  });
   children[2].exit(1);
   await assert.rejects(failing, /the prefix is 300 tokens/);
 

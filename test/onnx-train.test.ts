@@ -25,7 +25,8 @@ function mdlmBatch(cfg: ModelConfig, B: number, seed: number): Extract<GradBatch
   return { kind: 'mdlm', x0, zt: forwardMask(x0, t, cfg.seqLen, cfg.maskId, r), t, batch: B };
 }
 
-const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(b), `${what} ${a} vs ${b}`);
+const close = (a: number, b: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(b), `${what} ${a} vs ${b}`);
 
 /** Per tensor: max |a − b| < 2e-4 · max |a| (float32 sums in a different order). */
 function assertSameGradients(cfg: ModelConfig, a: Float32Array, b: Float32Array): void {
@@ -42,7 +43,11 @@ function assertSameGradients(cfg: ModelConfig, a: Float32Array, b: Float32Array)
 }
 
 /** Both engines on the same params and batch (dropout seed 5): loss, gradients and eval loss agree; `extra` gets the onnx engine and its loss. */
-async function compareEngines(cfg: ModelConfig, batch: GradBatch, opts: { threads?: number; extra?: (onnx: OnnxGradientEngine, loss: number) => Promise<void> } = {}): Promise<void> {
+async function compareEngines(
+  cfg: ModelConfig,
+  batch: GradBatch,
+  opts: { threads?: number; extra?: (onnx: OnnxGradientEngine, loss: number) => Promise<void> } = {},
+): Promise<void> {
   const onnx = await OnnxGradientEngine.create(cfg, { threads: opts.threads ?? 1 });
   const tfjs = await TfjsGradientEngine.create(cfg, { backend: 'wasm', threads: 1 });
   try {
@@ -59,44 +64,57 @@ async function compareEngines(cfg: ModelConfig, batch: GradBatch, opts: { thread
   }
 }
 
-test('mdlm: the onnx training step gives the tfjs engine\'s loss and gradients', { skip }, async () => {
+test("mdlm: the onnx training step gives the tfjs engine's loss and gradients", { skip }, async () => {
   ORT.check();
   const cfg = tinyModel();
   await compareEngines(cfg, mdlmBatch(cfg, 3, 5));
 });
 
-test('ar: the onnx training step gives the tfjs engine\'s loss and gradients', { skip }, async () => {
+test("ar: the onnx training step gives the tfjs engine's loss and gradients", { skip }, async () => {
   ORT.check();
   const cfg = tinyModel({ arch: 'ar', maskId: -1 });
   await compareEngines(cfg, { kind: 'ar', tokens: randomTokens(3 * cfg.seqLen, cfg.vocabSize, 5), batch: 3 });
 });
 
-test('mdlm with dropout: same masks, loss and gradients as the tfjs engine; eval mode drops nothing', { skip }, async () => {
-  ORT.check();
-  const cfg = tinyModel({ dropout: 0.3 });
-  const batch = mdlmBatch(cfg, 3, 6);
-  await compareEngines(cfg, batch, {
-    extra: async (onnx, loss) => assert.notEqual((await onnx.computeGradients(noisyParams(cfg, 7), batch, 6)).loss, loss, 'another dropout seed gives other masks'),
-  });
-});
+test(
+  'mdlm with dropout: same masks, loss and gradients as the tfjs engine; eval mode drops nothing',
+  { skip },
+  async () => {
+    ORT.check();
+    const cfg = tinyModel({ dropout: 0.3 });
+    const batch = mdlmBatch(cfg, 3, 6);
+    await compareEngines(cfg, batch, {
+      extra: async (onnx, loss) =>
+        assert.notEqual(
+          (await onnx.computeGradients(noisyParams(cfg, 7), batch, 6)).loss,
+          loss,
+          'another dropout seed gives other masks',
+        ),
+    });
+  },
+);
 
 for (const divergence of ['kld', 'mse', 'tvd'] as const) {
-  test(`distill (${divergence}, student dropout): the onnx logits -> host divergence -> backprop step matches the tfjs engine`, { skip }, async () => {
-    ORT.check();
-    const cfg = tinyModel({ dropout: 0.1 });
-    const m = mdlmBatch(cfg, 3, 7);
-    // teacher rows: any log-softmax over V with the MASK column at -1e6, one row per masked position
-    const r = new Rng(11);
-    const masked = m.zt.filter((x) => x === cfg.maskId).length;
-    const V = cfg.vocabSize;
-    const targets = new Float32Array(masked * V);
-    for (let i = 0; i < masked; i++) {
-      const row = Array.from({ length: V }, () => 2 * r.normal());
-      const lse = Math.log(row.reduce((a, x, v) => a + (v === cfg.maskId ? 0 : Math.exp(x)), 0));
-      row.forEach((x, v) => (targets[i * V + v] = v === cfg.maskId ? -1e6 : x - lse));
-    }
-    await compareEngines(cfg, { kind: 'distill', zt: m.zt, batch: 3, targets, divergence }, { threads: 2 });
-  });
+  test(
+    `distill (${divergence}, student dropout): the onnx logits -> host divergence -> backprop step matches the tfjs engine`,
+    { skip },
+    async () => {
+      ORT.check();
+      const cfg = tinyModel({ dropout: 0.1 });
+      const m = mdlmBatch(cfg, 3, 7);
+      // teacher rows: any log-softmax over V with the MASK column at -1e6, one row per masked position
+      const r = new Rng(11);
+      const masked = m.zt.filter((x) => x === cfg.maskId).length;
+      const V = cfg.vocabSize;
+      const targets = new Float32Array(masked * V);
+      for (let i = 0; i < masked; i++) {
+        const row = Array.from({ length: V }, () => 2 * r.normal());
+        const lse = Math.log(row.reduce((a, x, v) => a + (v === cfg.maskId ? 0 : Math.exp(x)), 0));
+        row.forEach((x, v) => (targets[i * V + v] = v === cfg.maskId ? -1e6 : x - lse));
+      }
+      await compareEngines(cfg, { kind: 'distill', zt: m.zt, batch: 3, targets, divergence }, { threads: 2 });
+    },
+  );
 }
 
 test('a batch of several onnx chunks (1024 tokens each) sums to the same loss and gradients', { skip }, async () => {
@@ -105,16 +123,23 @@ test('a batch of several onnx chunks (1024 tokens each) sums to the same loss an
   await compareEngines(cfg, mdlmBatch(cfg, 300, 12), { threads: 2 });
 });
 
-test('createGradientEngine: auto trains on onnxruntime here, a named tfjs backend on tfjs, onnx + a tfjs backend is an error', { skip }, async () => {
-  ORT.check();
-  const { createGradientEngine } = await import('../src/engine/training/gradientEngine.ts');
-  const cfg = tinyModel();
-  const auto = await createGradientEngine(cfg, { backend: 'auto', threads: 2 });
-  assert.equal(auto.backend, 'onnx');
-  assert.match(auto.device, /^onnxruntime-node .*2 threads/);
-  await auto.dispose();
-  const wasm = await createGradientEngine(cfg, { backend: 'wasm', threads: 1 });
-  assert.equal(wasm.backend, 'wasm');
-  await wasm.dispose();
-  await assert.rejects(createGradientEngine(cfg, { backend: 'wasm', threads: 1, runtime: 'onnx' }), /cannot be combined with --backend wasm/);
-});
+test(
+  'createGradientEngine: auto trains on onnxruntime here, a named tfjs backend on tfjs, onnx + a tfjs backend is an error',
+  { skip },
+  async () => {
+    ORT.check();
+    const { createGradientEngine } = await import('../src/engine/training/gradientEngine.ts');
+    const cfg = tinyModel();
+    const auto = await createGradientEngine(cfg, { backend: 'auto', threads: 2 });
+    assert.equal(auto.backend, 'onnx');
+    assert.match(auto.device, /^onnxruntime-node .*2 threads/);
+    await auto.dispose();
+    const wasm = await createGradientEngine(cfg, { backend: 'wasm', threads: 1 });
+    assert.equal(wasm.backend, 'wasm');
+    await wasm.dispose();
+    await assert.rejects(
+      createGradientEngine(cfg, { backend: 'wasm', threads: 1, runtime: 'onnx' }),
+      /cannot be combined with --backend wasm/,
+    );
+  },
+);

@@ -46,12 +46,34 @@ test('protobuf: varints (small, multi-byte, int64 negatives)', () => {
 
 test('protobuf: tiny message with varints, string, packed floats and a nested message', () => {
   // field 1 varint 150; field 2 string "hi"; field 4 packed floats [1, -2]; field 3 message { field 1 varint 300 }
-  const m = new Message().varint(1, 150).string(2, 'hi').packedFloat(4, [1, -2]).message(3, new Message().varint(1, 300));
+  const m = new Message()
+    .varint(1, 150)
+    .string(2, 'hi')
+    .packedFloat(4, [1, -2])
+    .message(3, new Message().varint(1, 300));
   const expected = [
-    0x08, 0x96, 0x01, // 1:varint 150
-    0x12, 0x02, 0x68, 0x69, // 2:len "hi"
-    0x22, 0x08, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0, // 4:len packed float32 LE 1.0, -2.0
-    0x1a, 0x03, 0x08, 0xac, 0x02, // 3:len { 1:varint 300 }
+    0x08,
+    0x96,
+    0x01, // 1:varint 150
+    0x12,
+    0x02,
+    0x68,
+    0x69, // 2:len "hi"
+    0x22,
+    0x08,
+    0x00,
+    0x00,
+    0x80,
+    0x3f,
+    0x00,
+    0x00,
+    0x00,
+    0xc0, // 4:len packed float32 LE 1.0, -2.0
+    0x1a,
+    0x03,
+    0x08,
+    0xac,
+    0x02, // 3:len { 1:varint 300 }
   ];
   assert.equal(m.size, expected.length);
   assert.deepEqual([...m.finish()], expected);
@@ -61,25 +83,74 @@ test('protobuf: tiny message with varints, string, packed floats and a nested me
 });
 
 test('protobuf: ONNX TensorProto bytes (dims unpacked, data_type, name, raw_data)', () => {
-  const t = encodeTensor({ name: 'w', dims: [2, 1], dataType: DataType.FLOAT, data: Float32Array.from([1, -2]) }).finish();
-  assert.deepEqual([...t], [
-    0x08, 0x02, 0x08, 0x01, // dims 2, 1
-    0x10, 0x01, // data_type FLOAT
-    0x42, 0x01, 0x77, // name "w"
-    0x4a, 0x08, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0, // raw_data
-  ]);
-  assert.throws(() => encodeTensor({ name: 'x', dims: [3], dataType: DataType.FLOAT, data: new Float32Array(2) }), /2 elements for dims \[3\]/);
+  const t = encodeTensor({
+    name: 'w',
+    dims: [2, 1],
+    dataType: DataType.FLOAT,
+    data: Float32Array.from([1, -2]),
+  }).finish();
+  assert.deepEqual(
+    [...t],
+    [
+      0x08,
+      0x02,
+      0x08,
+      0x01, // dims 2, 1
+      0x10,
+      0x01, // data_type FLOAT
+      0x42,
+      0x01,
+      0x77, // name "w"
+      0x4a,
+      0x08,
+      0x00,
+      0x00,
+      0x80,
+      0x3f,
+      0x00,
+      0x00,
+      0x00,
+      0xc0, // raw_data
+    ],
+  );
+  assert.throws(
+    () => encodeTensor({ name: 'x', dims: [3], dataType: DataType.FLOAT, data: new Float32Array(2) }),
+    /2 elements for dims \[3\]/,
+  );
 });
 
 test('protobuf: ModelProto header fields (ir_version, producer, opset_import)', () => {
-  const bytes = encodeModel({ irVersion: 8, opset: 17, producerName: 'p', producerVersion: 'v', graph: { name: 'g', nodes: [], initializers: [], inputs: [], outputs: [] } });
-  assert.deepEqual([...bytes], [
-    0x08, 0x08, // ir_version 8
-    0x12, 0x01, 0x70, // producer_name "p"
-    0x1a, 0x01, 0x76, // producer_version "v"
-    0x3a, 0x03, 0x12, 0x01, 0x67, // graph { name "g" }
-    0x42, 0x04, 0x0a, 0x00, 0x10, 0x11, // opset_import { domain "", version 17 }
-  ]);
+  const bytes = encodeModel({
+    irVersion: 8,
+    opset: 17,
+    producerName: 'p',
+    producerVersion: 'v',
+    graph: { name: 'g', nodes: [], initializers: [], inputs: [], outputs: [] },
+  });
+  assert.deepEqual(
+    [...bytes],
+    [
+      0x08,
+      0x08, // ir_version 8
+      0x12,
+      0x01,
+      0x70, // producer_name "p"
+      0x1a,
+      0x01,
+      0x76, // producer_version "v"
+      0x3a,
+      0x03,
+      0x12,
+      0x01,
+      0x67, // graph { name "g" }
+      0x42,
+      0x04,
+      0x0a,
+      0x00,
+      0x10,
+      0x11, // opset_import { domain "", version 17 }
+    ],
+  );
 });
 
 test('graph: initializers keep the PyTorch names and [out, in] layout', () => {
@@ -90,7 +161,10 @@ test('graph: initializers keep the PyTorch names and [out, in] layout', () => {
   const head = m.graph.initializers.find((t) => t.name === 'backbone.output_layer.linear.weight')!;
   assert.deepEqual(head.dims, [13, 16]);
   assert.equal(m.opset, 17);
-  assert.ok(m.graph.nodes.every((n) => !n.domain), 'standard ONNX ops only');
+  assert.ok(
+    m.graph.nodes.every((n) => !n.domain),
+    'standard ONNX ops only',
+  );
   assert.throws(() => buildOnnxModel(mdlm, p.subarray(1)), /params has/);
 });
 
@@ -125,7 +199,13 @@ test('mdlm: ONNX logits == tfjs logits (random params, batch 3)', { skip: SKIP }
     const one = await onnx.logits(tok.subarray(mdlm.seqLen, 2 * mdlm.seqLen), 1);
     assert.ok(maxAbsDiff(one, b.subarray(mdlm.seqLen * mdlm.vocabSize, 2 * mdlm.seqLen * mdlm.vocabSize)) < 1e-5);
     await assert.rejects(onnx.logits(tok.subarray(0, 5), 1), /exactly 8 tokens/);
-    await assert.rejects(onnx.logits(Int32Array.from({ length: 8 }, () => 13), 1), /outside the vocabulary/);
+    await assert.rejects(
+      onnx.logits(
+        Int32Array.from({ length: 8 }, () => 13),
+        1,
+      ),
+      /outside the vocabulary/,
+    );
     assert.throws(() => onnx.session(1), /causal/);
   } finally {
     ref.dispose();
@@ -133,20 +213,24 @@ test('mdlm: ONNX logits == tfjs logits (random params, batch 3)', { skip: SKIP }
   }
 });
 
-test('mdlm: opset 17 graph (composed tanh-GELU, the export default) == opset 20 (Gelu op, the runtime default)', { skip: SKIP }, async () => {
-  ORT.check();
-  const p = noisyParams(mdlm, 4, NOISE);
-  const tok = tokens(2 * mdlm.seqLen, mdlm.vocabSize, 5);
-  const a = await createOnnxModel(mdlm, p, { threads: 1, opset: 17 });
-  const b = await createOnnxModel(mdlm, p, { threads: 1, opset: 20 });
-  try {
-    const d = maxAbsDiff(await a.logits(tok, 2), await b.logits(tok, 2));
-    assert.ok(d < 1e-4, `opset 17 vs 20: ${d}`);
-  } finally {
-    await a.dispose();
-    await b.dispose();
-  }
-});
+test(
+  'mdlm: opset 17 graph (composed tanh-GELU, the export default) == opset 20 (Gelu op, the runtime default)',
+  { skip: SKIP },
+  async () => {
+    ORT.check();
+    const p = noisyParams(mdlm, 4, NOISE);
+    const tok = tokens(2 * mdlm.seqLen, mdlm.vocabSize, 5);
+    const a = await createOnnxModel(mdlm, p, { threads: 1, opset: 17 });
+    const b = await createOnnxModel(mdlm, p, { threads: 1, opset: 20 });
+    try {
+      const d = maxAbsDiff(await a.logits(tok, 2), await b.logits(tok, 2));
+      assert.ok(d < 1e-4, `opset 17 vs 20: ${d}`);
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+  },
+);
 
 test('ar: ONNX causal logits == tfjs logits (full recompute, shorter than seqLen)', { skip: SKIP }, async () => {
   ORT.check();
@@ -170,44 +254,48 @@ test('ar: ONNX causal logits == tfjs logits (full recompute, shorter than seqLen
   }
 });
 
-test('ar: KV-cache session logits == full recompute (prefill 4, then 1, 3, 1 tokens) and == tfjs session', { skip: SKIP }, async () => {
-  ORT.check();
-  const p = noisyParams(ar, 8, NOISE);
-  const B = 2;
-  const total = 9;
-  const tok = tokens(B * total, ar.vocabSize, 9);
-  const onnx = await createOnnxModel(ar, p, { threads: 1 });
-  const ref = createInferenceModel(ar, p);
-  const V = ar.vocabSize;
-  try {
-    const full = await onnx.logits(tok, B, total);
-    const s = onnx.session(B);
-    const rs = ref.session(B);
-    let pos = 0;
-    for (const n of [4, 1, 3, 1]) {
-      const chunk = new Int32Array(B * n);
-      for (let b = 0; b < B; b++) chunk.set(tok.subarray(b * total + pos, b * total + pos + n), b * n);
-      const got = await s.append(chunk, n);
-      const want = await rs.append(chunk, n);
-      pos += n;
-      assert.equal(s.length, pos);
-      assert.equal(got.length, B * V);
-      for (let b = 0; b < B; b++) {
-        const row = full.subarray((b * total + pos - 1) * V, (b * total + pos) * V);
-        const d = maxAbsDiff(got.subarray(b * V, (b + 1) * V), row);
-        assert.ok(d < 1e-4, `pos ${pos} seq ${b}: session vs full recompute ${d}`);
+test(
+  'ar: KV-cache session logits == full recompute (prefill 4, then 1, 3, 1 tokens) and == tfjs session',
+  { skip: SKIP },
+  async () => {
+    ORT.check();
+    const p = noisyParams(ar, 8, NOISE);
+    const B = 2;
+    const total = 9;
+    const tok = tokens(B * total, ar.vocabSize, 9);
+    const onnx = await createOnnxModel(ar, p, { threads: 1 });
+    const ref = createInferenceModel(ar, p);
+    const V = ar.vocabSize;
+    try {
+      const full = await onnx.logits(tok, B, total);
+      const s = onnx.session(B);
+      const rs = ref.session(B);
+      let pos = 0;
+      for (const n of [4, 1, 3, 1]) {
+        const chunk = new Int32Array(B * n);
+        for (let b = 0; b < B; b++) chunk.set(tok.subarray(b * total + pos, b * total + pos + n), b * n);
+        const got = await s.append(chunk, n);
+        const want = await rs.append(chunk, n);
+        pos += n;
+        assert.equal(s.length, pos);
+        assert.equal(got.length, B * V);
+        for (let b = 0; b < B; b++) {
+          const row = full.subarray((b * total + pos - 1) * V, (b * total + pos) * V);
+          const d = maxAbsDiff(got.subarray(b * V, (b + 1) * V), row);
+          assert.ok(d < 1e-4, `pos ${pos} seq ${b}: session vs full recompute ${d}`);
+        }
+        assert.ok(maxAbsDiff(got, want) < 1e-4, `pos ${pos}: onnx session vs tfjs session`);
       }
-      assert.ok(maxAbsDiff(got, want) < 1e-4, `pos ${pos}: onnx session vs tfjs session`);
+      await assert.rejects(s.append(tokens(B * 4, V, 1), 4), /exceeds the model's seqLen/);
+      s.dispose();
+      rs.dispose();
+      await assert.rejects(s.append(tokens(B, V, 1), 1), /after dispose/);
+    } finally {
+      ref.dispose();
+      await onnx.dispose();
     }
-    await assert.rejects(s.append(tokens(B * 4, V, 1), 4), /exceeds the model's seqLen/);
-    s.dispose();
-    rs.dispose();
-    await assert.rejects(s.append(tokens(B, V, 1), 1), /after dispose/);
-  } finally {
-    ref.dispose();
-    await onnx.dispose();
-  }
-});
+  },
+);
 
 test('exportOnnx writes the same bytes the runtime uses, loadable by onnxruntime', { skip: SKIP }, async () => {
   ORT.check();
@@ -220,7 +308,13 @@ test('exportOnnx writes the same bytes the runtime uses, loadable by onnxruntime
     assert.equal(onDisk.length, bytes);
     assert.deepEqual(onDisk, onnxModelBytes(ar, p));
     const sess = await rt.ort!.InferenceSession.create(onDisk);
-    assert.deepEqual([...sess.inputNames].sort(), ['past_key.0', 'past_key.1', 'past_value.0', 'past_value.1', 'tokens']);
+    assert.deepEqual([...sess.inputNames].sort(), [
+      'past_key.0',
+      'past_key.1',
+      'past_value.0',
+      'past_value.1',
+      'tokens',
+    ]);
     assert.ok(sess.outputNames.includes('logits') && sess.outputNames.includes('present_value.1'));
     // the exported file itself (opset 17) reproduces the tfjs causal logits, driven through the raw ORT API
     const ort = rt.ort!;
@@ -229,7 +323,8 @@ test('exportOnnx writes the same bytes the runtime uses, loadable by onnxruntime
     const hd = ar.dModel / ar.nHeads;
     const tok = tokens(B * len, ar.vocabSize, 11);
     const feeds: Record<string, InstanceType<typeof ort.Tensor>> = { tokens: new ort.Tensor('int32', tok, [B, len]) };
-    for (const n of ['past_key.0', 'past_key.1', 'past_value.0', 'past_value.1']) feeds[n] = new ort.Tensor('float32', new Float32Array(0), [B, ar.nHeads, 0, hd]);
+    for (const n of ['past_key.0', 'past_key.1', 'past_value.0', 'past_value.1'])
+      feeds[n] = new ort.Tensor('float32', new Float32Array(0), [B, ar.nHeads, 0, hd]);
     const out = await sess.run(feeds);
     assert.deepEqual([...out.logits.dims], [B, len, ar.vocabSize]);
     assert.deepEqual([...out['present_key.1'].dims], [B, ar.nHeads, len, hd]);

@@ -1,25 +1,44 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, globalNorm, lrAt } from '../src/engine/training/optim.ts';
+import {
+  AdamW,
+  Ema,
+  allFinite,
+  clipGradients,
+  cooldownFactor,
+  globalNorm,
+  lrAt,
+} from '../src/engine/training/optim.ts';
 import { Rng } from '../src/engine/rng.ts';
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what = ''): void {
   assert.equal(actual.length, expected.length, `${what} length`);
   for (let i = 0; i < expected.length; i++) {
     const err = Math.abs(actual[i] - expected[i]);
-    assert.ok(err <= tol * Math.max(1, Math.abs(expected[i])), `${what}[${i}]: ${actual[i]} vs ${expected[i]} (err ${err})`);
+    assert.ok(
+      err <= tol * Math.max(1, Math.abs(expected[i])),
+      `${what}[${i}]: ${actual[i]} vs ${expected[i]} (err ${err})`,
+    );
   }
 }
 
 test('lrAt: linear warmup from 0 (as get_constant_schedule_with_warmup), then constant', () => {
   const cfg = { lr: 1e-3, warmupSteps: 4 };
-  close([0, 1, 2, 3, 4, 5, 1000].map((s) => lrAt(s, cfg)), [0, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], 1e-15);
+  close(
+    [0, 1, 2, 3, 4, 5, 1000].map((s) => lrAt(s, cfg)),
+    [0, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3],
+    1e-15,
+  );
   assert.equal(lrAt(0, { lr: 6e-5, warmupSteps: 0 }), 6e-5);
   assert.equal(lrAt(250, { lr: 6e-5, warmupSteps: 500 }), 3e-5);
 });
 
 test('cooldownFactor: 1 until the last decaySteps of the run, then linear towards 0; 0 decay steps = constant', () => {
-  close([0, 5, 6, 7, 8, 9, 10].map((s) => cooldownFactor(s, 10, 4)), [1, 1, 1, 0.75, 0.5, 0.25, 0], 1e-15);
+  close(
+    [0, 5, 6, 7, 8, 9, 10].map((s) => cooldownFactor(s, 10, 4)),
+    [1, 1, 1, 0.75, 0.5, 0.25, 0],
+    1e-15,
+  );
   assert.equal(cooldownFactor(9, 10, 0), 1);
   assert.equal(cooldownFactor(0, 10, 40), 0.25); // a cooldown longer than the run starts below 1
 });
@@ -78,7 +97,15 @@ test('AdamW: hand-computed two-step example (decoupled weight decay + bias corre
 });
 
 /** The textbook algorithm (Loshchilov & Hutter; torch.optim.AdamW docs), all in float64. */
-function referenceAdamW(p: Float64Array, grads: Float64Array[], lrs: number[], b1: number, b2: number, eps: number, wd: number): Float64Array {
+function referenceAdamW(
+  p: Float64Array,
+  grads: Float64Array[],
+  lrs: number[],
+  b1: number,
+  b2: number,
+  eps: number,
+  wd: number,
+): Float64Array {
   const m = new Float64Array(p.length);
   const v = new Float64Array(p.length);
   grads.forEach((g, k) => {
@@ -100,7 +127,9 @@ test('AdamW agrees with a straightforward float64 reference over 60 random steps
   const n = 257;
   const cfg = { beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.05 };
   const init = Float64Array.from({ length: n }, () => rng.normal());
-  const grads = Array.from({ length: 60 }, () => Float64Array.from({ length: n }, () => Math.fround(rng.normal() * 0.1)));
+  const grads = Array.from({ length: 60 }, () =>
+    Float64Array.from({ length: n }, () => Math.fround(rng.normal() * 0.1)),
+  );
   const lrs = grads.map((_, s) => lrAt(s, { lr: 1e-2, warmupSteps: 10 }));
   const expected = referenceAdamW(Float64Array.from(init), grads, lrs, cfg.beta1, cfg.beta2, cfg.eps, cfg.weightDecay);
   const opt = new AdamW(n, cfg);
@@ -125,7 +154,10 @@ test('AdamW state survives save/load: a resumed optimiser continues identically'
   a.step(pa, next, 1e-3);
   b.step(pb, next, 1e-3);
   assert.deepEqual(pb, pa);
-  assert.throws(() => b.load({ m: new Float32Array(2), v: new Float32Array(2), t: 1 }), /2\/2 moments for 33 parameters/);
+  assert.throws(
+    () => b.load({ m: new Float32Array(2), v: new Float32Array(2), t: 1 }),
+    /2\/2 moments for 33 parameters/,
+  );
   assert.throws(() => b.step(new Float32Array(3), new Float32Array(3), 1e-3), /expected 33/);
 });
 

@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertFolders, checkReadPath, checkWritePath, confinedPolicy, describePolicy, PathRefusedError, realPathOf, SHIPPED_ASSETS_DIR, userChoicePolicy } from '../src/main/pathPolicy.ts';
+import {
+  assertFolders,
+  checkReadPath,
+  checkWritePath,
+  confinedPolicy,
+  describePolicy,
+  PathRefusedError,
+  realPathOf,
+  SHIPPED_ASSETS_DIR,
+  userChoicePolicy,
+} from '../src/main/pathPolicy.ts';
 
 function layout() {
   const base = mkdtempSync(join(tmpdir(), 'sdtt-policy-'));
@@ -40,9 +50,17 @@ test('realPathOf: a path that does not exist yet resolves through its deepest ex
   const { base, ws, cleanup } = layout();
   try {
     assert.equal(realPathOf(join(ws, 'new', 'deeper')), join(ws, 'new', 'deeper'));
-    assert.equal(realPathOf(join(ws, 'link-out', 'new', 'x')), join(base, 'outside', 'new', 'x'), 'a symlinked ancestor is followed');
+    assert.equal(
+      realPathOf(join(ws, 'link-out', 'new', 'x')),
+      join(base, 'outside', 'new', 'x'),
+      'a symlinked ancestor is followed',
+    );
     assert.equal(realPathOf(join(ws, 'link-out', 'secret.txt')), join(base, 'outside', 'secret.txt'));
-    refused(() => realPathOf(join(ws, 'dangling', 'x')), 'conflict', /dangling is a symbolic link to '[^']+', which does not exist/);
+    refused(
+      () => realPathOf(join(ws, 'dangling', 'x')),
+      'conflict',
+      /dangling is a symbolic link to '[^']+', which does not exist/,
+    );
     refused(() => realPathOf(join(ws, 'dangling')), 'conflict', /is a symbolic link to '[^']+', which does not exist/);
     refused(() => realPathOf(join(ws, 'loop', 'x')), 'conflict', /is a symbolic link loop/);
     refused(() => realPathOf(join(ws, 'a-file', 'x')), 'conflict', /is a file, not a folder/);
@@ -60,7 +78,11 @@ test('Electron (userChoicePolicy): anywhere the user picks, but never into asset
     assert.equal(w(join(base, 'outside', 'export')), join(base, 'outside', 'export'));
     assert.equal(w('exports/a'), join(ws, 'exports', 'a'));
     assert.equal(w('../elsewhere'), join(base, 'elsewhere'));
-    assert.equal(w('link-out/via-link'), join(ws, 'link-out', 'via-link'), 'a symlink the user made is the user\'s choice');
+    assert.equal(
+      w('link-out/via-link'),
+      join(ws, 'link-out', 'via-link'),
+      "a symlink the user made is the user's choice",
+    );
     // never into the shipped assets/ (read-only), named directly or through a link
     refused(() => w(join(SHIPPED_ASSETS_DIR, 'models', 'mine')), 'invalid-request', /read-only/);
     refused(() => w(SHIPPED_ASSETS_DIR), 'invalid-request', /read-only/);
@@ -78,8 +100,19 @@ test('Electron (userChoicePolicy): anywhere the user picks, but never into asset
     // reads are the user's choice too, unchanged
     assert.equal(checkReadPath(p, '/etc/passwd', { base: ws, what: 'data' }), '/etc/passwd');
     // the CLI's policy (no read-only folders): it may re-export the shipped models into assets/
-    assert.equal(checkWritePath(userChoicePolicy([]), join(SHIPPED_ASSETS_DIR, 'models', 'new'), { base: ws, what: 'export folder', runsRoot: runs }), join(SHIPPED_ASSETS_DIR, 'models', 'new'));
-    refused(() => checkWritePath(userChoicePolicy([]), 'link-ck/x', { base: ws, what: 'export folder', runsRoot: runs }), 'conflict', /checkpoints folder/);
+    assert.equal(
+      checkWritePath(userChoicePolicy([]), join(SHIPPED_ASSETS_DIR, 'models', 'new'), {
+        base: ws,
+        what: 'export folder',
+        runsRoot: runs,
+      }),
+      join(SHIPPED_ASSETS_DIR, 'models', 'new'),
+    );
+    refused(
+      () => checkWritePath(userChoicePolicy([]), 'link-ck/x', { base: ws, what: 'export folder', runsRoot: runs }),
+      'conflict',
+      /checkpoints folder/,
+    );
   } finally {
     cleanup();
   }
@@ -95,7 +128,11 @@ test('browser mode (confinedPolicy): inside the workspace and --allow folders on
     assert.equal(w('exports/a'), join(ws, 'exports', 'a'));
     assert.equal(w(join(allowed, 'b', 'c')), join(allowed, 'b', 'c'));
     assert.equal(w(join(ws, 'x', '..', 'y')), join(ws, 'y'));
-    refused(() => w(join(base, 'outside', 'abs')), 'invalid-request', /outside the folders this server may write: read\/write inside .*ws.*allowed.*--allow DIR/);
+    refused(
+      () => w(join(base, 'outside', 'abs')),
+      'invalid-request',
+      /outside the folders this server may write: read\/write inside .*ws.*allowed.*--allow DIR/,
+    );
     refused(() => w('../escaped'), 'invalid-request', /outside the folders this server may write/);
     refused(() => w('/'), 'invalid-request', /outside the folders/);
     refused(() => w('link-out/via-link'), 'invalid-request', /really .*outside.*via-link\) lies outside the folders/);
@@ -107,14 +144,25 @@ test('browser mode (confinedPolicy): inside the workspace and --allow folders on
 
     assert.equal(r('corpus.txt'), join(ws, 'corpus.txt'), 'relative paths resolve against the workspace');
     assert.equal(r(join(allowed, 'missing.txt')), join(allowed, 'missing.txt'));
-    assert.equal(r(join(SHIPPED_ASSETS_DIR, 'models', 'mdlm-base-5m')), join(SHIPPED_ASSETS_DIR, 'models', 'mdlm-base-5m'), 'assets/ may be read');
+    assert.equal(
+      r(join(SHIPPED_ASSETS_DIR, 'models', 'mdlm-base-5m')),
+      join(SHIPPED_ASSETS_DIR, 'models', 'mdlm-base-5m'),
+      'assets/ may be read',
+    );
     assert.equal(r('link-assets/mdlm-base-5m'), join(ws, 'link-assets', 'mdlm-base-5m'));
-    refused(() => r('/etc/passwd'), 'invalid-request', /createRun: config\.data "\/etc\/passwd" lies outside the folders this server may read: .*read-only inside .*assets/);
+    refused(
+      () => r('/etc/passwd'),
+      'invalid-request',
+      /createRun: config\.data "\/etc\/passwd" lies outside the folders this server may read: .*read-only inside .*assets/,
+    );
     refused(() => r('../outside/secret.txt'), 'invalid-request', /outside the folders this server may read/);
     refused(() => r('link-out/secret.txt'), 'invalid-request', /really .*outside\/secret\.txt\) lies outside/);
     refused(() => r('loop'), 'conflict', /is a symbolic link loop/);
 
-    assert.match(describePolicy(p), new RegExp(`^read/write inside ${ws}, ${allowed}; read-only inside ${SHIPPED_ASSETS_DIR}$`));
+    assert.match(
+      describePolicy(p),
+      new RegExp(`^read/write inside ${ws}, ${allowed}; read-only inside ${SHIPPED_ASSETS_DIR}$`),
+    );
     // --allow must name existing folders
     assert.doesNotThrow(() => assertFolders([allowed]));
     refused(() => assertFolders([join(base, 'nope')]), 'invalid-request', /--allow .*nope: no such folder/);

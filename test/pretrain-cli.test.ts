@@ -9,7 +9,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const CLI = join(import.meta.dirname, '..', 'bin', 'sdtt.js');
-const COMMON = ['--model', 'tiny', '--data', 'test/fixtures/alice.txt', '--batch', '4', '--steps', '40', '--log-every', '1', '--eval-every', '20', '--checkpoint-every', '10', '--warmup', '5', '--lr', '1e-3', '--threads', '1', '--backend', 'wasm', '--seed', '7'];
+const COMMON = [
+  '--model',
+  'tiny',
+  '--data',
+  'test/fixtures/alice.txt',
+  '--batch',
+  '4',
+  '--steps',
+  '40',
+  '--log-every',
+  '1',
+  '--eval-every',
+  '20',
+  '--checkpoint-every',
+  '10',
+  '--warmup',
+  '5',
+  '--lr',
+  '1e-3',
+  '--threads',
+  '1',
+  '--backend',
+  'wasm',
+  '--seed',
+  '7',
+];
 
 function sdtt(args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
@@ -94,7 +119,10 @@ test('--decay-steps resumes a constant-rate run with a cooldown: the rate falls 
     if (m?.type === 'train') lrs.set(m.step, m.lr);
   }
   // step n is logged with the rate it used (step index n - 1): 1e-3 up to step 10, then 3/4, 1/2, 1/4 of it
-  assert.deepEqual([9, 10, 11, 12, 13, 14].map((s) => lrs.get(s)), [1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4]);
+  assert.deepEqual(
+    [9, 10, 11, 12, 13, 14].map((s) => lrs.get(s)),
+    [1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4],
+  );
 });
 
 test('bad flags fail with exit code 2 and name the flag', () => {
@@ -108,7 +136,11 @@ test('bad flags fail with exit code 2 and name the flag', () => {
 
 test('SIGTERM stops an in-process run (threads 1) after a checkpoint, with status stopped', async () => {
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-term-'));
-  const child = spawn(process.execPath, [CLI, 'pretrain', ...COMMON, '--steps', '100000', '--workspace', ws, '--run', 't'], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'pretrain', ...COMMON, '--steps', '100000', '--workspace', ws, '--run', 't'],
+    { stdio: 'ignore', env: { ...process.env, CI: '1' } },
+  );
   const ckDir = join(ws, 'runs', 't', 'checkpoints');
   const deadline = Date.now() + 60_000;
   while (!existsSync(join(ckDir, '10', 'state.json'))) {

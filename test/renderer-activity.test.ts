@@ -11,8 +11,25 @@ import type { RunRecord, RunStatus } from '../src/shared/runState.ts';
 import { handleEvent, initStore, openRun, useApp } from '../src/renderer/store/appStore.ts';
 import { ActivityLine } from '../src/renderer/components/ActivityLine.tsx';
 
-const record = (id: string, status: RunStatus): RunRecord => ({ id, kind: 'distill', config: {}, status, step: 0, totalSteps: 40, createdAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T00:00:00Z' });
-const point = (step: number) => ({ type: 'train' as const, step, loss: 1, lr: 1e-4, gradNorm: 1, tokPerSec: 100, elapsedS: step });
+const record = (id: string, status: RunStatus): RunRecord => ({
+  id,
+  kind: 'distill',
+  config: {},
+  status,
+  step: 0,
+  totalSteps: 40,
+  createdAt: '2026-01-01T00:00:00Z',
+  updatedAt: '2026-01-01T00:00:00Z',
+});
+const point = (step: number) => ({
+  type: 'train' as const,
+  step,
+  loss: 1,
+  lr: 1e-4,
+  gradNorm: 1,
+  tokPerSec: 100,
+  elapsedS: step,
+});
 
 /** Counts app-store notifications (every one is a potential re-render of each subscribed view). */
 function countUpdates(): { readonly n: number; stop(): void } {
@@ -48,7 +65,11 @@ test('store: metrics events never notify the app store (the run view re-renders 
   const updates = countUpdates();
   for (let s = 1; s <= 50; s++) handleEvent({ type: 'metrics', runId: 'm', points: [point(s)] });
   assert.equal(updates.n, 0);
-  assert.equal(useApp.getState().activity.m, 'round 1: self-BLEU', 'metrics do not clear it either: the worker says when training resumes');
+  assert.equal(
+    useApp.getState().activity.m,
+    'round 1: self-BLEU',
+    'metrics do not clear it either: the worker says when training resumes',
+  );
   updates.stop();
 });
 
@@ -59,7 +80,12 @@ test('store: opening a run (first load, reconnect) takes its current activity fr
     getInfo: async () => ({ version: '0', workspace: '/w', host: 'browser', backend: 'cpu', device: 'test' }),
     listRuns: async () => [],
     listModels: async () => [],
-    getRun: async ({ id }: { id: string }) => ({ record: record(id, 'running'), rounds: [], metricsCount: 0, ...(activity ? { activity } : {}) }),
+    getRun: async ({ id }: { id: string }) => ({
+      record: record(id, 'running'),
+      rounds: [],
+      metricsCount: 0,
+      ...(activity ? { activity } : {}),
+    }),
     getMetrics: async () => ({ points: [], next: 0 }),
     getSamples: async () => [],
     subscribe: (l: (e: RunEvent) => void) => (listeners.push(l), () => {}),
@@ -79,12 +105,14 @@ test('store: opening a run (first load, reconnect) takes its current activity fr
 });
 
 test('view: the status line shows the activity only while the run is running, as text', () => {
-  const html = (status: RunStatus, text?: string) => renderToStaticMarkup(createElement(ActivityLine, { status, text }));
+  const html = (status: RunStatus, text?: string) =>
+    renderToStaticMarkup(createElement(ActivityLine, { status, text }));
   const line = html('running', 'round 0: sampling 64 x 128 steps');
   assert.match(line, /data-testid="run-activity"/);
   assert.match(line, /role="status"/);
   assert.match(line, />evaluating — round 0: sampling 64 x 128 steps</);
-  for (const status of ['done', 'queued', 'paused', 'stopped', 'failed', 'nan'] as const) assert.equal(html(status, 'round 0: self-BLEU'), '', status);
+  for (const status of ['done', 'queued', 'paused', 'stopped', 'failed', 'nan'] as const)
+    assert.equal(html(status, 'round 0: self-BLEU'), '', status);
   assert.equal(html('running'), '');
   assert.equal(html('running', ''), '');
   assert.doesNotMatch(html('running', '<img src=x onerror=alert(1)>'), /<img/, 'worker text is escaped, never markup');

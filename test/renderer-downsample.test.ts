@@ -106,7 +106,7 @@ test('EMA: NaN passes through without poisoning later values', () => {
 test('EMA: smooths noise over 100k points (variance drops)', () => {
   const n = 100_000;
   let seed = 1;
-  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5;
+  const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
   const y = new Float64Array(n).map(() => 1 + rnd());
   const s = emaSmooth(y, 0.9);
   const v = (a: ArrayLike<number>) => {

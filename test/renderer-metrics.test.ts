@@ -4,9 +4,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MetricPoint, SdttApi } from '../src/shared/api.ts';
-import { getSeries, ingestMetrics, loadMetrics, metricsRestarted, reloadAll } from '../src/renderer/store/metricsStore.ts';
+import {
+  getSeries,
+  ingestMetrics,
+  loadMetrics,
+  metricsRestarted,
+  reloadAll,
+} from '../src/renderer/store/metricsStore.ts';
 
-const pt = (step: number, loss = step): MetricPoint => ({ type: 'train', step, loss, lr: 1e-3, gradNorm: 1, tokPerSec: 100, elapsedS: step });
+const pt = (step: number, loss = step): MetricPoint => ({
+  type: 'train',
+  step,
+  loss,
+  lr: 1e-3,
+  gradNorm: 1,
+  tokPerSec: 100,
+  elapsedS: step,
+});
 
 function fakeApi(file: MetricPoint[], page = 2, onPage?: () => void): SdttApi {
   return {

@@ -42,12 +42,22 @@ test('backoff doubles up to the cap, with bounded jitter', () => {
   assert.equal(backoffDelay(3, 500, 10_000, mid), 4000);
   assert.equal(backoffDelay(10, 500, 10_000, mid), 10_000);
   assert.equal(backoffDelay(1000, 500, 10_000, mid), 10_000);
-  assert.equal(backoffDelay(0, 500, 10_000, () => 0), 400);
-  assert.equal(backoffDelay(0, 500, 10_000, () => 0.999999), 600);
+  assert.equal(
+    backoffDelay(0, 500, 10_000, () => 0),
+    400,
+  );
+  assert.equal(
+    backoffDelay(0, 500, 10_000, () => 0.999999),
+    600,
+  );
 });
 
 test('configDiff flattens nested keys and puts differing keys first', () => {
-  assert.deepEqual(flatten({ a: 1, optim: { lr: 1e-4 }, steps: [1, 2] }), { a: '1', 'optim.lr': '0.0001', steps: '[1,2]' });
+  assert.deepEqual(flatten({ a: 1, optim: { lr: 1e-4 }, steps: [1, 2] }), {
+    a: '1',
+    'optim.lr': '0.0001',
+    steps: '[1,2]',
+  });
   const rows = configDiff([
     { teacher: 't', divergence: 'kld', optim: { lr: 1e-4 } },
     { teacher: 't', divergence: 'mse', optim: { lr: 1e-4 }, extra: true },
@@ -108,7 +118,10 @@ test('samples: masks shown as ░, grid axes, replay marks masked and freshly re
 
 test('invented-word segments: the marked words of a sample, robust to spans from a foreign or damaged file', () => {
   const text = 'the catsit on inquentified mats';
-  const segs = inventedSegments(text, [[14, 26], [4, 10]]);
+  const segs = inventedSegments(text, [
+    [14, 26],
+    [4, 10],
+  ]);
   assert.deepEqual(segs, [
     { text: 'the ', invented: false },
     { text: 'catsit', invented: true },
@@ -117,12 +130,32 @@ test('invented-word segments: the marked words of a sample, robust to spans from
     { text: ' mats', invented: false },
   ]);
   // overlapping, out-of-range, empty and non-integer spans: clipped or skipped, the text always survives whole
-  for (const spans of [[[2, 6], [4, 8]], [[25, 99]], [[-5, 3]], [[7, 7], [9, 3]], [[1.5, 4]]] as [number, number][][]) {
+  for (const spans of [
+    [
+      [2, 6],
+      [4, 8],
+    ],
+    [[25, 99]],
+    [[-5, 3]],
+    [
+      [7, 7],
+      [9, 3],
+    ],
+    [[1.5, 4]],
+  ] as [number, number][][]) {
     const got = inventedSegments(text, spans);
     assert.equal(got.map((g) => g.text).join(''), text, JSON.stringify(spans));
     assert.ok(got.every((g) => g.text.length > 0));
   }
-  assert.deepEqual(inventedSegments(text, [[2, 6], [4, 8]]).filter((g) => g.invented).map((g) => g.text), ['e ca', 'ts']);
+  assert.deepEqual(
+    inventedSegments(text, [
+      [2, 6],
+      [4, 8],
+    ])
+      .filter((g) => g.invented)
+      .map((g) => g.text),
+    ['e ca', 'ts'],
+  );
   assert.deepEqual(inventedSegments('', undefined), [{ text: '', invented: false }]);
   assert.deepEqual(inventedSegments(text, undefined), [{ text, invented: false }]);
 });

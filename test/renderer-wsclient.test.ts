@@ -123,7 +123,10 @@ test('a request made while disconnected waits for the connection, then fails aft
 });
 
 test('the token comes from the page URL; wss on https', () => {
-  assert.deepEqual(wsUrlFor({ protocol: 'http:', host: '127.0.0.1:7860', search: '?token=a%2Bb' }, '/api'), { url: 'ws://127.0.0.1:7860/api?token=a%2Bb', token: 'a+b' });
+  assert.deepEqual(wsUrlFor({ protocol: 'http:', host: '127.0.0.1:7860', search: '?token=a%2Bb' }, '/api'), {
+    url: 'ws://127.0.0.1:7860/api?token=a%2Bb',
+    token: 'a+b',
+  });
   assert.equal(wsUrlFor({ protocol: 'https:', host: 'x', search: '' }, '/api').token, null);
   assert.equal(wsUrlFor({ protocol: 'https:', host: 'x', search: '' }, '/api').url, 'wss://x/api?token=');
 });

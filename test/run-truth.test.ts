@@ -28,7 +28,12 @@ const models = () => tinyTeacherAndJudge(10, 'sdtt-truth-');
 
 /** A RunStore whose writes fail with ENOSPC while `full(file)` says so; retries every 10 ms. */
 function diskFullStore(ws: string, full: (file: string) => boolean): RunStore {
-  const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+  const enospc = () =>
+    Object.assign(new Error('ENOSPC: no space left on device, write'), {
+      code: 'ENOSPC',
+      errno: -28,
+      syscall: 'write',
+    });
   const writer: RunStoreWriter = {
     append: (f, t) => {
       if (full(f)) throw enospc();
@@ -42,7 +47,8 @@ function diskFullStore(ws: string, full: (file: string) => boolean): RunStore {
   return new RunStore(ws, { writer, retryMs: 10 });
 }
 
-const onDisk = (store: RunStore, id: string): RunRecord => JSON.parse(readFileSync(join(store.dir(id), 'run.json'), 'utf8'));
+const onDisk = (store: RunStore, id: string): RunRecord =>
+  JSON.parse(readFileSync(join(store.dir(id), 'run.json'), 'utf8'));
 
 async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -58,11 +64,47 @@ test('a NaN before the first checkpoint: the reason says none was written; the r
   const { ws, teacher, judge } = await models();
   const cfgFile = join(ws, 'nan-at-2.json');
   writeFileSync(cfgFile, JSON.stringify({ debugInjectNanAtStep: 2 }));
-  const args = ['distill', '--teacher', teacher, '--judge', judge, '--data', ALICE, '--config', cfgFile, '--rounds', '1', '--steps-per-round', '4', '--batch', '2',
-    '--eval-samples', '1', '--eval-steps', '2', '--eval-batch', '1', '--threads', '1', '--backend', 'wasm', '--log-every', '1', '--checkpoint-every', '100', '--workspace', ws, '--run', 'nan'];
+  const args = [
+    'distill',
+    '--teacher',
+    teacher,
+    '--judge',
+    judge,
+    '--data',
+    ALICE,
+    '--config',
+    cfgFile,
+    '--rounds',
+    '1',
+    '--steps-per-round',
+    '4',
+    '--batch',
+    '2',
+    '--eval-samples',
+    '1',
+    '--eval-steps',
+    '2',
+    '--eval-batch',
+    '1',
+    '--threads',
+    '1',
+    '--backend',
+    'wasm',
+    '--log-every',
+    '1',
+    '--checkpoint-every',
+    '100',
+    '--workspace',
+    ws,
+    '--run',
+    'nan',
+  ];
   const a = await capture(() => main(args));
   assert.equal(a.code, 1, a.err);
-  assert.match(a.err, /run nan: nan at step 1 \(non-finite loss \(NaN\) at step 2 \(round 0\); no checkpoint was written yet/);
+  assert.match(
+    a.err,
+    /run nan: nan at step 1 \(non-finite loss \(NaN\) at step 2 \(round 0\); no checkpoint was written yet/,
+  );
   const rec = JSON.parse(readFileSync(join(ws, 'runs', 'nan', 'run.json'), 'utf8'));
   assert.equal(rec.status, 'nan');
   assert.match(rec.reason, /no checkpoint was written yet/);
@@ -79,11 +121,14 @@ test('a NaN before the first checkpoint: the reason says none was written; the r
 test('writeFileAtomic (run.json, samples, rounds.jsonl, teacher-eval.json) names the file it could not write', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sdtt-atomic-'));
   const file = join(dir, 'missing', 'r0-s8.json');
-  assert.throws(() => writeFileAtomic(file, '{}'), (e: Error & { code?: string }) => {
-    assert.equal(e.message.split(': ')[0], `writing ${file} failed`, 'the file, not its temp name');
-    assert.equal(e.code, 'ENOENT', 'the fs code is kept');
-    return true;
-  });
+  assert.throws(
+    () => writeFileAtomic(file, '{}'),
+    (e: Error & { code?: string }) => {
+      assert.equal(e.message.split(': ')[0], `writing ${file} failed`, 'the file, not its temp name');
+      assert.equal(e.code, 'ENOENT', 'the fs code is kept');
+      return true;
+    },
+  );
 });
 
 const job = (over: Record<string, unknown> = {}) => PretrainConfig.parse(tinyPretrainJob({ data: ALICE, ...over }));
@@ -94,14 +139,20 @@ test('disk full on a metrics append: one message naming metrics.jsonl; run.json 
   const store = diskFullStore(ws, () => full);
   const res = await capture(async () => {
     await assert.rejects(
-      runCliJob({ workspace: ws, id: 'm', kind: 'pretrain', cfg: job(), label: 'pretrain', formatLoss: String, store }, async (run) => {
-        run.started({ backend: 'cpu', device: 'test', startStep: 0 });
-        full = true;
-        run.trainStep({ step: 1, loss: 2 }, '');
-        return { status: 'done' as const, step: 1 };
-      }),
+      runCliJob(
+        { workspace: ws, id: 'm', kind: 'pretrain', cfg: job(), label: 'pretrain', formatLoss: String, store },
+        async (run) => {
+          run.started({ backend: 'cpu', device: 'test', startStep: 0 });
+          full = true;
+          run.trainStep({ step: 1, loss: 2 }, '');
+          return { status: 'done' as const, step: 1 };
+        },
+      ),
       (e: Error) => {
-        assert.match(e.message, /^disk full while writing \S+\/runs\/m\/metrics\.jsonl; run\.json is not marked failed yet \(disk full while writing \S+\/runs\/m\/run\.json\)/);
+        assert.match(
+          e.message,
+          /^disk full while writing \S+\/runs\/m\/metrics\.jsonl; run\.json is not marked failed yet \(disk full while writing \S+\/runs\/m\/run\.json\)/,
+        );
         assert.doesNotMatch(e.message, /ENOSPC/);
         assert.equal(e.message.split('\n').length, 1, 'one line');
         return true;
@@ -126,13 +177,16 @@ test('disk full on a run.json write: one message naming run.json; it says failed
   const store = diskFullStore(ws, (f) => full && f.endsWith('run.json'));
   await capture(async () => {
     await assert.rejects(
-      runCliJob({ workspace: ws, id: 'j', kind: 'pretrain', cfg: job(), label: 'pretrain', formatLoss: String, store }, async (run) => {
-        run.started({ backend: 'cpu', device: 'test', startStep: 0 });
-        run.trainStep({ step: 1, loss: 2 }, '');
-        full = true;
-        run.checkpointed(1);
-        return { status: 'done' as const, step: 1 };
-      }),
+      runCliJob(
+        { workspace: ws, id: 'j', kind: 'pretrain', cfg: job(), label: 'pretrain', formatLoss: String, store },
+        async (run) => {
+          run.started({ backend: 'cpu', device: 'test', startStep: 0 });
+          run.trainStep({ step: 1, loss: 2 }, '');
+          full = true;
+          run.checkpointed(1);
+          return { status: 'done' as const, step: 1 };
+        },
+      ),
       /^Error: disk full while writing \S+\/runs\/j\/run\.json; run\.json is not marked failed yet: retried until this process exits/,
     );
     return 0;
@@ -151,13 +205,20 @@ test('RunManager: a worker whose metrics meet a full disk ends failed naming the
   const children: FakeChild[] = [];
   const warnings: string[] = [];
   const statuses: string[] = [];
-  const mgr = new RunManager(store, { exitGraceMs: 50, onWarning: (l) => warnings.push(l), spawn: () => (children.push(new FakeChild()), children.at(-1)!) });
+  const mgr = new RunManager(store, {
+    exitGraceMs: 50,
+    onWarning: (l) => warnings.push(l),
+    spawn: () => (children.push(new FakeChild()), children.at(-1)!),
+  });
   mgr.subscribe((e) => void (e.type === 'status' && statuses.push(e.record.status)));
   mgr.create('pretrain', job(), { id: 'w' });
   mgr.start('w');
   children[0].boot();
   full = true;
-  children[0].say({ type: 'metrics', points: [{ step: 1, loss: 2, lr: 1e-3, gradNorm: 1, tokPerSec: 10, elapsedS: 1 }] });
+  children[0].say({
+    type: 'metrics',
+    points: [{ step: 1, loss: 2, lr: 1e-3, gradNorm: 1, tokPerSec: 10, elapsedS: 1 }],
+  });
   await tick();
   await tick();
   assert.deepEqual(children[0].killed, ['SIGKILL'], 'the job cannot be recorded: it is ended');
@@ -165,7 +226,10 @@ test('RunManager: a worker whose metrics meet a full disk ends failed naming the
   assert.match(mgr.get('w').reason!, /^cannot record the run: disk full while writing \S+\/runs\/w\/metrics\.jsonl$/);
   assert.equal(statuses.at(-1), 'failed', 'clients hear it now');
   assert.equal(onDisk(store, 'w').status, 'running', 'no room yet');
-  assert.ok(warnings.some((w) => /cannot record its end \(failed\) yet: disk full while writing \S+run\.json; retried/.test(w)), warnings.join('\n'));
+  assert.ok(
+    warnings.some((w) => /cannot record its end \(failed\) yet: disk full while writing \S+run\.json; retried/.test(w)),
+    warnings.join('\n'),
+  );
   full = false;
   await until('run.json to say failed', () => onDisk(store, 'w').status === 'failed');
   assert.match(onDisk(store, 'w').reason!, /disk full while writing \S+metrics\.jsonl/);
@@ -181,16 +245,34 @@ test('sdtt distill refuses a bad teacher, judge or data, and sdtt pretrain bad d
   mkdirSync(empty);
   const base = ['--eval-samples', '1', '--eval-steps', '2', '--threads', '1', '--backend', 'wasm', '--workspace', ws];
   const cases: [string[], RegExp][] = [
-    [['--teacher', empty, '--data', ALICE], /^sdtt distill: error: distill: teacher: \S+empty is neither a checkpoint folder/m],
+    [
+      ['--teacher', empty, '--data', ALICE],
+      /^sdtt distill: error: distill: teacher: \S+empty is neither a checkpoint folder/m,
+    ],
     [['--teacher', join(ws, 'missing'), '--data', ALICE], /^sdtt distill: error: distill: teacher: /m],
-    [['--teacher', judge, '--data', ALICE], /^sdtt distill: error: distill: the teacher \S+ is a 'ar' model; SDTT needs an MDLM teacher/m],
-    [['--teacher', teacher, '--judge', teacher, '--data', ALICE], /^sdtt distill: error: distill: the judge \S+ is a 'mdlm' model, not an AR model/m],
-    [['--teacher', teacher, '--judge', empty, '--data', ALICE], /^sdtt distill: error: distill: judge: \S+empty is neither a checkpoint folder/m],
-    [['--teacher', teacher, '--judge', judge, '--data', join(ws, 'no-such-corpus.txt')], /^sdtt distill: error: distill: data \S+no-such-corpus\.txt does not exist/m],
+    [
+      ['--teacher', judge, '--data', ALICE],
+      /^sdtt distill: error: distill: the teacher \S+ is a 'ar' model; SDTT needs an MDLM teacher/m,
+    ],
+    [
+      ['--teacher', teacher, '--judge', teacher, '--data', ALICE],
+      /^sdtt distill: error: distill: the judge \S+ is a 'mdlm' model, not an AR model/m,
+    ],
+    [
+      ['--teacher', teacher, '--judge', empty, '--data', ALICE],
+      /^sdtt distill: error: distill: judge: \S+empty is neither a checkpoint folder/m,
+    ],
+    [
+      ['--teacher', teacher, '--judge', judge, '--data', join(ws, 'no-such-corpus.txt')],
+      /^sdtt distill: error: distill: data \S+no-such-corpus\.txt does not exist/m,
+    ],
   ];
   for (const [args, re] of cases) {
     const r = await capture(() => main(['distill', ...args, ...base]));
-    assert.ok(!existsSync(join(ws, 'runs')) || readdirSync(join(ws, 'runs')).length === 0, `no run folder for ${args.join(' ')}: ${existsSync(join(ws, 'runs')) ? readdirSync(join(ws, 'runs')) : ''}`);
+    assert.ok(
+      !existsSync(join(ws, 'runs')) || readdirSync(join(ws, 'runs')).length === 0,
+      `no run folder for ${args.join(' ')}: ${existsSync(join(ws, 'runs')) ? readdirSync(join(ws, 'runs')) : ''}`,
+    );
     assert.equal(r.code, 1, `${args.join(' ')}\n${r.err}`);
     assert.match(r.err, re);
   }
@@ -201,7 +283,9 @@ test('sdtt distill refuses a bad teacher, judge or data, and sdtt pretrain bad d
     [join(ws, 'empty.txt'), /^sdtt pretrain: error: pretrain: data \S+empty\.txt is an empty file$/m],
     [empty, /^sdtt pretrain: error: (pretrain: )?data: ?\S+empty is a (folder|directory) without manifest\.json/m],
   ] as const) {
-    const r = await capture(() => main(['pretrain', '--model', 'tiny', '--steps', '2', '--data', data, '--workspace', ws, '--run', 'p']));
+    const r = await capture(() =>
+      main(['pretrain', '--model', 'tiny', '--steps', '2', '--data', data, '--workspace', ws, '--run', 'p']),
+    );
     assert.equal(r.code, 1, r.err);
     assert.match(r.err, re);
     assert.ok(!existsSync(join(ws, 'runs', 'p')), `no run folder for pretrain --data ${data}`);
@@ -214,22 +298,39 @@ test("the app's createRun refuses the same distillations and creates nothing; go
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-refused-app-'));
   const store = new RunStore(ws);
   const manager = new RunManager(store, { spawn: () => assert.fail('no worker here'), onWarning: () => {} });
-  const host = new ApiHost({ manager, workspace: ws, host: 'browser', probeBackend: null, assetsModelsDir: join(ws, 'no-models'), warn: () => {} });
+  const host = new ApiHost({
+    manager,
+    workspace: ws,
+    host: 'browser',
+    probeBackend: null,
+    assetsModelsDir: join(ws, 'no-models'),
+    warn: () => {},
+  });
   const refused = async (config: Record<string, unknown>, re: RegExp) => {
-    await assert.rejects(host.createRun({ kind: 'distill', id: 'd', config: { kind: 'distill', ...config } as never }), (e: unknown) => {
-      assert.ok(e instanceof ApiError, String(e));
-      assert.equal(e.code, 'conflict');
-      assert.match(e.message, re);
-      return true;
-    });
+    await assert.rejects(
+      host.createRun({ kind: 'distill', id: 'd', config: { kind: 'distill', ...config } as never }),
+      (e: unknown) => {
+        assert.ok(e instanceof ApiError, String(e));
+        assert.equal(e.code, 'conflict');
+        assert.match(e.message, re);
+        return true;
+      },
+    );
     assert.deepEqual(store.list(), []);
     assert.ok(!existsSync(store.dir('d')), 'no run folder');
   };
-  await refused({ teacher: join(ws, 'nowhere'), data: ALICE }, /^cannot create the distillation run: distill: teacher: \S+nowhere is neither a checkpoint folder/);
+  await refused(
+    { teacher: join(ws, 'nowhere'), data: ALICE },
+    /^cannot create the distillation run: distill: teacher: \S+nowhere is neither a checkpoint folder/,
+  );
   await refused({ teacher: judge, data: ALICE }, /SDTT needs an MDLM teacher/);
   await refused({ teacher, judge: teacher, data: ALICE }, /the judge \S+ is a 'mdlm' model, not an AR model/);
   await refused({ teacher, data: join(ws, 'gone.txt') }, /distill: data \S+gone\.txt does not exist/);
-  const rec = await host.createRun({ kind: 'distill', id: 'd', config: { kind: 'distill', teacher, judge, data: ALICE } as never });
+  const rec = await host.createRun({
+    kind: 'distill',
+    id: 'd',
+    config: { kind: 'distill', teacher, judge, data: ALICE } as never,
+  });
   assert.equal(rec.status, 'queued');
 });
 
@@ -239,8 +340,19 @@ test('deleteRun removes a stopped run and tells every client; refuses a live one
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-delete-'));
   const store = new RunStore(ws);
   const children: FakeChild[] = [];
-  const manager = new RunManager(store, { exitGraceMs: 50, onWarning: () => {}, spawn: () => (children.push(new FakeChild()), children.at(-1)!) });
-  const host = new ApiHost({ manager, workspace: ws, host: 'browser', probeBackend: null, assetsModelsDir: join(ws, 'no-models'), warn: () => {} });
+  const manager = new RunManager(store, {
+    exitGraceMs: 50,
+    onWarning: () => {},
+    spawn: () => (children.push(new FakeChild()), children.at(-1)!),
+  });
+  const host = new ApiHost({
+    manager,
+    workspace: ws,
+    host: 'browser',
+    probeBackend: null,
+    assetsModelsDir: join(ws, 'no-models'),
+    warn: () => {},
+  });
   const events: ApiEvent[] = [];
   host.subscribe((e) => events.push(e));
   const rejects = async (p: Promise<unknown>, code: ApiError['code'], re: RegExp) =>
@@ -252,7 +364,10 @@ test('deleteRun removes a stopped run and tells every client; refuses a live one
   const r = await host.deleteRun({ id: 'old' });
   assert.deepEqual([r.id, r.folder, r.files > 0, r.bytes > 0], ['old', store.dir('old'), true, true]);
   assert.ok(!existsSync(store.dir('old')));
-  assert.deepEqual(events.filter((e) => e.type === 'deleted'), [{ type: 'deleted', runId: 'old' }]);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'deleted'),
+    [{ type: 'deleted', runId: 'old' }],
+  );
   await rejects(host.deleteRun({ id: 'old' }), 'not-found', /no run "old"/);
   await rejects(host.deleteRun({ id: '../x' }), 'invalid-request', /deleteRun: id/);
 
@@ -269,7 +384,11 @@ test('deleteRun removes a stopped run and tells every client; refuses a live one
   const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
   try {
     store.update('live', { status: 'running', pid: other.pid });
-    await rejects(host.deleteRun({ id: 'live' }), 'conflict', new RegExp(`run "live" is running in process ${other.pid}: stop it first`));
+    await rejects(
+      host.deleteRun({ id: 'live' }),
+      'conflict',
+      new RegExp(`run "live" is running in process ${other.pid}: stop it first`),
+    );
     assert.ok(existsSync(join(store.dir('live'), 'run.json')));
   } finally {
     other.kill('SIGKILL');
@@ -277,7 +396,16 @@ test('deleteRun removes a stopped run and tells every client; refuses a live one
 });
 
 test("the renderer store drops a deleted run, its details and its compare slot on the 'deleted' event", () => {
-  const rec = (id: string, createdAt: string): RunRecord => ({ id, kind: 'pretrain', config: {}, status: 'stopped', step: 0, totalSteps: 10, createdAt, updatedAt: createdAt });
+  const rec = (id: string, createdAt: string): RunRecord => ({
+    id,
+    kind: 'pretrain',
+    config: {},
+    status: 'stopped',
+    step: 0,
+    totalSteps: 10,
+    createdAt,
+    updatedAt: createdAt,
+  });
   handleEvent({ type: 'status', record: rec('keep', '2026-01-01T00:00:00Z') });
   handleEvent({ type: 'status', record: rec('gone', '2026-01-02T00:00:00Z') });
   useApp.setState({ compareIds: ['keep', 'gone'], rounds: { gone: [] }, view: 'compare' });

@@ -17,7 +17,12 @@ test('a run held by another live process is refused with where it runs; one whos
   const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
   store.update('r', { status: 'paused', pid: other.pid });
   assert.equal(mgr.get('r').status, 'paused', 'another live process holds it: as run.json says');
-  assert.throws(() => mgr.stop('r'), new RegExp(`it is paused in another process \\(pid ${other.pid}\\), not in this one: stop it there \\(Ctrl-C in its terminal, or kill -TERM ${other.pid}`));
+  assert.throws(
+    () => mgr.stop('r'),
+    new RegExp(
+      `it is paused in another process \\(pid ${other.pid}\\), not in this one: stop it there \\(Ctrl-C in its terminal, or kill -TERM ${other.pid}`,
+    ),
+  );
   assert.throws(() => mgr.pause('r'), /pause it there/);
   assert.throws(() => mgr.start('r'), /already paused in another process/);
   assert.equal(store.read('r').status, 'paused', 'nothing was rewritten');
@@ -26,9 +31,19 @@ test('a run held by another live process is refused with where it runs; one whos
   store.update('r', { status: 'running', pid: gone, step: 40 });
   const seen = mgr.get('r');
   assert.equal(seen.status, 'stopped');
-  assert.match(seen.reason ?? '', new RegExp(`interrupted: its process \\(pid ${gone}\\) ended while the run was running`));
-  assert.deepEqual(mgr.list().map((r) => r.status), ['stopped']);
-  assert.equal(JSON.parse(readFileSync(join(store.dir('r'), 'run.json'), 'utf8')).status, 'running', 'run.json is left to its owner');
+  assert.match(
+    seen.reason ?? '',
+    new RegExp(`interrupted: its process \\(pid ${gone}\\) ended while the run was running`),
+  );
+  assert.deepEqual(
+    mgr.list().map((r) => r.status),
+    ['stopped'],
+  );
+  assert.equal(
+    JSON.parse(readFileSync(join(store.dir('r'), 'run.json'), 'utf8')).status,
+    'running',
+    'run.json is left to its owner',
+  );
   assert.equal((await mgr.wait('r')).status, 'stopped', 'nobody waits forever on a dead run');
   mgr.start('r');
   await tick();
@@ -52,19 +67,23 @@ test('a run started or paused while it waits for a slot carries no pid, so no ol
   cleanup();
 });
 
-test('isAlive: a live Node process is; an exited one, or a pid held by an unrelated program (Linux /proc), is not', { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc here' }, async () => {
-  const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
-  const other = spawn('sleep', ['60']);
-  try {
-    // Wait for the event, not a fixed time: 'spawn' is emitted once libuv's spawn has returned, and libuv returns only
-    // after the child's exec succeeded (its CLOEXEC error pipe closed), so /proc/<pid>/cmdline names the new program,
-    // not the forked copy of this one. A failed exec emits 'error' instead, and once() rejects with it.
-    await Promise.all([once(node, 'spawn'), once(other, 'spawn')]);
-    assert.equal(isAlive(node.pid!), true);
-    assert.equal(isAlive(other.pid!), false, 'sleep is not a process that runs jobs');
-    assert.equal(isAlive(spawnSync(process.execPath, ['-e', '']).pid!), false);
-  } finally {
-    node.kill('SIGKILL');
-    other.kill('SIGKILL');
-  }
-});
+test(
+  'isAlive: a live Node process is; an exited one, or a pid held by an unrelated program (Linux /proc), is not',
+  { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc here' },
+  async () => {
+    const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    const other = spawn('sleep', ['60']);
+    try {
+      // Wait for the event, not a fixed time: 'spawn' is emitted once libuv's spawn has returned, and libuv returns only
+      // after the child's exec succeeded (its CLOEXEC error pipe closed), so /proc/<pid>/cmdline names the new program,
+      // not the forked copy of this one. A failed exec emits 'error' instead, and once() rejects with it.
+      await Promise.all([once(node, 'spawn'), once(other, 'spawn')]);
+      assert.equal(isAlive(node.pid!), true);
+      assert.equal(isAlive(other.pid!), false, 'sleep is not a process that runs jobs');
+      assert.equal(isAlive(spawnSync(process.execPath, ['-e', '']).pid!), false);
+    } finally {
+      node.kill('SIGKILL');
+      other.kill('SIGKILL');
+    }
+  },
+);

@@ -66,7 +66,9 @@ test('crash -> failed with the reason and the error line; nothing restarts; the 
   const a = store.read('a');
   assert.equal(a.status, 'failed');
   assert.match(a.reason!, /^crashed: .*exit code 1.*TypeError: weights is undefined/);
-  const st = events.filter((e): e is Extract<ManagerEvent, { type: 'status' }> => e.type === 'status' && e.runId === 'a').at(-1)!;
+  const st = events
+    .filter((e): e is Extract<ManagerEvent, { type: 'status' }> => e.type === 'status' && e.runId === 'a')
+    .at(-1)!;
   assert.equal(st.exit?.reason, 'crashed');
   assert.equal(children.length, 2, 'b started; a was not restarted');
   await tick();
@@ -76,14 +78,15 @@ test('crash -> failed with the reason and the error line; nothing restarts; the 
 
 test('exit reasons map to failed with a typed reason: SIGKILL, out-of-memory, launch failures', () => {
   const { mgr, children, store, cleanup } = setup({ concurrency: 4 });
-  for (const id of ['k', 'o', 'l']) mgr.create('pretrain', cfg(), { id }), mgr.start(id);
+  for (const id of ['k', 'o', 'l']) (mgr.create('pretrain', cfg(), { id }), mgr.start(id));
   children[0].boot();
   children[0].exit(null, 'SIGKILL');
   assert.equal(store.read('k').status, 'failed');
   assert.match(store.read('k').reason!, /^killed: .*SIGKILL/);
 
   children[1].boot();
-  children[1].tail = '<--- JS stacktrace --->\nFATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n';
+  children[1].tail =
+    '<--- JS stacktrace --->\nFATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n';
   children[1].exit(null, 'SIGABRT');
   assert.match(store.read('o').reason!, /^out-of-memory: /);
 
@@ -130,7 +133,10 @@ test('pause, resume and stop are sent to the worker; statuses follow its confirm
   const c = children[0];
   mgr.pause('a'); // before ready: sent right after start
   c.boot();
-  assert.deepEqual(c.sent.map((m) => m.type), ['start', 'pause']);
+  assert.deepEqual(
+    c.sent.map((m) => m.type),
+    ['start', 'pause'],
+  );
   c.say({ type: 'paused', step: 4 });
   assert.equal(store.read('a').status, 'paused');
   mgr.resume('a');
@@ -163,7 +169,7 @@ test('a worker that ignores stop is killed after the grace period and the run is
 
 test('pause/stop of a queued run takes it out of the queue', () => {
   const { mgr, children, store, cleanup } = setup();
-  for (const id of ['a', 'b', 'c']) mgr.create('pretrain', cfg(), { id }), mgr.start(id);
+  for (const id of ['a', 'b', 'c']) (mgr.create('pretrain', cfg(), { id }), mgr.start(id));
   mgr.pause('b');
   mgr.stop('c');
   assert.equal(store.read('b').status, 'paused');
@@ -183,25 +189,43 @@ test('metrics, evals and checkpoints are written to the run folder and published
   mgr.start('a');
   const c = children[0];
   c.boot();
-  const pt = (step: number) => ({ step, loss: 3 - step / 10, lr: 1e-4, gradNorm: 1, tokPerSec: 500, elapsedS: step / 10 });
+  const pt = (step: number) => ({
+    step,
+    loss: 3 - step / 10,
+    lr: 1e-4,
+    gradNorm: 1,
+    tokPerSec: 500,
+    elapsedS: step / 10,
+  });
   c.say({ type: 'metrics', points: [pt(1), pt(2), pt(3)] });
   c.say({ type: 'progress', step: 3, total: 20, etaS: 1.7 });
   c.say({ type: 'eval', metric: { step: 3, valLoss: 2.9, valPpl: 18.2, elapsedS: 0.4 } });
   c.say({ type: 'checkpoint', step: 3, dir: join(store.checkpointsDir('a'), '3') });
   const lines = store.readMetrics('a');
-  assert.deepEqual(lines.map((l) => `${l.type}:${l.step}`), ['train:1', 'train:2', 'train:3', 'eval:3']);
+  assert.deepEqual(
+    lines.map((l) => `${l.type}:${l.step}`),
+    ['train:1', 'train:2', 'train:3', 'eval:3'],
+  );
   assert.equal(lines[1].loss, pt(2).loss);
   assert.equal(store.read('a').step, 3);
   assert.equal(store.read('a').backend, 'fake');
   const types = events.filter((e) => e.runId === 'a').map((e) => e.type);
-  for (const t of ['status', 'started', 'metrics', 'progress', 'eval', 'checkpoint']) assert.ok(types.includes(t as ManagerEvent['type']), t);
+  for (const t of ['status', 'started', 'metrics', 'progress', 'eval', 'checkpoint'])
+    assert.ok(types.includes(t as ManagerEvent['type']), t);
   c.finish();
   cleanup();
 });
 
 test('distill events (activity, round, samples) are published and forwarded by ApiHost; getRun tells a late client the activity', async () => {
   const { ws, mgr, children, cleanup } = setup();
-  const host = new ApiHost({ manager: mgr, workspace: ws, host: 'browser', probeBackend: null, assetsModelsDir: join(ws, 'none'), warn: () => {} });
+  const host = new ApiHost({
+    manager: mgr,
+    workspace: ws,
+    host: 'browser',
+    probeBackend: null,
+    assetsModelsDir: join(ws, 'none'),
+    warn: () => {},
+  });
   const api: ApiEvent[] = [];
   host.subscribe((e) => api.push(e));
   mgr.create('pretrain', cfg(), { id: 'd' });
@@ -219,7 +243,10 @@ test('distill events (activity, round, samples) are published and forwarded by A
   const forwarded = api.filter((e) => e.type !== 'status');
   // 'started' tells clients that metrics after the start step are gone (a resumed run redoes them)
   assert.deepEqual(forwarded.shift(), { type: 'restarted', runId: 'd', fromStep: 0 });
-  assert.deepEqual(forwarded.map((e) => e.type), ['activity', 'round', 'samples', 'activity']);
+  assert.deepEqual(
+    forwarded.map((e) => e.type),
+    ['activity', 'round', 'samples', 'activity'],
+  );
   assert.deepEqual(forwarded[0], { type: 'activity', runId: 'd', text: 'round 0: held-out NELBO' });
   assert.deepEqual(forwarded[3], { type: 'activity', runId: 'd', text: null });
   assert.equal((forwarded[1] as Extract<ApiEvent, { type: 'round' }>).round.label, 'R0: 32 -> 16 steps');
@@ -239,7 +266,10 @@ test('resuming a run truncates metrics logged after the checkpoint it resumes fr
   store.setStatus('a', 'failed', 'killed: ...');
   mgr.resume('a');
   children[0].boot(20);
-  assert.deepEqual(store.readMetrics('a').map((m) => m.step), Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.deepEqual(
+    store.readMetrics('a').map((m) => m.step),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
   assert.equal(store.read('a').step, 20);
   children[0].say({ type: 'metrics', points: [{ step: 21, loss: 1, lr: 1, gradNorm: 1, tokPerSec: 1, elapsedS: 1 }] });
   assert.equal(store.readMetrics('a').at(-1)!.step, 21);
@@ -253,7 +283,10 @@ test('a copied or renamed run folder is the run of its folder name (its files, i
   store.appendMetric('a', { type: 'train', step: 1, loss: 1 });
   children.forEach((c) => c.finish());
   cpSync(join(ws, 'runs', 'a'), join(ws, 'runs', 'a-copy'), { recursive: true });
-  assert.deepEqual(store.list().map((r) => r.id), ['a', 'a-copy']);
+  assert.deepEqual(
+    store.list().map((r) => r.id),
+    ['a', 'a-copy'],
+  );
   assert.equal(store.read('a-copy').id, 'a-copy');
   store.appendMetric('a-copy', { type: 'train', step: 2, loss: 1 });
   assert.equal(store.readMetrics('a').length, 1, 'the original is untouched');
@@ -274,10 +307,19 @@ test('open() reopens a run with the same config (more steps allowed) and refuses
 });
 
 // ---- integration: real worker process, real engine ------------------------------------------------------------
-const ENGINE_MODULES = ['model/gradients.ts', 'model/model.ts', 'training/train.ts', 'model/backend.ts', 'data/shards.ts', 'data/batches.ts'].map((f) => join('src/engine', f));
+const ENGINE_MODULES = [
+  'model/gradients.ts',
+  'model/model.ts',
+  'training/train.ts',
+  'model/backend.ts',
+  'data/shards.ts',
+  'data/batches.ts',
+].map((f) => join('src/engine', f));
 const missing = ENGINE_MODULES.filter((f) => !existsSync(f));
 // Skips outside CI only; under CI=true a missing module fails the test (helpers/requirements.ts).
-const engineFiles = requirement(missing.length ? `the real-engine run needs ${missing.join(', ')}, missing from the tree` : false);
+const engineFiles = requirement(
+  missing.length ? `the real-engine run needs ${missing.join(', ')}, missing from the tree` : false,
+);
 
 test(
   'integration: forkSpawner + real engine, tiny preset, 20 steps to done with metrics and a checkpoint',
@@ -299,16 +341,25 @@ test(
       assert.equal(rec.backend, 'cpu');
       const metrics = store.readMetrics('tiny');
       const train = metrics.filter((m) => m.type === 'train');
-      assert.deepEqual(train.map((m) => m.step), Array.from({ length: 20 }, (_, i) => i + 1));
+      assert.deepEqual(
+        train.map((m) => m.step),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
       assert.ok(train.every((m) => Number.isFinite(m.loss as number)));
-      assert.deepEqual(metrics.filter((m) => m.type === 'eval').map((m) => m.step), [10, 20]);
+      assert.deepEqual(
+        metrics.filter((m) => m.type === 'eval').map((m) => m.step),
+        [10, 20],
+      );
       assert.ok(existsSync(join(store.checkpointsDir('tiny'), '20')), 'final checkpoint on disk');
       assert.ok(readFileSync(join(store.dir('tiny'), 'metrics.jsonl'), 'utf8').endsWith('\n'));
       assert.ok(events.some((e) => e.type === 'checkpoint' && e.step === 20));
       // Every step reaches the host live, once and in order (how many per message depends on the machine's speed;
       // the batching itself is tested with a fake clock in worker.test.ts).
       const streamed = events.flatMap((e) => (e.type === 'metrics' ? e.points.map((p) => p.step) : []));
-      assert.deepEqual(streamed, Array.from({ length: 20 }, (_, i) => i + 1));
+      assert.deepEqual(
+        streamed,
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
     } finally {
       rmSync(ws, { recursive: true, force: true });
     }

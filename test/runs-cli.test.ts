@@ -50,7 +50,12 @@ test('sdtt runs: status, progress, last validation or rounds done; a dead proces
       console.log = log;
     }
     const line = (id: string) => out.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
-    assert.match(line('teacher'), new RegExp(`pretrain +stopped +40/100 \\(40%\\)  onnx  validation NELBO ppl 110\\.0 at step 40  interrupted: its process \\(pid ${gone}\\)`));
+    assert.match(
+      line('teacher'),
+      new RegExp(
+        `pretrain +stopped +40/100 \\(40%\\)  onnx  validation NELBO ppl 110\\.0 at step 40  interrupted: its process \\(pid ${gone}\\)`,
+      ),
+    );
     assert.match(line('judge'), /pretrain-ar +done +100\/100 \(100%\)  +validation NLL ppl 44\.7 at step 100$/);
     assert.match(line('kld'), /distill +done +100\/100 \(100%\)  +2 rounds done$/);
   } finally {
@@ -72,12 +77,24 @@ test('sdtt runs rm: removes a stopped run and says what went; refuses a live one
 
     const rm = await captured(() => main(['runs', 'rm', 'old', '--workspace', ws]));
     assert.equal(rm.code, 0, rm.err);
-    assert.match(rm.out, new RegExp(`^removed run old \\(pretrain, stopped at step 10/100\\): ${store.dir('old').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, 3 files, 2\\.\\d kB$`, 'm'));
+    assert.match(
+      rm.out,
+      new RegExp(
+        `^removed run old \\(pretrain, stopped at step 10/100\\): ${store.dir('old').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, 3 files, 2\\.\\d kB$`,
+        'm',
+      ),
+    );
     assert.ok(!existsSync(store.dir('old')));
 
     const busy = await captured(() => main(['runs', 'rm', 'busy', '--workspace', ws]));
     assert.equal(busy.code, 1);
-    assert.match(busy.err, new RegExp(`^sdtt runs: error: run "busy" is running in process ${other.pid}: stop it first \\(Ctrl-C in its terminal, kill -TERM ${other.pid}`, 'm'));
+    assert.match(
+      busy.err,
+      new RegExp(
+        `^sdtt runs: error: run "busy" is running in process ${other.pid}: stop it first \\(Ctrl-C in its terminal, kill -TERM ${other.pid}`,
+        'm',
+      ),
+    );
     assert.ok(existsSync(join(store.dir('busy'), 'run.json')), 'a live run is left alone');
 
     const missing = await captured(() => main(['runs', 'rm', 'old', '--workspace', ws]));

@@ -95,7 +95,10 @@ test('header length is a multiple of 8, tensors are contiguous in sorted name or
     const header = JSON.parse(headerText);
     const keys = Object.keys(header);
     if (meta) assert.equal(keys[0], '__metadata__');
-    assert.deepEqual(keys.filter((k) => k !== '__metadata__'), ['alpha', 'mid', 'zeta']);
+    assert.deepEqual(
+      keys.filter((k) => k !== '__metadata__'),
+      ['alpha', 'mid', 'zeta'],
+    );
     assert.deepEqual(header.alpha.data_offsets, [0, 8]);
     assert.deepEqual(header.mid.data_offsets, [8, 16]);
     assert.deepEqual(header.zeta.data_offsets, [16, 19]);
@@ -108,7 +111,8 @@ test('decodes a hand-built file, including header whitespace padding and unalign
   data.writeFloatLE(1.5, 0);
   data.set([7, 8, 9], 4);
   data.writeDoubleLE(-2.25, 7); // deliberately at an unaligned position
-  const header = '{"b":{"dtype":"U8","shape":[3],"data_offsets":[4,7]}, "a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"c":{"dtype":"F64","shape":[1],"data_offsets":[7,15]}}   ';
+  const header =
+    '{"b":{"dtype":"U8","shape":[3],"data_offsets":[4,7]}, "a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"c":{"dtype":"F64","shape":[1],"data_offsets":[7,15]}}   ';
   const { tensors, metadata } = decodeSafetensors(rawFile(header, data));
   assert.deepEqual(metadata, {});
   assert.deepEqual([...tensors.get('a')!.data], [1.5]);
@@ -126,13 +130,17 @@ test('BF16 and F16 are read and widened to float32', () => {
   h.writeUInt16LE(0xc000, 2); // -2.0
   h.writeUInt16LE(0x0001, 4); // smallest subnormal 2^-24
   h.writeUInt16LE(0x7bff, 6); // 65504, largest finite
-  const header = '{"bf":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]},"h":{"dtype":"F16","shape":[2,2],"data_offsets":[6,14]}}';
+  const header =
+    '{"bf":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]},"h":{"dtype":"F16","shape":[2,2],"data_offsets":[6,14]}}';
   const { tensors } = decodeSafetensors(rawFile(header, Buffer.concat([bf, h])));
   assert.ok(tensors.get('bf')!.data instanceof Float32Array);
   assert.deepEqual([...tensors.get('bf')!.data], [1, -3, Infinity]);
   assert.deepEqual([...tensors.get('h')!.data], [1, -2, 2 ** -24, 65504]);
   assert.ok(Number.isNaN(halfToFloat(0x7e00)));
-  assert.throws(() => encodeSafetensors(new Map([['x', { dtype: 'BF16' as never, shape: [1], data: new Float32Array(1) }]])), /cannot be written/);
+  assert.throws(
+    () => encodeSafetensors(new Map([['x', { dtype: 'BF16' as never, shape: [1], data: new Float32Array(1) }]])),
+    /cannot be written/,
+  );
 });
 
 test('int64ToNumbers converts safe values and refuses unsafe ones', () => {
@@ -141,9 +149,18 @@ test('int64ToNumbers converts safe values and refuses unsafe ones', () => {
 });
 
 test('encode refuses mismatched data', () => {
-  assert.throws(() => encodeSafetensors(new Map([['x', { dtype: 'F32', shape: [2, 2], data: new Float32Array(3) }]])), /'x'.*4 elements but data has 3/);
-  assert.throws(() => encodeSafetensors(new Map([['x', { dtype: 'F32', shape: [2], data: new Float64Array(2) }]])), /needs a Float32Array/);
-  assert.throws(() => encodeSafetensors(new Map([['__metadata__', { dtype: 'U8', shape: [0], data: new Uint8Array(0) }]])), /invalid tensor name/);
+  assert.throws(
+    () => encodeSafetensors(new Map([['x', { dtype: 'F32', shape: [2, 2], data: new Float32Array(3) }]])),
+    /'x'.*4 elements but data has 3/,
+  );
+  assert.throws(
+    () => encodeSafetensors(new Map([['x', { dtype: 'F32', shape: [2], data: new Float64Array(2) }]])),
+    /needs a Float32Array/,
+  );
+  assert.throws(
+    () => encodeSafetensors(new Map([['__metadata__', { dtype: 'U8', shape: [0], data: new Uint8Array(0) }]])),
+    /invalid tensor name/,
+  );
 });
 
 test('rejects a truncated file (shorter than the length prefix)', () => {
@@ -170,46 +187,74 @@ test('rejects a header that is not JSON, not an object, or not UTF-8', () => {
 });
 
 test('rejects an unknown dtype', () => {
-  rejects(rawFile('{"a":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}', new Uint8Array(16)), /tensor 'a': unknown or unsupported dtype "F128".*supported: F32/);
+  rejects(
+    rawFile('{"a":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}', new Uint8Array(16)),
+    /tensor 'a': unknown or unsupported dtype "F128".*supported: F32/,
+  );
 });
 
 test('rejects bad shapes and data_offsets', () => {
-  rejects(rawFile('{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}'), /'a': shape \[-1\] is not an array of non-negative integers/);
+  rejects(
+    rawFile('{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}'),
+    /'a': shape \[-1\] is not an array of non-negative integers/,
+  );
   rejects(rawFile('{"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,0]}}'), /shape \[1.5\]/);
   rejects(rawFile('{"a":{"dtype":"F32","shape":"2","data_offsets":[0,8]}}'), /shape "2"/);
-  rejects(rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}'), /data_offsets \[0\] is not two non-negative integers/);
+  rejects(
+    rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}'),
+    /data_offsets \[0\] is not two non-negative integers/,
+  );
   rejects(rawFile('{"a":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}', new Uint8Array(4)), /begin > end/);
 });
 
 test('rejects byte size that does not match shape x dtype', () => {
-  rejects(rawFile('{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}}', new Uint8Array(12)), /'a': 12 bytes of data but shape \[2, 2\] of F32 needs 16/);
+  rejects(
+    rawFile('{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}}', new Uint8Array(12)),
+    /'a': 12 bytes of data but shape \[2, 2\] of F32 needs 16/,
+  );
 });
 
 test('rejects out-of-range offsets', () => {
-  rejects(rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', new Uint8Array(8)), /'a': data_offsets \[4, 12\] are out of range: the data section holds 8 bytes/);
+  rejects(
+    rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', new Uint8Array(8)),
+    /'a': data_offsets \[4, 12\] are out of range: the data section holds 8 bytes/,
+  );
 });
 
 test('rejects overlapping tensors', () => {
-  const header = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}';
+  const header =
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}';
   rejects(rawFile(header, new Uint8Array(12)), /tensor 'b' \[4, 12\) overlaps tensor 'a'/);
   // Exact aliasing (two names, same bytes) is overlap too.
-  const alias = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
+  const alias =
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
   rejects(rawFile(alias, new Uint8Array(8)), /overlaps/);
 });
 
 test('rejects holes and trailing bytes, like the reference implementation', () => {
-  rejects(rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', new Uint8Array(8)), /bytes \[0, 4\) .*belong to no tensor.*without holes/);
-  rejects(rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(6)), /2 trailing bytes after the last tensor/);
+  rejects(
+    rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', new Uint8Array(8)),
+    /bytes \[0, 4\) .*belong to no tensor.*without holes/,
+  );
+  rejects(
+    rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(6)),
+    /2 trailing bytes after the last tensor/,
+  );
 });
 
 test('rejects duplicate tensor names even though JSON.parse would accept them', () => {
-  const header = '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
+  const header =
+    '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
   rejects(rawFile(header, new Uint8Array(8)), /duplicate key 'a' in the header/);
   // The same name spelt with an escape is still the same name.
-  const escaped = '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"\\u0061":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
+  const escaped =
+    '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"\\u0061":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
   rejects(rawFile(escaped, new Uint8Array(8)), /duplicate key 'a'/);
   // A duplicate field inside one entry is caught too, with its path.
-  rejects(rawFile('{"a":{"dtype":"F32","dtype":"U8","shape":[4],"data_offsets":[0,4]}}', new Uint8Array(4)), /duplicate key 'dtype' in the header \(inside 'a'\)/);
+  rejects(
+    rawFile('{"a":{"dtype":"F32","dtype":"U8","shape":[4],"data_offsets":[0,4]}}', new Uint8Array(4)),
+    /duplicate key 'dtype' in the header \(inside 'a'\)/,
+  );
 });
 
 test('findDuplicateKey handles strings with quotes, braces and escapes', () => {
@@ -318,7 +363,9 @@ test('F16 tensors encode from Float32Array with the reference bits and decode wi
   const values = f16TestValues();
   const backing = new Float32Array(values.length + 2);
   backing.set(values, 1);
-  const buf = encodeSafetensors(new Map([['h', { dtype: 'F16', shape: [values.length], data: backing.subarray(1, values.length + 1) }]]));
+  const buf = encodeSafetensors(
+    new Map([['h', { dtype: 'F16', shape: [values.length], data: backing.subarray(1, values.length + 1) }]]),
+  );
   const { tensors } = decodeSafetensors(buf);
   const t = tensors.get('h')!;
   assert.equal(t.dtype, 'F16');
@@ -328,24 +375,51 @@ test('F16 tensors encode from Float32Array with the reference bits and decode wi
   for (let i = 0; i < values.length; i++) {
     const x = values[i];
     const bits = buf.readUInt16LE(dataStart + 2 * i);
-    if (bits !== refHalf(x)) assert.fail(`element ${i} (${x}): wrote 0x${bits.toString(16)}, reference 0x${refHalf(x).toString(16)}`);
+    if (bits !== refHalf(x))
+      assert.fail(`element ${i} (${x}): wrote 0x${bits.toString(16)}, reference 0x${refHalf(x).toString(16)}`);
     const y = t.data[i] as number;
     if (Math.abs(x) >= 2 ** -14) worstRel = Math.max(worstRel, Math.abs(y - x) / Math.abs(x));
     else assert.ok(Math.abs(y - x) <= 2 ** -25, `subnormal ${x} -> ${y}`);
   }
   assert.ok(worstRel <= 2 ** -11, `worst relative error ${worstRel}`);
-  assert.ok(Object.is((decodeSafetensors(encodeSafetensors(new Map([['z', { dtype: 'F16', shape: [1], data: new Float32Array([-0]) }]]))).tensors.get('z')!.data as Float32Array)[0], -0));
+  assert.ok(
+    Object.is(
+      (
+        decodeSafetensors(
+          encodeSafetensors(new Map([['z', { dtype: 'F16', shape: [1], data: new Float32Array([-0]) }]])),
+        ).tensors.get('z')!.data as Float32Array
+      )[0],
+      -0,
+    ),
+  );
 });
 
 test('F16 refuses NaN, infinities and magnitudes above 65504, naming the tensor and element', () => {
-  const enc = (v: number) => encodeSafetensors(new Map([['ok', { dtype: 'F16', shape: [1], data: new Float32Array([1]) }], ['blk.w', { dtype: 'F16', shape: [3], data: new Float32Array([0, F16_MAX, v]) }]]));
-  for (const [v, why] of [[65505, /exceeds the float16 maximum 65504/], [-70000, /exceeds/], [65519, /exceeds/], [NaN, /NaN/], [Infinity, /infinite/], [-Infinity, /infinite/]] as const) {
+  const enc = (v: number) =>
+    encodeSafetensors(
+      new Map([
+        ['ok', { dtype: 'F16', shape: [1], data: new Float32Array([1]) }],
+        ['blk.w', { dtype: 'F16', shape: [3], data: new Float32Array([0, F16_MAX, v]) }],
+      ]),
+    );
+  for (const [v, why] of [
+    [65505, /exceeds the float16 maximum 65504/],
+    [-70000, /exceeds/],
+    [65519, /exceeds/],
+    [NaN, /NaN/],
+    [Infinity, /infinite/],
+    [-Infinity, /infinite/],
+  ] as const) {
     assert.throws(
       () => enc(v),
-      (e: unknown) => e instanceof CheckpointError && /^tensor 'blk\.w': element 2 \(/.test(e.message) && why.test(e.message),
+      (e: unknown) =>
+        e instanceof CheckpointError && /^tensor 'blk\.w': element 2 \(/.test(e.message) && why.test(e.message),
       String(v),
     );
   }
   assert.equal(decodeSafetensors(enc(-F16_MAX)).tensors.get('blk.w')!.data[2], -F16_MAX);
-  assert.throws(() => encodeSafetensors(new Map([['x', { dtype: 'F16', shape: [1], data: new Float64Array(1) }]])), /F16 needs a Float32Array/);
+  assert.throws(
+    () => encodeSafetensors(new Map([['x', { dtype: 'F16', shape: [1], data: new Float64Array(1) }]])),
+    /F16 needs a Float32Array/,
+  );
 });

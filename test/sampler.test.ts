@@ -20,7 +20,12 @@ import { CountingDenoiser } from './helpers/fixtures.ts';
 
 /** Same logits row at every position, whatever the input; counts forwards. */
 class FixedDenoiser extends CountingDenoiser {
-  constructor(vocabSize: number, seqLen: number, maskId: number, private readonly row: number[]) {
+  constructor(
+    vocabSize: number,
+    seqLen: number,
+    maskId: number,
+    private readonly row: number[],
+  ) {
     super(vocabSize, seqLen, maskId);
   }
   protected fill(_tokens: Int32Array, batch: number, out: Float32Array): void {
@@ -90,7 +95,11 @@ test('ancestralStep: empirical P(unmask) = (t-s)/t; unmasked positions are copie
   for (let l = 0; l < L; l += 10) tokens[l] = 2; // already revealed: must be copied, draw nothing
   const logProbs = subsLogProbs(new Float32Array(L * vocab), tokens, vocab, maskId);
   const masked = L - L / 10;
-  for (const [t, s] of [[0.6, 0.45], [1, 0.99], [0.01, 0.002]]) {
+  for (const [t, s] of [
+    [0.6, 0.45],
+    [1, 0.99],
+    [0.01, 0.002],
+  ]) {
     const { tokens: out, changed } = ancestralStep(tokens, logProbs, t, s, new Rng(t * 1000), maskId);
     let revealed = 0;
     for (let l = 0; l < L; l++) {
@@ -146,7 +155,10 @@ test('sampleMdlm top-p: tokens come from the nucleus only, renormalised; top-p 1
   const one = await sampleMdlm(new ContextDenoiser(9, 16, 8), { steps: 8, batch: 3, seed: 42, topP: 1 });
   assert.deepEqual(one.tokens, exact.tokens);
   const greedy = await sampleMdlm(new FixedDenoiser(6, 32, 5, row), { steps: 4, batch: 2, seed: 1, topP: 1e-9 });
-  assert.ok(greedy.tokens.every((x) => x === 4), 'a tiny top-p reveals only the most probable id');
+  assert.ok(
+    greedy.tokens.every((x) => x === 4),
+    'a tiny top-p reveals only the most probable id',
+  );
   await assert.rejects(sampleMdlm(model, { steps: 1, batch: 1, seed: 0, topP: 0.9, precision: 'float32' }), /float64/);
   await assert.rejects(sampleMdlm(model, { steps: 1, batch: 1, seed: 0, topP: 0 }), /top-p must be in \(0, 1\]/);
 });
@@ -223,7 +235,8 @@ test('once revealed a token never changes; trajectory starts all-MASK', async ()
   const { trajectory, tokens } = await sampleMdlm(model, { steps: 10, batch: 2, seed: 3, recordTrajectory: true });
   assert.ok(trajectory![0].every((x) => x === 8));
   for (let i = 1; i < trajectory!.length; i++) {
-    for (let p = 0; p < tokens.length; p++) if (trajectory![i - 1][p] !== 8) assert.equal(trajectory![i][p], trajectory![i - 1][p]);
+    for (let p = 0; p < tokens.length; p++)
+      if (trajectory![i - 1][p] !== 8) assert.equal(trajectory![i][p], trajectory![i - 1][p]);
   }
 });
 
@@ -272,7 +285,10 @@ test('onStep reports every step with the running nfe', async () => {
   const model = new ContextDenoiser(9, 8, 8);
   const seen: number[] = [];
   const out = await sampleMdlm(model, { steps: 6, batch: 2, seed: 1, onStep: (i) => seen.push(i.step * 100 + i.nfe) });
-  assert.deepEqual(seen.map((x) => Math.floor(x / 100)), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(
+    seen.map((x) => Math.floor(x / 100)),
+    [1, 2, 3, 4, 5, 6],
+  );
   assert.ok(seen.every((x) => x % 100 <= out.nfe));
 });
 
@@ -365,12 +381,20 @@ test('nucleus sampling over a large vocabulary picks what a full sort of the voc
     return order[kept - 1];
   };
   const rng = new Rng(11);
-  for (const [vocab, spread] of [[4096, 1], [4096, 6], [300, 0.1]] as const) {
+  for (const [vocab, spread] of [
+    [4096, 1],
+    [4096, 6],
+    [300, 0.1],
+  ] as const) {
     const logits = Float32Array.from({ length: vocab }, () => spread * rng.normal());
     for (const topP of [0.5, 0.9, 0.99]) {
       for (let i = 0; i < 200; i++) {
         const u = rng.uniform();
-        assert.equal(nucleusSample(logits, 1, topP, u), reference(logits, topP, u), `vocab ${vocab} spread ${spread} p ${topP} u ${u}`);
+        assert.equal(
+          nucleusSample(logits, 1, topP, u),
+          reference(logits, topP, u),
+          `vocab ${vocab} spread ${spread} p ${topP} u ${u}`,
+        );
       }
     }
   }

@@ -1,23 +1,34 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../src/engine/rng.ts';
-import { DIVERGENCES, divergence, divergenceGradLogits, kldGradLogits, rowDivergence, rowGradLogits, type DivergenceName } from '../src/engine/sdtt/divergences.ts';
+import {
+  DIVERGENCES,
+  divergence,
+  divergenceGradLogits,
+  kldGradLogits,
+  rowDivergence,
+  rowGradLogits,
+  type DivergenceName,
+} from '../src/engine/sdtt/divergences.ts';
 
 const NEG = -1e6;
-const close = (a: number, b: number, tol = 1e-12, msg = '') => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${msg} ${a} vs ${b}`);
+const close = (a: number, b: number, tol = 1e-12, msg = '') =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${msg} ${a} vs ${b}`);
 
 // V = 3, column 2 is MASK (≈ −1e6 in both, the SUBS convention).
 const ln = Math.log;
 const student = new Float64Array([
-  ln(0.5), ln(0.5), NEG, // row A
-  ln(0.2), ln(0.8), NEG, // row B (identical to teacher)
-  NaN, NaN, NaN, // row C: not in S, garbage must be ignored
+  ln(0.5),
+  ln(0.5),
+  NEG, // row A
+  ln(0.2),
+  ln(0.8),
+  NEG, // row B (identical to teacher)
+  NaN,
+  NaN,
+  NaN, // row C: not in S, garbage must be ignored
 ]);
-const teacher = new Float64Array([
-  ln(0.25), ln(0.75), NEG,
-  ln(0.2), ln(0.8), NEG,
-  0, 0, 0,
-]);
+const teacher = new Float64Array([ln(0.25), ln(0.75), NEG, ln(0.2), ln(0.8), NEG, 0, 0, 0]);
 const S = new Uint8Array([1, 1, 0]);
 
 test('hand-computed values on tiny rows, averaged over |S| (MASK column at −1e6 in both contributes 0)', () => {
@@ -41,11 +52,17 @@ test('V = 4 row with a second hand-computed case; float32 inputs accepted', () =
   const pt = [0.3, 0.3, 0.4];
   const s = new Float32Array([...ps.map(ln), NEG]);
   const t = new Float32Array([...pt.map(ln), NEG]);
-  const lsf = Array.from(s.subarray(0, 3)), ltf = Array.from(t.subarray(0, 3)); // float32-rounded logs
+  const lsf = Array.from(s.subarray(0, 3)),
+    ltf = Array.from(t.subarray(0, 3)); // float32-rounded logs
   const m = new Uint8Array([1]);
-  let kld = 0, fwd = 0, mse = 0, tvd = 0, l1 = 0;
+  let kld = 0,
+    fwd = 0,
+    mse = 0,
+    tvd = 0,
+    l1 = 0;
   for (let v = 0; v < 3; v++) {
-    const a = Math.exp(lsf[v]), b = Math.exp(ltf[v]);
+    const a = Math.exp(lsf[v]),
+      b = Math.exp(ltf[v]);
     kld += a * (lsf[v] - ltf[v]);
     fwd += b * (ltf[v] - lsf[v]);
     mse += (lsf[v] - ltf[v]) ** 2 / 4;
@@ -78,13 +95,15 @@ test('MASK column: −∞ in both, and a student/teacher offset (only mse / tvd-
     close(off, base + extra, 1e-9, name);
     close(divergence(name, sOff, tOff, 3, m, { ignoreColumn: 2 }), base, 1e-12, `${name} ignoreColumn`);
     // gradients stay finite too
-    for (const g of rowGradLogits(name, sInf, tInf, 0, 3, new Float64Array(3))) assert.ok(Number.isFinite(g), `${name} grad`);
+    for (const g of rowGradLogits(name, sInf, tInf, 0, 3, new Float64Array(3)))
+      assert.ok(Number.isFinite(g), `${name} grad`);
   }
 });
 
 test('0 when student == teacher, ≥ 0 otherwise (random rows)', () => {
   const rng = new Rng(1);
-  const V = 6, n = 50;
+  const V = 6,
+    n = 50;
   const a = randomLogpRows(rng, n, V, 5);
   const b = randomLogpRows(rng, n, V, 5);
   const m = new Uint8Array(n).fill(1);
@@ -140,7 +159,9 @@ test('every divergence gradient (and ignoreColumn) matches finite differences; b
 
 test('input validation', () => {
   assert.throws(() => divergence('kld', new Float64Array(5), new Float64Array(6), 3, new Uint8Array(2)));
-  assert.throws(() => divergence('nope' as DivergenceName, new Float64Array(3), new Float64Array(3), 3, new Uint8Array([1])));
+  assert.throws(() =>
+    divergence('nope' as DivergenceName, new Float64Array(3), new Float64Array(3), 3, new Uint8Array([1])),
+  );
 });
 
 // ---------- helpers ----------
@@ -156,13 +177,21 @@ function logSubs(z: number[], V: number): Float64Array {
 /** n rows of SUBS log-probs from random logits with the given scale (MASK = last column). */
 function randomLogpRows(rng: Rng, n: number, V: number, scale: number): Float64Array {
   const out = new Float64Array(n * V);
-  for (let i = 0; i < n; i++) out.set(logSubs(Array.from({ length: V }, () => scale * rng.normal()), V), i * V);
+  for (let i = 0; i < n; i++)
+    out.set(
+      logSubs(
+        Array.from({ length: V }, () => scale * rng.normal()),
+        V,
+      ),
+      i * V,
+    );
   return out;
 }
 
 function fdGrad(f: (z: number[]) => number, z: number[], h = 1e-5): number[] {
   return z.map((_, k) => {
-    const zp = z.slice(), zm = z.slice();
+    const zp = z.slice(),
+      zm = z.slice();
     zp[k] += h;
     zm[k] -= h;
     return (f(zp) - f(zm)) / (2 * h);

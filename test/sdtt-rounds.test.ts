@@ -8,7 +8,13 @@ test('N0 = 128, 5 rounds: 128->64 … 8->4, Δ_r = (1−1e-5)·2^r/128, contiguo
   const s = roundSchedule({ startSteps: 128, rounds: 5, minSteps: 4, stepsPerRound: 1000, epsS: 1e-5 });
   assert.deepEqual(
     s.map((r) => r.label),
-    ['teacher 128 -> student 64', 'teacher 64 -> student 32', 'teacher 32 -> student 16', 'teacher 16 -> student 8', 'teacher 8 -> student 4'],
+    [
+      'teacher 128 -> student 64',
+      'teacher 64 -> student 32',
+      'teacher 32 -> student 16',
+      'teacher 16 -> student 8',
+      'teacher 8 -> student 4',
+    ],
   );
   s.forEach((r, i) => {
     assert.equal(r.round, i);
@@ -27,12 +33,21 @@ test('N0 = 128, 5 rounds: 128->64 … 8->4, Δ_r = (1−1e-5)·2^r/128, contiguo
 
 test('minSteps cuts the schedule short; default epsS and minSteps', () => {
   const s = roundSchedule({ startSteps: 128, rounds: 5, minSteps: 16, stepsPerRound: 10 });
-  assert.deepEqual(s.map((r) => r.studentSteps), [64, 32, 16]);
+  assert.deepEqual(
+    s.map((r) => r.studentSteps),
+    [64, 32, 16],
+  );
   assert.equal(s[0].deltaTeacher, (1 - 1e-5) / 128);
-  assert.deepEqual(roundSchedule({ startSteps: 128, rounds: 10, stepsPerRound: 1 }).map((r) => r.studentSteps), [64, 32, 16, 8, 4, 2, 1]);
+  assert.deepEqual(
+    roundSchedule({ startSteps: 128, rounds: 10, stepsPerRound: 1 }).map((r) => r.studentSteps),
+    [64, 32, 16, 8, 4, 2, 1],
+  );
   assert.deepEqual(roundSchedule({ startSteps: 128, rounds: 5, minSteps: 128, stepsPerRound: 1 }), []);
   // paper scale: 1024 -> … -> 4 (8 rounds) with minSteps 4
-  assert.equal(roundSchedule({ startSteps: 1024, rounds: 8, minSteps: 4, stepsPerRound: 10_000 }).at(-1)!.label, 'teacher 8 -> student 4');
+  assert.equal(
+    roundSchedule({ startSteps: 1024, rounds: 8, minSteps: 4, stepsPerRound: 10_000 }).at(-1)!.label,
+    'teacher 8 -> student 4',
+  );
 });
 
 test('roundAt maps optimiser step indices (0-based, = steps done before it) to rounds; null after the end', () => {
@@ -53,7 +68,10 @@ test('roundAt maps optimiser step indices (0-based, = steps done before it) to r
 
 test('invalid schedules throw', () => {
   assert.throws(() => roundSchedule({ startSteps: 96, rounds: 6, minSteps: 1, stepsPerRound: 1 }), /divisible/);
-  assert.deepEqual(roundSchedule({ startSteps: 96, rounds: 6, minSteps: 3, stepsPerRound: 1 }).map((r) => r.studentSteps), [48, 24, 12, 6, 3]);
+  assert.deepEqual(
+    roundSchedule({ startSteps: 96, rounds: 6, minSteps: 3, stepsPerRound: 1 }).map((r) => r.studentSteps),
+    [48, 24, 12, 6, 3],
+  );
   assert.throws(() => roundSchedule({ startSteps: 128, rounds: 2, stepsPerRound: 0 }));
 });
 
@@ -81,7 +99,14 @@ test('DistillConfig: defaults (docs/design/sdtt.md §7), optim defaults, strictn
   assert.equal(c2.optim.lr, 6e-5);
   assert.equal(c2.optim.warmupSteps, 200);
   assert.equal(c2.divergence, 'tvd-log-l1');
-  for (const bad of [{}, { teacher: 't', divergence: 'kl' }, { teacher: 't', bogus: 1 }, { teacher: 't', optim: { bogus: 1 } }, { teacher: 't', startSteps: 96, rounds: 6, minSteps: 1 }, { teacher: 't', startSteps: 4, minSteps: 4 }]) {
+  for (const bad of [
+    {},
+    { teacher: 't', divergence: 'kl' },
+    { teacher: 't', bogus: 1 },
+    { teacher: 't', optim: { bogus: 1 } },
+    { teacher: 't', startSteps: 96, rounds: 6, minSteps: 1 },
+    { teacher: 't', startSteps: 4, minSteps: 4 },
+  ]) {
     const r = DistillConfig.safeParse(bad);
     assert.equal(r.success, false, JSON.stringify(bad));
     assert.ok(describeConfigError(r.error!).length > 0);

@@ -21,7 +21,8 @@ class FakeTeacher extends CountingDenoiser {
       for (let l = 0; l < L; l++) if (tokens[b * L + l] === this.maskId) masks++;
       for (let l = 0; l < L; l++) {
         const left = l > 0 ? tokens[b * L + l - 1] : -1;
-        for (let v = 0; v < V; v++) out[(b * L + l) * V + v] = 2.5 * Math.sin(0.9 * v + 1.7 * l + 0.31 * left + 0.23 * masks + 0.05 * v * v);
+        for (let v = 0; v < V; v++)
+          out[(b * L + l) * V + v] = 2.5 * Math.sin(0.9 * v + 1.7 * l + 0.31 * left + 0.23 * masks + 0.05 * v * v);
       }
     }
   }
@@ -33,12 +34,21 @@ const MASK = V - 1;
 function makeBatch(batch: number, L: number, t: Float32Array, seed: number): Int32Array {
   const rng = new Rng(seed);
   const z = new Int32Array(batch * L);
-  for (let b = 0; b < batch; b++) for (let l = 0; l < L; l++) z[b * L + l] = rng.uniform() < t[b] ? MASK : rng.int(MASK);
+  for (let b = 0; b < batch; b++)
+    for (let l = 0; l < L; l++) z[b * L + l] = rng.uniform() < t[b] ? MASK : rng.int(MASK);
   return z;
 }
 
 /** Straightforward transcription of docs/design/sdtt.md §4.1 with full float64 SUBS arrays, same RNG order. */
-async function referenceTargets(teacher: Denoiser, zt: Int32Array, t: Float32Array, delta: number, K: number, rng: Rng, legacy = false) {
+async function referenceTargets(
+  teacher: Denoiser,
+  zt: Int32Array,
+  t: Float32Array,
+  delta: number,
+  K: number,
+  rng: Rng,
+  legacy = false,
+) {
   const B = t.length;
   const L = zt.length / B;
   const target = new Float64Array(zt.length * V);
@@ -62,28 +72,43 @@ async function referenceTargets(teacher: Denoiser, zt: Int32Array, t: Float32Arr
     }
     z = next;
   }
-  for (let p = 0; p < z.length; p++) if (z[p] === MASK && revealed[p] < 0) target.set(logp.subarray(p * V, (p + 1) * V), p * V);
+  for (let p = 0; p < z.length; p++)
+    if (z[p] === MASK && revealed[p] < 0) target.set(logp.subarray(p * V, (p + 1) * V), p * V);
   return { target, revealed, final: z };
 }
 
 test('subStepTimes: paper and legacy grids, clamped at eps_s', () => {
   assert.deepEqual(Array.from(subStepTimes(0.5, 0.1, 2)), [0.5, 0.4]);
   assert.deepEqual(Array.from(subStepTimes(0.05, 0.1, 2)), [0.05, EPS_SAMPLE]);
-  const t = 0.5, d = 0.1;
+  const t = 0.5,
+    d = 0.1;
   const leg = subStepTimes(t, d, 2, true);
   assert.ok(Math.abs(leg[0] - (t + (1 - t) * (t - 2 * d))) < 1e-15);
   assert.ok(Math.abs(leg[1] - (1 - t) * (t - 2 * d)) < 1e-15);
   assert.equal(subStepTimes(0.1, 0.1, 2, true)[1], EPS_SAMPLE);
-  assert.deepEqual(Array.from(subStepTimes(0.9, 0.2, 3)).map((x) => +x.toFixed(12)), [0.9, 0.7, 0.5]);
+  assert.deepEqual(
+    Array.from(subStepTimes(0.9, 0.2, 3)).map((x) => +x.toFixed(12)),
+    [0.9, 0.7, 0.5],
+  );
 });
 
 test('matches a direct transcription of docs/design/sdtt.md §4.1 exactly (K = 2 and 3, paper and legacy grids)', async () => {
-  const B = 6, L = 24;
+  const B = 6,
+    L = 24;
   const t = new Float32Array([0.9, 0.55, 0.3, 0.12, 0.04, 1]);
   const zt = makeBatch(B, L, t, 1);
-  for (const [K, legacy, delta] of [[2, false, 0.1], [3, false, 0.05], [2, true, 0.1]] as const) {
+  for (const [K, legacy, delta] of [
+    [2, false, 0.1],
+    [3, false, 0.05],
+    [2, true, 0.1],
+  ] as const) {
     const teacher = new FakeTeacher(V, L, MASK);
-    const got = await teacherTargets(teacher, zt, t, delta, { K, rng: new Rng(42), maskId: MASK, legacyTimeGrid: legacy });
+    const got = await teacherTargets(teacher, zt, t, delta, {
+      K,
+      rng: new Rng(42),
+      maskId: MASK,
+      legacyTimeGrid: legacy,
+    });
     const ref = await referenceTargets(new FakeTeacher(V, L, MASK), zt, t, delta, K, new Rng(42), legacy);
     let revealedCount = 0;
     for (let p = 0; p < zt.length; p++) {
@@ -95,19 +120,27 @@ test('matches a direct transcription of docs/design/sdtt.md §4.1 exactly (K = 2
         assert.ok(got.revealedAt[p] < K);
       }
       if (zt[p] !== MASK) continue;
-      for (let v = 0; v < V; v++) assert.equal(got.targets[p * V + v], Math.fround(ref.target[p * V + v]), `target (${p}, ${v})`);
+      for (let v = 0; v < V; v++)
+        assert.equal(got.targets[p * V + v], Math.fround(ref.target[p * V + v]), `target (${p}, ${v})`);
     }
     assert.ok(revealedCount > 0);
     assert.equal(got.nfe, K);
     // layout 'masked' (what distillation uses): exactly the masked rows of the full layout, same random draws
-    const compact = await teacherTargets(new FakeTeacher(V, L, MASK), zt, t, delta, { K, rng: new Rng(42), maskId: MASK, legacyTimeGrid: legacy, layout: 'masked' });
+    const compact = await teacherTargets(new FakeTeacher(V, L, MASK), zt, t, delta, {
+      K,
+      rng: new Rng(42),
+      maskId: MASK,
+      legacyTimeGrid: legacy,
+      layout: 'masked',
+    });
     assert.deepEqual(compact.targets, compactMaskedRows(got.targets, got.masked, V));
     assert.deepEqual(compact.revealedAt, got.revealedAt);
   }
 });
 
 test('every masked position has a proper target row; unmasked positions hold the carry-over row', async () => {
-  const B = 8, L = 32;
+  const B = 8,
+    L = 32;
   const t = new Float32Array(B).map((_, b) => 0.1 + 0.11 * b);
   const zt = makeBatch(B, L, t, 2);
   const res = await teacherTargets(new FakeTeacher(V, L, MASK), zt, t, 1 / 16, { rng: new Rng(3), maskId: MASK });
@@ -127,7 +160,8 @@ test('every masked position has a proper target row; unmasked positions hold the
 });
 
 test('sub-step-0 positions get exactly SUBS(teacher(z_t)); a student equal to the teacher has 0 loss there', async () => {
-  const B = 8, L = 32;
+  const B = 8,
+    L = 32;
   const t = new Float32Array(B).map((_, b) => 0.2 + 0.1 * b);
   const zt = makeBatch(B, L, t, 4);
   const teacher = new FakeTeacher(V, L, MASK);
@@ -149,7 +183,8 @@ test('sub-step-0 positions get exactly SUBS(teacher(z_t)); a student equal to th
 });
 
 test('t < Δ_r: the first sub-step reveals everything, targets = teacher(z_t), one forward', async () => {
-  const B = 5, L = 40;
+  const B = 5,
+    L = 40;
   const delta = 0.25;
   const t = new Float32Array([0.2, 0.1, 0.05, 0.01, 1e-5]);
   const zt = makeBatch(B, L, new Float32Array(B).fill(0.6), 6); // plenty of masks regardless of t
@@ -164,11 +199,17 @@ test('t < Δ_r: the first sub-step reveals everything, targets = teacher(z_t), o
 });
 
 async function fractionRevealedAtZero(t: number, delta: number, legacy: boolean): Promise<number> {
-  const B = 100, L = 64;
+  const B = 100,
+    L = 64;
   const tt = new Float32Array(B).fill(t);
   const zt = makeBatch(B, L, tt, 8);
-  const res = await teacherTargets(new FakeTeacher(V, L, MASK), zt, tt, delta, { rng: new Rng(9), maskId: MASK, legacyTimeGrid: legacy });
-  let masked = 0, first = 0;
+  const res = await teacherTargets(new FakeTeacher(V, L, MASK), zt, tt, delta, {
+    rng: new Rng(9),
+    maskId: MASK,
+    legacyTimeGrid: legacy,
+  });
+  let masked = 0,
+    first = 0;
   for (let p = 0; p < zt.length; p++) {
     if (!res.masked[p]) continue;
     masked++;
@@ -179,13 +220,15 @@ async function fractionRevealedAtZero(t: number, delta: number, legacy: boolean)
 }
 
 test('paper grid: fraction revealed in sub-step 0 ≈ Δ_r / t', async () => {
-  const t = Math.fround(0.5), delta = 0.1;
+  const t = Math.fround(0.5),
+    delta = 0.1;
   const f = await fractionRevealedAtZero(t, delta, false);
   assert.ok(Math.abs(f - delta / t) < 0.03, `fraction ${f} vs ${delta / t}`);
 });
 
 test('legacy grid: fraction revealed in sub-step 0 = Δ/τ_0 ≈ Δ/(t(2−t)) (fewer than the paper grid)', async () => {
-  const t = Math.fround(0.5), delta = 0.1;
+  const t = Math.fround(0.5),
+    delta = 0.1;
   const f = await fractionRevealedAtZero(t, delta, true);
   const tau0 = t + (1 - t) * (t - 2 * delta);
   assert.ok(Math.abs(f - delta / tau0) < 0.03, `fraction ${f} vs ${delta / tau0}`);
@@ -194,17 +237,27 @@ test('legacy grid: fraction revealed in sub-step 0 = Δ/τ_0 ≈ Δ/(t(2−t)) (
 });
 
 test('reproducible with the same seed; different seeds differ; per-sequence rngs make a sequence batch-independent', async () => {
-  const B = 4, L = 32;
+  const B = 4,
+    L = 32;
   const t = new Float32Array([0.8, 0.6, 0.4, 0.3]);
   const zt = makeBatch(B, L, t, 10);
-  const run = (seed: number) => teacherTargets(new FakeTeacher(V, L, MASK), zt, t, 0.1, { rng: new Rng(seed), maskId: MASK });
-  const a = await run(11), b = await run(11), c = await run(12);
+  const run = (seed: number) =>
+    teacherTargets(new FakeTeacher(V, L, MASK), zt, t, 0.1, { rng: new Rng(seed), maskId: MASK });
+  const a = await run(11),
+    b = await run(11),
+    c = await run(12);
   assert.deepEqual(a.targets, b.targets);
   assert.deepEqual(a.revealedAt, b.revealedAt);
   assert.notDeepEqual(a.revealedAt, c.revealedAt);
 
-  const all = await teacherTargets(new FakeTeacher(V, L, MASK), zt, t, 0.1, { rng: [0, 1, 2, 3].map((b) => new Rng(100 + b)), maskId: MASK });
-  const one = await teacherTargets(new FakeTeacher(V, L, MASK), zt.slice(2 * L, 3 * L), t.slice(2, 3), 0.1, { rng: [new Rng(102)], maskId: MASK });
+  const all = await teacherTargets(new FakeTeacher(V, L, MASK), zt, t, 0.1, {
+    rng: [0, 1, 2, 3].map((b) => new Rng(100 + b)),
+    maskId: MASK,
+  });
+  const one = await teacherTargets(new FakeTeacher(V, L, MASK), zt.slice(2 * L, 3 * L), t.slice(2, 3), 0.1, {
+    rng: [new Rng(102)],
+    maskId: MASK,
+  });
   assert.deepEqual(all.revealedAt.slice(2 * L, 3 * L), one.revealedAt);
   assert.deepEqual(all.targets.slice(2 * L * V, 3 * L * V), one.targets);
 });
@@ -216,8 +269,15 @@ test('no MASK in z_t: no forward, carry-over targets; input validation', async (
   const res = await teacherTargets(teacher, zt, new Float32Array([0.5]), 0.1, { rng: new Rng(1), maskId: MASK });
   assert.equal(res.nfe, 0);
   assert.equal(teacher.calls, 0);
-  assert.equal(res.masked.reduce((a, x) => a + x, 0), 0);
+  assert.equal(
+    res.masked.reduce((a, x) => a + x, 0),
+    0,
+  );
   await assert.rejects(teacherTargets(teacher, zt, new Float32Array([0.5]), 0.1, { rng: new Rng(1), maskId: 0 }));
-  await assert.rejects(teacherTargets(teacher, zt, new Float32Array([0.5]), 0.1, { rng: new Rng(1), maskId: MASK, K: 0 }));
-  await assert.rejects(teacherTargets(teacher, zt, new Float32Array([0.5, 0.5]), 0.1, { rng: new Rng(1), maskId: MASK }));
+  await assert.rejects(
+    teacherTargets(teacher, zt, new Float32Array([0.5]), 0.1, { rng: new Rng(1), maskId: MASK, K: 0 }),
+  );
+  await assert.rejects(
+    teacherTargets(teacher, zt, new Float32Array([0.5, 0.5]), 0.1, { rng: new Rng(1), maskId: MASK }),
+  );
 });

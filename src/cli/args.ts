@@ -17,12 +17,21 @@ export interface FlagSpec {
 
 export type Flags = Record<string, FlagSpec>;
 
-export function parseFlags(argv: string[], flags: Flags, synopsis: string): Record<string, string | boolean | undefined> | null {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
-  for (const [k, f] of Object.entries(flags)) options[k] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+export function parseFlags(
+  argv: string[],
+  flags: Flags,
+  synopsis: string,
+): Record<string, string | boolean | undefined> | null {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const [k, f] of Object.entries(flags))
+    options[k] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as {
+      values: Record<string, string | boolean | undefined>;
+    });
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n\n${helpText(flags, synopsis)}`);
   }
@@ -30,7 +39,8 @@ export function parseFlags(argv: string[], flags: Flags, synopsis: string): Reco
     console.log(helpText(flags, synopsis));
     return null;
   }
-  for (const [k, f] of Object.entries(flags)) if (values[k] === undefined && f.default !== undefined) values[k] = f.default;
+  for (const [k, f] of Object.entries(flags))
+    if (values[k] === undefined && f.default !== undefined) values[k] = f.default;
   return values;
 }
 
@@ -70,15 +80,19 @@ export function numFlag(values: Record<string, unknown>, name: string): number |
 export function intListFlag(values: Record<string, unknown>, name: string): number[] | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
-  const xs = String(v).split(',').map((s) => Number(s.trim()));
-  if (xs.length === 0 || xs.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--${name} must be a comma-separated list of positive integers, got "${v}"`);
+  const xs = String(v)
+    .split(',')
+    .map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((n) => !Number.isInteger(n) || n < 1))
+    throw new UsageError(`--${name} must be a comma-separated list of positive integers, got "${v}"`);
   return xs;
 }
 
 /** --runtime auto|onnx|tfjs for commands that run inference. */
 export function runtimeFlag(values: Record<string, unknown>): 'auto' | 'onnx' | 'tfjs' {
   const v = values.runtime ?? 'auto';
-  if (v !== 'auto' && v !== 'onnx' && v !== 'tfjs') throw new UsageError(`--runtime must be auto, onnx or tfjs, got "${v}"`);
+  if (v !== 'auto' && v !== 'onnx' && v !== 'tfjs')
+    throw new UsageError(`--runtime must be auto, onnx or tfjs, got "${v}"`);
   return v;
 }
 

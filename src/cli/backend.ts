@@ -5,7 +5,8 @@ import { autoTrainingBackend } from '../engine/training/gradientEngine.ts';
 import { parseFlags } from './args.ts';
 
 export async function run(argv: string[]): Promise<number> {
-  if (!parseFlags(argv, {}, 'usage: sdtt backend\n\nprints {"backend", "device"}: what --backend auto trains on here')) return 0;
+  if (!parseFlags(argv, {}, 'usage: sdtt backend\n\nprints {"backend", "device"}: what --backend auto trains on here'))
+    return 0;
   console.log(JSON.stringify(await autoTrainingBackend()));
   return 0;
 }

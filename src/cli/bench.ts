@@ -11,9 +11,21 @@ import { intFlag, intListFlag, parseFlags, runtimeFlag, UsageError, type Flags }
 
 const FLAGS: Flags = {
   model: { type: 'string', help: 'benchmark model', default: 'bench-5m' },
-  backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs for sampling', default: 'auto' },
-  runtime: { type: 'string', help: 'training step and inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
-  threads: { type: 'string', help: 'training threads (train): onnx intra-op threads, or tfjs data-parallel workers', default: '2' },
+  backend: {
+    type: 'string',
+    help: 'compute backend (tfjs); naming one implies --runtime tfjs for sampling',
+    default: 'auto',
+  },
+  runtime: {
+    type: 'string',
+    help: 'training step and inference runtime: auto (onnx when installed) | onnx | tfjs',
+    default: 'auto',
+  },
+  threads: {
+    type: 'string',
+    help: 'training threads (train): onnx intra-op threads, or tfjs data-parallel workers',
+    default: '2',
+  },
   'bench-steps': { type: 'string', help: 'timed training steps (train)', default: '8' },
   steps: { type: 'string', help: 'MDLM step counts to time (sample)', default: '128,64,32,16,8,4' },
   batch: { type: 'string', help: 'sequences per sampling batch (sample)', default: '16' },
@@ -27,7 +39,8 @@ function benchConfig(arch: 'mdlm' | 'ar'): ModelConfig {
 
 export async function run(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
-  if (what !== 'train' && what !== 'sample') throw new UsageError('usage: sdtt bench train|sample [--model bench-5m] [--backend NAME]');
+  if (what !== 'train' && what !== 'sample')
+    throw new UsageError('usage: sdtt bench train|sample [--model bench-5m] [--backend NAME]');
   const f = parseFlags(rest, FLAGS, `usage: sdtt bench ${what} [options]`);
   if (!f) return 0;
   if (f.model !== 'bench-5m') throw new UsageError(`unknown benchmark model "${f.model}" (available: bench-5m)`);
@@ -35,7 +48,12 @@ export async function run(argv: string[]): Promise<number> {
   if (!backend.success) throw new UsageError(`unknown --backend "${f.backend}"`);
 
   if (what === 'train') {
-    const r = await benchTrain({ backend: backend.data, threads: intFlag(f, 'threads', 1)!, runtime: runtimeFlag(f), steps: intFlag(f, 'bench-steps', 1)! });
+    const r = await benchTrain({
+      backend: backend.data,
+      threads: intFlag(f, 'threads', 1)!,
+      runtime: runtimeFlag(f),
+      steps: intFlag(f, 'bench-steps', 1)!,
+    });
     console.log(JSON.stringify(r));
     return 0;
   }
@@ -52,7 +70,9 @@ export async function run(argv: string[]): Promise<number> {
     await sampleMdlm(denoiser, { steps, batch, seed: 1, caching: false });
     const s = (performance.now() - t0) / 1000;
     mdlm[String(steps)] = Math.round((batch * mdlmCfg.seqLen) / s);
-    console.error(`mdlm ${steps} steps: ${mdlm[String(steps)]} tok/s (${s.toFixed(2)} s for ${batch} x ${mdlmCfg.seqLen})`);
+    console.error(
+      `mdlm ${steps} steps: ${mdlm[String(steps)]} tok/s (${s.toFixed(2)} s for ${batch} x ${mdlmCfg.seqLen})`,
+    );
   }
   await denoiser.dispose();
 
@@ -65,6 +85,17 @@ export async function run(argv: string[]): Promise<number> {
   const arKv = Math.round((batch * arCfg.seqLen) / s);
   console.error(`ar + kv cache: ${arKv} tok/s (${s.toFixed(2)} s for ${batch} x ${arCfg.seqLen})`);
   await ar.dispose();
-  console.log(JSON.stringify({ bench: 'sample', model: 'bench-5m', backend: name, device, batch, caching: false, mdlm, ar_kv: arKv }));
+  console.log(
+    JSON.stringify({
+      bench: 'sample',
+      model: 'bench-5m',
+      backend: name,
+      device,
+      batch,
+      caching: false,
+      mdlm,
+      ar_kv: arKv,
+    }),
+  );
   return 0;
 }

@@ -10,7 +10,11 @@ import { ProgressBar } from './progress.ts';
 const FLAGS: Flags = {
   out: { type: 'string', help: 'output folder for shards, tokenizer and manifest', default: 'data/corpus' },
   vocab: { type: 'string', help: 'compact vocabulary size incl. EOS and MASK', default: '4096' },
-  fallback: { type: 'string', help: 'GPT-2 tokens outside the compact set: bpe (re-merged into compact pieces) | bytes', default: 'bpe' },
+  fallback: {
+    type: 'string',
+    help: 'GPT-2 tokens outside the compact set: bpe (re-merged into compact pieces) | bytes',
+    default: 'bpe',
+  },
   seed: { type: 'string', help: 'split seed', default: '1234' },
   'update-assets': { type: 'boolean', help: 'also copy the tokenizer and manifest into assets/ (maintainers)' },
 };
@@ -21,7 +25,8 @@ export async function run(argv: string[]): Promise<number> {
   const f = parseFlags(rest, FLAGS, 'usage: sdtt data build [options]');
   if (!f) return 0;
   const fallback = String(f.fallback);
-  if (fallback !== 'bpe' && fallback !== 'bytes') throw new UsageError(`--fallback must be bpe or bytes, got ${JSON.stringify(fallback)}`);
+  if (fallback !== 'bpe' && fallback !== 'bytes')
+    throw new UsageError(`--fallback must be bpe or bytes, got ${JSON.stringify(fallback)}`);
   const bar = new ProgressBar('data', 100);
   let stage = '';
   const t0 = Date.now();
@@ -40,8 +45,17 @@ export async function run(argv: string[]): Promise<number> {
   });
   bar.done();
   const s = manifest.splits;
-  console.error(`train ${s.train.tokens} tokens (${s.train.documents} docs), validation ${s.validation.tokens}, test ${s.test.tokens}; tokenizer sha256 ${manifest.tokenizer.sha256}`);
-  console.log(JSON.stringify({ data: 'build', out: String(f.out), manifest_sha256: manifestSha(String(f.out)), splits: { train: s.train.tokens, validation: s.validation.tokens, test: s.test.tokens } }));
+  console.error(
+    `train ${s.train.tokens} tokens (${s.train.documents} docs), validation ${s.validation.tokens}, test ${s.test.tokens}; tokenizer sha256 ${manifest.tokenizer.sha256}`,
+  );
+  console.log(
+    JSON.stringify({
+      data: 'build',
+      out: String(f.out),
+      manifest_sha256: manifestSha(String(f.out)),
+      splits: { train: s.train.tokens, validation: s.validation.tokens, test: s.test.tokens },
+    }),
+  );
   return 0;
 }
 

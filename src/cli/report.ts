@@ -19,17 +19,37 @@ import { acceptance, buildReport, plotSeries, plotTitle, spliceReport, type Repo
 import { plotFigure } from './reportPlot.ts';
 
 const FLAGS: Flags = {
-  run: { type: 'string', multiple: true, help: 'distill run folder (or its id under runs/); repeat the flag or give a comma list for several runs' },
-  out: { type: 'string', help: 'markdown file; only the part between the report markers is replaced', default: 'docs/results.md' },
+  run: {
+    type: 'string',
+    multiple: true,
+    help: 'distill run folder (or its id under runs/); repeat the flag or give a comma list for several runs',
+  },
+  out: {
+    type: 'string',
+    help: 'markdown file; only the part between the report markers is replaced',
+    default: 'docs/results.md',
+  },
   plots: { type: 'string', help: 'folder for the figures (one per run)', default: 'docs/results' },
-  format: { type: 'string', help: 'png (rendered with Chromium; falls back to svg when it cannot) | svg', default: 'png' },
+  format: {
+    type: 'string',
+    help: 'png (rendered with Chromium; falls back to svg when it cannot) | svg',
+    default: 'png',
+  },
 };
 
-const SYNOPSIS = 'usage: sdtt report --run DIR [--run DIR ...] [--out docs/results.md] [--plots docs/results] [--format png|svg]';
+const SYNOPSIS =
+  'usage: sdtt report --run DIR [--run DIR ...] [--out docs/results.md] [--plots docs/results] [--format png|svg]';
 
 /** Where the e2e tests find Chromium too. */
 export const CHROMIUM = process.env.SDTT_CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** A run folder that cannot be reported; the message names the file at fault. */
 export class ReportError extends Error {}
@@ -37,7 +57,9 @@ export class ReportError extends Error {}
 /** DIR itself, or runs/DIR under the current folder when DIR is a run id. */
 export function resolveRunDir(arg: string): string {
   for (const d of [arg, join('runs', arg)]) if (existsSync(runPaths.record(d))) return resolve(d);
-  throw new ReportError(`${runPaths.record(resolve(arg))}: missing: --run must name a distill run folder (the one holding its run record and finished rounds)`);
+  throw new ReportError(
+    `${runPaths.record(resolve(arg))}: missing: --run must name a distill run folder (the one holding its run record and finished rounds)`,
+  );
 }
 
 const ROUND_NUMBERS = ['round', 'studentSteps', 'wallS', 'evalSeconds', 'tokPerSec', 'heldoutNelbo'] as const;
@@ -49,15 +71,26 @@ const ROUND_NUMBERS = ['round', 'studentSteps', 'wallS', 'evalSeconds', 'tokPerS
  */
 export function readRoundsStrict(dir: string): RoundLine[] {
   const file = runPaths.rounds(dir);
-  if (!existsSync(file)) throw new ReportError(`${file}: missing: no round of this run has finished yet (the file is written at the end of each round)`);
-  const nonEmpty = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length;
+  if (!existsSync(file))
+    throw new ReportError(
+      `${file}: missing: no round of this run has finished yet (the file is written at the end of each round)`,
+    );
+  const nonEmpty = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim()).length;
   const lines = readRoundLines(dir);
-  if (lines.length !== nonEmpty) throw new ReportError(`${file}: corrupt: ${nonEmpty - lines.length} of ${nonEmpty} line(s) are not JSON round records`);
+  if (lines.length !== nonEmpty)
+    throw new ReportError(
+      `${file}: corrupt: ${nonEmpty - lines.length} of ${nonEmpty} line(s) are not JSON round records`,
+    );
   if (lines.length === 0) throw new ReportError(`${file}: empty: no round of this run has finished yet`);
   for (const l of lines) {
-    for (const k of ROUND_NUMBERS) if (typeof l[k] !== 'number') throw new ReportError(`${file}: corrupt: the line of round ${l.round} has no number "${k}"`);
+    for (const k of ROUND_NUMBERS)
+      if (typeof l[k] !== 'number')
+        throw new ReportError(`${file}: corrupt: the line of round ${l.round} has no number "${k}"`);
     const ev = l.eval;
-    if (!Array.isArray(ev) || ev.some((r) => !r || typeof r.steps !== 'number' || typeof r.entropy !== 'number')) throw new ReportError(`${file}: corrupt: the line of round ${l.round} has no valid "eval" rows`);
+    if (!Array.isArray(ev) || ev.some((r) => !r || typeof r.steps !== 'number' || typeof r.entropy !== 'number'))
+      throw new ReportError(`${file}: corrupt: the line of round ${l.round} has no valid "eval" rows`);
   }
   return lines as unknown as RoundLine[];
 }
@@ -66,7 +99,8 @@ export function readRoundsStrict(dir: string): RoundLine[] {
 function finalLosses(dir: string): Map<number, number> {
   const byRound = new Map<number, number[]>();
   for (const m of readJsonLines(runPaths.metrics(dir))) {
-    if (m.type !== 'train' || typeof m.round !== 'number' || typeof m.loss !== 'number' || !Number.isFinite(m.loss)) continue;
+    if (m.type !== 'train' || typeof m.round !== 'number' || typeof m.loss !== 'number' || !Number.isFinite(m.loss))
+      continue;
     byRound.set(m.round, [...(byRound.get(m.round) ?? []), m.loss]);
   }
   const out = new Map<number, number>();
@@ -188,7 +222,12 @@ export interface ReportOutcome {
  * Writes each figure as its PNG (`format` png) or as SVG beside it (`format` svg, or when Chromium cannot render:
  * said through `warn`, the reason returned). Returns the files written.
  */
-export async function writeFigures(jobs: PlotJob[], format: 'png' | 'svg', warn: (line: string) => void, chromium?: string): Promise<{ files: string[]; pngFallback?: string }> {
+export async function writeFigures(
+  jobs: PlotJob[],
+  format: 'png' | 'svg',
+  warn: (line: string) => void,
+  chromium?: string,
+): Promise<{ files: string[]; pngFallback?: string }> {
   let pngFallback: string | undefined;
   if (format === 'png') {
     const why = await renderPngs(jobs, chromium);
@@ -218,16 +257,29 @@ export async function writeReport(opts: ReportOptions): Promise<ReportOutcome> {
   });
   const { files, pngFallback } = await writeFigures(jobs, opts.format, warn, opts.chromium);
   const note = pngFallback ? `_Figures are SVG because the PNG rendering failed: ${pngFallback}._` : undefined;
-  const generated = buildReport(runs, files.map((f) => linkPath(out, f)), process.cwd(), note);
+  const generated = buildReport(
+    runs,
+    files.map((f) => linkPath(out, f)),
+    process.cwd(),
+    note,
+  );
   const existing = existsSync(out) ? readFileSync(out, 'utf8') : null;
   writeFileSync(out, spliceReport(existing, generated, out));
-  return { out, plots: files, ...(pngFallback ? { pngFallback } : {}), acceptance: runs.map((r) => ({ run: r.dir, divergence: r.cfg.divergence, verdict: acceptance(r).verdict })) };
+  return {
+    out,
+    plots: files,
+    ...(pngFallback ? { pngFallback } : {}),
+    acceptance: runs.map((r) => ({ run: r.dir, divergence: r.cfg.divergence, verdict: acceptance(r).verdict })),
+  };
 }
 
 export async function run(argv: string[]): Promise<number> {
   const f = parseFlags(argv, FLAGS, SYNOPSIS);
   if (!f) return 0;
-  const runs = listFlag(f, 'run').flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  const runs = listFlag(f, 'run')
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (runs.length === 0) throw new UsageError('--run DIR is required (a distill run folder; repeat for several runs)');
   const format = String(f.format);
   if (format !== 'png' && format !== 'svg') throw new UsageError(`--format must be png or svg, got "${format}"`);

@@ -69,18 +69,27 @@ export function studentLabel(l: Pick<RoundLine, 'round' | 'studentSteps'>): stri
 
 /** The models of a run in table order: the teacher (when its evaluation exists), then each round's student. */
 export function modelRows(run: ReportRun): { label: string; rows: DistillEvalRow[] }[] {
-  return [...(run.teacher ? [{ label: 'teacher', rows: run.teacher.rows }] : []), ...run.rounds.map((l) => ({ label: studentLabel(l), rows: l.eval }))];
+  return [
+    ...(run.teacher ? [{ label: 'teacher', rows: run.teacher.rows }] : []),
+    ...run.rounds.map((l) => ({ label: studentLabel(l), rows: l.eval })),
+  ];
 }
 
 /** The evaluated step counts: the config's order first, then any others the files hold (largest first). */
 export function stepColumns(run: ReportRun): number[] {
   const seen = new Set(run.cfg.evalSteps);
-  const extra = [...new Set(modelRows(run).flatMap((m) => m.rows.map((r) => r.steps)))].filter((s) => !seen.has(s)).sort((a, b) => b - a);
+  const extra = [...new Set(modelRows(run).flatMap((m) => m.rows.map((r) => r.steps)))]
+    .filter((s) => !seen.has(s))
+    .sort((a, b) => b - a);
   return [...run.cfg.evalSteps, ...extra];
 }
 
 function table(head: string[], body: string[][], align: ('l' | 'r')[]): string {
-  return [`| ${head.join(' | ')} |`, `|${align.map((a) => (a === 'r' ? '---:' : '---')).join('|')}|`, ...body.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${align.map((a) => (a === 'r' ? '---:' : '---')).join('|')}|`,
+    ...body.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 export function evalTableMd(run: ReportRun): string {
@@ -95,12 +104,44 @@ export function evalTableMd(run: ReportRun): string {
 export function roundTableMd(run: ReportRun): string {
   const body: string[][] = [];
   const t = run.teacher;
-  if (t) body.push(['teacher (round −1)', '–', '–', t.reusedFrom ? `reused from cache (${fmtSeconds(t.seconds)} when computed)` : fmtSeconds(t.seconds), '–', '–', t.heldoutNelbo.toFixed(4), fmtSelfBleu(t.selfBleu)]);
+  if (t)
+    body.push([
+      'teacher (round −1)',
+      '–',
+      '–',
+      t.reusedFrom ? `reused from cache (${fmtSeconds(t.seconds)} when computed)` : fmtSeconds(t.seconds),
+      '–',
+      '–',
+      t.heldoutNelbo.toFixed(4),
+      fmtSelfBleu(t.selfBleu),
+    ]);
   for (const l of run.rounds) {
     const loss = run.finalLoss.get(l.round);
-    body.push([`R${l.round}`, `${l.teacherSteps ?? '?'} → ${l.studentSteps}`, fmtSeconds(l.wallS), fmtSeconds(l.evalSeconds), Math.round(l.tokPerSec).toString(), loss === undefined ? '–' : loss.toPrecision(4), l.heldoutNelbo.toFixed(4), fmtSelfBleu(l.selfBleu)]);
+    body.push([
+      `R${l.round}`,
+      `${l.teacherSteps ?? '?'} → ${l.studentSteps}`,
+      fmtSeconds(l.wallS),
+      fmtSeconds(l.evalSeconds),
+      Math.round(l.tokPerSec).toString(),
+      loss === undefined ? '–' : loss.toPrecision(4),
+      l.heldoutNelbo.toFixed(4),
+      fmtSelfBleu(l.selfBleu),
+    ]);
   }
-  return table(['round', 'teacher → student steps', 'train wall time', 'eval time', 'train tokens/s', 'final train loss', 'held-out NELBO', 'self-BLEU'], body, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
+  return table(
+    [
+      'round',
+      'teacher → student steps',
+      'train wall time',
+      'eval time',
+      'train tokens/s',
+      'final train loss',
+      'held-out NELBO',
+      'self-BLEU',
+    ],
+    body,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
 }
 
 /** Training tokens/s over the whole run: rounds weighted by their step counts (a harmonic mean of the rates). */
@@ -128,7 +169,9 @@ export interface RunTotals {
 export function runTotals(run: ReportRun): RunTotals {
   const train = run.rounds.reduce((a, l) => a + l.wallS, 0);
   // A teacher evaluation reused from the cache cost this run nothing (its seconds are the computing run's).
-  const evaluation = run.rounds.reduce((a, l) => a + l.evalSeconds, 0) + (run.teacher && !run.teacher.reusedFrom ? run.teacher.seconds : 0);
+  const evaluation =
+    run.rounds.reduce((a, l) => a + l.evalSeconds, 0) +
+    (run.teacher && !run.teacher.reusedFrom ? run.teacher.seconds : 0);
   const elapsed = (Date.parse(run.updatedAt) - Date.parse(run.createdAt)) / 1000;
   return { train, evaluation, total: train + evaluation, throughput: meanThroughput(run.rounds), elapsed };
 }
@@ -159,7 +202,10 @@ export function acceptance(run: ReportRun): Acceptance {
   const seBoth = Math.hypot(s.gen_ppl_se ?? 0, t.gen_ppl_se ?? 0);
   const inSe = seBoth > 0 ? `, ${(Math.abs(dPpl) / seBoth).toFixed(2)} combined s.e.` : '';
   const facts = `gen PPL ${fmtPplSe(s.gen_ppl, s.gen_ppl_se)} vs ${fmtPplSe(t.gen_ppl, t.gen_ppl_se)} (Δ ${sign(dPpl, fmtPpl)}${inSe}), entropy ${s.entropy.toFixed(3)} vs ${t.entropy.toFixed(3)} nats (Δ ${sign(dH, (v) => v.toFixed(3))})`;
-  const failed = [...(pplOk ? [] : ['gen PPL above the teacher\'s']), ...(hOk ? [] : [`|Δ entropy| > ${A.entropyTol} nats`])];
+  const failed = [
+    ...(pplOk ? [] : ["gen PPL above the teacher's"]),
+    ...(hOk ? [] : [`|Δ entropy| > ${A.entropyTol} nats`]),
+  ];
   return pplOk && hOk ? { verdict: 'pass', text: facts } : { verdict: 'fail', text: `${facts}: ${failed.join(', ')}` };
 }
 
@@ -178,7 +224,8 @@ function shortPath(p: string | undefined, cwd: string): string {
 export function configLine(run: ReportRun, cwd: string): string {
   const c = run.cfg;
   const judge = run.teacher?.judge ?? run.rounds[0]?.judge ?? c.judge;
-  const progress = run.rounds.length < run.plannedRounds ? ` (${run.rounds.length} of ${run.plannedRounds} rounds finished)` : '';
+  const progress =
+    run.rounds.length < run.plannedRounds ? ` (${run.rounds.length} of ${run.plannedRounds} rounds finished)` : '';
   return [
     `teacher ${shortPath(c.teacher, cwd)}`,
     `judge ${shortPath(judge ?? undefined, cwd)}`,
@@ -195,7 +242,16 @@ export function configLine(run: ReportRun, cwd: string): string {
 }
 
 export function plotSeries(run: ReportRun): PlotSeries[] {
-  return modelRows(run).map((m) => ({ label: m.label, points: m.rows.map((r) => ({ n: r.steps, ppl: r.gen_ppl, se: r.gen_ppl_se, entropy: r.entropy, known: r.known_words })) }));
+  return modelRows(run).map((m) => ({
+    label: m.label,
+    points: m.rows.map((r) => ({
+      n: r.steps,
+      ppl: r.gen_ppl,
+      se: r.gen_ppl_se,
+      entropy: r.entropy,
+      known: r.known_words,
+    })),
+  }));
 }
 
 export function plotTitle(run: ReportRun): string {
@@ -239,20 +295,34 @@ export function comparisonMd(runs: ReportRun[]): string {
     const key = r.teacher ? `${r.cfg.teacher}|${r.teacher.judge}|${r.cfg.evalSamples}|${r.cfg.seed}` : null;
     if (key && !teachers.has(key)) teachers.set(key, r);
   }
-  for (const r of teachers.values()) body.push([teachers.size === 1 ? 'teacher' : `teacher (run \`${r.id}\`)`, ...cols.map((n) => evalCell(r.teacher!.rows.find((x) => x.steps === n)))]);
+  for (const r of teachers.values())
+    body.push([
+      teachers.size === 1 ? 'teacher' : `teacher (run \`${r.id}\`)`,
+      ...cols.map((n) => evalCell(r.teacher!.rows.find((x) => x.steps === n))),
+    ]);
   for (const r of runs) {
-    body.push([`${divergenceTitle(r.cfg.divergence)} best student (run \`${r.id}\`)`, ...cols.map((n) => {
-      let best: { l: RoundLine; row: DistillEvalRow } | null = null;
-      for (const l of r.rounds) {
-        const row = l.eval.find((x) => x.steps === n);
-        if (row && row.gen_ppl !== null && (!best || row.gen_ppl < (best.row.gen_ppl as number))) best = { l, row };
-      }
-      return best ? `${evalCell(best.row)} (R${best.l.round})` : '–';
-    })]);
+    body.push([
+      `${divergenceTitle(r.cfg.divergence)} best student (run \`${r.id}\`)`,
+      ...cols.map((n) => {
+        let best: { l: RoundLine; row: DistillEvalRow } | null = null;
+        for (const l of r.rounds) {
+          const row = l.eval.find((x) => x.steps === n);
+          if (row && row.gen_ppl !== null && (!best || row.gen_ppl < (best.row.gen_ppl as number))) best = { l, row };
+        }
+        return best ? `${evalCell(best.row)} (R${best.l.round})` : '–';
+      }),
+    ]);
   }
   const summary = runs.map((r) => {
     const t = runTotals(r);
-    return [divergenceTitle(r.cfg.divergence), `\`${r.id}\``, `${r.rounds.length} / ${r.plannedRounds}`, fmtSeconds(t.total), t.throughput === null ? '–' : Math.round(t.throughput).toString(), acceptance(r).verdict];
+    return [
+      divergenceTitle(r.cfg.divergence),
+      `\`${r.id}\``,
+      `${r.rounds.length} / ${r.plannedRounds}`,
+      fmtSeconds(t.total),
+      t.throughput === null ? '–' : Math.round(t.throughput).toString(),
+      acceptance(r).verdict,
+    ];
   });
   return [
     '## Comparison across divergences',
@@ -261,13 +331,22 @@ export function comparisonMd(runs: ReportRun[]): string {
     '',
     table(['model', ...cols.map((n) => `N = ${n}`)], body, ['l', ...cols.map(() => 'r' as const)]),
     '',
-    table(['divergence', 'run', 'rounds', 'total wall time', 'mean train tokens/s', 'acceptance'], summary, ['l', 'l', 'r', 'r', 'r', 'l']),
+    table(['divergence', 'run', 'rounds', 'total wall time', 'mean train tokens/s', 'acceptance'], summary, [
+      'l',
+      'l',
+      'r',
+      'r',
+      'r',
+      'l',
+    ]),
   ].join('\n');
 }
 
 /** The generated part (between the markers). `plots[i]` = run i's figure relative to the markdown, or null. */
 export function buildReport(runs: ReportRun[], plots: (string | null)[], cwd: string, note?: string): string {
-  const parts = [`_Generated by \`sdtt report\` from ${runs.length} run(s); the text between the report markers is replaced when the report is regenerated._`];
+  const parts = [
+    `_Generated by \`sdtt report\` from ${runs.length} run(s); the text between the report markers is replaced when the report is regenerated._`,
+  ];
   if (note) parts.push(note);
   if (runs.length > 1) parts.push(comparisonMd(runs));
   runs.forEach((r, i) => parts.push(runSection(r, plots[i], cwd)));
@@ -281,13 +360,16 @@ export function buildReport(runs: ReportRun[], plots: (string | null)[], cwd: st
  */
 export function spliceReport(existing: string | null, generated: string, file: string): string {
   const block = `${BEGIN_MARKER}\n${generated}\n${END_MARKER}`;
-  if (existing === null) return `# Results\n\nSDTT distillation results. Write notes outside the report markers: \`sdtt report\` regenerates only the part between them.\n\n${block}\n`;
+  if (existing === null)
+    return `# Results\n\nSDTT distillation results. Write notes outside the report markers: \`sdtt report\` regenerates only the part between them.\n\n${block}\n`;
   const b = existing.indexOf(BEGIN_MARKER);
   const e = existing.indexOf(END_MARKER);
   const count = (m: string) => existing.split(m).length - 1;
   if (b < 0 && e < 0) return `${existing.replace(/\n*$/, '')}\n\n${block}\n`;
   if (count(BEGIN_MARKER) !== 1 || count(END_MARKER) !== 1 || e < b) {
-    throw new Error(`${file}: expected exactly one "${BEGIN_MARKER}" followed by one "${END_MARKER}" (found ${count(BEGIN_MARKER)} and ${count(END_MARKER)}${e < b && b >= 0 && e >= 0 ? ', in the wrong order' : ''}); fix the markers by hand`);
+    throw new Error(
+      `${file}: expected exactly one "${BEGIN_MARKER}" followed by one "${END_MARKER}" (found ${count(BEGIN_MARKER)} and ${count(END_MARKER)}${e < b && b >= 0 && e >= 0 ? ', in the wrong order' : ''}); fix the markers by hand`,
+    );
   }
   return existing.slice(0, b) + block + existing.slice(e + END_MARKER.length);
 }

@@ -107,7 +107,9 @@ function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: numbe
     s.points
       .flatMap((q) => {
         const y = panelValue(p.key, q);
-        return y === null ? [] : [{ n: q.n, y, se: p.key === 'ppl' && q.se !== null && Number.isFinite(q.se) ? q.se : 0 }];
+        return y === null
+          ? []
+          : [{ n: q.n, y, se: p.key === 'ppl' && q.se !== null && Number.isFinite(q.se) ? q.se : 0 }];
       })
       .sort((a, b) => a.n - b.n),
   );
@@ -116,7 +118,9 @@ function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: numbe
   const pw = p.w - MARGIN.left - MARGIN.right;
   const ph = p.h - MARGIN.top - MARGIN.bottom;
   const parts: string[] = [`<g class="panel" data-panel="${p.key}">`];
-  parts.push(`<text x="${px + pw / 2}" y="${p.y0 + 4}" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(p.title)}</text>`);
+  parts.push(
+    `<text x="${px + pw / 2}" y="${p.y0 + 4}" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(p.title)}</text>`,
+  );
   const refYs = refs.map((r) => panelValue(p.key, r));
   const all = [...pts.flat(), ...refYs.filter((v): v is number => v !== null).map((y) => ({ n: 0, y, se: 0 }))];
   // Half a doubling of padding keeps the end points and their error bars off the frame.
@@ -143,14 +147,23 @@ function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: numbe
     parts.push(`<text x="${x}" y="${py + ph + 16}" text-anchor="middle" font-size="11">${t}</text>`);
   }
   parts.push(`<rect x="${px}" y="${py}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`);
-  parts.push(`<text x="${px + pw / 2}" y="${py + ph + 38}" text-anchor="middle" font-size="12">sampling steps N (log2 scale)</text>`);
-  parts.push(`<text transform="translate(${p.x0 + 16},${py + ph / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(p.yLabel)}</text>`);
-  if (all.length === 0) parts.push(`<text x="${px + pw / 2}" y="${py + ph / 2}" text-anchor="middle" font-size="13" fill="#888">${escapeXml(emptyNote)}</text>`);
+  parts.push(
+    `<text x="${px + pw / 2}" y="${py + ph + 38}" text-anchor="middle" font-size="12">sampling steps N (log2 scale)</text>`,
+  );
+  parts.push(
+    `<text transform="translate(${p.x0 + 16},${py + ph / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(p.yLabel)}</text>`,
+  );
+  if (all.length === 0)
+    parts.push(
+      `<text x="${px + pw / 2}" y="${py + ph / 2}" text-anchor="middle" font-size="13" fill="#888">${escapeXml(emptyNote)}</text>`,
+    );
   refs.forEach((r, i) => {
     const v = refYs[i];
     if (v === null) return;
     const y = Y(v).toFixed(1);
-    parts.push(`<line class="ref" data-panel="${p.key}" data-ref="${escapeXml(r.label)}" x1="${px}" x2="${px + pw}" y1="${y}" y2="${y}" stroke="${REF_COLOURS[i % REF_COLOURS.length]}" stroke-width="1.5"${REF_DASH}/>`);
+    parts.push(
+      `<line class="ref" data-panel="${p.key}" data-ref="${escapeXml(r.label)}" x1="${px}" x2="${px + pw}" y1="${y}" y2="${y}" stroke="${REF_COLOURS[i % REF_COLOURS.length]}" stroke-width="1.5"${REF_DASH}/>`,
+    );
   });
   series.forEach((s, i) => {
     const c = seriesColour(i, s.label);
@@ -160,12 +173,16 @@ function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: numbe
     const dx = (i - (series.length - 1) / 2) * Math.min(4, 24 / Math.max(1, series.length));
     const X = (n: number) => Xn(n) + dx;
     const dash = /^teacher/i.test(s.label) ? ' stroke-dasharray="6 3"' : '';
-    parts.push(`<polyline class="series" data-panel="${p.key}" data-model="${escapeXml(s.label)}" fill="none" stroke="${c}" stroke-width="2"${dash} points="${q.map((v) => `${X(v.n).toFixed(1)},${Y(v.y).toFixed(1)}`).join(' ')}"/>`);
+    parts.push(
+      `<polyline class="series" data-panel="${p.key}" data-model="${escapeXml(s.label)}" fill="none" stroke="${c}" stroke-width="2"${dash} points="${q.map((v) => `${X(v.n).toFixed(1)},${Y(v.y).toFixed(1)}`).join(' ')}"/>`,
+    );
     for (const v of q) {
       const x = X(v.n);
       if (v.se > 0) {
         const [a, b] = [Y(v.y - v.se), Y(v.y + v.se)];
-        parts.push(`<path d="M${x.toFixed(1)},${a.toFixed(1)}V${b.toFixed(1)}M${(x - 4).toFixed(1)},${a.toFixed(1)}h8M${(x - 4).toFixed(1)},${b.toFixed(1)}h8" stroke="${c}" stroke-width="1.2" fill="none"/>`);
+        parts.push(
+          `<path d="M${x.toFixed(1)},${a.toFixed(1)}V${b.toFixed(1)}M${(x - 4).toFixed(1)},${a.toFixed(1)}h8M${(x - 4).toFixed(1)},${b.toFixed(1)}h8" stroke="${c}" stroke-width="1.2" fill="none"/>`,
+        );
       }
       parts.push(`<circle cx="${x.toFixed(1)}" cy="${Y(v.y).toFixed(1)}" r="3.5" fill="${c}"/>`);
     }
@@ -182,28 +199,65 @@ function panelSvg(p: Panel, series: PlotSeries[], refs: PlotRef[], xTicks: numbe
 export function plotFigure(title: string, series: PlotSeries[], refs: PlotRef[] = []): PlotFigure {
   const withKnown = [...series.flatMap((s) => s.points), ...refs].some((q) => panelValue('known', q) !== null);
   const panels: Panel[] = [
-    { key: 'ppl', title: 'judge generative perplexity (± 1 s.e.)', yLabel: 'gen PPL (lower is better)', x0: 0, y0: TITLE_H, w: PANEL_W, h: PANEL_H },
-    { key: 'entropy', title: 'unigram entropy of the samples', yLabel: 'entropy (nats)', x0: PANEL_W, y0: TITLE_H, w: PANEL_W, h: PANEL_H },
-    ...(withKnown ? [{ key: 'known' as const, title: 'words found in the training text', yLabel: 'known words (%)', x0: 2 * PANEL_W, y0: TITLE_H, w: PANEL_W, h: PANEL_H }] : []),
+    {
+      key: 'ppl',
+      title: 'judge generative perplexity (± 1 s.e.)',
+      yLabel: 'gen PPL (lower is better)',
+      x0: 0,
+      y0: TITLE_H,
+      w: PANEL_W,
+      h: PANEL_H,
+    },
+    {
+      key: 'entropy',
+      title: 'unigram entropy of the samples',
+      yLabel: 'entropy (nats)',
+      x0: PANEL_W,
+      y0: TITLE_H,
+      w: PANEL_W,
+      h: PANEL_H,
+    },
+    ...(withKnown
+      ? [
+          {
+            key: 'known' as const,
+            title: 'words found in the training text',
+            yLabel: 'known words (%)',
+            x0: 2 * PANEL_W,
+            y0: TITLE_H,
+            w: PANEL_W,
+            h: PANEL_H,
+          },
+        ]
+      : []),
   ];
   const width = PANEL_W * panels.length;
-  const height = TITLE_H + PANEL_H + Math.max(1, Math.ceil((series.length + refs.length) / LEGEND_PER_ROW)) * LEGEND_ROW + 12;
+  const height =
+    TITLE_H + PANEL_H + Math.max(1, Math.ceil((series.length + refs.length) / LEGEND_PER_ROW)) * LEGEND_ROW + 12;
   const xTicks = log2Ticks(series.flatMap((s) => s.points.map((p) => p.n)));
-  const emptyNotes: Record<PanelKey, string> = { ppl: 'gen PPL not computed (no judge)', entropy: 'no samples', known: 'not computed' };
+  const emptyNotes: Record<PanelKey, string> = {
+    ppl: 'gen PPL not computed (no judge)',
+    entropy: 'no samples',
+    known: 'not computed',
+  };
   const legend: string[] = [];
   const colW = (width - 2 * MARGIN.left) / LEGEND_PER_ROW;
   series.forEach((s, i) => {
     const x = MARGIN.left + (i % LEGEND_PER_ROW) * colW;
     const y = TITLE_H + PANEL_H + Math.floor(i / LEGEND_PER_ROW) * LEGEND_ROW + 10;
     const dash = /^teacher/i.test(s.label) ? ' stroke-dasharray="6 3"' : '';
-    legend.push(`<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${seriesColour(i, s.label)}" stroke-width="2"${dash}/><circle cx="${x + 13}" cy="${y}" r="3.5" fill="${seriesColour(i, s.label)}"/>`);
+    legend.push(
+      `<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${seriesColour(i, s.label)}" stroke-width="2"${dash}/><circle cx="${x + 13}" cy="${y}" r="3.5" fill="${seriesColour(i, s.label)}"/>`,
+    );
     legend.push(`<text x="${x + 34}" y="${y}" dy="4" font-size="12">${escapeXml(s.label)}</text>`);
   });
   refs.forEach((r, k) => {
     const i = series.length + k;
     const x = MARGIN.left + (i % LEGEND_PER_ROW) * colW;
     const y = TITLE_H + PANEL_H + Math.floor(i / LEGEND_PER_ROW) * LEGEND_ROW + 10;
-    legend.push(`<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${REF_COLOURS[k % REF_COLOURS.length]}" stroke-width="1.5"${REF_DASH}/>`);
+    legend.push(
+      `<line x1="${x}" x2="${x + 26}" y1="${y}" y2="${y}" stroke="${REF_COLOURS[k % REF_COLOURS.length]}" stroke-width="1.5"${REF_DASH}/>`,
+    );
     legend.push(`<text x="${x + 34}" y="${y}" dy="4" font-size="12">${escapeXml(r.label)}</text>`);
   });
   const svg = [

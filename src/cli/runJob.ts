@@ -60,15 +60,28 @@ export interface CliJobResult {
  * Opens the run, runs `job` with the signal handlers installed, records the result (or the failure, rethrown) in
  * run.json, prints the "run <id>: <status> at step ..." line, then `report`. Exit code 0 when done or stopped.
  */
-export async function runCliJob<R extends CliJobResult>(opts: CliJobOptions, job: (run: CliRun) => Promise<R>, report: (result: R, run: CliRun) => void = () => {}): Promise<number> {
+export async function runCliJob<R extends CliJobResult>(
+  opts: CliJobOptions,
+  job: (run: CliRun) => Promise<R>,
+  report: (result: R, run: CliRun) => void = () => {},
+): Promise<number> {
   const store = opts.store ?? new RunStore(opts.workspace);
   const { id } = opts;
   const existed = store.exists(id);
-  const record = openOrResume(store, id, opts.kind, opts.cfg, { status: 'running', pid: process.pid, ownPid: process.pid });
+  const record = openOrResume(store, id, opts.kind, opts.cfg, {
+    status: 'running',
+    pid: process.pid,
+    ownPid: process.pid,
+  });
   const runDir = store.dir(id);
   // What the engine will do: resume from the newest checkpoint, or start over (run.json's step may have moved past it).
   const from = resumeStep(store, id);
-  const note = from !== null ? ` (resuming at step ${from} from checkpoints/${from})` : existed ? ' (no checkpoint to resume from: starting over at step 0)' : '';
+  const note =
+    from !== null
+      ? ` (resuming at step ${from} from checkpoints/${from})`
+      : existed
+        ? ' (no checkpoint to resume from: starting over at step 0)'
+        : '';
   console.error(`run ${id}: ${runDir}${note}`);
 
   let stopRequested = false;
@@ -92,7 +105,14 @@ export async function runCliJob<R extends CliJobResult>(opts: CliJobOptions, job
     },
     started: (info, extra) => {
       store.truncateMetricsAfter(id, info.startStep);
-      store.update(id, { backend: info.backend, device: info.device, status: 'running', pid: process.pid, step: info.startStep, ...extra });
+      store.update(id, {
+        backend: info.backend,
+        device: info.device,
+        status: 'running',
+        pid: process.pid,
+        step: info.startStep,
+        ...extra,
+      });
     },
     trainStep: (m, text) => {
       store.appendMetric(id, { type: 'train', ...m });
@@ -111,14 +131,23 @@ export async function runCliJob<R extends CliJobResult>(opts: CliJobOptions, job
     run.bar.done();
     // One message: the failure itself (a full disk names its file), and whether run.json could record it.
     const unrecorded = recordEnd(store, id, { status: 'failed', reason: (e as Error).message, pid: undefined });
-    throw unrecorded ? new Error(`${(e as Error).message}${notRecorded('failed', unrecorded, (e as Error).message)}`, { cause: e }) : e;
+    throw unrecorded
+      ? new Error(`${(e as Error).message}${notRecorded('failed', unrecorded, (e as Error).message)}`, { cause: e })
+      : e;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
   run.bar.done();
-  const unrecorded = recordEnd(store, id, { status: result.status, reason: result.reason, step: result.step, pid: undefined });
-  console.error(`run ${id}: ${result.status} at step ${result.step}${result.reason ? ` (${result.reason})` : ''}; last loss ${opts.formatLoss(lastLoss)}`);
+  const unrecorded = recordEnd(store, id, {
+    status: result.status,
+    reason: result.reason,
+    step: result.step,
+    pid: undefined,
+  });
+  console.error(
+    `run ${id}: ${result.status} at step ${result.step}${result.reason ? ` (${result.reason})` : ''}; last loss ${opts.formatLoss(lastLoss)}`,
+  );
   report(result, run);
   if (unrecorded) throw new Error(`${unrecorded.message}${notRecorded(result.status, unrecorded, unrecorded.message)}`);
   return result.status === 'done' || result.status === 'stopped' ? 0 : 1;

@@ -12,11 +12,16 @@ const FLAGS: Flags = {
 };
 
 const RM_FLAGS: Flags = { workspace: FLAGS.workspace };
-const RM_USAGE = 'usage: sdtt runs rm ID [--workspace DIR]\n\ndeletes runs/ID (run.json, metrics, checkpoints, rounds, samples); refused while a process runs it';
+const RM_USAGE =
+  'usage: sdtt runs rm ID [--workspace DIR]\n\ndeletes runs/ID (run.json, metrics, checkpoints, rounds, samples); refused while a process runs it';
 
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'rm') return remove(argv.slice(1));
-  const f = parseFlags(argv, FLAGS, 'usage: sdtt runs [--workspace DIR] [--json]\n       sdtt runs rm ID [--workspace DIR]');
+  const f = parseFlags(
+    argv,
+    FLAGS,
+    'usage: sdtt runs [--workspace DIR] [--json]\n       sdtt runs rm ID [--workspace DIR]',
+  );
   if (!f) return 0;
   const store = new RunStore(String(f.workspace));
   const runs = store.list().map(withLiveness); // a run whose process is gone shows as stopped, not running
@@ -30,7 +35,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   for (const r of runs) {
     const pct = r.totalSteps ? Math.floor((100 * r.step) / r.totalSteps) : 0;
-    console.log(`${r.id.padEnd(40)} ${r.kind.padEnd(12)} ${r.status.padEnd(8)} ${String(r.step).padStart(7)}/${r.totalSteps} (${pct}%)  ${r.backend ?? ''}${latest(store, r)}${r.reason ? `  ${r.reason}` : ''}`);
+    console.log(
+      `${r.id.padEnd(40)} ${r.kind.padEnd(12)} ${r.status.padEnd(8)} ${String(r.step).padStart(7)}/${r.totalSteps} (${pct}%)  ${r.backend ?? ''}${latest(store, r)}${r.reason ? `  ${r.reason}` : ''}`,
+    );
   }
   return 0;
 }
@@ -45,7 +52,9 @@ async function remove(argv: string[]): Promise<number> {
   const rec = store.read(id);
   assertRemovable(rec, process.pid);
   const { dir, files, bytes } = store.remove(id);
-  console.log(`removed run ${id} (${rec.kind}, ${rec.status} at step ${rec.step}/${rec.totalSteps}): ${dir}, ${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)}`);
+  console.log(
+    `removed run ${id} (${rec.kind}, ${rec.status} at step ${rec.step}/${rec.totalSteps}): ${dir}, ${files} file${files === 1 ? '' : 's'}, ${formatBytes(bytes)}`,
+  );
   return 0;
 }
 
@@ -56,5 +65,7 @@ function latest(store: RunStore, r: RunRecord): string {
     return n ? `  ${n} round${n === 1 ? '' : 's'} done` : '';
   }
   const ev = store.readMetrics(r.id).findLast((m) => m.type === 'eval' && typeof m.valPpl === 'number');
-  return ev ? `  validation ${r.kind === 'pretrain' ? 'NELBO' : 'NLL'} ppl ${(ev.valPpl as number).toFixed(1)} at step ${String(ev.step)}` : '';
+  return ev
+    ? `  validation ${r.kind === 'pretrain' ? 'NELBO' : 'NLL'} ppl ${(ev.valPpl as number).toFixed(1)} at step ${String(ev.step)}`
+    : '';
 }

@@ -20,7 +20,10 @@ const FLAGS: Flags = {
   temperature: { type: 'string', help: 'AR temperature', default: '1' },
   backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
   runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
-  data: { type: 'string', help: "training text (file or token shards): list each sample's invented words (not in its train split) and the known-word rate" },
+  data: {
+    type: 'string',
+    help: "training text (file or token shards): list each sample's invented words (not in its train split) and the known-word rate",
+  },
   json: { type: 'string', help: 'also write the samples and timing to this JSON file' },
 };
 
@@ -30,21 +33,33 @@ export async function run(argv: string[]): Promise<number> {
   if (!f.model) throw new UsageError('--model DIR is required');
   const backend = BackendName.safeParse(f.backend);
   if (!backend.success) throw new UsageError(`unknown --backend "${f.backend}"`);
-  if (f.weights !== undefined && f.weights !== 'ema' && f.weights !== 'raw') throw new UsageError('--weights must be ema or raw');
+  if (f.weights !== undefined && f.weights !== 'ema' && f.weights !== 'raw')
+    throw new UsageError('--weights must be ema or raw');
   const steps = intFlag(f, 'steps', 1)!;
   const batch = intFlag(f, 'samples', 1)!;
   const seed = intFlag(f, 'seed')!;
   const topP = numFlag(f, 'top-p');
-  if (topP !== undefined && !TopP.safeParse(topP).success) throw new UsageError(`--top-p must be in (0, 1], got ${f['top-p']}`);
+  if (topP !== undefined && !TopP.safeParse(topP).success)
+    throw new UsageError(`--top-p must be in (0, 1], got ${f['top-p']}`);
 
   let bar: ProgressBar | null = null;
   let r: SampleTextResult;
   try {
     r = await sampleText(String(f.model), {
-      steps, samples: batch, seed, prefix: f.prefix ? String(f.prefix) : undefined, weights: f.weights as 'ema' | 'raw' | undefined, caching: !f['no-cache'],
-      topP, temperature: numFlag(f, 'temperature')!, backend: backend.data, runtime: runtimeFlag(f),
+      steps,
+      samples: batch,
+      seed,
+      prefix: f.prefix ? String(f.prefix) : undefined,
+      weights: f.weights as 'ema' | 'raw' | undefined,
+      caching: !f['no-cache'],
+      topP,
+      temperature: numFlag(f, 'temperature')!,
+      backend: backend.data,
+      runtime: runtimeFlag(f),
       onOpen: (m) => {
-        console.error(`model ${m.checkpointDir} (${m.arch}, ${m.weights} weights) | backend ${m.backend} | device ${m.device}`);
+        console.error(
+          `model ${m.checkpointDir} (${m.arch}, ${m.weights} weights) | backend ${m.backend} | device ${m.device}`,
+        );
         if (m.arch === 'mdlm') bar = new ProgressBar(`sampling ${steps} steps`, steps);
       },
       onStep: (i) => bar?.update(i),
@@ -64,10 +79,35 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   const invented = words ? r.texts.map((t, b) => words.invented[b].map(([a, e]) => t.slice(a, e))) : null;
-  r.texts.forEach((t, b) => console.log(`--- sample ${b} ---\n${t}\n${invented ? `(invented: ${invented[b].join(', ') || 'none'})\n` : ''}`));
-  if (words) console.error(`known words ${fmtKnownWords({ known_words: words.knownWords }) || '– (no words)'}: share of the samples' words found in the training text`);
+  r.texts.forEach((t, b) =>
+    console.log(`--- sample ${b} ---\n${t}\n${invented ? `(invented: ${invented[b].join(', ') || 'none'})\n` : ''}`),
+  );
+  if (words)
+    console.error(
+      `known words ${fmtKnownWords({ known_words: words.knownWords }) || '– (no words)'}: share of the samples' words found in the training text`,
+    );
   const tokPerS = (batch * r.seqLen) / r.seconds;
-  console.error(`${batch} samples x ${r.seqLen} tokens in ${r.seconds.toFixed(2)} s (${tokPerS.toFixed(0)} tok/s${r.nfe !== undefined ? `, ${r.nfe} forward passes` : ''})`);
-  if (f.json) writeFileSync(String(f.json), JSON.stringify({ checkpoint: r.checkpointDir, arch: r.arch, steps, top_p: r.topP, seed, nfe: r.nfe, seconds: r.seconds, texts: r.texts, ...(words ? { known_words: words.knownWords, invented } : {}) }, null, 2) + '\n');
+  console.error(
+    `${batch} samples x ${r.seqLen} tokens in ${r.seconds.toFixed(2)} s (${tokPerS.toFixed(0)} tok/s${r.nfe !== undefined ? `, ${r.nfe} forward passes` : ''})`,
+  );
+  if (f.json)
+    writeFileSync(
+      String(f.json),
+      JSON.stringify(
+        {
+          checkpoint: r.checkpointDir,
+          arch: r.arch,
+          steps,
+          top_p: r.topP,
+          seed,
+          nfe: r.nfe,
+          seconds: r.seconds,
+          texts: r.texts,
+          ...(words ? { known_words: words.knownWords, invented } : {}),
+        },
+        null,
+        2,
+      ) + '\n',
+    );
   return 0;
 }

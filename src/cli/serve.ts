@@ -141,7 +141,9 @@ function ignoreSocketError(): void {}
 
 function reject(socket: Duplex, status: 400 | 401 | 403 | 404, text: string): void {
   const body = `${text}\n`;
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
   socket.destroy();
 }
 
@@ -154,13 +156,29 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
   const allow = (opts.allow ?? []).map((d) => resolve(d));
   assertFolders(allow);
   const paths = confinedPolicy(workspace, allow);
-  const manager = opts.manager ?? new RunManager(new RunStore(workspace), { ...(opts.spawn ? { spawn: opts.spawn } : {}), onWarning: (l) => log(`warning: ${l}`) });
-  const api = new ApiHost({ manager, workspace, host: 'browser', paths, ...(opts.probeBackend !== undefined ? { probeBackend: opts.probeBackend } : {}), warn: (l) => log(`warning: ${l}`) });
+  const manager =
+    opts.manager ??
+    new RunManager(new RunStore(workspace), {
+      ...(opts.spawn ? { spawn: opts.spawn } : {}),
+      onWarning: (l) => log(`warning: ${l}`),
+    });
+  const api = new ApiHost({
+    manager,
+    workspace,
+    host: 'browser',
+    paths,
+    ...(opts.probeBackend !== undefined ? { probeBackend: opts.probeBackend } : {}),
+    warn: (l) => log(`warning: ${l}`),
+  });
 
   let hosts = new Set<string>();
   let csp = rendererCsp();
   const server = createServer((req, res) => serveStatic(req, res, rendererDir, hosts, csp));
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_REQUEST_BYTES + ENVELOPE_BYTES, clientTracking: true });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_REQUEST_BYTES + ENVELOPE_BYTES,
+    clientTracking: true,
+  });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
@@ -266,7 +284,8 @@ async function handleFrame(api: ApiHost, ws: WebSocket, text: string): Promise<v
     } catch {
       throw new ApiError('the frame is not JSON', 'invalid-request');
     }
-    if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw new ApiError('expected {"id", "method", "params"}', 'invalid-request');
+    if (!msg || typeof msg !== 'object' || Array.isArray(msg))
+      throw new ApiError('expected {"id", "method", "params"}', 'invalid-request');
     const m = msg as { id?: unknown; method?: unknown; params?: unknown };
     if (typeof m.id === 'number' && Number.isSafeInteger(m.id)) id = m.id;
     else throw new ApiError('"id" must be an integer', 'invalid-request');
@@ -296,7 +315,8 @@ function sendText(res: ServerResponse, status: number, text: string, type = 'tex
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
 
-export const NOT_BUILT = 'The renderer is not built: run `npm run build:renderer` (it writes out/renderer/index.html), then reload.';
+export const NOT_BUILT =
+  'The renderer is not built: run `npm run build:renderer` (it writes out/renderer/index.html), then reload.';
 
 function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, hosts: Set<string>, csp: string): void {
   securityHeaders(res, csp);
@@ -304,7 +324,8 @@ function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, ho
     res.setHeader('Allow', 'GET, HEAD');
     return sendText(res, 405, 'Method Not Allowed');
   }
-  if (!hosts.has((req.headers.host ?? '').toLowerCase())) return sendText(res, 403, 'Forbidden: unexpected Host header');
+  if (!hosts.has((req.headers.host ?? '').toLowerCase()))
+    return sendText(res, 403, 'Forbidden: unexpected Host header');
   const rawPath = (req.url ?? '/').split(/[?#]/, 1)[0]!;
   let path: string;
   try {
@@ -312,7 +333,13 @@ function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, ho
   } catch {
     return sendText(res, 400, 'Bad Request: malformed path');
   }
-  if (!path.startsWith('/') || path.includes('\0') || path.includes('\\') || path.split('/').some((s) => s === '..') || /%2e|%2f|%5c/i.test(path)) {
+  if (
+    !path.startsWith('/') ||
+    path.includes('\0') ||
+    path.includes('\\') ||
+    path.split('/').some((s) => s === '..') ||
+    /%2e|%2f|%5c/i.test(path)
+  ) {
     return sendText(res, 400, 'Bad Request: path not allowed');
   }
   if (path === '/' || path === '/index.html') {
@@ -336,7 +363,14 @@ function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, ho
   res.setHeader('Content-Type', MIME[extname(real).toLowerCase()] ?? 'application/octet-stream');
   res.setHeader('Content-Length', size);
   // index.html must never be cached (it names the current hashed bundles); vite's /assets/* names are hashed.
-  res.setHeader('Cache-Control', path === '/index.html' ? 'no-store' : path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+  res.setHeader(
+    'Cache-Control',
+    path === '/index.html'
+      ? 'no-store'
+      : path.startsWith('/assets/')
+        ? 'public, max-age=31536000, immutable'
+        : 'no-cache',
+  );
   if (req.method === 'HEAD') return void res.end();
   createReadStream(real)
     .on('error', () => res.destroy())
@@ -344,15 +378,27 @@ function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, ho
 }
 
 const FLAGS: Flags = {
-  host: { type: 'string', help: 'address to bind; anything but loopback exposes the server to the network', default: '127.0.0.1' },
+  host: {
+    type: 'string',
+    help: 'address to bind; anything but loopback exposes the server to the network',
+    default: '127.0.0.1',
+  },
   port: { type: 'string', help: 'port; 0 = any free port', default: '0' },
   workspace: { type: 'string', help: 'folder that holds runs/', default: '.' },
-  allow: { type: 'string', multiple: true, help: 'another folder requests may read and write (repeatable); by default only the workspace, and assets/ read-only' },
+  allow: {
+    type: 'string',
+    multiple: true,
+    help: 'another folder requests may read and write (repeatable); by default only the workspace, and assets/ read-only',
+  },
   token: { type: 'string', help: 'access token (default: 32 random bytes, printed in the URL)' },
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, FLAGS, 'usage: sdtt serve [--host 127.0.0.1] [--port 0] [--workspace .] [--allow DIR ...] [--token T]');
+  const f = parseFlags(
+    argv,
+    FLAGS,
+    'usage: sdtt serve [--host 127.0.0.1] [--port 0] [--workspace .] [--allow DIR ...] [--token T]',
+  );
   if (!f) return 0;
   const port = intFlag(f, 'port', 0)!;
   if (port > 65535) throw new UsageError(`--port must be <= 65535, got ${port}`);
@@ -360,7 +406,9 @@ export async function run(argv: string[]): Promise<number> {
   const token = f.token === undefined ? undefined : String(f.token);
   if (token !== undefined && token.length < 16) throw new UsageError('--token must be at least 16 characters');
   if (!isLoopback(host)) {
-    console.warn(`sdtt serve: WARNING: binding ${host}, not a loopback address: anyone who can reach this machine and learns the token can control runs and write exports. Prefer an SSH tunnel to 127.0.0.1.`);
+    console.warn(
+      `sdtt serve: WARNING: binding ${host}, not a loopback address: anyone who can reach this machine and learns the token can control runs and write exports. Prefer an SSH tunnel to 127.0.0.1.`,
+    );
   }
   if (!existsSync(join(DEFAULT_RENDERER_DIR, 'index.html'))) console.warn(`sdtt serve: ${NOT_BUILT}`);
   const allow = listFlag(f, 'allow');

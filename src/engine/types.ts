@@ -45,7 +45,11 @@ export interface TrainingEngine {
   readonly backend: string;
   readonly device: string;
   readonly threads: number;
-  computeGradients(params: Float32Array, batch: GradBatch, dropoutSeed: number): Promise<{ loss: number; grads: Float32Array }>;
+  computeGradients(
+    params: Float32Array,
+    batch: GradBatch,
+    dropoutSeed: number,
+  ): Promise<{ loss: number; grads: Float32Array }>;
   evalLoss(params: Float32Array, batch: GradBatch): Promise<number>;
   dispose(): Promise<void>;
 }

@@ -32,9 +32,23 @@ import { latestCheckpoint } from '../runs/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
 import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
 import { RunConflictError } from './runLifecycle.ts';
-import { checkRunConfigPaths, checkWritePath, PathRefusedError, userChoicePolicy, type PathPolicy } from './pathPolicy.ts';
+import {
+  checkRunConfigPaths,
+  checkWritePath,
+  PathRefusedError,
+  userChoicePolicy,
+  type PathPolicy,
+} from './pathPolicy.ts';
 import type { ManagerEvent, RunManager } from './runManager.ts';
-import { describeCheckpoint, normaliseRound, readSampleCells, teacherEvalRows, roundCheckpoint, toMetricPoint, trainingDataOf } from '../runs/runFiles.ts';
+import {
+  describeCheckpoint,
+  normaliseRound,
+  readSampleCells,
+  teacherEvalRows,
+  roundCheckpoint,
+  toMetricPoint,
+  trainingDataOf,
+} from '../runs/runFiles.ts';
 import { RunStoreError } from '../runs/runStore.ts';
 import { runPaths } from '../runs/runFolder.ts';
 export { describeCheckpoint, safetensorsParamCount } from '../runs/runFiles.ts';
@@ -85,7 +99,9 @@ export class ApiHost implements SdttApi {
   private probed: Promise<BackendInfo | null> | null = null;
   private readonly warn: (line: string) => void;
   readonly paths: PathPolicy;
-  private readonly handlers: { [M in ApiMethod]: (req: ReturnType<typeof parseApiRequest<M>>['req']) => Promise<ApiResponses[M]> | ApiResponses[M] };
+  private readonly handlers: {
+    [M in ApiMethod]: (req: ReturnType<typeof parseApiRequest<M>>['req']) => Promise<ApiResponses[M]> | ApiResponses[M];
+  };
 
   constructor(opts: ApiHostOptions) {
     this.manager = opts.manager;
@@ -122,7 +138,10 @@ export class ApiHost implements SdttApi {
     } catch (e) {
       if (e instanceof ApiError) throw e;
       // JSON.stringify inside parseApiRequest throws on cycles / BigInt: not a valid request either.
-      throw new ApiError(`${String(method).slice(0, 64)}: request is not plain JSON data (${(e as Error).message})`, 'invalid-request');
+      throw new ApiError(
+        `${String(method).slice(0, 64)}: request is not plain JSON data (${(e as Error).message})`,
+        'invalid-request',
+      );
     }
     try {
       return await (this.handlers[parsed.method] as Handler)(parsed.req as never);
@@ -189,8 +208,13 @@ export class ApiHost implements SdttApi {
       .list()
       .filter((r) => r.backend && (r.config.backend ?? 'auto') === 'auto')
       .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0];
-    if (last) return { ...base, backend: last.backend!, device: `${last.device ?? 'unknown device'} (as of run ${last.id})` };
-    return { ...base, backend: 'auto (resolved per job)', device: 'chosen when a job starts: tensorflow-gpu -> tensorflow -> wasm -> cpu' };
+    if (last)
+      return { ...base, backend: last.backend!, device: `${last.device ?? 'unknown device'} (as of run ${last.id})` };
+    return {
+      ...base,
+      backend: 'auto (resolved per job)',
+      device: 'chosen when a job starts: tensorflow-gpu -> tensorflow -> wasm -> cpu',
+    };
   }
 
   private requireRun(id: string): RunRecord {
@@ -202,7 +226,13 @@ export class ApiHost implements SdttApi {
     const record = this.requireRun(id);
     const activity = this.manager.activity(id);
     const teacherEval = record.kind === 'distill' ? teacherEvalRows(this.manager.store.dir(id))?.rows : undefined;
-    return { record, rounds: this.readRounds(id), ...(teacherEval ? { teacherEval } : {}), metricsCount: this.manager.store.readMetrics(id).length, ...(activity ? { activity } : {}) };
+    return {
+      record,
+      rounds: this.readRounds(id),
+      ...(teacherEval ? { teacherEval } : {}),
+      metricsCount: this.manager.store.readMetrics(id).length,
+      ...(activity ? { activity } : {}),
+    };
   }
 
   private doGetMetrics(id: string, from: number): ApiResponses['getMetrics'] {
@@ -213,7 +243,8 @@ export class ApiHost implements SdttApi {
   }
 
   private doCreateRun(req: ReturnType<typeof parseApiRequest<'createRun'>>['req']): RunRecord {
-    if (req.id && this.manager.store.exists(req.id)) throw new ApiError(`run "${req.id}" already exists; pick another name`, 'conflict');
+    if (req.id && this.manager.store.exists(req.id))
+      throw new ApiError(`run "${req.id}" already exists; pick another name`, 'conflict');
     const r = { ...req, config: checkRunConfigPaths(this.paths, req.config, this.workspace) } as typeof req;
     // 'pretrain' requests carry the MDLM or the AR config; the run kind is the config's. A job whose inputs cannot
     // work (runLifecycle.preflightJob: teacher, judge, data) is refused before anything is created.
@@ -221,7 +252,10 @@ export class ApiHost implements SdttApi {
       return this.manager.create(r.kind === 'distill' ? 'distill' : r.config.kind, r.config, r.id ? { id: r.id } : {});
     } catch (e) {
       if (e instanceof ApiError || e instanceof RunStoreError) throw e;
-      throw new ApiError(`cannot create the ${r.kind === 'distill' ? 'distillation' : 'pretraining'} run: ${(e as Error).message}`, 'conflict');
+      throw new ApiError(
+        `cannot create the ${r.kind === 'distill' ? 'distillation' : 'pretraining'} run: ${(e as Error).message}`,
+        'conflict',
+      );
     }
   }
 
@@ -264,7 +298,14 @@ export class ApiHost implements SdttApi {
       try {
         if (!statSync(dir).isDirectory()) continue;
         const m = describeCheckpoint(dir);
-        out.push({ id: `shipped:${name}`, label: m.label ?? name, path: dir, arch: m.arch, params: m.params, source: 'shipped' });
+        out.push({
+          id: `shipped:${name}`,
+          label: m.label ?? name,
+          path: dir,
+          arch: m.arch,
+          params: m.params,
+          source: 'shipped',
+        });
       } catch (e) {
         this.warn(`skipping shipped model ${dir}: ${(e as Error).message.split('\n')[0]}`);
       }
@@ -275,7 +316,14 @@ export class ApiHost implements SdttApi {
         const latest = latestCheckpoint(this.manager.store.checkpointsDir(rec.id));
         if (!latest) continue;
         const m = describeCheckpoint(latest.dir);
-        out.push({ id: `run:${rec.id}`, label: `${rec.id} (step ${latest.step})`, path: latest.dir, arch: m.arch, params: m.params, source: 'run' });
+        out.push({
+          id: `run:${rec.id}`,
+          label: `${rec.id} (step ${latest.step})`,
+          path: latest.dir,
+          arch: m.arch,
+          params: m.params,
+          source: 'run',
+        });
       } catch (e) {
         this.warn(`skipping the checkpoint of run ${rec.id}: ${(e as Error).message.split('\n')[0]}`);
       }
@@ -288,13 +336,34 @@ export class ApiHost implements SdttApi {
     return readSampleCells(this.manager.store.samplesDir(id), this.warn);
   }
 
-  private doExportRound(id: string, round: number, folderIn: string, dtype: ExportDtype = 'f32'): ApiResponses['exportRound'] {
+  private doExportRound(
+    id: string,
+    round: number,
+    folderIn: string,
+    dtype: ExportDtype = 'f32',
+  ): ApiResponses['exportRound'] {
     const rec = this.requireRun(id);
     // Inside what the policy allows, never inside assets/ or a run's checkpoints folder (where a model folder would
     // pass for its latest checkpoint, one it cannot resume from); checked on the real path.
-    const folder = checkWritePath(this.paths, folderIn, { base: this.workspace, what: 'export folder', runsRoot: this.manager.store.root });
+    const folder = checkWritePath(this.paths, folderIn, {
+      base: this.workspace,
+      what: 'export folder',
+      runsRoot: this.manager.store.root,
+    });
     const src = this.roundCheckpoint(rec, round);
-    return { folder, files: exportCheckpointFolder(rec, round, src, folder, { workspace: this.workspace, dtype, evaluation: distillEvaluation(rec, round, this.manager.store.dir(rec.id), this.manager.store.readRounds(rec.id)) }) };
+    return {
+      folder,
+      files: exportCheckpointFolder(rec, round, src, folder, {
+        workspace: this.workspace,
+        dtype,
+        evaluation: distillEvaluation(
+          rec,
+          round,
+          this.manager.store.dir(rec.id),
+          this.manager.store.readRounds(rec.id),
+        ),
+      }),
+    };
   }
 
   private async doSampleModel(r: ApiRequest<'sampleModel'>): Promise<ApiResponses['sampleModel']> {
@@ -304,7 +373,15 @@ export class ApiHost implements SdttApi {
       // A path the worker protocol cannot carry only costs the word check.
       const found = trainingDataOf(rec, src.dir, this.workspace);
       const data = found && found.length <= PROTOCOL_LIMITS.maxPath ? found : undefined;
-      return await this.manager.sampler.sample({ checkpoint: src.dir, steps: r.steps, samples: r.samples, seed: r.seed, ...(r.prefix ? { prefix: r.prefix } : {}), ...(r.topP !== undefined ? { topP: r.topP } : {}), ...(data ? { data } : {}) });
+      return await this.manager.sampler.sample({
+        checkpoint: src.dir,
+        steps: r.steps,
+        samples: r.samples,
+        seed: r.seed,
+        ...(r.prefix ? { prefix: r.prefix } : {}),
+        ...(r.topP !== undefined ? { topP: r.topP } : {}),
+        ...(data ? { data } : {}),
+      });
     } catch (e) {
       throw new ApiError((e as Error).message, e instanceof SamplerBusyError ? 'conflict' : 'internal');
     }
@@ -317,13 +394,20 @@ export class ApiHost implements SdttApi {
     for (const line of this.manager.store.readRounds(id)) {
       const r = normaliseRound(line);
       if (r) out.push(r);
-      else this.warn(`run ${id}: skipping a line of ${runPaths.rounds(this.manager.store.dir(id))} without a numeric "round"`);
+      else
+        this.warn(
+          `run ${id}: skipping a line of ${runPaths.rounds(this.manager.store.dir(id))} without a numeric "round"`,
+        );
     }
     return out;
   }
 
   private roundCheckpoint(rec: RunRecord, round: number): { dir: string; step: number } {
-    return roundCheckpoint(rec, round, this.readRounds(rec.id), { runDir: this.manager.store.dir(rec.id), checkpointsDir: this.manager.store.checkpointsDir(rec.id), workspace: this.workspace });
+    return roundCheckpoint(rec, round, this.readRounds(rec.id), {
+      runDir: this.manager.store.dir(rec.id),
+      checkpointsDir: this.manager.store.checkpointsDir(rec.id),
+      workspace: this.workspace,
+    });
   }
 
   private toApiEvents(e: ManagerEvent): RunEvent[] {
@@ -366,15 +450,20 @@ function toApiError(method: string, e: unknown): ApiError {
   if (e instanceof PathRefusedError) return new ApiError(e.message, e.code);
   const msg = (e as Error)?.message ?? String(e);
   if (e instanceof RunConflictError) return new ApiError(msg, 'conflict');
-  if (e instanceof RunStoreError) return new ApiError(msg, /already exists/.test(msg) ? 'conflict' : /cannot read/.test(msg) ? 'not-found' : 'internal');
+  if (e instanceof RunStoreError)
+    return new ApiError(
+      msg,
+      /already exists/.test(msg) ? 'conflict' : /cannot read/.test(msg) ? 'not-found' : 'internal',
+    );
   if (/already (active|running|paused|exists)|is done|not supported/.test(msg)) return new ApiError(msg, 'conflict');
   return new ApiError(`${method}: ${msg}`, 'internal');
 }
 
-
 function readVersion(): string {
   try {
-    return String((JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
+    return String(
+      (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0',
+    );
   } catch {
     return '0.0.0';
   }
@@ -391,13 +480,26 @@ export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promi
       execFile(
         process.execPath,
         [join(REPO_ROOT, 'bin', 'sdtt.js'), 'backend'],
-        { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 1 << 20, cwd: REPO_ROOT },
+        {
+          timeout: opts.timeoutMs ?? 60_000,
+          env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+          maxBuffer: 1 << 20,
+          cwd: REPO_ROOT,
+        },
         (err, stdout, stderr) => {
-          const line = String(stdout).split('\n').find((l) => l.startsWith('{'));
-          if (!line) return reject(new Error(err ? `${err.message.split('\n')[0]} ${String(stderr).slice(-300)}` : 'the probe printed nothing'));
+          const line = String(stdout)
+            .split('\n')
+            .find((l) => l.startsWith('{'));
+          if (!line)
+            return reject(
+              new Error(
+                err ? `${err.message.split('\n')[0]} ${String(stderr).slice(-300)}` : 'the probe printed nothing',
+              ),
+            );
           try {
             const info = JSON.parse(line) as BackendInfo;
-            if (typeof info.backend !== 'string' || typeof info.device !== 'string') throw new Error('malformed answer');
+            if (typeof info.backend !== 'string' || typeof info.device !== 'string')
+              throw new Error('malformed answer');
             resolvePromise(info);
           } catch (e) {
             reject(e as Error);

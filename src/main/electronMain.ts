@@ -6,7 +6,17 @@
 //   invoke 'sdtt:<method>' (req)  ->  { ok: true, result } | { ok: false, error: { message, code } }
 //   send   'sdtt:event'    (RunEvent)
 // Errors travel as data because Electron reduces a rejected invoke to a message string, losing ApiError's code.
-import { app, BrowserWindow, dialog, ipcMain, session, shell, utilityProcess, type IpcMainInvokeEvent, type WebContents } from 'electron';
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  ipcMain,
+  session,
+  shell,
+  utilityProcess,
+  type IpcMainInvokeEvent,
+  type WebContents,
+} from 'electron';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,7 +34,9 @@ const rendererIndex = join(appRoot, 'out', 'renderer', 'index.html');
 /** Built preload (tsc/vite output of src/preload/index.cts); must be CommonJS for a sandboxed renderer. */
 const preloadPath = process.env.SDTT_PRELOAD ?? join(appRoot, 'out', 'preload', 'index.cjs');
 /** Dev server (vite / electron-vite); ignored in a packaged app. */
-const devServerUrl = !app.isPackaged ? (process.env.ELECTRON_RENDERER_URL ?? process.env.SDTT_DEV_SERVER_URL) : undefined;
+const devServerUrl = !app.isPackaged
+  ? (process.env.ELECTRON_RENDERER_URL ?? process.env.SDTT_DEV_SERVER_URL)
+  : undefined;
 const pages: AppPages = { indexUrl: pathToFileURL(rendererIndex).href, ...(devServerUrl ? { devServerUrl } : {}) };
 /** Where runs/ lives: SDTT_WORKSPACE, else <userData>/workspace. */
 const workspace = process.env.SDTT_WORKSPACE ?? join(app.getPath('userData'), 'workspace');
@@ -38,14 +50,25 @@ function workerSpawn() {
   const built = join(appRoot, 'out', 'worker', 'index.js');
   const fromSource = !existsSync(built);
   const entry = fromSource ? DEFAULT_WORKER_ENTRY : built;
-  const spawn = utilitySpawner({ fork: utilityProcess.fork, execArgv: fromSource ? ['--import', import.meta.resolve('tsx')] : [], onOutput: (s) => process.stderr.write(s) });
+  const spawn = utilitySpawner({
+    fork: utilityProcess.fork,
+    execArgv: fromSource ? ['--import', import.meta.resolve('tsx')] : [],
+    onOutput: (s) => process.stderr.write(s),
+  });
   return { entry, spawn };
 }
 
 /** The sender must be our window's main frame showing our own page. */
 function trustedSender(e: IpcMainInvokeEvent): boolean {
   const frame = e.senderFrame;
-  return !!win && !win.isDestroyed() && e.sender === win.webContents && !!frame && frame.parent === null && isAppUrl(frame.url, pages);
+  return (
+    !!win &&
+    !win.isDestroyed() &&
+    e.sender === win.webContents &&
+    !!frame &&
+    frame.parent === null &&
+    isAppUrl(frame.url, pages)
+  );
 }
 
 function registerIpc(host: ApiHost): void {
@@ -53,7 +76,13 @@ function registerIpc(host: ApiHost): void {
     ipcMain.handle(`sdtt:${method}`, async (e, req: unknown) => {
       if (!trustedSender(e)) {
         console.warn(`sdtt: refused IPC ${method} from ${e.senderFrame?.url ?? 'an unknown frame'}`);
-        return { ok: false, error: { message: `${method}: refused: the request did not come from the app window`, code: 'invalid-request' } };
+        return {
+          ok: false,
+          error: {
+            message: `${method}: refused: the request did not come from the app window`,
+            code: 'invalid-request',
+          },
+        };
       }
       try {
         return { ok: true, result: await host.call(method, req) };
@@ -134,7 +163,13 @@ function boot(): void {
   app.whenReady().then(() => {
     const csp = rendererCsp();
     session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
-      callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [csp], 'X-Content-Type-Options': ['nosniff'] } });
+      callback({
+        responseHeaders: {
+          ...details.responseHeaders,
+          'Content-Security-Policy': [csp],
+          'X-Content-Type-Options': ['nosniff'],
+        },
+      });
     });
     session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
     session.defaultSession.setPermissionCheckHandler(() => false);

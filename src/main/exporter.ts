@@ -9,7 +9,13 @@ import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../runs/checkpoint.ts';
 import { readModelWeights, type ModelWeights } from '../engine/io/modelCheckpoint.ts';
-import { CheckpointError, encodeSafetensors, float32ToHalf, halfToFloat, type SafetensorInput } from '../runs/safetensors.ts';
+import {
+  CheckpointError,
+  encodeSafetensors,
+  float32ToHalf,
+  halfToFloat,
+  type SafetensorInput,
+} from '../runs/safetensors.ts';
 import { normaliseRound, readJsonObject, teacherEvalRows } from '../runs/runFiles.ts';
 
 /** What the run measured about the exported model, for its card: its rows (a student's after its round) and, for a
@@ -30,7 +36,12 @@ export interface ExportEvaluation {
  * `runDir` and its rounds file's `lines`: the round's rows, a student's next to the original teacher's, and the judge
  * folder's name as the teacher's evaluation or the round's line records it. undefined when nothing was measured.
  */
-export function distillEvaluation(rec: RunRecord, round: number, runDir: string, lines: Record<string, unknown>[]): ExportEvaluation | undefined {
+export function distillEvaluation(
+  rec: RunRecord,
+  round: number,
+  runDir: string,
+  lines: Record<string, unknown>[],
+): ExportEvaluation | undefined {
   if (rec.kind !== 'distill') return undefined;
   const teacher = teacherEvalRows(runDir);
   const line = lines.find((l) => l.round === round);
@@ -65,8 +76,13 @@ export function exportCheckpointFolder(
 ): string[] {
   const dtype = opts.dtype ?? 'f32';
   if (existsSync(folder)) {
-    if (!statSync(folder).isDirectory()) throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
-    if (readdirSync(folder).length) throw new ApiError(`${folder} is not empty; exports never overwrite files: choose a new or empty folder`, 'conflict');
+    if (!statSync(folder).isDirectory())
+      throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
+    if (readdirSync(folder).length)
+      throw new ApiError(
+        `${folder} is not empty; exports never overwrite files: choose a new or empty folder`,
+        'conflict',
+      );
   }
 
   // The loader sample/eval use: what it refuses (foreign tensors, shapes against config.json, a tokenizer that does
@@ -80,23 +96,48 @@ export function exportCheckpointFolder(
   }
   const { weights, params, layout } = loaded;
   const stored = dtype === 'f16' ? 'F16' : 'F32';
-  const tensors = new Map<string, SafetensorInput>(layout.map((e) => [e.name, { dtype: stored, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }]));
-  const provenance = { run: rec.id, kind: rec.kind, round, step: src.step, weights, dtype, source, exportedAt: new Date().toISOString(), exporter: FORMAT_TAG };
+  const tensors = new Map<string, SafetensorInput>(
+    layout.map((e) => [e.name, { dtype: stored, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }]),
+  );
+  const provenance = {
+    run: rec.id,
+    kind: rec.kind,
+    round,
+    step: src.step,
+    weights,
+    dtype,
+    source,
+    exportedAt: new Date().toISOString(),
+    exporter: FORMAT_TAG,
+  };
   const config = readJsonObject(join(src.dir, 'config.json'));
   config.export = provenance;
   relativeProvenancePaths(config, opts.workspace);
   let model: Buffer;
   try {
-    model = encodeSafetensors(tensors, { format: 'pt', sdtt_format: FORMAT_TAG, kind: 'model', weights, run: rec.id, round: String(round), step: String(src.step) });
+    model = encodeSafetensors(tensors, {
+      format: 'pt',
+      sdtt_format: FORMAT_TAG,
+      kind: 'model',
+      weights,
+      run: rec.id,
+      round: String(round),
+      step: String(src.step),
+    });
   } catch (e) {
     // Before any file exists: the only data-dependent failure is a weight float16 cannot hold, which f32 can.
-    if (e instanceof CheckpointError && dtype === 'f16') throw new ApiError(`cannot export ${source} as f16: ${e.message}; export it as f32`, 'conflict');
+    if (e instanceof CheckpointError && dtype === 'f16')
+      throw new ApiError(`cannot export ${source} as f16: ${e.message}; export it as f32`, 'conflict');
     throw e;
   }
   const files: [string, string | Uint8Array][] = [
     ['model.safetensors', model],
     ['config.json', JSON.stringify(config, null, 2) + '\n'],
-    ['README.md', modelCard(rec, round, src, weights, params.length, config, dtype) + evaluationSection(opts.evaluation, runMeasured(round, dtype))],
+    [
+      'README.md',
+      modelCard(rec, round, src, weights, params.length, config, dtype) +
+        evaluationSection(opts.evaluation, runMeasured(round, dtype)),
+    ],
   ];
 
   // Nothing of the export exists until the checked folder is renamed into place: parents this call creates are
@@ -115,8 +156,12 @@ export function exportCheckpointFolder(
     if (createdParent) rmSync(createdParent, { recursive: true, force: true });
     if (e instanceof ApiError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ApiError(`${folder} was filled while exporting; nothing was overwritten`, 'conflict');
-    throw new ApiError(`export to ${folder} failed: ${describeFsError(e, `writing ${tmp}`)}; nothing was exported`, 'internal');
+    if (code === 'ENOTEMPTY' || code === 'EEXIST')
+      throw new ApiError(`${folder} was filled while exporting; nothing was overwritten`, 'conflict');
+    throw new ApiError(
+      `export to ${folder} failed: ${describeFsError(e, `writing ${tmp}`)}; nothing was exported`,
+      'internal',
+    );
   }
   return files.map(([n]) => n);
 }
@@ -140,13 +185,23 @@ function checkWrittenExport(dir: string, weights: 'ema' | 'raw', params: Float32
   try {
     back = readModelWeights(dir);
   } catch (e) {
-    throw new ApiError(`the written export does not load back: ${(e as Error).message}; nothing was exported`, 'internal');
+    throw new ApiError(
+      `the written export does not load back: ${(e as Error).message}; nothing was exported`,
+      'internal',
+    );
   }
-  if (back.weights !== weights) throw new ApiError(`the written export loads as ${back.weights} weights instead of ${weights}; nothing was exported`, 'internal');
+  if (back.weights !== weights)
+    throw new ApiError(
+      `the written export loads as ${back.weights} weights instead of ${weights}; nothing was exported`,
+      'internal',
+    );
   const want = dtype === 'f16' ? (v: number) => halfToFloat(float32ToHalf(v)) : (v: number) => v;
   const bad = back.params.findIndex((v, i) => !Object.is(v, want(params[i])));
   if (back.params.length !== params.length || bad >= 0) {
-    throw new ApiError(`the written export does not hold the exported weights (first difference at value ${bad} of ${params.length}); nothing was exported`, 'internal');
+    throw new ApiError(
+      `the written export does not hold the exported weights (first difference at value ${bad} of ${params.length}); nothing was exported`,
+      'internal',
+    );
   }
 }
 
@@ -174,12 +229,26 @@ function sourceLabel(dir: string, workspace: string): string {
   return rel.split(sep).join('/');
 }
 
-function modelCard(rec: RunRecord, round: number, src: { dir: string; step: number }, weights: string, params: number, config: Record<string, unknown>, dtype: ExportDtype): string {
+function modelCard(
+  rec: RunRecord,
+  round: number,
+  src: { dir: string; step: number },
+  weights: string,
+  params: number,
+  config: Record<string, unknown>,
+  dtype: ExportDtype,
+): string {
   const sdtt = (config.sdtt ?? {}) as { teacherSteps?: unknown; studentSteps?: unknown; divergence?: unknown };
-  const steps = typeof sdtt.teacherSteps === 'number' && typeof sdtt.studentSteps === 'number'
-    ? ` (round index ${round}, counted from 0: distilled from a ${sdtt.teacherSteps}-step teacher to sample in ${sdtt.studentSteps} steps${typeof sdtt.divergence === 'string' ? `, divergence ${sdtt.divergence}` : ''})`
-    : '';
-  const what = round === -1 ? (rec.kind === 'distill' ? 'the teacher of this distillation run' : `the ${rec.kind} model`) : `the student after SDTT round ${round}${steps}`;
+  const steps =
+    typeof sdtt.teacherSteps === 'number' && typeof sdtt.studentSteps === 'number'
+      ? ` (round index ${round}, counted from 0: distilled from a ${sdtt.teacherSteps}-step teacher to sample in ${sdtt.studentSteps} steps${typeof sdtt.divergence === 'string' ? `, divergence ${sdtt.divergence}` : ''})`
+      : '';
+  const what =
+    round === -1
+      ? rec.kind === 'distill'
+        ? 'the teacher of this distillation run'
+        : `the ${rec.kind} model`
+      : `the student after SDTT round ${round}${steps}`;
   const keys = ['arch', 'vocabSize', 'dModel', 'nLayers', 'nHeads', 'mlpRatio', 'seqLen', 'maskId', 'eosId'];
   const rows = keys.filter((k) => k in config).map((k) => `| ${k} | ${JSON.stringify(config[k])} |`);
   return `# ${rec.id}${round >= 0 ? ` — round ${round}` : ''}
@@ -199,7 +268,9 @@ ${rows.join('\n')}
 
 The model is a ${config.arch === 'ar' ? 'causal (autoregressive)' : 'masked diffusion (MDLM, DiT-style denoiser)'} transformer.
 Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), ${
-    dtype === 'f16' ? 'float16 (rounded to nearest-even from the float32 weights; `.float()` them to compute in float32)' : 'float32'
+    dtype === 'f16'
+      ? 'float16 (rounded to nearest-even from the float32 weights; `.float()` them to compute in float32)'
+      : 'float32'
   }.
 \`config.json\` holds the hyper-parameters, the tokenizer mapping and the provenance (\`export\`, \`sdtt\`).
 
@@ -258,15 +329,23 @@ export function evaluationSection(e: ExportEvaluation | undefined, measured: str
   if (!e || e.rows.length === 0) return '';
   const steps = [...new Set([...e.rows, ...(e.teacher ?? [])].map((r) => r.steps))].sort((a, b) => b - a);
   const cell = (rows: EvalSummaryRow[] | undefined, n: number) => evalCell(rows?.find((r) => r.steps === n)) || '–';
-  const head = e.teacher ? '| sampling steps N | this model | original teacher |\n|---|---|---|' : '| sampling steps N | this model |\n|---|---|';
+  const head = e.teacher
+    ? '| sampling steps N | this model | original teacher |\n|---|---|---|'
+    : '| sampling steps N | this model |\n|---|---|';
   const body = steps.map((n) => `| ${n} | ${cell(e.rows, n)} |${e.teacher ? ` ${cell(e.teacher, n)} |` : ''}`);
   const known = e.rows.some((r) => typeof r.known_words === 'number');
   const setup = [
     e.samples !== undefined ? `${e.samples} samples per cell` : null,
     e.seed !== undefined ? `seed ${e.seed} (the same samples' seeds for every model)` : null,
-    e.judge ? `judge \`${e.judge}\`` : e.rows.some((r) => r.gen_ppl !== null) ? 'judge not recorded' : 'no judge (gen PPL not computed)',
+    e.judge
+      ? `judge \`${e.judge}\``
+      : e.rows.some((r) => r.gen_ppl !== null)
+        ? 'judge not recorded'
+        : 'no judge (gen PPL not computed)',
     'float64 ancestral sampling',
-  ].filter(Boolean).join(', ');
+  ]
+    .filter(Boolean)
+    .join(', ');
   const cmd = e.command ? `\n\nReproduce: \`${e.command}\`` : '';
   return `
 ## Evaluation

@@ -28,7 +28,8 @@ export class ModelSampler {
 
   /** Rejects with SamplerBusyError while another job runs, with the worker's error text when sampling fails. */
   sample(request: SampleRequest): Promise<SampleResult> {
-    if (this.running) return Promise.reject(new SamplerBusyError('another sampling job is running; try again when it has finished'));
+    if (this.running)
+      return Promise.reject(new SamplerBusyError('another sampling job is running; try again when it has finished'));
     const req = SampleRequest.parse(request);
     this.running = true;
     return new Promise<SampleResult>((resolve, reject) => {
@@ -46,7 +47,12 @@ export class ModelSampler {
         if (result) return resolve(result);
         const how = signal ? `signal ${signal}` : `exit code ${code}`;
         const why = lastLine(tail);
-        reject(new Error(failure ?? `${classifyExit(code, signal, tail, { launched: ready })}: the sampling worker ended without samples (${how})${why ? `; last output: ${why}` : ''}`));
+        reject(
+          new Error(
+            failure ??
+              `${classifyExit(code, signal, tail, { launched: ready })}: the sampling worker ended without samples (${how})${why ? `; last output: ${why}` : ''}`,
+          ),
+        );
       };
       let child: ChildLike;
       try {

@@ -37,7 +37,11 @@ export class PathRefusedError extends Error {
 }
 
 /** Browser mode: the workspace and each --allow folder (read/write), plus `readOnly` (default: the shipped assets/). */
-export function confinedPolicy(workspace: string, allow: readonly string[] = [], readOnly: readonly string[] = [SHIPPED_ASSETS_DIR]): PathPolicy {
+export function confinedPolicy(
+  workspace: string,
+  allow: readonly string[] = [],
+  readOnly: readonly string[] = [SHIPPED_ASSETS_DIR],
+): PathPolicy {
   const allowed = [...new Set([workspace, ...allow].map((d) => resolve(d)))];
   return { allowed, readOnly: readOnly.map((d) => resolve(d)) };
 }
@@ -67,9 +71,12 @@ export function realPathOf(abs: string, what = abs): string {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const broken = brokenLinkOnTheWay(cur);
-      if (broken) throw new PathRefusedError(`${what}: ${broken}; remove or fix the link, or choose another path`, 'conflict');
-      if (code === 'ENOTDIR') throw new PathRefusedError(`${what}: a part of ${cur} is a file, not a folder`, 'conflict');
-      if (code !== 'ENOENT') throw new PathRefusedError(`${what}: cannot resolve ${cur} (${(e as Error).message})`, 'conflict');
+      if (broken)
+        throw new PathRefusedError(`${what}: ${broken}; remove or fix the link, or choose another path`, 'conflict');
+      if (code === 'ENOTDIR')
+        throw new PathRefusedError(`${what}: a part of ${cur} is a file, not a folder`, 'conflict');
+      if (code !== 'ENOENT')
+        throw new PathRefusedError(`${what}: cannot resolve ${cur} (${(e as Error).message})`, 'conflict');
       const parent = dirname(cur);
       if (parent === cur) throw new PathRefusedError(`${what}: cannot resolve ${abs}`, 'conflict');
       rest.push(basename(cur));
@@ -101,10 +108,13 @@ function realRoots(dirs: readonly string[]): { dir: string; real: string }[] {
 
 /** "inside the workspace /ws, --allow folders /a, /b; read-only: /repo/assets" style summary of a policy. */
 export function describePolicy(policy: PathPolicy, access: 'read' | 'write' = 'read'): string {
-  if (policy.allowed === null) return policy.readOnly.length ? `anywhere except inside ${policy.readOnly.join(', ')} (read-only)` : 'anywhere';
+  if (policy.allowed === null)
+    return policy.readOnly.length ? `anywhere except inside ${policy.readOnly.join(', ')} (read-only)` : 'anywhere';
   const rw = `read/write inside ${policy.allowed.join(', ')}`;
   if (!policy.readOnly.length) return rw;
-  return access === 'write' ? `${rw} (never inside the read-only ${policy.readOnly.join(', ')})` : `${rw}; read-only inside ${policy.readOnly.join(', ')}`;
+  return access === 'write'
+    ? `${rw} (never inside the read-only ${policy.readOnly.join(', ')})`
+    : `${rw}; read-only inside ${policy.readOnly.join(', ')}`;
 }
 
 const HOW_TO_ALLOW = 'start `sdtt serve` with --allow DIR to allow another folder';
@@ -119,7 +129,9 @@ export function checkReadPath(policy: PathPolicy, path: string, opts: { base: st
   if (policy.allowed === null) return abs;
   const real = realPathOf(abs, `${opts.what} ${JSON.stringify(path)}`);
   if (realRoots([...policy.allowed, ...policy.readOnly]).some((r) => within(r.real, real))) return abs;
-  throw new PathRefusedError(`${opts.what} ${JSON.stringify(path)}${real !== abs ? ` (really ${real})` : abs !== path ? ` (${abs})` : ''} lies outside the folders this server may read: ${describePolicy(policy, 'read')}; ${HOW_TO_ALLOW}`);
+  throw new PathRefusedError(
+    `${opts.what} ${JSON.stringify(path)}${real !== abs ? ` (really ${real})` : abs !== path ? ` (${abs})` : ''} lies outside the folders this server may read: ${describePolicy(policy, 'read')}; ${HOW_TO_ALLOW}`,
+  );
 }
 
 /**
@@ -127,7 +139,11 @@ export function checkReadPath(policy: PathPolicy, path: string, opts: { base: st
  * outside `allowed` (when set), inside a read-only folder, or inside <runsRoot>/<id>/checkpoints; each on the real
  * path. Returns the absolute path (not the realpath) to write.
  */
-export function checkWritePath(policy: PathPolicy, path: string, opts: { base: string; what: string; runsRoot?: string }): string {
+export function checkWritePath(
+  policy: PathPolicy,
+  path: string,
+  opts: { base: string; what: string; runsRoot?: string },
+): string {
   const abs = resolve(opts.base, path);
   const real = realPathOf(abs, `${opts.what} ${abs}`);
   const really = real !== abs ? ` (really ${real})` : '';
@@ -135,17 +151,28 @@ export function checkWritePath(policy: PathPolicy, path: string, opts: { base: s
   if (opts.runsRoot) {
     // Checked on the path as named and on the real one (a link elsewhere that leads into a checkpoints folder).
     const runsRoot = resolve(opts.runsRoot);
-    for (const [root, p] of [[runsRoot, abs], ...realRoots([runsRoot]).map((r) => [r.real, real])] as [string, string][]) {
+    for (const [root, p] of [[runsRoot, abs], ...realRoots([runsRoot]).map((r) => [r.real, real])] as [
+      string,
+      string,
+    ][]) {
       const inRuns = relative(root, p).split(sep);
       if (within(root, p) && inRuns.length >= 2 && inRuns[1] === 'checkpoints') {
-        throw new PathRefusedError(`${abs}${really} lies in run "${inRuns[0]}"'s checkpoints folder, where an export would pass for a checkpoint; choose another folder`, 'conflict');
+        throw new PathRefusedError(
+          `${abs}${really} lies in run "${inRuns[0]}"'s checkpoints folder, where an export would pass for a checkpoint; choose another folder`,
+          'conflict',
+        );
       }
     }
   }
   const ro = realRoots(policy.readOnly).find((r) => within(r.real, real) || within(r.dir, abs));
-  if (ro) throw new PathRefusedError(`${named}${really} lies inside ${ro.dir}, which is read-only (the shipped models and data); choose another folder`);
+  if (ro)
+    throw new PathRefusedError(
+      `${named}${really} lies inside ${ro.dir}, which is read-only (the shipped models and data); choose another folder`,
+    );
   if (policy.allowed !== null && !realRoots(policy.allowed).some((r) => within(r.real, real))) {
-    throw new PathRefusedError(`${named}${really} lies outside the folders this server may write: ${describePolicy(policy, 'write')}; ${HOW_TO_ALLOW}`);
+    throw new PathRefusedError(
+      `${named}${really} lies outside the folders this server may write: ${describePolicy(policy, 'write')}; ${HOW_TO_ALLOW}`,
+    );
   }
   return abs;
 }
@@ -164,7 +191,12 @@ export function checkRunConfigPaths<C extends Record<string, unknown>>(policy: P
   }
   // 'auto', 'byte' and a shipped tokenizer's name are names, not paths.
   const tok = cfg.tokenizer;
-  if (typeof tok === 'string' && tok !== 'auto' && tok !== 'byte' && !(/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tok) && shippedTokenizerFile(tok))) {
+  if (
+    typeof tok === 'string' &&
+    tok !== 'auto' &&
+    tok !== 'byte' &&
+    !(/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tok) && shippedTokenizerFile(tok))
+  ) {
     cfg.tokenizer = read('tokenizer', tok);
   }
   return cfg as C;

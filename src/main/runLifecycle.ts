@@ -18,7 +18,17 @@ export class RunConflictError extends Error {}
 /** Config keys that may change between a run and its resumption without changing what is computed
  * (distill: `rounds` may grow like `steps`; rounds tile the steps, so earlier rounds are unchanged; pretrain:
  * `decaySteps` adds a cooldown at the end, the usual way to finish a run trained at a constant rate). */
-export const RESUMABLE_KEYS = ['steps', 'rounds', 'decaySteps', 'backend', 'threads', 'logEvery', 'evalEvery', 'checkpointEvery', 'keepCheckpoints'] as const;
+export const RESUMABLE_KEYS = [
+  'steps',
+  'rounds',
+  'decaySteps',
+  'backend',
+  'threads',
+  'logEvery',
+  'evalEvery',
+  'checkpointEvery',
+  'keepCheckpoints',
+] as const;
 
 /** The validated config of a job the RunManager runs (pretrain, pretrain-ar or distill); throws with the offending key. */
 export function parseJobConfig(kind: RunRecord['kind'], config: unknown): PretrainConfig | DistillConfig {
@@ -27,10 +37,12 @@ export function parseJobConfig(kind: RunRecord['kind'], config: unknown): Pretra
     if (!d.success) throw new Error(describeConfigError(d.error));
     return d.data;
   }
-  if (kind !== 'pretrain' && kind !== 'pretrain-ar') throw new Error(`run kind '${kind}' is not supported by the RunManager yet`);
+  if (kind !== 'pretrain' && kind !== 'pretrain-ar')
+    throw new Error(`run kind '${kind}' is not supported by the RunManager yet`);
   const parsed = PretrainConfig.safeParse(config);
   if (!parsed.success) throw new Error(describeConfigError(parsed.error));
-  if (parsed.data.kind !== kind) throw new Error(`config.kind '${parsed.data.kind}' does not match the run kind '${kind}'`);
+  if (parsed.data.kind !== kind)
+    throw new Error(`config.kind '${parsed.data.kind}' does not match the run kind '${kind}'`);
   return parsed.data;
 }
 
@@ -54,7 +66,8 @@ export function diffConfigs(a: Record<string, unknown>, b: Record<string, unknow
     const vb = b[k];
     if (va && vb && typeof va === 'object' && typeof vb === 'object' && !Array.isArray(va) && !Array.isArray(vb)) {
       out.push(...diffConfigs(va as Record<string, unknown>, vb as Record<string, unknown>, `${prefix}${k}.`));
-    } else if (JSON.stringify(va) !== JSON.stringify(vb)) out.push(`${prefix}${k}: ${JSON.stringify(va)} -> ${JSON.stringify(vb)}`);
+    } else if (JSON.stringify(va) !== JSON.stringify(vb))
+      out.push(`${prefix}${k}: ${JSON.stringify(va)} -> ${JSON.stringify(vb)}`);
   }
   return out;
 }
@@ -98,7 +111,13 @@ export function isAlive(pid: number): boolean {
  * itself is left as it is (its owner may be a process this one cannot see); starting the run again rewrites it.
  */
 export function withLiveness(rec: RunRecord): RunRecord {
-  if ((rec.status !== 'running' && rec.status !== 'paused') || rec.pid === undefined || rec.pid === process.pid || isAlive(rec.pid)) return rec;
+  if (
+    (rec.status !== 'running' && rec.status !== 'paused') ||
+    rec.pid === undefined ||
+    rec.pid === process.pid ||
+    isAlive(rec.pid)
+  )
+    return rec;
   return {
     ...rec,
     status: 'stopped',
@@ -137,22 +156,48 @@ export interface OpenOptions {
  * not live; a reopened run's step is the one it resumes from (its latest checkpoint, 0 without one), whatever the
  * last attempt reached (a NaN or a crash after the last checkpoint).
  */
-export function openOrResume(store: RunStore, id: string, kind: RunRecord['kind'], cfg: PretrainConfig | DistillConfig, opts: OpenOptions): RunRecord {
+export function openOrResume(
+  store: RunStore,
+  id: string,
+  kind: RunRecord['kind'],
+  cfg: PretrainConfig | DistillConfig,
+  opts: OpenOptions,
+): RunRecord {
   const config = cfg as unknown as Record<string, unknown>;
   const now = new Date().toISOString();
   const totalSteps = jobTotalSteps(cfg);
   if (!store.exists(id)) {
     preflightJob(cfg);
-    return store.create({ id, kind, config, status: opts.status, step: 0, totalSteps, pid: opts.pid, createdAt: now, updatedAt: now });
+    return store.create({
+      id,
+      kind,
+      config,
+      status: opts.status,
+      step: 0,
+      totalSteps,
+      pid: opts.pid,
+      createdAt: now,
+      updatedAt: now,
+    });
   }
   const prev = store.read(id);
   assertNotLive(prev, opts.ownPid);
-  if (prev.kind !== kind) throw new RunConflictError(`run "${id}" is a ${prev.kind} run, not ${kind}; pick another run name`);
+  if (prev.kind !== kind)
+    throw new RunConflictError(`run "${id}" is a ${prev.kind} run, not ${kind}; pick another run name`);
   const differing = diffConfigs(comparableConfig(prev.config), comparableConfig(config));
   if (differing.length) {
-    throw new RunConflictError(`run "${id}" exists with a different config (${differing.join(', ')}); pass --run NEW_NAME to start another run, or the same options to resume it`);
+    throw new RunConflictError(
+      `run "${id}" exists with a different config (${differing.join(', ')}); pass --run NEW_NAME to start another run, or the same options to resume it`,
+    );
   }
-  return store.update(id, { config, totalSteps, status: opts.status, reason: undefined, pid: opts.pid, step: resumeStep(store, id) ?? 0 });
+  return store.update(id, {
+    config,
+    totalSteps,
+    status: opts.status,
+    reason: undefined,
+    pid: opts.pid,
+    step: resumeStep(store, id) ?? 0,
+  });
 }
 
 /** Whether run.json names another live process (a CLI, another app) that is running or holding the run. */
@@ -162,18 +207,26 @@ function heldElsewhere(rec: RunRecord, ownPid?: number): rec is RunRecord & { pi
 
 /** Throws when run.json names a live process (another CLI or app) that is running or holding the run. */
 export function assertNotLive(rec: RunRecord, ownPid?: number): void {
-  if (heldElsewhere(rec, ownPid)) throw new RunConflictError(`run "${rec.id}" is already ${rec.status} in another process (pid ${rec.pid})`);
+  if (heldElsewhere(rec, ownPid))
+    throw new RunConflictError(`run "${rec.id}" is already ${rec.status} in another process (pid ${rec.pid})`);
 }
 
 /** A run may be deleted unless run.json names a live process (a CLI, an app's worker) that is running or holding it. */
 export function assertRemovable(rec: RunRecord, ownPid?: number): void {
   if (!heldElsewhere(rec, ownPid)) return;
-  throw new RunConflictError(`run "${rec.id}" is ${rec.status} in process ${rec.pid}: stop it first (Ctrl-C in its terminal, kill -TERM ${rec.pid}, or Stop in the app), then remove it`);
+  throw new RunConflictError(
+    `run "${rec.id}" is ${rec.status} in process ${rec.pid}: stop it first (Ctrl-C in its terminal, kill -TERM ${rec.pid}, or Stop in the app), then remove it`,
+  );
 }
 
 /** Pause and stop act on the process that runs a job: for a run held by another one, say where it is and how. */
 export function assertControllableHere(rec: RunRecord, action: 'pause' | 'stop'): void {
   if (!heldElsewhere(rec, process.pid)) return;
-  const how = action === 'stop' ? `Ctrl-C in its terminal, or kill -TERM ${rec.pid}: it saves a checkpoint first` : `kill -STOP ${rec.pid} holds it, kill -CONT ${rec.pid} lets it go on`;
-  throw new RunConflictError(`it is ${rec.status} in another process (pid ${rec.pid}), not in this one: ${action} it there (${how})`);
+  const how =
+    action === 'stop'
+      ? `Ctrl-C in its terminal, or kill -TERM ${rec.pid}: it saves a checkpoint first`
+      : `kill -STOP ${rec.pid} holds it, kill -CONT ${rec.pid} lets it go on`;
+  throw new RunConflictError(
+    `it is ${rec.status} in another process (pid ${rec.pid}), not in this one: ${action} it there (${how})`,
+  );
 }

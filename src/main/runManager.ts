@@ -3,9 +3,28 @@
 // and reports. Host-agnostic: it imports nothing from Electron, the spawn function is injected (Electron passes a
 // utilityProcess wrapper; the CLI and tests use forkSpawner from workerSpawner.ts, or a fake). A worker that dies
 // is never restarted silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
-import { classifyExit, describeExit, parseMainToWorker, parseWorkerToMain, type ExitReason, type MainToWorker, type WorkerToMain } from '../shared/messages.ts';
+import {
+  classifyExit,
+  describeExit,
+  parseMainToWorker,
+  parseWorkerToMain,
+  type ExitReason,
+  type MainToWorker,
+  type WorkerToMain,
+} from '../shared/messages.ts';
 import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
-import { RunConflictError, assertControllableHere, assertNotLive, assertRemovable, jobTotalSteps, newRunId, openOrResume, parseJobConfig, preflightJob, withLiveness } from './runLifecycle.ts';
+import {
+  RunConflictError,
+  assertControllableHere,
+  assertNotLive,
+  assertRemovable,
+  jobTotalSteps,
+  newRunId,
+  openOrResume,
+  parseJobConfig,
+  preflightJob,
+  withLiveness,
+} from './runLifecycle.ts';
 import type { RunStore } from '../runs/runStore.ts';
 import { ModelSampler } from './modelSampler.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
@@ -15,8 +34,21 @@ import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from 
  * exit reason), richer than the client-facing `RunEvent` of shared/api.ts, which ApiHost derives from it.
  */
 export type ManagerEvent =
-  | { type: 'status'; runId: string; record: RunRecord; exit?: { reason: ExitReason; code: number | null; signal: string | null } }
-  | { type: 'started'; runId: string; backend: string; device: string; params: number; startStep: number; resumedFrom?: string }
+  | {
+      type: 'status';
+      runId: string;
+      record: RunRecord;
+      exit?: { reason: ExitReason; code: number | null; signal: string | null };
+    }
+  | {
+      type: 'started';
+      runId: string;
+      backend: string;
+      device: string;
+      params: number;
+      startStep: number;
+      resumedFrom?: string;
+    }
   | { type: 'metrics'; runId: string; points: StepMetric[] }
   | { type: 'eval'; runId: string; metric: EvalMetric }
   | { type: 'checkpoint'; runId: string; step: number; dir: string }
@@ -93,7 +125,16 @@ export class RunManager {
     preflightJob(cfg);
     const now = new Date().toISOString();
     const id = opts.id ?? newRunId(kind);
-    const rec = this.store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'queued', step: 0, totalSteps: jobTotalSteps(cfg), createdAt: now, updatedAt: now });
+    const rec = this.store.create({
+      id,
+      kind,
+      config: cfg as unknown as Record<string, unknown>,
+      status: 'queued',
+      step: 0,
+      totalSteps: jobTotalSteps(cfg),
+      createdAt: now,
+      updatedAt: now,
+    });
     this.emit({ type: 'status', runId: id, record: rec });
     return rec;
   }
@@ -114,7 +155,10 @@ export class RunManager {
     assertNotLive(rec);
     this.queue.push(id);
     // A queued run has no process (yet): a pid left from an earlier one would read as "held elsewhere" if reused.
-    const queued = rec.status === 'queued' && rec.pid === undefined ? rec : this.setStatus(id, { status: 'queued', reason: undefined, pid: undefined });
+    const queued =
+      rec.status === 'queued' && rec.pid === undefined
+        ? rec
+        : this.setStatus(id, { status: 'queued', reason: undefined, pid: undefined });
     this.pump();
     return this.live.has(id) ? this.store.read(id) : queued;
   }
@@ -162,7 +206,8 @@ export class RunManager {
     }
     const rec = this.get(id);
     assertControllableHere(rec, 'stop');
-    if (this.dequeue(id) || rec.status === 'paused') return this.setStatus(id, { status: 'stopped', reason: 'stopped before it ran again' });
+    if (this.dequeue(id) || rec.status === 'paused')
+      return this.setStatus(id, { status: 'stopped', reason: 'stopped before it ran again' });
     return rec;
   }
 
@@ -172,7 +217,9 @@ export class RunManager {
    */
   remove(id: string): { dir: string; files: number; bytes: number } {
     if (this.live.has(id) || this.queue.includes(id)) {
-      throw new RunConflictError(`run "${id}" is ${this.live.has(id) ? this.store.read(id).status : 'queued to start'} in this app: stop it first, then delete it`);
+      throw new RunConflictError(
+        `run "${id}" is ${this.live.has(id) ? this.store.read(id).status : 'queued to start'} in this app: stop it first, then delete it`,
+      );
     }
     assertRemovable(this.store.read(id));
     const removed = this.store.remove(id);
@@ -243,7 +290,11 @@ export class RunManager {
     try {
       child = this.spawn(this.entry, []);
     } catch (e) {
-      this.setStatus(id, { status: 'failed', reason: `launch-failed: ${(e as Error).message}`, pid: undefined }, { reason: 'launch-failed', code: null, signal: null });
+      this.setStatus(
+        id,
+        { status: 'failed', reason: `launch-failed: ${(e as Error).message}`, pid: undefined },
+        { reason: 'launch-failed', code: null, signal: null },
+      );
       this.settle(id);
       return;
     }
@@ -268,7 +319,10 @@ export class RunManager {
       this.onExit(id, l, code, signal);
     });
     this.arm(id, l, this.launchTimeoutMs, () => {
-      l.final = { status: 'failed', reason: `launch-failed: the worker did not report ready within ${this.launchTimeoutMs} ms` };
+      l.final = {
+        status: 'failed',
+        reason: `launch-failed: the worker did not report ready within ${this.launchTimeoutMs} ms`,
+      };
       child.kill('SIGKILL');
     });
     this.setStatus(id, { status: 'running', reason: undefined, pid: child.pid });
@@ -285,15 +339,31 @@ export class RunManager {
           l.ready = true;
           this.disarm(l);
           const rec = this.store.read(id);
-          this.send(id, { type: 'start', job: { kind: rec.kind, runId: id, runDir: this.store.dir(id), config: rec.config } });
+          this.send(id, {
+            type: 'start',
+            job: { kind: rec.kind, runId: id, runDir: this.store.dir(id), config: rec.config },
+          });
           if (l.pauseRequested) this.send(id, { type: 'pause' });
           return;
         }
         case 'started':
           // Work after the checkpoint the engine resumed from is redone, so its metrics go.
           this.store.truncateMetricsAfter(id, msg.startStep);
-          this.setStatus(id, { backend: msg.backend, device: msg.device, step: msg.startStep, ...(msg.totalSteps !== undefined ? { totalSteps: msg.totalSteps } : {}) });
-          this.emit({ type: 'started', runId: id, backend: msg.backend, device: msg.device, params: msg.params, startStep: msg.startStep, ...(msg.resumedFrom ? { resumedFrom: msg.resumedFrom } : {}) });
+          this.setStatus(id, {
+            backend: msg.backend,
+            device: msg.device,
+            step: msg.startStep,
+            ...(msg.totalSteps !== undefined ? { totalSteps: msg.totalSteps } : {}),
+          });
+          this.emit({
+            type: 'started',
+            runId: id,
+            backend: msg.backend,
+            device: msg.device,
+            params: msg.params,
+            startStep: msg.startStep,
+            ...(msg.resumedFrom ? { resumedFrom: msg.resumedFrom } : {}),
+          });
           return;
         case 'metrics':
           for (const p of msg.points) this.store.appendMetric(id, { type: 'train', ...p });
@@ -356,9 +426,19 @@ export class RunManager {
     const tail = l.child.stderrTail();
     const reason = classifyExit(code, signal, tail, { launched: l.ready });
     let patch: Partial<RunRecord>;
-    if (l.final) patch = { status: l.final.status, reason: l.final.reason, ...(l.final.step !== undefined ? { step: l.final.step } : {}) };
+    if (l.final)
+      patch = {
+        status: l.final.status,
+        reason: l.final.reason,
+        ...(l.final.step !== undefined ? { step: l.final.step } : {}),
+      };
     else if (l.stopRequested && (l.stopKilled || reason === 'killed')) {
-      patch = { status: 'stopped', reason: l.ready ? `stopped: the worker did not stop within ${this.stopGraceMs} ms and was killed; resume continues from the last checkpoint` : 'stopped before it started' };
+      patch = {
+        status: 'stopped',
+        reason: l.ready
+          ? `stopped: the worker did not stop within ${this.stopGraceMs} ms and was killed; resume continues from the last checkpoint`
+          : 'stopped before it started',
+      };
     } else patch = { status: 'failed', reason: describeExit(reason, code, signal, tail) };
     try {
       this.setStatus(id, { ...patch, pid: undefined }, { reason, code, signal });
@@ -371,7 +451,10 @@ export class RunManager {
       } catch {
         // run.json unreadable (folder removed): nothing to retry
       }
-      if (unrecorded) this.warn(`run ${id}: cannot record its end (${patch.status}) yet: ${unrecorded.message}; retried until it can be written`);
+      if (unrecorded)
+        this.warn(
+          `run ${id}: cannot record its end (${patch.status}) yet: ${unrecorded.message}; retried until it can be written`,
+        );
     }
     this.settle(id);
   }
@@ -415,7 +498,11 @@ export class RunManager {
     l.timer = undefined;
   }
 
-  private setStatus(id: string, patch: Partial<RunRecord>, exit?: { reason: ExitReason; code: number | null; signal: string | null }): RunRecord {
+  private setStatus(
+    id: string,
+    patch: Partial<RunRecord>,
+    exit?: { reason: ExitReason; code: number | null; signal: string | null },
+  ): RunRecord {
     const rec = this.store.update(id, patch);
     this.emit({ type: 'status', runId: id, record: rec, ...(exit ? { exit } : {}) });
     return rec;

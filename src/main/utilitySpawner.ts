@@ -45,8 +45,12 @@ export function utilitySpawner(opts: UtilitySpawnerOptions): Spawner {
       },
       on(event: 'message' | 'exit' | 'error', listener: (...a: never[]) => void) {
         if (event === 'message') child.on('message', listener as (m: unknown) => void);
-        else if (event === 'exit') child.on('exit', (code: number) => (listener as (c: number | null, s: string | null) => void)(code, null));
-        else child.on('error', (type: string, location: string) => (listener as (e: Error) => void)(new Error(`${type} at ${location}`)));
+        else if (event === 'exit')
+          child.on('exit', (code: number) => (listener as (c: number | null, s: string | null) => void)(code, null));
+        else
+          child.on('error', (type: string, location: string) =>
+            (listener as (e: Error) => void)(new Error(`${type} at ${location}`)),
+          );
         return like;
       },
       // UtilityProcess.kill() takes no signal (SIGTERM on POSIX); a stop deadline therefore reads as 'killed' only

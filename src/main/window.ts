@@ -62,7 +62,8 @@ export function isAppUrl(url: string | undefined | null, pages: AppPages): boole
   const u = parse(url);
   const index = parse(pages.indexUrl);
   if (!u || !index) return false;
-  if (u.protocol === 'file:' && index.protocol === 'file:') return u.host === index.host && u.pathname === index.pathname;
+  if (u.protocol === 'file:' && index.protocol === 'file:')
+    return u.host === index.host && u.pathname === index.pathname;
   if (pages.devServerUrl) {
     const dev = parse(pages.devServerUrl);
     if (dev && (dev.protocol === 'http:' || dev.protocol === 'https:') && u.origin === dev.origin) return true;
@@ -78,6 +79,7 @@ export function isAppUrl(url: string | undefined | null, pages: AppPages): boole
 export function navigationDecision(url: string, pages: AppPages): 'allow' | 'external' | 'deny' {
   if (isAppUrl(url, pages)) return 'allow';
   const u = parse(url);
-  if (u && (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname && !u.username && !u.password) return 'external';
+  if (u && (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname && !u.username && !u.password)
+    return 'external';
   return 'deny';
 }

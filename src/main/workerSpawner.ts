@@ -23,7 +23,9 @@ export type Spawner = (entry: string, args: string[]) => ChildLike;
 export const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('../worker/index.ts', import.meta.url));
 
 /** child_process.fork running the worker under tsx (a compiled build passes its .js entry and `execArgv: []`). */
-export function forkSpawner(opts: { execArgv?: string[]; tailBytes?: number; onOutput?: (text: string) => void } = {}): Spawner {
+export function forkSpawner(
+  opts: { execArgv?: string[]; tailBytes?: number; onOutput?: (text: string) => void } = {},
+): Spawner {
   const execArgv = opts.execArgv ?? ['--import', import.meta.resolve('tsx')];
   const tailBytes = opts.tailBytes ?? 8192;
   return (entry, args) => {

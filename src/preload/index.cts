@@ -7,7 +7,19 @@ import type { ApiMethod } from '../shared/api.ts' with { 'resolution-mode': 'imp
 
 // The allow-list, spelt out because a sandboxed preload cannot load shared/api.ts at run time; the two checks
 // below fail to compile if it drifts from ApiMethod in either direction.
-const METHODS = ['getInfo', 'listRuns', 'getRun', 'getMetrics', 'createRun', 'controlRun', 'deleteRun', 'listModels', 'getSamples', 'exportRound', 'sampleModel'] as const satisfies readonly ApiMethod[];
+const METHODS = [
+  'getInfo',
+  'listRuns',
+  'getRun',
+  'getMetrics',
+  'createRun',
+  'controlRun',
+  'deleteRun',
+  'listModels',
+  'getSamples',
+  'exportRound',
+  'sampleModel',
+] as const satisfies readonly ApiMethod[];
 type Missing = Exclude<ApiMethod, (typeof METHODS)[number]>;
 const exhaustive: [Missing] extends [never] ? true : Missing = true;
 void exhaustive;

@@ -22,10 +22,20 @@ export function App() {
       <div className="body">
         <aside className="sidebar">
           <div className="sidebar-actions">
-            <button type="button" className={view === 'new' ? 'primary' : ''} data-testid="nav-new-run" onClick={() => setView('new')}>
+            <button
+              type="button"
+              className={view === 'new' ? 'primary' : ''}
+              data-testid="nav-new-run"
+              onClick={() => setView('new')}
+            >
               + New run
             </button>
-            <button type="button" className={view === 'compare' ? 'primary' : ''} data-testid="nav-compare" onClick={() => setView('compare')}>
+            <button
+              type="button"
+              className={view === 'compare' ? 'primary' : ''}
+              data-testid="nav-compare"
+              onClick={() => setView('compare')}
+            >
               Compare
             </button>
           </div>

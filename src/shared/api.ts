@@ -10,7 +10,11 @@ import { RunId, SAMPLE_LIMITS, TopP, type SampleResult } from './messages.ts';
 /** Upper bound on any one request, in bytes of JSON: a hostile or buggy caller cannot make a host parse megabytes. */
 export const MAX_REQUEST_BYTES = 256 * 1024;
 
-const FolderPath = z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'path contains a NUL byte');
+const FolderPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !p.includes('\0'), 'path contains a NUL byte');
 /** Element type of exported weights: f16 halves the file (round-to-nearest-even; the loaders widen it back). */
 export const ExportDtype = z.enum(['f32', 'f16']);
 export type ExportDtype = z.infer<typeof ExportDtype>;
@@ -31,7 +35,9 @@ export const ApiRequests = {
   deleteRun: z.object({ id: RunId }).strict(),
   listModels: z.object({}).strict(),
   getSamples: z.object({ id: RunId }).strict(),
-  exportRound: z.object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath, dtype: ExportDtype.optional() }).strict(),
+  exportRound: z
+    .object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath, dtype: ExportDtype.optional() })
+    .strict(),
   /** Fresh samples from a run's model (round −1: a pretraining run's latest checkpoint, or a distillation's teacher). */
   sampleModel: z
     .object({
@@ -39,7 +45,11 @@ export const ApiRequests = {
       round: z.number().int().min(-1).max(64),
       steps: z.number().int().min(1).max(SAMPLE_LIMITS.maxSteps),
       samples: z.number().int().min(1).max(SAMPLE_LIMITS.maxSamples),
-      seed: z.number().int().min(0).max(2 ** 31 - 1),
+      seed: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31 - 1),
       prefix: z.string().max(SAMPLE_LIMITS.maxPrefixChars).optional(),
       topP: TopP.optional(),
     })
@@ -173,13 +183,24 @@ export class ApiError extends Error {
 }
 
 /** Validates a request for `method`, throwing an ApiError that names the method and each bad field. */
-export function parseApiRequest<M extends ApiMethod>(method: string, payload: unknown): { method: M; req: z.output<(typeof ApiRequests)[M]> } {
-  if (!Object.hasOwn(ApiRequests, method)) throw new ApiError(`unknown method "${String(method).slice(0, 64)}"`, 'invalid-request');
+export function parseApiRequest<M extends ApiMethod>(
+  method: string,
+  payload: unknown,
+): { method: M; req: z.output<(typeof ApiRequests)[M]> } {
+  if (!Object.hasOwn(ApiRequests, method))
+    throw new ApiError(`unknown method "${String(method).slice(0, 64)}"`, 'invalid-request');
   const size = JSON.stringify(payload ?? {}).length;
-  if (size > MAX_REQUEST_BYTES) throw new ApiError(`${method}: request of ${size} bytes exceeds the ${MAX_REQUEST_BYTES}-byte limit`, 'invalid-request');
+  if (size > MAX_REQUEST_BYTES)
+    throw new ApiError(
+      `${method}: request of ${size} bytes exceeds the ${MAX_REQUEST_BYTES}-byte limit`,
+      'invalid-request',
+    );
   const parsed = ApiRequests[method as M].safeParse(payload ?? {});
   if (!parsed.success) {
-    throw new ApiError(`${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`, 'invalid-request');
+    throw new ApiError(
+      `${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`,
+      'invalid-request',
+    );
   }
   return { method: method as M, req: parsed.data as z.output<(typeof ApiRequests)[M]> };
 }

@@ -12,7 +12,11 @@ export const ModelConfig = z
     /** 'mdlm' = non-causal DiT-style denoiser; 'ar' = the same blocks, causal, for the AR baseline / judge. */
     arch: z.enum(['mdlm', 'ar']),
     /** Number of token ids including EOS and (for mdlm) MASK. */
-    vocabSize: z.number().int().min(3).max(1 << 20),
+    vocabSize: z
+      .number()
+      .int()
+      .min(3)
+      .max(1 << 20),
     dModel: z.number().int().min(8).max(8192),
     nLayers: z.number().int().min(1).max(128),
     nHeads: z.number().int().min(1).max(128),
@@ -26,10 +30,22 @@ export const ModelConfig = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.dModel % c.nHeads !== 0) ctx.addIssue({ code: 'custom', path: ['nHeads'], message: `dModel ${c.dModel} is not divisible by nHeads ${c.nHeads}` });
-    if ((c.dModel / c.nHeads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['nHeads'], message: 'head dimension must be even for RoPE' });
-    if (c.arch === 'mdlm' && (c.maskId < 0 || c.maskId >= c.vocabSize)) ctx.addIssue({ code: 'custom', path: ['maskId'], message: `maskId ${c.maskId} must be a valid id < vocabSize ${c.vocabSize} for mdlm` });
-    if (c.eosId >= c.vocabSize) ctx.addIssue({ code: 'custom', path: ['eosId'], message: `eosId ${c.eosId} must be < vocabSize ${c.vocabSize}` });
+    if (c.dModel % c.nHeads !== 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['nHeads'],
+        message: `dModel ${c.dModel} is not divisible by nHeads ${c.nHeads}`,
+      });
+    if ((c.dModel / c.nHeads) % 2 !== 0)
+      ctx.addIssue({ code: 'custom', path: ['nHeads'], message: 'head dimension must be even for RoPE' });
+    if (c.arch === 'mdlm' && (c.maskId < 0 || c.maskId >= c.vocabSize))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maskId'],
+        message: `maskId ${c.maskId} must be a valid id < vocabSize ${c.vocabSize} for mdlm`,
+      });
+    if (c.eosId >= c.vocabSize)
+      ctx.addIssue({ code: 'custom', path: ['eosId'], message: `eosId ${c.eosId} must be < vocabSize ${c.vocabSize}` });
   });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
@@ -61,7 +77,12 @@ export const PretrainConfig = z
     steps: z.number().int().min(1).max(100_000_000),
     /** Cooldown: the learning rate decays linearly to 0 over the last decaySteps of `steps` (0 = constant after warm-up). */
     decaySteps: z.number().int().min(0).default(0),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(0),
     /** MDLM minimum t for antithetic sampling (1e-3 in pretraining: docs/design/sdtt.md §1.2). */
     epsT: z.number().positive().lt(1).default(1e-3),
     logEvery: z.number().int().min(1).default(10),

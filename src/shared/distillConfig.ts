@@ -37,7 +37,12 @@ export const DistillConfig = z
     /** K: teacher ancestral sub-steps per student step (paper: 2; ablation 4, 8). */
     teacherSubsteps: z.number().int().min(1).max(16).default(2),
     /** N0: teacher steps of round 0. Absent = the model's seqLen (docs/design/sdtt.md §4.4); see distillStartSteps. */
-    startSteps: z.number().int().min(2).max(1 << 20).optional(),
+    startSteps: z
+      .number()
+      .int()
+      .min(2)
+      .max(1 << 20)
+      .optional(),
     /** Stop before a round whose student would use fewer steps than this. */
     minSteps: z.number().int().min(1).default(4),
     /** Released-code teacher sub-step time grid (docs/design/sdtt.md §4.2) instead of the paper's. */
@@ -47,13 +52,32 @@ export const DistillConfig = z
     resetEmaEachRound: z.boolean().default(false),
     optim: DistillOptimConfig.prefault({}),
     batchSize: z.number().int().min(1).max(4096).default(32),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(0),
     /** Lower end of the antithetic t ∈ [ε_t, 1] (1e-5 in distillation: docs/design/sdtt.md §1.2). */
     epsT: z.number().positive().lt(1).default(1e-5),
     /** Sampling step counts evaluated for the teacher and each round's student. */
-    evalSteps: z.array(z.number().int().min(1).max(1 << 20)).min(1).default(DEFAULT_EVAL_STEPS),
+    evalSteps: z
+      .array(
+        z
+          .number()
+          .int()
+          .min(1)
+          .max(1 << 20),
+      )
+      .min(1)
+      .default(DEFAULT_EVAL_STEPS),
     /** Samples per eval point (docs/design/sdtt.md §5). */
-    evalSamples: z.number().int().min(1).max(1 << 20).default(256),
+    evalSamples: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 20)
+      .default(256),
     /**
      * AR judge checkpoint for the per-round gen PPL. Absent = the shipped assets/models/judge-ar-base-5m when it
      * exists; without any judge the per-round evaluation reports unigram entropy and held-out NELBO only (and says why).
@@ -93,17 +117,22 @@ export type DistillConfigInput = z.input<typeof DistillConfig>;
  * (N0/2 ≥ minSteps), and every kept round's student step count N0/2^(r+1) must be an integer.
  */
 export function startStepsProblem(startSteps: number, rounds: number, minSteps: number): string | null {
-  if (startSteps / 2 < minSteps) return `startSteps ${startSteps} leaves no round: the first student (${startSteps / 2} steps) is below minSteps ${minSteps}`;
+  if (startSteps / 2 < minSteps)
+    return `startSteps ${startSteps} leaves no round: the first student (${startSteps / 2} steps) is below minSteps ${minSteps}`;
   for (let r = 0; r < rounds; r++) {
     const student = startSteps / 2 ** (r + 1);
     if (student < minSteps) break;
-    if (!Number.isInteger(student)) return `startSteps ${startSteps} is not divisible by 2^${r + 1} (round ${r} student would use ${student} steps)`;
+    if (!Number.isInteger(student))
+      return `startSteps ${startSteps} is not divisible by 2^${r + 1} (round ${r} student would use ${student} steps)`;
   }
   return null;
 }
 
 /** N0 for a run: cfg.startSteps, or the model's seqLen when absent. Throws if that N0 does not fit the rounds. */
-export function distillStartSteps(cfg: Pick<DistillConfig, 'startSteps' | 'rounds' | 'minSteps'>, seqLen: number): number {
+export function distillStartSteps(
+  cfg: Pick<DistillConfig, 'startSteps' | 'rounds' | 'minSteps'>,
+  seqLen: number,
+): number {
   const n0 = cfg.startSteps ?? seqLen;
   const problem = startStepsProblem(n0, cfg.rounds, cfg.minSteps);
   if (problem) throw new Error(`distill config: ${problem}`);
@@ -114,7 +143,10 @@ export function distillStartSteps(cfg: Pick<DistillConfig, 'startSteps' | 'round
  * Total optimiser steps of a run without reading the teacher: exact when startSteps is set (or seqLen is given),
  * else rounds × stepsPerRound (an upper bound: minSteps may end the schedule earlier once N0 = seqLen is known).
  */
-export function distillTotalSteps(cfg: Pick<DistillConfig, 'startSteps' | 'rounds' | 'minSteps' | 'stepsPerRound'>, seqLen?: number): number {
+export function distillTotalSteps(
+  cfg: Pick<DistillConfig, 'startSteps' | 'rounds' | 'minSteps' | 'stepsPerRound'>,
+  seqLen?: number,
+): number {
   const n0 = cfg.startSteps ?? seqLen;
   if (n0 === undefined) return cfg.rounds * cfg.stepsPerRound;
   let kept = 0;

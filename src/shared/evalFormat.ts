@@ -16,7 +16,9 @@ export function fmtPplSe(ppl: number, se: number | null | undefined): string {
 
 /** "86.1 %"; "" when the known-word rate was not computed. */
 export function fmtKnownWords(row: Pick<EvalSummaryRow, 'known_words'>): string {
-  return typeof row.known_words === 'number' && Number.isFinite(row.known_words) ? `${(100 * row.known_words).toFixed(1)} %` : '';
+  return typeof row.known_words === 'number' && Number.isFinite(row.known_words)
+    ? `${(100 * row.known_words).toFixed(1)} %`
+    : '';
 }
 
 /** "187.6 ± 26.7 / 3.867", "/ 88.9 %" added when the known-word rate was computed; "– / 3.867" without a judge;

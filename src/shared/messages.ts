@@ -26,10 +26,20 @@ const ShortText = z.string().max(PROTOCOL_LIMITS.maxShortText);
 const LongText = z.string().max(PROTOCOL_LIMITS.maxLongText);
 const Path = z.string().min(1).max(PROTOCOL_LIMITS.maxPath);
 /** Same rule as RunStore.dir(), so a run id in a message can never escape the runs folder; api.ts uses it too. */
-export const RunId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a run id is 1-128 letters, digits, ".", "_" or "-"');
+export const RunId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a run id is 1-128 letters, digits, ".", "_" or "-"');
 
 export const StepMetricSchema = z
-  .object({ step: Count, loss: AnyNumber, lr: AnyNumber, gradNorm: AnyNumber, tokPerSec: AnyNumber, elapsedS: AnyNumber, round: Count.optional() })
+  .object({
+    step: Count,
+    loss: AnyNumber,
+    lr: AnyNumber,
+    gradNorm: AnyNumber,
+    tokPerSec: AnyNumber,
+    elapsedS: AnyNumber,
+    round: Count.optional(),
+  })
   .strict() satisfies z.ZodType<StepMetric>;
 export const EvalMetricSchema = z
   .object({ step: Count, valLoss: AnyNumber, valPpl: AnyNumber, elapsedS: AnyNumber })
@@ -60,7 +70,11 @@ export const SampleRequest = z
     /** MDLM sampling steps N (an AR checkpoint ignores it). */
     steps: z.number().int().min(1).max(SAMPLE_LIMITS.maxSteps),
     samples: z.number().int().min(1).max(SAMPLE_LIMITS.maxSamples),
-    seed: z.number().int().min(0).max(2 ** 31 - 1),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1),
     prefix: z.string().max(SAMPLE_LIMITS.maxPrefixChars).optional(),
     /** Nucleus p (default: AR 0.95, MDLM 1 = exact). */
     topP: TopP.optional(),
@@ -123,14 +137,18 @@ export const WorkerToMain = z.discriminatedUnion('type', [
       totalSteps: Count.optional(),
     })
     .strict(),
-  z.object({ type: z.literal('metrics'), points: z.array(StepMetricSchema).min(1).max(PROTOCOL_LIMITS.maxPoints) }).strict(),
+  z
+    .object({ type: z.literal('metrics'), points: z.array(StepMetricSchema).min(1).max(PROTOCOL_LIMITS.maxPoints) })
+    .strict(),
   z.object({ type: z.literal('eval'), metric: EvalMetricSchema }).strict(),
   z.object({ type: z.literal('checkpoint'), step: Count, dir: Path }).strict(),
   /** etaS is null until a step has been timed. */
   z.object({ type: z.literal('progress'), step: Count, total: Count, etaS: z.number().min(0).nullable() }).strict(),
   z.object({ type: z.literal('paused'), step: Count.optional() }).strict(),
   z.object({ type: z.literal('resumed') }).strict(),
-  z.object({ type: z.literal('done'), status: z.enum(DONE_STATUSES), step: Count, reason: ShortText.optional() }).strict(),
+  z
+    .object({ type: z.literal('done'), status: z.enum(DONE_STATUSES), step: Count, reason: ShortText.optional() })
+    .strict(),
   z.object({ type: z.literal('error'), message: LongText, stack: LongText.optional() }).strict(),
   /** distill: a round finished; `round` is its line of the rounds file (already written to the run folder by the engine). */
   z.object({ type: z.literal('round'), round: z.record(z.string(), z.unknown()) }).strict(),
@@ -148,7 +166,22 @@ export type WorkerToMain = z.infer<typeof WorkerToMain>;
 export type WorkerEventOf<T extends WorkerToMain['type']> = Extract<WorkerToMain, { type: T }>;
 
 const MAIN_TO_WORKER_TYPES = ['start', 'sample', 'pause', 'resume', 'stop'];
-const WORKER_TO_MAIN_TYPES = ['ready', 'started', 'metrics', 'eval', 'checkpoint', 'progress', 'paused', 'resumed', 'done', 'error', 'round', 'samples', 'activity', 'sampled'];
+const WORKER_TO_MAIN_TYPES = [
+  'ready',
+  'started',
+  'metrics',
+  'eval',
+  'checkpoint',
+  'progress',
+  'paused',
+  'resumed',
+  'done',
+  'error',
+  'round',
+  'samples',
+  'activity',
+  'sampled',
+];
 
 export type ParseResult<T> = { ok: true; message: T } | { ok: false; error: string };
 
@@ -161,7 +194,11 @@ export function parseWorkerToMain(raw: unknown): ParseResult<WorkerToMain> {
 }
 
 function parseWith<T>(schema: z.ZodType<T>, types: string[], raw: unknown, dir: string): ParseResult<T> {
-  if (raw === null || typeof raw !== 'object') return { ok: false, error: `${dir} message rejected: expected an object with a "type", got ${raw === null ? 'null' : typeof raw}` };
+  if (raw === null || typeof raw !== 'object')
+    return {
+      ok: false,
+      error: `${dir} message rejected: expected an object with a "type", got ${raw === null ? 'null' : typeof raw}`,
+    };
   const shape = checkPlainData(raw);
   if (shape) return { ok: false, error: `${dir} message rejected: ${shape}` };
   let size: number;
@@ -170,15 +207,24 @@ function parseWith<T>(schema: z.ZodType<T>, types: string[], raw: unknown, dir: 
   } catch (e) {
     return { ok: false, error: `${dir} message rejected: not serialisable (${(e as Error).message})` };
   }
-  if (size > PROTOCOL_LIMITS.maxMessageBytes) return { ok: false, error: `${dir} message rejected: ${size} bytes exceeds the ${PROTOCOL_LIMITS.maxMessageBytes}-byte limit` };
+  if (size > PROTOCOL_LIMITS.maxMessageBytes)
+    return {
+      ok: false,
+      error: `${dir} message rejected: ${size} bytes exceeds the ${PROTOCOL_LIMITS.maxMessageBytes}-byte limit`,
+    };
   const type = (raw as { type?: unknown }).type;
   // A clearer error than zod's generic "invalid discriminator" for the most common drift: a new message type.
   if (typeof type !== 'string' || !types.includes(type)) {
-    return { ok: false, error: `${dir} message rejected: unknown type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 64) : type)}; expected one of ${types.join(', ')}` };
+    return {
+      ok: false,
+      error: `${dir} message rejected: unknown type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 64) : type)}; expected one of ${types.join(', ')}`,
+    };
   }
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const issues = r.error.issues.slice(0, 8).map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    const issues = r.error.issues
+      .slice(0, 8)
+      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
     return { ok: false, error: `${dir} '${type}' message rejected: ${issues.join('; ')}` };
   }
   return { ok: true, message: r.data };
@@ -192,9 +238,11 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
  * runs before the schema. Returns an error text, or undefined when the value is acceptable.
  */
 export function checkPlainData(v: unknown, depth = 0, path = ''): string | undefined {
-  if (depth > PROTOCOL_LIMITS.maxDepth) return `nested deeper than ${PROTOCOL_LIMITS.maxDepth} levels at ${path || '(root)'}`;
+  if (depth > PROTOCOL_LIMITS.maxDepth)
+    return `nested deeper than ${PROTOCOL_LIMITS.maxDepth} levels at ${path || '(root)'}`;
   if (v === null || typeof v !== 'object') {
-    if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') return `${path || '(root)'}: ${typeof v} is not plain data`;
+    if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint')
+      return `${path || '(root)'}: ${typeof v} is not plain data`;
     return undefined;
   }
   if (depth === 0 && Array.isArray(v)) return 'expected an object with a "type", got an array';
@@ -219,7 +267,13 @@ export function checkPlainData(v: unknown, depth = 0, path = ''): string | undef
 export const EXIT_REASONS = ['clean', 'crashed', 'killed', 'out-of-memory', 'launch-failed'] as const;
 export type ExitReason = (typeof EXIT_REASONS)[number];
 
-const OOM_PATTERNS = [/JavaScript heap out of memory/i, /Reached heap limit/i, /Allocation failed - /i, /\bout of memory\b/i, /ERR_WORKER_OUT_OF_MEMORY/];
+const OOM_PATTERNS = [
+  /JavaScript heap out of memory/i,
+  /Reached heap limit/i,
+  /Allocation failed - /i,
+  /\bout of memory\b/i,
+  /ERR_WORKER_OUT_OF_MEMORY/,
+];
 const KILL_SIGNALS = new Set(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']);
 
 /**
@@ -227,7 +281,12 @@ const KILL_SIGNALS = new Set(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT
  * failed to load, tsx was missing, ...); leave it out when unknown. Order matters: an OOM abort is also a
  * SIGABRT/134, and a kill before 'ready' is still a kill.
  */
-export function classifyExit(code: number | null, signal: string | null, stderrTail = '', opts: { launched?: boolean } = {}): ExitReason {
+export function classifyExit(
+  code: number | null,
+  signal: string | null,
+  stderrTail = '',
+  opts: { launched?: boolean } = {},
+): ExitReason {
   if (OOM_PATTERNS.some((p) => p.test(stderrTail))) return 'out-of-memory';
   // V8 aborts the process on heap exhaustion: SIGABRT, which shells and Electron report as exit code 134.
   if (code === 134 || signal === 'SIGABRT') return 'out-of-memory';
@@ -259,7 +318,10 @@ export function describeExit(reason: ExitReason, code: number | null, signal: st
 /** The line of a process's output that best says why it ended (the error line, else the last one), cut to 300 characters. */
 export function lastLine(text: string): string {
   // The last line of a Node crash is usually a stack frame; the line naming the error is more useful.
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const errLine = [...lines].reverse().find((x) => /error|exception|fatal/i.test(x) && !x.startsWith('at '));
   const l = errLine ?? lines[lines.length - 1] ?? '';
   return l.length > 300 ? `${l.slice(0, 300)}...` : l;

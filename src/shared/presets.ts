@@ -2,7 +2,10 @@
 // describes only the network's shape.
 import type { ModelConfig } from './config.ts';
 
-export type ModelShape = Pick<ModelConfig, 'dModel' | 'nLayers' | 'nHeads' | 'mlpRatio' | 'seqLen' | 'dropout' | 'ropeBase'>;
+export type ModelShape = Pick<
+  ModelConfig,
+  'dModel' | 'nLayers' | 'nHeads' | 'mlpRatio' | 'seqLen' | 'dropout' | 'ropeBase'
+>;
 
 export const MODEL_PRESETS: Record<string, ModelShape> = {
   /** For tests and smoke runs: trains in seconds. */

@@ -7,7 +7,14 @@
 import { join } from 'node:path';
 import { PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
-import { PROTOCOL_LIMITS, parseMainToWorker, type JobSpec, type SampleRequest, type SampleResult, type WorkerToMain } from '../shared/messages.ts';
+import {
+  PROTOCOL_LIMITS,
+  parseMainToWorker,
+  type JobSpec,
+  type SampleRequest,
+  type SampleResult,
+  type WorkerToMain,
+} from '../shared/messages.ts';
 import type { StepMetric } from '../shared/runState.ts';
 import type { TrainHooks, TrainResult } from '../engine/training/train.ts';
 import type { DistillHooks, DistillResult } from '../engine/sdtt/distill.ts';
@@ -141,16 +148,32 @@ export class JobLoop {
       const runEngine = job.kind === 'distill' ? await this.distillEngine(job) : await this.pretrainEngine(job);
       let announced = false;
       for (;;) {
-        const result = await runEngine(this.hooks(() => announced, () => (announced = true)));
+        const result = await runEngine(
+          this.hooks(
+            () => announced,
+            () => (announced = true),
+          ),
+        );
         this.flush();
         if (result.status === 'stopped' && this.pauseRequested && !this.stopRequested) {
           // Pause without engine support: the engine checkpointed and returned; wait here, then run it again,
           // which resumes from that checkpoint exactly (same rng, data cursor, optimiser).
           const signal = await this.pauseHere(result.step);
           if (signal === 'resume') continue;
-          return this.finish({ type: 'done', status: 'stopped', step: result.step, reason: 'stopped by user (while paused)' }, 0);
+          return this.finish(
+            { type: 'done', status: 'stopped', step: result.step, reason: 'stopped by user (while paused)' },
+            0,
+          );
         }
-        return this.finish({ type: 'done', status: result.status, step: result.step, ...(result.reason ? { reason: result.reason.slice(0, 4000) } : {}) }, 0);
+        return this.finish(
+          {
+            type: 'done',
+            status: result.status,
+            step: result.step,
+            ...(result.reason ? { reason: result.reason.slice(0, 4000) } : {}),
+          },
+          0,
+        );
       }
     } catch (e) {
       this.flush();
@@ -163,8 +186,15 @@ export class JobLoop {
   private async sample(req: SampleRequest): Promise<void> {
     try {
       const sampleText = this.opts.sampleText ?? (await import('../engine/sampling/sampleText.ts')).sampleText;
-      const r = await sampleText(req.checkpoint, { steps: req.steps, samples: req.samples, seed: req.seed, prefix: req.prefix, topP: req.topP });
-      if (this.stopRequested) return this.finish({ type: 'done', status: 'stopped', step: 0, reason: 'stopped by user' }, 0);
+      const r = await sampleText(req.checkpoint, {
+        steps: req.steps,
+        samples: req.samples,
+        seed: req.seed,
+        prefix: req.prefix,
+        topP: req.topP,
+      });
+      if (this.stopRequested)
+        return this.finish({ type: 'done', status: 'stopped', step: 0, reason: 'stopped by user' }, 0);
       let wordCheck: SampleResult['wordCheck'];
       if (req.data) {
         try {
@@ -175,7 +205,22 @@ export class JobLoop {
           this.warn(`word check skipped: ${(e as Error).message}`);
         }
       }
-      await this.emit({ type: 'sampled', result: { checkpoint: r.checkpointDir, arch: r.arch, backend: r.backend, device: r.device, steps: r.steps, topP: r.topP, seed: r.seed, texts: r.texts, ...(wordCheck ? { wordCheck } : {}), ...(r.nfe !== undefined ? { nfe: r.nfe } : {}), seconds: r.seconds } });
+      await this.emit({
+        type: 'sampled',
+        result: {
+          checkpoint: r.checkpointDir,
+          arch: r.arch,
+          backend: r.backend,
+          device: r.device,
+          steps: r.steps,
+          topP: r.topP,
+          seed: r.seed,
+          texts: r.texts,
+          ...(wordCheck ? { wordCheck } : {}),
+          ...(r.nfe !== undefined ? { nfe: r.nfe } : {}),
+          seconds: r.seconds,
+        },
+      });
       return this.finish({ type: 'done', status: 'done', step: 0 }, 0);
     } catch (e) {
       return this.fail(e instanceof Error ? e : new Error(String(e)));
@@ -263,7 +308,8 @@ export class JobLoop {
         const now = this.now();
         // Flushing here as well as from a timer matters: a synchronous engine never lets the timer fire mid-run.
         if (now - this.lastFlush >= this.flushMs || this.buffer.length >= this.maxBuffered) this.flush();
-        else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), Math.max(0, this.lastFlush + this.flushMs - now));
+        else if (!this.flushTimer)
+          this.flushTimer = setTimeout(() => this.flush(), Math.max(0, this.lastFlush + this.flushMs - now));
       },
       onEval: (m) => {
         this.flush(); // keep metrics before the eval that follows them
@@ -339,6 +385,13 @@ export class JobLoop {
   async fail(err: Error): Promise<void> {
     if (this.phase === 'finished') return;
     this.flush();
-    await this.finish({ type: 'error', message: err.message.slice(0, 60_000) || err.name, ...(err.stack ? { stack: err.stack.slice(0, 60_000) } : {}) }, 1);
+    await this.finish(
+      {
+        type: 'error',
+        message: err.message.slice(0, 60_000) || err.name,
+        ...(err.stack ? { stack: err.stack.slice(0, 60_000) } : {}),
+      },
+      1,
+    );
   }
 }

@@ -15,7 +15,10 @@ export interface Port {
 
 /** The parts of `process` the adapter uses, so tests can pass fakes. */
 export interface ProcessLike {
-  parentPort?: { on(event: 'message', listener: (e: { data: unknown }) => void): unknown; postMessage(msg: unknown): void };
+  parentPort?: {
+    on(event: 'message', listener: (e: { data: unknown }) => void): unknown;
+    postMessage(msg: unknown): void;
+  };
   send?: (msg: unknown, sendHandle?: undefined, options?: object, callback?: (err: Error | null) => void) => boolean;
   on(event: 'message', listener: (msg: unknown) => void): unknown;
   on(event: 'disconnect', listener: () => void): unknown;
@@ -23,7 +26,9 @@ export interface ProcessLike {
 
 export class NoChannelError extends Error {
   constructor() {
-    super('the worker was started without an IPC channel: run it through the RunManager (utilityProcess or child_process.fork), not directly');
+    super(
+      'the worker was started without an IPC channel: run it through the RunManager (utilityProcess or child_process.fork), not directly',
+    );
   }
 }
 

@@ -23,18 +23,26 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
  */
 function electronBinary(): { path: string } | { missing: string } {
   const override = process.env.SDTT_ELECTRON_PATH;
-  if (override) return existsSync(override) ? { path: override } : { missing: `SDTT_ELECTRON_PATH=${override} does not exist` };
+  if (override)
+    return existsSync(override) ? { path: override } : { missing: `SDTT_ELECTRON_PATH=${override} does not exist` };
   const pkg = join(ROOT, 'node_modules', 'electron');
   if (!existsSync(join(pkg, 'package.json'))) return { missing: 'the electron package is not installed' };
   const pathFile = join(pkg, 'path.txt');
-  if (!existsSync(pathFile)) return { missing: `${pathFile} is absent (the binary is fetched lazily on user machines; none can be installed here)` };
+  if (!existsSync(pathFile))
+    return {
+      missing: `${pathFile} is absent (the binary is fetched lazily on user machines; none can be installed here)`,
+    };
   const rel = readFileSync(pathFile, 'utf8').trim();
-  const exe = process.env.ELECTRON_OVERRIDE_DIST_PATH ? join(process.env.ELECTRON_OVERRIDE_DIST_PATH, rel) : join(pkg, 'dist', rel);
+  const exe = process.env.ELECTRON_OVERRIDE_DIST_PATH
+    ? join(process.env.ELECTRON_OVERRIDE_DIST_PATH, rel)
+    : join(pkg, 'dist', rel);
   return existsSync(exe) ? { path: exe } : { missing: `${exe} does not exist` };
 }
 
 function missingBuild(): string | null {
-  const need = ['out/main/index.js', 'out/preload/index.cjs', 'out/renderer/index.html'].filter((f) => !existsSync(join(ROOT, f)));
+  const need = ['out/main/index.js', 'out/preload/index.cjs', 'out/renderer/index.html'].filter(
+    (f) => !existsSync(join(ROOT, f)),
+  );
   return need.length ? `the app is not built (missing ${need.join(', ')})` : null;
 }
 
@@ -47,15 +55,27 @@ test('electron: window opens; window.sdtt is exactly the API; no Node in the pag
   try {
     pw = await import('playwright-core');
   } catch (e) {
-    return t.skip(`playwright-core is not installed (${(e as Error).message.split('\n')[0]}): npm install --save-dev --save-exact playwright-core@1.65.1`);
+    return t.skip(
+      `playwright-core is not installed (${(e as Error).message.split('\n')[0]}): npm install --save-dev --save-exact playwright-core@1.65.1`,
+    );
   }
   const ws = mkdtempSync(join(tmpdir(), 'sdtt-e2e-electron-'));
-  const app = await pw._electron.launch({ executablePath: bin.path, args: [ROOT], env: { ...process.env, SDTT_WORKSPACE: ws, ELECTRON_ENABLE_LOGGING: '1' } as Record<string, string>, timeout: 45_000 });
+  const app = await pw._electron.launch({
+    executablePath: bin.path,
+    args: [ROOT],
+    env: { ...process.env, SDTT_WORKSPACE: ws, ELECTRON_ENABLE_LOGGING: '1' } as Record<string, string>,
+    timeout: 45_000,
+  });
   try {
     const page = await app.firstWindow();
     await page.waitForLoadState('domcontentloaded');
     const shape = await page.evaluate(() => {
-      const w = window as unknown as { sdtt?: Record<string, unknown>; require?: unknown; process?: unknown; module?: unknown };
+      const w = window as unknown as {
+        sdtt?: Record<string, unknown>;
+        require?: unknown;
+        process?: unknown;
+        module?: unknown;
+      };
       return {
         keys: w.sdtt ? Object.keys(w.sdtt).sort() : null,
         allFunctions: w.sdtt ? Object.values(w.sdtt).every((v) => typeof v === 'function') : false,
@@ -67,7 +87,11 @@ test('electron: window opens; window.sdtt is exactly the API; no Node in the pag
     assert.deepEqual(shape.keys, [...API_METHODS, 'subscribe'].sort());
     assert.equal(shape.allFunctions, true);
     assert.deepEqual([shape.require, shape.process, shape.module], ['undefined', 'undefined', 'undefined']);
-    const info = await page.evaluate(() => (window as unknown as { sdtt: { getInfo(r: object): Promise<{ host: string; workspace: string }> } }).sdtt.getInfo({}));
+    const info = await page.evaluate(() =>
+      (
+        window as unknown as { sdtt: { getInfo(r: object): Promise<{ host: string; workspace: string }> } }
+      ).sdtt.getInfo({}),
+    );
     assert.equal(info.host, 'electron');
     assert.equal(info.workspace, ws);
     const bad = await page.evaluate(() =>
@@ -95,7 +119,16 @@ const pages = { indexUrl: pathToFileURL(join(ROOT, 'out', 'renderer', 'index.htm
 test('window policy: secure webPreferences', () => {
   const p = secureWebPreferences('/x/preload.cjs');
   assert.deepEqual(
-    [p.contextIsolation, p.sandbox, p.nodeIntegration, p.nodeIntegrationInWorker, p.nodeIntegrationInSubFrames, p.webSecurity, p.allowRunningInsecureContent, p.webviewTag],
+    [
+      p.contextIsolation,
+      p.sandbox,
+      p.nodeIntegration,
+      p.nodeIntegrationInWorker,
+      p.nodeIntegrationInSubFrames,
+      p.webSecurity,
+      p.allowRunningInsecureContent,
+      p.webviewTag,
+    ],
     [true, true, false, false, false, true, false, false],
   );
   assert.equal(p.preload, '/x/preload.cjs');
@@ -114,16 +147,32 @@ test('window policy: only the app page is trusted; http(s) links go external; ev
   assert.equal(navigationDecision(pages.indexUrl, pages), 'allow');
   assert.equal(navigationDecision('https://arxiv.org/abs/2410.21035', pages), 'external');
   assert.equal(navigationDecision('http://example.com/', pages), 'external');
-  for (const u of ['file:///etc/passwd', 'javascript:alert(1)', 'data:text/html,<script>1</script>', 'smb://host/share', 'https://user:pw@example.com/', 'chrome://settings', 'about:blank']) {
+  for (const u of [
+    'file:///etc/passwd',
+    'javascript:alert(1)',
+    'data:text/html,<script>1</script>',
+    'smb://host/share',
+    'https://user:pw@example.com/',
+    'chrome://settings',
+    'about:blank',
+  ]) {
     assert.equal(navigationDecision(u, pages), 'deny', u);
   }
 });
 
 test('window policy: CSP matches the renderer <meta> and allows no inline or eval', () => {
   const csp = rendererCsp();
-  const html = existsSync(join(ROOT, 'src/renderer/index.html')) ? readFileSync(join(ROOT, 'src/renderer/index.html'), 'utf8') : '';
+  const html = existsSync(join(ROOT, 'src/renderer/index.html'))
+    ? readFileSync(join(ROOT, 'src/renderer/index.html'), 'utf8')
+    : '';
   const meta = /http-equiv="Content-Security-Policy"\s+content="([^"]+)"/.exec(html)?.[1];
-  const directives = (s: string) => new Map(s.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k!, v.join(' ')]));
+  const directives = (s: string) =>
+    new Map(
+      s
+        .split(';')
+        .map((d) => d.trim().split(/\s+/))
+        .map(([k, ...v]) => [k!, v.join(' ')]),
+    );
   if (meta) {
     const m = directives(meta);
     const c = directives(csp);
@@ -176,7 +225,10 @@ test('utilitySpawner maps a UtilityProcess onto ChildLike (fake fork)', async ()
   });
   const c = spawn('/w/index.js', ['a']);
   const f = forks[0]!;
-  assert.deepEqual([f.entry, f.args, f.options?.execArgv, f.options?.stdio], ['/w/index.js', ['a'], ['--import', 'tsx'], ['ignore', 'pipe', 'pipe']]);
+  assert.deepEqual(
+    [f.entry, f.args, f.options?.execArgv, f.options?.stdio],
+    ['/w/index.js', ['a'], ['--import', 'tsx'], ['ignore', 'pipe', 'pipe']],
+  );
   assert.equal(c.pid, 4242);
   const got: unknown[] = [];
   const exits: [number | null, string | null][] = [];

@@ -5,10 +5,22 @@ import { resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const CHROMIUM = process.env.SDTT_CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** Polls `fn` until it returns a truthy value (or throws after `ms`). */
-export async function until<T>(what: string, fn: () => T | Promise<T>, ms: number, every = 250): Promise<NonNullable<T>> {
+export async function until<T>(
+  what: string,
+  fn: () => T | Promise<T>,
+  ms: number,
+  every = 250,
+): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

@@ -70,7 +70,8 @@ export function setupManager(opts: { concurrency?: number; stopGraceMs?: number;
   mgr.subscribe((e) => events.push(e));
   const cleanup = () => {
     // End every fake worker still "alive" (and any the queue starts meanwhile) so no deadline timer outlives the test.
-    for (let live = children.filter((c) => !c.exited); live.length; live = children.filter((c) => !c.exited)) live.forEach((c) => c.exit(null, 'SIGKILL'));
+    for (let live = children.filter((c) => !c.exited); live.length; live = children.filter((c) => !c.exited))
+      live.forEach((c) => c.exit(null, 'SIGKILL'));
     rmSync(ws, { recursive: true, force: true });
   };
   return { ws, store, mgr, children, events, warnings, cleanup };

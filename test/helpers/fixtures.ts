@@ -15,7 +15,17 @@ import type { Denoiser } from '../../src/engine/types.ts';
 
 /** A tiny model (V 11, d 16, 2 layers, 2 heads, L 8, MASK 10, EOS 9, MDLM) with `over` applied. */
 export function tinyModel(over: Record<string, unknown> = {}): ModelConfig {
-  return ModelConfig.parse({ arch: 'mdlm', vocabSize: 11, dModel: 16, nLayers: 2, nHeads: 2, seqLen: 8, maskId: 10, eosId: 9, ...over });
+  return ModelConfig.parse({
+    arch: 'mdlm',
+    vocabSize: 11,
+    dModel: 16,
+    nLayers: 2,
+    nHeads: 2,
+    seqLen: 8,
+    maskId: 10,
+    eosId: 9,
+    ...over,
+  });
 }
 
 /** Init params plus N(0, s²) noise everywhere, so that no path (head, gates, modulation) is trivially zero. */
@@ -99,7 +109,12 @@ export const ALICE = resolve(import.meta.dirname, '..', 'fixtures', 'alice.txt')
  * <workspace>/runs/<id>, with a run.json marked done (config.data absolute, so a distillation run started from it
  * finds its training text). Returns the latest checkpoint folder.
  */
-export async function trainTinyRun(workspace: string, id: string, kind: 'pretrain' | 'pretrain-ar', steps: number): Promise<string> {
+export async function trainTinyRun(
+  workspace: string,
+  id: string,
+  kind: 'pretrain' | 'pretrain-ar',
+  steps: number,
+): Promise<string> {
   // Imported here so that files using only the light fixtures load neither the engine nor the GPT-2 tables.
   const { RunStore } = await import('../../src/runs/runStore.ts');
   const { runPretrain } = await import('../../src/engine/training/train.ts');
@@ -108,7 +123,13 @@ export async function trainTinyRun(workspace: string, id: string, kind: 'pretrai
   const tok = new ByteTokenizer();
   const cfg = PretrainConfig.parse({
     kind,
-    model: { ...MODEL_PRESETS.tiny, arch: kind === 'pretrain' ? 'mdlm' : 'ar', vocabSize: tok.vocabSize, eosId: tok.eosId, maskId: kind === 'pretrain' ? tok.maskId : -1 },
+    model: {
+      ...MODEL_PRESETS.tiny,
+      arch: kind === 'pretrain' ? 'mdlm' : 'ar',
+      vocabSize: tok.vocabSize,
+      eosId: tok.eosId,
+      maskId: kind === 'pretrain' ? tok.maskId : -1,
+    },
     optim: { lr: 3e-3, warmupSteps: 2, emaDecay: 0.9 },
     data: ALICE,
     tokenizer: 'byte',
@@ -134,7 +155,18 @@ export async function trainTinyRun(workspace: string, id: string, kind: 'pretrai
   });
   assert.equal(r.status, 'done', `tiny ${kind} run ${id}: ${r.status} ${r.reason ?? ''}`);
   const now = new Date().toISOString();
-  store.create({ id, kind, config: cfg as unknown as Record<string, unknown>, status: 'done', step: steps, totalSteps: steps, backend, device, createdAt: now, updatedAt: now });
+  store.create({
+    id,
+    kind,
+    config: cfg as unknown as Record<string, unknown>,
+    status: 'done',
+    step: steps,
+    totalSteps: steps,
+    backend,
+    device,
+    createdAt: now,
+    updatedAt: now,
+  });
   for (const m of metrics) store.appendMetric(id, m);
   const latest = latestCheckpoint(store.checkpointsDir(id));
   assert.ok(latest && existsSync(resolve(latest.dir, 'model.safetensors')), `no checkpoint for ${id}`);
@@ -146,13 +178,20 @@ const teacherAndJudge = new Map<string, Promise<{ ws: string; teacher: string; j
  * A tiny MDLM teacher and AR judge (trainTinyRun, `steps` steps each) in one temporary workspace, trained once per
  * test file and step count: distillation tests share them.
  */
-export function tinyTeacherAndJudge(steps: number, tmpPrefix = 'sdtt-distill-'): Promise<{ ws: string; teacher: string; judge: string }> {
+export function tinyTeacherAndJudge(
+  steps: number,
+  tmpPrefix = 'sdtt-distill-',
+): Promise<{ ws: string; teacher: string; judge: string }> {
   const key = `${tmpPrefix}${steps}`;
   let p = teacherAndJudge.get(key);
   if (!p) {
     p = (async () => {
       const ws = mkdtempSync(join(tmpdir(), tmpPrefix));
-      return { ws, teacher: await trainTinyRun(ws, 'teacher', 'pretrain', steps), judge: await trainTinyRun(ws, 'judge', 'pretrain-ar', steps) };
+      return {
+        ws,
+        teacher: await trainTinyRun(ws, 'teacher', 'pretrain', steps),
+        judge: await trainTinyRun(ws, 'judge', 'pretrain-ar', steps),
+      };
     })();
     teacherAndJudge.set(key, p);
   }

@@ -18,7 +18,10 @@ export function requirement(missing: string | false): Requirement {
   return {
     skip: missing && !IN_CI ? missing : false,
     check() {
-      if (missing) assert.fail(`${missing} (CI=${process.env.CI}: a missing requirement fails under CI instead of skipping the test)`);
+      if (missing)
+        assert.fail(
+          `${missing} (CI=${process.env.CI}: a missing requirement fails under CI instead of skipping the test)`,
+        );
     },
   };
 }

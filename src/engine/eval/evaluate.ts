@@ -11,7 +11,13 @@ import { judgePerplexity, knownWordRate, meanAndStderr, unigramEntropy } from '.
  * MDLM NELBO per token on fixed windows: for each window an antithetic t per sequence, masked positions weigh
  * -log p(x0)/t, summed and divided by B*L (docs/design/sdtt.md §1.5). Monte Carlo over t; the same seed gives the same t and masks.
  */
-export async function heldoutNelbo(model: Denoiser, windows: Int32Array[], batch: number, seed: number, epsT = 1e-3): Promise<number> {
+export async function heldoutNelbo(
+  model: Denoiser,
+  windows: Int32Array[],
+  batch: number,
+  seed: number,
+  epsT = 1e-3,
+): Promise<number> {
   const rng = new Rng(seed);
   const L = model.seqLen;
   const V = model.vocabSize;
@@ -68,7 +74,15 @@ export function genPplWork(steps: number[], samples: number): number {
 export async function genPplTable(
   model: Denoiser,
   judge: ArModel,
-  opts: { steps: number[]; samples: number; batch: number; seed: number; words?: WordCheck; onProgress?: (done: number, total: number) => void /* genPplWork units */; onSamples?: (steps: number, tokens: Int32Array) => void },
+  opts: {
+    steps: number[];
+    samples: number;
+    batch: number;
+    seed: number;
+    words?: WordCheck;
+    onProgress?: (done: number, total: number) => void /* genPplWork units */;
+    onSamples?: (steps: number, tokens: Int32Array) => void;
+  },
 ): Promise<GenPplRow[]> {
   const L = model.seqLen;
   const rows: GenPplRow[] = [];
@@ -89,7 +103,13 @@ export async function genPplTable(
     }
     const seconds = (performance.now() - started) / 1000;
     opts.onSamples?.(steps, all);
-    rows.push({ steps, ...(await scoreSamples(judge, all, opts.samples, L, opts.batch, opts.words)), samples: opts.samples, nfe, seconds });
+    rows.push({
+      steps,
+      ...(await scoreSamples(judge, all, opts.samples, L, opts.batch, opts.words)),
+      samples: opts.samples,
+      nfe,
+      seconds,
+    });
   }
   return rows;
 }
@@ -102,7 +122,14 @@ export interface WordCheck {
 
 /** Judge perplexity (mean, s.e.) and unigram entropy of [n, L] token sequences, scored in chunks of `batch`; with
  * `words`, also their known-word rate. */
-export async function scoreSamples(judge: ArModel, tokens: Int32Array, n: number, L: number, batch: number, words?: WordCheck): Promise<{ gen_ppl: number; gen_ppl_se: number; entropy: number; known_words?: number }> {
+export async function scoreSamples(
+  judge: ArModel,
+  tokens: Int32Array,
+  n: number,
+  L: number,
+  batch: number,
+  words?: WordCheck,
+): Promise<{ gen_ppl: number; gen_ppl_se: number; entropy: number; known_words?: number }> {
   const nlls: number[] = [];
   for (let start = 0; start < n; start += batch) {
     const b = Math.min(batch, n - start);

@@ -22,8 +22,13 @@ export function meanAndStderr(xs: ArrayLike<number>): { mean: number; stderr: nu
  * token counts; `mean` is the average over samples. Repetitive text has low entropy, which is why it must be
  * reported next to gen PPL.
  */
-export function unigramEntropy(tokens: Int32Array, batch: number, len: number): { mean: number; perSample: Float64Array } {
-  if (tokens.length !== batch * len) throw new Error(`unigramEntropy: ${tokens.length} tokens, expected ${batch}×${len}`);
+export function unigramEntropy(
+  tokens: Int32Array,
+  batch: number,
+  len: number,
+): { mean: number; perSample: Float64Array } {
+  if (tokens.length !== batch * len)
+    throw new Error(`unigramEntropy: ${tokens.length} tokens, expected ${batch}×${len}`);
   const perSample = new Float64Array(batch);
   for (let b = 0; b < batch; b++) {
     const counts = new Map<number, number>();
@@ -97,7 +102,11 @@ export function selfBleu(continuations: ArrayLike<number>[][], maxN = 4): { mean
     if (group.length < 2) throw new Error(`selfBleu: prompt ${p} has ${group.length} continuation(s), needs >= 2`);
     let sum = 0;
     for (let i = 0; i < group.length; i++) {
-      sum += sentenceBleu(group[i], group.filter((_, j) => j !== i), maxN);
+      sum += sentenceBleu(
+        group[i],
+        group.filter((_, j) => j !== i),
+        maxN,
+      );
     }
     perPrompt[p] = sum / group.length;
   });
@@ -126,12 +135,14 @@ export async function judgePerplexity(
   len: number,
   maxBatch = 8,
 ): Promise<JudgePerplexityResult> {
-  if (tokens.length !== batch * len) throw new Error(`judgePerplexity: ${tokens.length} tokens, expected ${batch}×${len}`);
+  if (tokens.length !== batch * len)
+    throw new Error(`judgePerplexity: ${tokens.length} tokens, expected ${batch}×${len}`);
   if (len < 2) throw new Error('judgePerplexity: needs len >= 2');
   if (len > judge.seqLen) throw new Error(`judgePerplexity: len ${len} exceeds the judge's seqLen ${judge.seqLen}`);
   const vocab = judge.vocabSize;
   for (let i = 0; i < tokens.length; i++) {
-    if (tokens[i] < 0 || tokens[i] >= vocab) throw new Error(`judgePerplexity: token ${tokens[i]} at ${i} is outside the judge's vocab ${vocab}`);
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      throw new Error(`judgePerplexity: token ${tokens[i]} at ${i} is outside the judge's vocab ${vocab}`);
   }
 
   const perSample = new Float64Array(batch);
@@ -168,9 +179,13 @@ const WORD = /\p{L}+(?:['\u2019]\p{L}+)*/gu;
  * lower-case each word). Decoded in chunks of about `chunkTokens` tokens, cut only before a token that starts with
  * whitespace, so no word and no UTF-8 sequence spans a cut and no single string outgrows V8's limit on big corpora.
  */
-export function wordVocabulary(tokens: { length: number; subarray(start: number, end: number): ArrayLike<number> }, tokenizer: Tokenizer, chunkTokens = 1 << 20): Set<string> {
+export function wordVocabulary(
+  tokens: { length: number; subarray(start: number, end: number): ArrayLike<number> },
+  tokenizer: Tokenizer,
+  chunkTokens = 1 << 20,
+): Set<string> {
   const vocabulary = new Set<string>();
-  for (let start = 0; start < tokens.length; ) {
+  for (let start = 0; start < tokens.length;) {
     let end = Math.min(tokens.length, start + chunkTokens);
     while (end < tokens.length && !/^\s/.test(tokenizer.decode(tokens.subarray(end, end + 1)))) end++;
     for (const m of tokenizer.decode(tokens.subarray(start, end)).matchAll(WORD)) vocabulary.add(m[0].toLowerCase());

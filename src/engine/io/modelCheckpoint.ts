@@ -33,10 +33,14 @@ export function resolveCheckpointDir(path: string): string {
   try {
     latest = latestCheckpoint(ckDir);
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot list ${ckDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): not a checkpoint folder or a run folder`);
+    throw new CheckpointError(
+      `${path}: cannot list ${ckDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): not a checkpoint folder or a run folder`,
+    );
   }
   if (latest) return latest.dir;
-  throw new CheckpointError(`${path} is neither a checkpoint folder (config.json + model.safetensors) nor a run folder with checkpoints`);
+  throw new CheckpointError(
+    `${path} is neither a checkpoint folder (config.json + model.safetensors) nor a run folder with checkpoints`,
+  );
 }
 
 /**
@@ -51,15 +55,21 @@ export function readModelWeights(path: string, opts: { weights?: 'ema' | 'raw' }
   const weights = opts.weights ?? (ck.ema ? 'ema' : paramsAre);
   let params: Float32Array;
   if (weights === 'ema') {
-    if (!ck.ema && paramsAre !== 'ema') throw new CheckpointError(`${checkpointDir} has no EMA weights; use --weights raw`);
+    if (!ck.ema && paramsAre !== 'ema')
+      throw new CheckpointError(`${checkpointDir} has no EMA weights; use --weights raw`);
     params = ck.ema ?? ck.params;
   } else {
-    if (paramsAre === 'ema') throw new CheckpointError(`${checkpointDir} holds only EMA weights (its model.safetensors says so); use --weights ema`);
+    if (paramsAre === 'ema')
+      throw new CheckpointError(
+        `${checkpointDir} holds only EMA weights (its model.safetensors says so); use --weights ema`,
+      );
     params = ck.params;
   }
   const tokenizer = checkpointTokenizer(ck.extraConfig);
   if (tokenizer.vocabSize !== ck.config.vocabSize) {
-    throw new CheckpointError(`${checkpointDir}: the checkpoint's ${tokenizer.kind} tokenizer has ${tokenizer.vocabSize} ids but the model has vocabSize ${ck.config.vocabSize}`);
+    throw new CheckpointError(
+      `${checkpointDir}: the checkpoint's ${tokenizer.kind} tokenizer has ${tokenizer.vocabSize} ids but the model has vocabSize ${ck.config.vocabSize}`,
+    );
   }
   return { config: ck.config, layout: ck.layout, tokenizer, checkpointDir, weights, params, extra: ck.extraConfig };
 }

@@ -21,7 +21,8 @@ export type ComputeRuntime = 'auto' | 'onnx' | 'tfjs';
  * or tfjs-node-gpu loads (CUDA). Returns the loaded onnxruntime module, or null for tfjs.
  */
 export async function onnxRuntimeFor(backend: BackendName, runtime: ComputeRuntime): Promise<OrtModule | null> {
-  if (runtime === 'onnx' && backend !== 'auto') throw new Error(`--runtime onnx cannot be combined with --backend ${backend} (a tfjs backend)`);
+  if (runtime === 'onnx' && backend !== 'auto')
+    throw new Error(`--runtime onnx cannot be combined with --backend ${backend} (a tfjs backend)`);
   if (runtime === 'tfjs' || (runtime === 'auto' && (backend !== 'auto' || (await cudaTfjsLoads())))) return null;
   const rt = await loadOnnxRuntime();
   if (!rt.ort && runtime === 'onnx') throw new Error(`--runtime onnx: ${rt.reason}`);
@@ -67,9 +68,27 @@ export async function createModelRuntime(
 
 export async function openModel(
   path: string,
-  opts: { backend?: BackendName; weights?: 'ema' | 'raw'; runtime?: ComputeRuntime; threads?: number; hashWeights?: boolean } = {},
+  opts: {
+    backend?: BackendName;
+    weights?: 'ema' | 'raw';
+    runtime?: ComputeRuntime;
+    threads?: number;
+    hashWeights?: boolean;
+  } = {},
 ): Promise<OpenedModel> {
-  const { config, tokenizer, checkpointDir, weights, params, extra } = readModelWeights(path, { weights: opts.weights });
+  const { config, tokenizer, checkpointDir, weights, params, extra } = readModelWeights(path, {
+    weights: opts.weights,
+  });
   const { model, backend, device } = await createModelRuntime(config, params, opts);
-  return { config, tokenizer, model, checkpointDir, weights, backend, device, extra, ...(opts.hashWeights ? { weightsSha256: weightsSha256(params) } : {}) };
+  return {
+    config,
+    tokenizer,
+    model,
+    checkpointDir,
+    weights,
+    backend,
+    device,
+    extra,
+    ...(opts.hashWeights ? { weightsSha256: weightsSha256(params) } : {}),
+  };
 }

@@ -41,9 +41,14 @@ async function initTensorflow(gpu: boolean): Promise<BackendInfo> {
   try {
     await importOptional(pkg);
   } catch (e) {
-    throw new Error(`backend '${gpu ? 'tensorflow-gpu' : 'tensorflow'}' is unavailable: ${pkg} could not be loaded (${errText(e)})`);
+    throw new Error(
+      `backend '${gpu ? 'tensorflow-gpu' : 'tensorflow'}' is unavailable: ${pkg} could not be loaded (${errText(e)})`,
+    );
   }
-  if (!(await trySetBackend('tensorflow'))) throw new Error(`backend '${gpu ? 'tensorflow-gpu' : 'tensorflow'}': ${pkg} loaded but the 'tensorflow' backend failed to initialise`);
+  if (!(await trySetBackend('tensorflow')))
+    throw new Error(
+      `backend '${gpu ? 'tensorflow-gpu' : 'tensorflow'}': ${pkg} loaded but the 'tensorflow' backend failed to initialise`,
+    );
   return { backend: 'tensorflow', device: gpu ? 'GPU (CUDA, libtensorflow)' : 'CPU (libtensorflow)' };
 }
 
@@ -63,7 +68,8 @@ async function initWasm(): Promise<BackendInfo> {
     wasm.setWasmPaths(dist);
     wasmPathsSet = true;
   }
-  if (!(await trySetBackend('wasm'))) throw new Error(`backend 'wasm' failed to initialise (see the tfjs warning above)`);
+  if (!(await trySetBackend('wasm')))
+    throw new Error(`backend 'wasm' failed to initialise (see the tfjs warning above)`);
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   // tfjs disables wasm threads in Node (tfjs issue 3830): one backend instance = one core. Data parallelism
   // across worker threads is how the engine uses more cores.
@@ -84,15 +90,20 @@ async function initWebgpu(): Promise<BackendInfo> {
       Object.assign(globalThis, dawn.globals);
       Object.defineProperty(globalThis, 'navigator', { value: { gpu: dawn.create([]) }, configurable: true });
     } catch (e) {
-      throw new Error(`backend 'webgpu' is unavailable: no navigator.gpu and the 'webgpu' package could not be loaded (${errText(e)})`);
+      throw new Error(
+        `backend 'webgpu' is unavailable: no navigator.gpu and the 'webgpu' package could not be loaded (${errText(e)})`,
+      );
     }
   }
   try {
     await importOptional('@tensorflow/tfjs-backend-webgpu');
   } catch (e) {
-    throw new Error(`backend 'webgpu' is unavailable: @tensorflow/tfjs-backend-webgpu could not be loaded (${errText(e)})`);
+    throw new Error(
+      `backend 'webgpu' is unavailable: @tensorflow/tfjs-backend-webgpu could not be loaded (${errText(e)})`,
+    );
   }
-  if (!(await trySetBackend('webgpu'))) throw new Error(`backend 'webgpu' is unavailable: no WebGPU adapter could be created`);
+  if (!(await trySetBackend('webgpu')))
+    throw new Error(`backend 'webgpu' is unavailable: no WebGPU adapter could be created`);
   return { backend: 'webgpu', device: 'GPU (WebGPU)' };
 }
 

@@ -5,7 +5,13 @@ import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { initBackend } from './backend.ts';
 import { shardLossAndGrads, type WorkerReply, type WorkerRequest } from './gradients.ts';
 
-const { cfg, backend, params, grads } = workerData as { cfg: ModelConfig; backend: BackendName; index: number; params: Float32Array; grads: Float32Array };
+const { cfg, backend, params, grads } = workerData as {
+  cfg: ModelConfig;
+  backend: BackendName;
+  index: number;
+  params: Float32Array;
+  grads: Float32Array;
+};
 const port = parentPort!;
 const reply = (m: WorkerReply) => port.postMessage(m);
 

@@ -17,7 +17,21 @@ import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { initBackend } from './backend.ts';
 import type { DivergenceName } from '../../shared/distillConfig.ts';
 import { distillRowsLoss, gatherTargets, maskedBefore } from '../sdtt/distillLoss.ts';
-import { addInto, causalMask, scatterAddRows, disposeRope, heapView, linear, linearBwdInput, lnModBwd, read, ropeTables, view, type RopeTables, type T2 } from './kernels.ts';
+import {
+  addInto,
+  causalMask,
+  scatterAddRows,
+  disposeRope,
+  heapView,
+  linear,
+  linearBwdInput,
+  lnModBwd,
+  read,
+  ropeTables,
+  view,
+  type RopeTables,
+  type T2,
+} from './kernels.ts';
 import { addHeadGrad, blockBwd, disposeSaved, disposeWeights, trunkFwd, uploadWeights, type Weights } from './model.ts';
 import { blockOffsets, layoutMap, paramCount, type ParamEntry } from './paramLayout.ts';
 import { Rng } from '../rng.ts';
@@ -49,11 +63,16 @@ export function makeShards(cfg: ModelConfig, batch: GradBatch, parts: number): S
   const Btot = batch.batch;
   const V = cfg.vocabSize;
   const input = batch.kind === 'ar' ? batch.tokens : batch.zt;
-  if (input.length !== Btot * L) throw new Error(`batch: expected ${Btot} x ${L} = ${Btot * L} tokens, got ${input.length}`);
-  if (batch.kind !== 'ar' && cfg.arch !== 'mdlm') throw new Error(`an ${batch.kind} batch needs an mdlm model (got arch '${cfg.arch}')`);
-  if (batch.kind === 'ar' && cfg.arch !== 'ar') throw new Error(`an ar batch needs an ar model (got arch '${cfg.arch}')`);
+  if (input.length !== Btot * L)
+    throw new Error(`batch: expected ${Btot} x ${L} = ${Btot * L} tokens, got ${input.length}`);
+  if (batch.kind !== 'ar' && cfg.arch !== 'mdlm')
+    throw new Error(`an ${batch.kind} batch needs an mdlm model (got arch '${cfg.arch}')`);
+  if (batch.kind === 'ar' && cfg.arch !== 'ar')
+    throw new Error(`an ar batch needs an ar model (got arch '${cfg.arch}')`);
   if (batch.kind === 'mdlm' && (batch.x0.length !== input.length || batch.t.length !== Btot)) {
-    throw new Error(`mdlm batch: x0 has ${batch.x0.length} tokens and t ${batch.t.length} values, expected ${input.length} and ${Btot}`);
+    throw new Error(
+      `mdlm batch: x0 has ${batch.x0.length} tokens and t ${batch.t.length} values, expected ${input.length} and ${Btot}`,
+    );
   }
   const before = batch.kind === 'distill' ? maskedBefore(batch.zt, Btot, L, cfg.maskId, batch.targets.length, V) : null;
   const shards: Shard[] = [];
@@ -89,7 +108,13 @@ export function makeShards(cfg: ModelConfig, batch: GradBatch, parts: number): S
         }
       }
     });
-    const shard: Shard = { tokens, B, rows: Int32Array.from(rows), targets: Int32Array.from(targets), weights: Float32Array.from(weights) };
+    const shard: Shard = {
+      tokens,
+      B,
+      rows: Int32Array.from(rows),
+      targets: Int32Array.from(targets),
+      weights: Float32Array.from(weights),
+    };
     if (batch.kind === 'distill') {
       shard.divergence = batch.divergence;
       shard.soft = nParts === 1 ? batch.targets : gatherTargets(batch.targets, before!, seqs, V); // no copy in-process
@@ -117,7 +142,10 @@ export function subShard(s: Shard, L: number, j0: number, j1: number): Shard {
     rows: s.rows.slice(a, b).map((r) => r - j0 * L),
     targets: s.targets.subarray(a, b),
     weights: s.weights.subarray(a, b),
-    soft: s.soft?.subarray((a * s.soft.length) / Math.max(1, s.rows.length), (b * s.soft.length) / Math.max(1, s.rows.length)),
+    soft: s.soft?.subarray(
+      (a * s.soft.length) / Math.max(1, s.rows.length),
+      (b * s.soft.length) / Math.max(1, s.rows.length),
+    ),
     divergence: s.divergence,
   };
 }
@@ -137,7 +165,13 @@ interface StepCtx {
  * weights are uploaded once, then the shard runs in chunks of at most MAX_CHUNK_TOKENS tokens (losses and
  * gradients are sums, so chunks simply add up).
  */
-export function shardLossAndGrads(cfg: ModelConfig, params: Float32Array, s: Shard, dropoutSeed: number | null, grads: Float32Array | null): number {
+export function shardLossAndGrads(
+  cfg: ModelConfig,
+  params: Float32Array,
+  s: Shard,
+  dropoutSeed: number | null,
+  grads: Float32Array | null,
+): number {
   const L = cfg.seqLen;
   const ctx: StepCtx = {
     cfg,
@@ -150,7 +184,8 @@ export function shardLossAndGrads(cfg: ModelConfig, params: Float32Array, s: Sha
   const per = Math.max(1, Math.floor(MAX_CHUNK_TOKENS / L));
   try {
     let loss = 0;
-    for (let j = 0; j < s.B; j += per) loss += chunkLossAndGrads(ctx, s.B <= per ? s : subShard(s, L, j, Math.min(s.B, j + per)), grads);
+    for (let j = 0; j < s.B; j += per)
+      loss += chunkLossAndGrads(ctx, s.B <= per ? s : subShard(s, L, j, Math.min(s.B, j + per)), grads);
     return loss;
   } finally {
     disposeWeights(ctx.w);
@@ -194,8 +229,13 @@ function chunkLossAndGrads(ctx: StepCtx, s: Shard, grads: Float32Array | null): 
         // Cross-entropy; targets re-indexed past the excluded (MASK) row. -log p[x] = logsumexp - logit[x],
         // logsumexp = max - log(max p): exact and never log(0), using the vectorised Softmax instead of Exp.
         const tgt = s.targets.map((x) => (excl >= 0 && x > excl ? x - 1 : x));
-        const flatIdx = tf.tensor1d(Int32Array.from(tgt, (x, r) => r * Vh + x), 'int32');
-        const [lmax, pmax, lt] = [tf.max(logits, -1), tf.max(p, -1), tf.gather(tf.reshape(logits, [-1]), flatIdx)].map(read);
+        const flatIdx = tf.tensor1d(
+          Int32Array.from(tgt, (x, r) => r * Vh + x),
+          'int32',
+        );
+        const [lmax, pmax, lt] = [tf.max(logits, -1), tf.max(p, -1), tf.gather(tf.reshape(logits, [-1]), flatIdx)].map(
+          read,
+        );
         for (let r = 0; r < M; r++) loss += s.weights[r] * (lmax[r] - Math.log(pmax[r]) - lt[r]);
         if (!backward) return loss;
         // d loss / d logits = w_r * (p - onehot(x))
@@ -210,7 +250,11 @@ function chunkLossAndGrads(ctx: StepCtx, s: Shard, grads: Float32Array | null): 
     if (!backward) return loss;
     const g = grads;
     const fmod = lm.get('backbone.output_layer.modulation')!.offset;
-    let dx = lnModBwd(dh, fw.lnf!, w.normf, w.scalef, g, { w: lm.get('backbone.output_layer.norm_final.weight')!.offset, shift: fmod, scale: fmod + d });
+    let dx = lnModBwd(dh, fw.lnf!, w.normf, w.scalef, g, {
+      w: lm.get('backbone.output_layer.norm_final.weight')!.offset,
+      shift: fmod,
+      scale: fmod + d,
+    });
     for (let i = cfg.nLayers - 1; i >= 0; i--) {
       const next = blockBwd(cfg, w.blocks[i], fw.saved[i], dx, rope, g, blockOffsets(lm, i));
       disposeSaved(fw.saved[i]);
@@ -234,8 +278,12 @@ export function workerDropoutSeed(seed: number, index: number): number {
   return (seed ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0;
 }
 
-export type WorkerRequest = { type: 'step'; id: number; shard: Shard; dropoutSeed: number | null; wantGrads: boolean } | { type: 'close' };
-export type WorkerReply = { type: 'ready'; backend: string; device: string } | { type: 'done'; id: number; loss: number; ms: number } | { type: 'error'; id?: number; message: string };
+export type WorkerRequest =
+  { type: 'step'; id: number; shard: Shard; dropoutSeed: number | null; wantGrads: boolean } | { type: 'close' };
+export type WorkerReply =
+  | { type: 'ready'; backend: string; device: string }
+  | { type: 'done'; id: number; loss: number; ms: number }
+  | { type: 'error'; id?: number; message: string };
 
 interface PoolWorker {
   worker: Worker;
@@ -302,8 +350,8 @@ export class TfjsGradientEngine implements TrainingEngine {
           };
           worker.on('message', (m: WorkerReply) => {
             if (m.type === 'ready') resolve({ backend: m.backend, device: m.device });
-            else if (m.type === 'done') pw.pending.get(m.id)?.resolve(m), pw.pending.delete(m.id);
-            else if (m.id !== undefined) pw.pending.get(m.id)?.reject(new Error(m.message)), pw.pending.delete(m.id);
+            else if (m.type === 'done') (pw.pending.get(m.id)?.resolve(m), pw.pending.delete(m.id));
+            else if (m.id !== undefined) (pw.pending.get(m.id)?.reject(new Error(m.message)), pw.pending.delete(m.id));
             else fail(new Error(`gradient worker ${i}: ${m.message}`));
           });
           worker.on('error', (e) => fail(new Error(`gradient worker ${i} crashed: ${e.message}`)));
@@ -319,20 +367,34 @@ export class TfjsGradientEngine implements TrainingEngine {
       await Promise.all(workers.map((w) => w.worker.terminate()));
       throw e;
     }
-    return new TfjsGradientEngine(cfg, { backend: info.backend, device: `${info.device} x ${threads} workers` }, { workers, params });
+    return new TfjsGradientEngine(
+      cfg,
+      { backend: info.backend, device: `${info.device} x ${threads} workers` },
+      { workers, params },
+    );
   }
 
   private checkParams(params: Float32Array): void {
     if (params.length !== this.n) throw new Error(`expected ${this.n} parameters, got ${params.length}`);
   }
 
-  private run(params: Float32Array, batch: GradBatch, dropoutSeed: number | null, wantGrads: boolean): Promise<{ loss: number; grads: Float32Array | null }> {
+  private run(
+    params: Float32Array,
+    batch: GradBatch,
+    dropoutSeed: number | null,
+    wantGrads: boolean,
+  ): Promise<{ loss: number; grads: Float32Array | null }> {
     const r = this.queue.then(() => this.runNow(params, batch, dropoutSeed, wantGrads));
     this.queue = r.catch(() => undefined);
     return r;
   }
 
-  private async runNow(params: Float32Array, batch: GradBatch, dropoutSeed: number | null, wantGrads: boolean): Promise<{ loss: number; grads: Float32Array | null }> {
+  private async runNow(
+    params: Float32Array,
+    batch: GradBatch,
+    dropoutSeed: number | null,
+    wantGrads: boolean,
+  ): Promise<{ loss: number; grads: Float32Array | null }> {
     if (this.disposed) throw new Error('TfjsGradientEngine used after dispose()');
     this.checkParams(params);
     if (!this.pool) {
@@ -354,8 +416,14 @@ export class TfjsGradientEngine implements TrainingEngine {
           pw.pending.set(id, { resolve, reject });
           const seed = dropoutSeed === null ? null : workerDropoutSeed(dropoutSeed, i);
           // distill targets copied per shard are moved, not cloned (never the caller's own array)
-          const move = shard.soft && batch.kind === 'distill' && shard.soft.buffer !== batch.targets.buffer ? [shard.soft.buffer as ArrayBuffer] : [];
-          pw.worker.postMessage({ type: 'step', id, shard, dropoutSeed: seed, wantGrads } satisfies WorkerRequest, move);
+          const move =
+            shard.soft && batch.kind === 'distill' && shard.soft.buffer !== batch.targets.buffer
+              ? [shard.soft.buffer as ArrayBuffer]
+              : [];
+          pw.worker.postMessage(
+            { type: 'step', id, shard, dropoutSeed: seed, wantGrads } satisfies WorkerRequest,
+            move,
+          );
         });
       }),
     );
@@ -370,7 +438,11 @@ export class TfjsGradientEngine implements TrainingEngine {
   }
 
   /** loss and d(loss)/d(params) for the batch; dropoutSeed makes dropout deterministic. grads has params.length. */
-  async computeGradients(params: Float32Array, batch: GradBatch, dropoutSeed: number): Promise<{ loss: number; grads: Float32Array }> {
+  async computeGradients(
+    params: Float32Array,
+    batch: GradBatch,
+    dropoutSeed: number,
+  ): Promise<{ loss: number; grads: Float32Array }> {
     const r = await this.run(params, batch, dropoutSeed, true);
     return { loss: r.loss, grads: r.grads! };
   }

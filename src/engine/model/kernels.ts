@@ -17,7 +17,12 @@ export type T2 = tf.Tensor2D;
 // Host helpers
 
 /** dst[c, r] = src[r, c] for a [rows, cols] row-major matrix; blocked so both sides stay in cache. */
-export function transposeHost(src: Float32Array, rows: number, cols: number, dst = new Float32Array(rows * cols)): Float32Array {
+export function transposeHost(
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  dst = new Float32Array(rows * cols),
+): Float32Array {
   const BS = 32;
   for (let r0 = 0; r0 < rows; r0 += BS) {
     const r1 = Math.min(rows, r0 + BS);
@@ -92,7 +97,13 @@ export function addWeightGrad(dy: T2, x: T2, out: Float32Array, offset: number):
 }
 
 /** out[offset + c*rows + r] += v[r*cols + c]: adds the transpose of a [rows, cols] matrix, blocked like transposeHost. */
-export function addTransposedInto(out: Float32Array, offset: number, v: Float32Array, rows: number, cols: number): void {
+export function addTransposedInto(
+  out: Float32Array,
+  offset: number,
+  v: Float32Array,
+  rows: number,
+  cols: number,
+): void {
   const BS = 32;
   for (let r0 = 0; r0 < rows; r0 += BS) {
     const r1 = Math.min(rows, r0 + BS);
@@ -109,7 +120,13 @@ export function addInto(out: Float32Array, offset: number, v: ArrayLike<number>)
 }
 
 /** The embedding gradient: adds row n of `rows` ([N, d]) into row tokens[n] of the table at `offset` (host scatter-add). */
-export function scatterAddRows(out: Float32Array, offset: number, tokens: Int32Array, rows: ArrayLike<number>, d: number): void {
+export function scatterAddRows(
+  out: Float32Array,
+  offset: number,
+  tokens: Int32Array,
+  rows: ArrayLike<number>,
+  d: number,
+): void {
   for (let n = 0; n < tokens.length; n++) {
     const base = offset + tokens[n] * d;
     for (let j = 0; j < d; j++) out[base + j] += rows[n * d + j];
@@ -158,7 +175,14 @@ export function lnModFwd(x: T2, w: T, shift: T, scale: T, eps = 1e-5): { y: T2; 
 }
 
 /** Backward of lnModFwd; adds the gradients of w, shift and scale into `grads` at the given offsets. */
-export function lnModBwd(dy: T2, s: LnSaved, w: T, scale: T, grads: Float32Array, off: { w: number; shift: number; scale: number }): T2 {
+export function lnModBwd(
+  dy: T2,
+  s: LnSaved,
+  w: T,
+  scale: T,
+  grads: Float32Array,
+  off: { w: number; shift: number; scale: number },
+): T2 {
   const dyXhat = tf.mul(dy, s.xhat) as T2;
   const t = colSum(dyXhat);
   dyXhat.dispose();

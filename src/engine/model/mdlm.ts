@@ -55,7 +55,8 @@ export function antitheticTimes(batch: number, epsT: number, rng: Rng): Float32A
  */
 export function forwardMask(x0: Int32Array, t: Float32Array, seqLen: number, maskId: number, rng: Rng): Int32Array {
   const batch = t.length;
-  if (x0.length !== batch * seqLen) throw new Error(`forwardMask: x0 has ${x0.length} tokens, expected ${batch}×${seqLen}`);
+  if (x0.length !== batch * seqLen)
+    throw new Error(`forwardMask: x0 has ${x0.length} tokens, expected ${batch}×${seqLen}`);
   const z = new Int32Array(x0.length);
   for (let b = 0; b < batch; b++) {
     const m = maskProb(t[b]);
@@ -105,8 +106,10 @@ export function subsRowLogProbs(
  */
 export function subsLogProbs(logits: Float32Array, tokens: Int32Array, vocab: number, maskId: number): Float64Array {
   const n = tokens.length;
-  if (logits.length !== n * vocab) throw new Error(`subsLogProbs: logits has ${logits.length} values, expected ${n}×${vocab}`);
+  if (logits.length !== n * vocab)
+    throw new Error(`subsLogProbs: logits has ${logits.length} values, expected ${n}×${vocab}`);
   const out = new Float64Array(n * vocab);
-  for (let i = 0; i < n; i++) subsRowLogProbs(logits, i * vocab, tokens[i], vocab, maskId, out.subarray(i * vocab, (i + 1) * vocab));
+  for (let i = 0; i < n; i++)
+    subsRowLogProbs(logits, i * vocab, tokens[i], vocab, maskId, out.subarray(i * vocab, (i + 1) * vocab));
   return out;
 }

@@ -17,25 +17,64 @@ import { layoutMap, type BlockOffsets, type ParamEntry } from './paramLayout.ts'
 import type { Rng } from '../rng.ts';
 import type { ArModel, ArSession, Denoiser } from '../types.ts';
 import {
-  addColSum, addInto, addWeightGrad, attentionBwd, attentionFwd, causalMask, colSum, disposeRope, geluBwd, geluFwd, linear, linearBwdInput,
-  lnModBwd, lnModFwd, read, ropeBwd, ropeFwd, ropeTables, transposeHost, type AttnSaved, type LnSaved, type RopeTables, type T, type T2,
+  addColSum,
+  addInto,
+  addWeightGrad,
+  attentionBwd,
+  attentionFwd,
+  causalMask,
+  colSum,
+  disposeRope,
+  geluBwd,
+  geluFwd,
+  linear,
+  linearBwdInput,
+  lnModBwd,
+  lnModFwd,
+  read,
+  ropeBwd,
+  ropeFwd,
+  ropeTables,
+  transposeHost,
+  type AttnSaved,
+  type LnSaved,
+  type RopeTables,
+  type T,
+  type T2,
 } from './kernels.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Device-side weights
 
 export interface BlockWeights {
-  norm1: T; shift1: T; scale1: T; gate1: T;
-  norm2: T; shift2: T; scale2: T; gate2: T;
-  wq: T2; wk: T2; wv: T2; // [d, d] forward operands ([in, out])
-  wo: T2; w0: T2; b0: T; w2: T2; b2: T;
+  norm1: T;
+  shift1: T;
+  scale1: T;
+  gate1: T;
+  norm2: T;
+  shift2: T;
+  scale2: T;
+  gate2: T;
+  wq: T2;
+  wk: T2;
+  wv: T2; // [d, d] forward operands ([in, out])
+  wo: T2;
+  w0: T2;
+  b0: T;
+  w2: T2;
+  b2: T;
   // stored [out, in] layout, only uploaded when a backward pass will run
-  wqkvT?: T2; woT?: T2; w0T?: T2; w2T?: T2;
+  wqkvT?: T2;
+  woT?: T2;
+  w0T?: T2;
+  w2T?: T2;
 }
 
 export interface Weights {
   blocks: BlockWeights[];
-  normf: T; shiftf: T; scalef: T;
+  normf: T;
+  shiftf: T;
+  scalef: T;
   head: T2; // [d, Vh]
   headB: T; // [Vh]
   headT?: T2; // [Vh, d]
@@ -49,7 +88,11 @@ export interface Weights {
  * Uploads the parameters. `backward` also uploads the [out, in] matrices; `exclude` >= 0 drops that output row
  * of the head (used for MASK in the MDLM loss: its logit is -1e6, so its probability and gradient are exactly 0).
  */
-export function uploadWeights(cfg: ModelConfig, params: Float32Array, opts: { backward: boolean; exclude: number }): Weights {
+export function uploadWeights(
+  cfg: ModelConfig,
+  params: Float32Array,
+  opts: { backward: boolean; exclude: number },
+): Weights {
   const L = layoutMap(cfg);
   const d = cfg.dModel;
   const m = cfg.mlpRatio * d;
@@ -72,11 +115,22 @@ export function uploadWeights(cfg: ModelConfig, params: Float32Array, opts: { ba
     const w0 = get(p + 'mlp.0.weight');
     const w2 = get(p + 'mlp.2.weight');
     const b: BlockWeights = {
-      norm1: vec(get(p + 'norm1.weight')), norm2: vec(get(p + 'norm2.weight')),
-      shift1: vec(mod.subarray(0, d)), scale1: vec(mod.subarray(d, 2 * d)), gate1: vec(mod.subarray(2 * d, 3 * d)),
-      shift2: vec(mod.subarray(3 * d, 4 * d)), scale2: vec(mod.subarray(4 * d, 5 * d)), gate2: vec(mod.subarray(5 * d, 6 * d)),
-      wq: fwdMat(qkv.subarray(0, d * d), d, d), wk: fwdMat(qkv.subarray(d * d, 2 * d * d), d, d), wv: fwdMat(qkv.subarray(2 * d * d), d, d),
-      wo: fwdMat(wo, d, d), w0: fwdMat(w0, m, d), b0: vec(get(p + 'mlp.0.bias')), w2: fwdMat(w2, d, m), b2: vec(get(p + 'mlp.2.bias')),
+      norm1: vec(get(p + 'norm1.weight')),
+      norm2: vec(get(p + 'norm2.weight')),
+      shift1: vec(mod.subarray(0, d)),
+      scale1: vec(mod.subarray(d, 2 * d)),
+      gate1: vec(mod.subarray(2 * d, 3 * d)),
+      shift2: vec(mod.subarray(3 * d, 4 * d)),
+      scale2: vec(mod.subarray(4 * d, 5 * d)),
+      gate2: vec(mod.subarray(5 * d, 6 * d)),
+      wq: fwdMat(qkv.subarray(0, d * d), d, d),
+      wk: fwdMat(qkv.subarray(d * d, 2 * d * d), d, d),
+      wv: fwdMat(qkv.subarray(2 * d * d), d, d),
+      wo: fwdMat(wo, d, d),
+      w0: fwdMat(w0, m, d),
+      b0: vec(get(p + 'mlp.0.bias')),
+      w2: fwdMat(w2, d, m),
+      b2: vec(get(p + 'mlp.2.bias')),
     };
     if (opts.backward) {
       b.wqkvT = tf.tensor2d(qkv, [3 * d, d]);
@@ -137,15 +191,27 @@ export function embed(emb: Float32Array, tokens: Int32Array, d: number, vocab: n
   const x = new Float32Array(tokens.length * d);
   for (let n = 0; n < tokens.length; n++) {
     const id = tokens[n];
-    if (!(id >= 0 && id < vocab)) throw new Error(`token id ${id} at position ${n} is outside the vocabulary [0, ${vocab})`);
+    if (!(id >= 0 && id < vocab))
+      throw new Error(`token id ${id} at position ${n} is outside the vocabulary [0, ${vocab})`);
     x.set(emb.subarray(id * d, (id + 1) * d), n * d);
   }
   return tf.tensor2d(x, [tokens.length, d]);
 }
 
 export interface BlockSaved {
-  ln1: LnSaved; a1: T2; attn: AttnSaved; o: T2; hm: T2; mask1: T | null;
-  ln2: LnSaved; a2: T2; pre: T2; s: T2; g: T2; h2m: T2; mask2: T | null;
+  ln1: LnSaved;
+  a1: T2;
+  attn: AttnSaved;
+  o: T2;
+  hm: T2;
+  mask1: T | null;
+  ln2: LnSaved;
+  a2: T2;
+  pre: T2;
+  s: T2;
+  g: T2;
+  h2m: T2;
+  mask2: T | null;
 }
 
 export interface FwdCtx {
@@ -174,7 +240,13 @@ function dropoutMask(n: number, d: number, p: number, rng: Rng): T2 {
 }
 
 /** One block. Returns the new residual stream; with ctx.save also everything the backward needs. */
-export function blockFwd(cfg: ModelConfig, w: BlockWeights, x: T2, ctx: FwdCtx, layer: number): { x: T2; saved?: BlockSaved } {
+export function blockFwd(
+  cfg: ModelConfig,
+  w: BlockWeights,
+  x: T2,
+  ctx: FwdCtx,
+  layer: number,
+): { x: T2; saved?: BlockSaved } {
   const { B, L } = ctx;
   const H = cfg.nHeads;
   const hd = cfg.dModel / H;
@@ -200,17 +272,31 @@ export function blockFwd(cfg: ModelConfig, w: BlockWeights, x: T2, ctx: FwdCtx, 
     }
     const at = attentionFwd(q, k, v, ctx.attnMask);
     const h = linear(at.o, w.wo);
-    const hm = mask1 ? tf.mul(h, mask1) as T2 : h;
+    const hm = mask1 ? (tf.mul(h, mask1) as T2) : h;
     const x1 = tf.add(x, tf.mul(hm, w.gate1)) as T2;
     const ln2 = lnModFwd(x1, w.norm2, w.shift2, w.scale2);
     const a2 = ln2.y;
     const pre = linear(a2, w.w0, w.b0);
     const ge = geluFwd(pre);
     const h2 = linear(ge.y, w.w2, w.b2);
-    const h2m = mask2 ? tf.mul(h2, mask2) as T2 : h2;
+    const h2m = mask2 ? (tf.mul(h2, mask2) as T2) : h2;
     const x2 = tf.add(x1, tf.mul(h2m, w.gate2)) as T2;
     if (!ctx.save) return { x: x2 };
-    const saved: BlockSaved = { ln1: ln1.saved, a1, attn: at.saved, o: at.o, hm, mask1, ln2: ln2.saved, a2, pre, s: ge.s, g: ge.y, h2m, mask2 };
+    const saved: BlockSaved = {
+      ln1: ln1.saved,
+      a1,
+      attn: at.saved,
+      o: at.o,
+      hm,
+      mask1,
+      ln2: ln2.saved,
+      a2,
+      pre,
+      s: ge.s,
+      g: ge.y,
+      h2m,
+      mask2,
+    };
     return { x: x2, saved } as unknown as tf.TensorContainer;
   });
   if (!ctx.save) tf.dispose([mask1, mask2].filter((t): t is T2 => t !== null));
@@ -218,7 +304,12 @@ export function blockFwd(cfg: ModelConfig, w: BlockWeights, x: T2, ctx: FwdCtx, 
 }
 
 /** Embedding -> blocks -> final LN + modulation. Returns the head input [N, d]. */
-export function trunkFwd(cfg: ModelConfig, w: Weights, tokens: Int32Array, ctx: FwdCtx): { h: T2; saved: BlockSaved[]; lnf?: LnSaved } {
+export function trunkFwd(
+  cfg: ModelConfig,
+  w: Weights,
+  tokens: Int32Array,
+  ctx: FwdCtx,
+): { h: T2; saved: BlockSaved[]; lnf?: LnSaved } {
   let x = embed(w.emb, tokens, cfg.dModel, cfg.vocabSize);
   const saved: BlockSaved[] = [];
   for (let i = 0; i < cfg.nLayers; i++) {
@@ -235,9 +326,16 @@ export function trunkFwd(cfg: ModelConfig, w: Weights, tokens: Int32Array, ctx: 
 // ---------------------------------------------------------------------------------------------------------------
 // Backward of one block (the training engine, gradients.ts)
 
-
 /** Backward through one block: dx2 (gradient w.r.t. its output) -> gradient w.r.t. its input. */
-export function blockBwd(cfg: ModelConfig, w: BlockWeights, s: BlockSaved, dx2: T2, rope: ReturnType<typeof ropeTables>, g: Float32Array, o: BlockOffsets): T2 {
+export function blockBwd(
+  cfg: ModelConfig,
+  w: BlockWeights,
+  s: BlockSaved,
+  dx2: T2,
+  rope: ReturnType<typeof ropeTables>,
+  g: Float32Array,
+  o: BlockOffsets,
+): T2 {
   const d = cfg.dModel;
   return tf.tidy(() => {
     // x2 = x1 + gate2 * h2m, h2m = mask2 * (g @ W2 + b2)
@@ -250,7 +348,10 @@ export function blockBwd(cfg: ModelConfig, w: BlockWeights, s: BlockSaved, dx2: 
     addColSum(dpre, g, o.b0);
     addWeightGrad(dpre, s.a2, g, o.w0);
     const da2 = linearBwdInput(dpre, w.w0T!);
-    const dx1 = tf.add(dx2, lnModBwd(da2, s.ln2, w.norm2, w.scale2, g, { w: o.norm2, shift: o.mod + 3 * d, scale: o.mod + 4 * d })) as T2;
+    const dx1 = tf.add(
+      dx2,
+      lnModBwd(da2, s.ln2, w.norm2, w.scale2, g, { w: o.norm2, shift: o.mod + 3 * d, scale: o.mod + 4 * d }),
+    ) as T2;
     // x1 = x + gate1 * hm, hm = mask1 * (attn(a1) @ Wo)
     addInto(g, o.mod + 2 * d, colSum(tf.mul(dx1, s.hm) as T2));
     let dh = tf.mul(dx1, w.gate1) as T2;
@@ -258,10 +359,16 @@ export function blockBwd(cfg: ModelConfig, w: BlockWeights, s: BlockSaved, dx2: 
     addWeightGrad(dh, s.o, g, o.out);
     const at = attentionBwd(linearBwdInput(dh, w.woT!), s.attn);
     const N = dx2.shape[0];
-    const dqkv = tf.concat([tf.reshape(ropeBwd(at.dq, rope), [N, d]), tf.reshape(ropeBwd(at.dk, rope), [N, d]), tf.reshape(at.dv, [N, d])], 1) as T2;
+    const dqkv = tf.concat(
+      [tf.reshape(ropeBwd(at.dq, rope), [N, d]), tf.reshape(ropeBwd(at.dk, rope), [N, d]), tf.reshape(at.dv, [N, d])],
+      1,
+    ) as T2;
     addWeightGrad(dqkv, s.a1, g, o.qkv);
     const da1 = linearBwdInput(dqkv, w.wqkvT!);
-    return tf.add(dx1, lnModBwd(da1, s.ln1, w.norm1, w.scale1, g, { w: o.norm1, shift: o.mod, scale: o.mod + d })) as T2;
+    return tf.add(
+      dx1,
+      lnModBwd(da1, s.ln1, w.norm1, w.scale1, g, { w: o.norm1, shift: o.mod, scale: o.mod + d }),
+    ) as T2;
   });
 }
 
@@ -288,7 +395,24 @@ export function addHeadGrad(lm: Map<string, ParamEntry>, dlogits: T2, hm: T2, ex
 }
 
 export function disposeSaved(s: BlockSaved): void {
-  tf.dispose([s.ln1.xhat, s.ln1.rstd, s.a1, s.attn.q, s.attn.k, s.attn.v, s.attn.p, s.o, s.hm, s.ln2.xhat, s.ln2.rstd, s.a2, s.pre, s.s, s.g, s.h2m]);
+  tf.dispose([
+    s.ln1.xhat,
+    s.ln1.rstd,
+    s.a1,
+    s.attn.q,
+    s.attn.k,
+    s.attn.v,
+    s.attn.p,
+    s.o,
+    s.hm,
+    s.ln2.xhat,
+    s.ln2.rstd,
+    s.a2,
+    s.pre,
+    s.s,
+    s.g,
+    s.h2m,
+  ]);
   tf.dispose([s.mask1, s.mask2].filter((t): t is T => t !== null));
 }
 
@@ -315,17 +439,29 @@ export function createInferenceModel(cfg: ModelConfig, params: Float32Array): In
 
   // Runs `len` new positions per sequence (starting at `offset`) and returns logits of all of them, or only of
   // the last one per sequence. Everything but the result and the (kept) KV cache is freed.
-  const run = (tokens: Int32Array, B: number, len: number, offset: number, kv: FwdCtx['kv'], lastOnly: boolean): Float32Array => {
+  const run = (
+    tokens: Int32Array,
+    B: number,
+    len: number,
+    offset: number,
+    kv: FwdCtx['kv'],
+    lastOnly: boolean,
+  ): Float32Array => {
     check();
     if (tokens.length !== B * len) throw new Error(`expected ${B} x ${len} = ${B * len} tokens, got ${tokens.length}`);
-    if (offset + len > cfg.seqLen) throw new Error(`sequence length ${offset + len} exceeds the model's seqLen ${cfg.seqLen}`);
+    if (offset + len > cfg.seqLen)
+      throw new Error(`sequence length ${offset + len} exceeds the model's seqLen ${cfg.seqLen}`);
     const rope = ropeTables(len, hd, cfg.ropeBase, offset);
     const attnMask = causal ? causalMask(len, offset + len, offset) : null;
     try {
       const out = tf.tidy(() => {
         const { h } = trunkFwd(cfg, w, tokens, { B, L: len, rope, attnMask, save: false, kv });
         let hh: T2 = h;
-        if (lastOnly) hh = tf.reshape(tf.slice(tf.reshape(h, [B, len, cfg.dModel]), [0, len - 1, 0], [B, 1, cfg.dModel]), [B, cfg.dModel]);
+        if (lastOnly)
+          hh = tf.reshape(tf.slice(tf.reshape(h, [B, len, cfg.dModel]), [0, len - 1, 0], [B, 1, cfg.dModel]), [
+            B,
+            cfg.dModel,
+          ]);
         return linear(hh, w.head, w.headB);
       });
       const data = read(out);
@@ -345,7 +481,8 @@ export function createInferenceModel(cfg: ModelConfig, params: Float32Array): In
     eosId: cfg.eosId,
     async logits(tokens: Int32Array, batch: number, len?: number): Promise<Float32Array> {
       const l = len ?? tokens.length / batch;
-      if (!causal && l !== cfg.seqLen) throw new Error(`the denoiser takes sequences of exactly ${cfg.seqLen} tokens, got ${l}`);
+      if (!causal && l !== cfg.seqLen)
+        throw new Error(`the denoiser takes sequences of exactly ${cfg.seqLen} tokens, got ${l}`);
       return run(tokens, batch, l, 0, undefined, false);
     },
     session(batch: number): ArSession {

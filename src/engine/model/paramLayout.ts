@@ -61,8 +61,14 @@ export function initParams(cfg: ModelConfig, seed: number): Float32Array {
   const last = layout[layout.length - 1];
   const p = new Float32Array(last.offset + last.size);
   for (const e of layout) {
-    if (e.name.endsWith('norm1.weight') || e.name.endsWith('norm2.weight') || e.name.endsWith('norm_final.weight')) p.fill(1, e.offset, e.offset + e.size);
-    else if (e.name.startsWith('backbone.output_layer.linear') || e.name.endsWith('bias') || e.name.endsWith('modulation')) continue;
+    if (e.name.endsWith('norm1.weight') || e.name.endsWith('norm2.weight') || e.name.endsWith('norm_final.weight'))
+      p.fill(1, e.offset, e.offset + e.size);
+    else if (
+      e.name.startsWith('backbone.output_layer.linear') ||
+      e.name.endsWith('bias') ||
+      e.name.endsWith('modulation')
+    )
+      continue;
     else for (let i = 0; i < e.size; i++) p[e.offset + i] = 0.02 * rng.normal();
   }
   return p;
@@ -71,6 +77,16 @@ export function initParams(cfg: ModelConfig, seed: number): Float32Array {
 /** Offsets of block i's parameters in the flat vector. */
 export function blockOffsets(lm: Map<string, ParamEntry>, i: number) {
   const o = (n: string) => lm.get(`backbone.blocks.${i}.${n}`)!.offset;
-  return { norm1: o('norm1.weight'), qkv: o('attn_qkv.weight'), out: o('attn_out.weight'), norm2: o('norm2.weight'), w0: o('mlp.0.weight'), b0: o('mlp.0.bias'), w2: o('mlp.2.weight'), b2: o('mlp.2.bias'), mod: o('modulation') };
+  return {
+    norm1: o('norm1.weight'),
+    qkv: o('attn_qkv.weight'),
+    out: o('attn_out.weight'),
+    norm2: o('norm2.weight'),
+    w0: o('mlp.0.weight'),
+    b0: o('mlp.0.bias'),
+    w2: o('mlp.2.weight'),
+    b2: o('mlp.2.bias'),
+    mod: o('modulation'),
+  };
 }
 export type BlockOffsets = ReturnType<typeof blockOffsets>;

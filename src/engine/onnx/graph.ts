@@ -17,7 +17,16 @@ import { writeFile } from 'node:fs/promises';
 import type { ModelConfig } from '../../shared/config.ts';
 import { GELU_A, GELU_C } from '../model/kernels.ts';
 import { layoutMap } from '../model/paramLayout.ts';
-import { DataType, encodeModel, type AttrValue, type DataTypeId, type ModelDef, type NodeDef, type TensorDef, type ValueInfoDef } from './protobuf.ts';
+import {
+  DataType,
+  encodeModel,
+  type AttrValue,
+  type DataTypeId,
+  type ModelDef,
+  type NodeDef,
+  type TensorDef,
+  type ValueInfoDef,
+} from './protobuf.ts';
 
 export interface OnnxGraphOptions {
   /** ONNX opset: 17 (default; tanh-GELU composed of elementwise ops) or >= 20 (uses the Gelu op, approximate = tanh). */
@@ -49,7 +58,8 @@ export class Builder {
   }
 
   init(name: string, dims: number[], data: Float32Array | Int32Array | BigInt64Array): string {
-    const dataType: DataTypeId = data instanceof Float32Array ? DataType.FLOAT : data instanceof Int32Array ? DataType.INT32 : DataType.INT64;
+    const dataType: DataTypeId =
+      data instanceof Float32Array ? DataType.FLOAT : data instanceof Int32Array ? DataType.INT32 : DataType.INT64;
     const nm = this.fresh(name);
     this.inits.push({ name: nm, dims, dataType, data });
     return nm;
@@ -80,7 +90,12 @@ export const ints = (value: number[]): AttrValue => ({ kind: 'ints', value });
 export const float = (value: number): AttrValue => ({ kind: 'float', value });
 
 /** cos / signed-sin tables [S, 1, hd] for absolute positions 0..S-1, multiplied by `mult`. */
-export function ropeTablesHost(S: number, hd: number, base: number, mult: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTablesHost(
+  S: number,
+  hd: number,
+  base: number,
+  mult: number,
+): { cos: Float32Array; sin: Float32Array } {
   const h = hd / 2;
   const cos = new Float32Array(S * hd);
   const sin = new Float32Array(S * hd);
@@ -105,12 +120,14 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
   if (!(opset >= 17)) throw new Error(`ONNX opset ${opset} is not supported (need >= 17 for LayerNormalization)`);
   const { vocabSize: V, dModel: d, nHeads: H, nLayers, seqLen: S } = cfg;
   const hd = d / H;
-  if (!Number.isInteger(hd) || hd % 2 !== 0) throw new Error(`dModel ${d} / nHeads ${H} must be an even integer head dim`);
+  if (!Number.isInteger(hd) || hd % 2 !== 0)
+    throw new Error(`dModel ${d} / nHeads ${H} must be an even integer head dim`);
   const m = cfg.mlpRatio * d;
   const causal = cfg.arch === 'ar';
   const L = layoutMap(cfg);
   const last = [...L.values()].reduce((a, e) => Math.max(a, e.offset + e.size), 0);
-  if (params.length !== last) throw new Error(`params has ${params.length} floats, the layout of this config needs ${last}`);
+  if (params.length !== last)
+    throw new Error(`params has ${params.length} floats, the layout of this config needs ${last}`);
   const get = (name: string): Float32Array => {
     const e = L.get(name);
     if (!e) throw new Error(`no parameter ${name} in the layout`);
@@ -121,8 +138,12 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
   const W = (name: string, dims: number[]) => g.init(name, dims, get(name));
 
   // Inputs / outputs
-  const inputs: ValueInfoDef[] = [{ name: ONNX_INPUT_TOKENS, elemType: DataType.INT32, shape: ['batch', causal ? 'len' : S] }];
-  const outputs: ValueInfoDef[] = [{ name: ONNX_OUTPUT_LOGITS, elemType: DataType.FLOAT, shape: ['batch', causal ? 'len' : S, V] }];
+  const inputs: ValueInfoDef[] = [
+    { name: ONNX_INPUT_TOKENS, elemType: DataType.INT32, shape: ['batch', causal ? 'len' : S] },
+  ];
+  const outputs: ValueInfoDef[] = [
+    { name: ONNX_OUTPUT_LOGITS, elemType: DataType.FLOAT, shape: ['batch', causal ? 'len' : S, V] },
+  ];
   if (causal) {
     for (let i = 0; i < nLayers; i++) {
       inputs.push({ name: pastKeyName(i), elemType: DataType.FLOAT, shape: ['batch', H, 'past', hd] });
@@ -162,7 +183,12 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
     const endS = g.op1('Squeeze', [endV, axes0], undefined, 'total_len.scalar');
     const one = g.i64('const.one', [1], true);
     const zero = g.i64('const.zero', [0], true);
-    const qpos = g.op1('Unsqueeze', [g.op1('Range', [pastS, endS, one], undefined, 'qpos'), g.i64('const.axes1', [1])], undefined, 'qpos.col');
+    const qpos = g.op1(
+      'Unsqueeze',
+      [g.op1('Range', [pastS, endS, one], undefined, 'qpos'), g.i64('const.axes1', [1])],
+      undefined,
+      'qpos.col',
+    );
     const kpos = g.op1('Range', [zero, endS, one], undefined, 'kpos');
     mask = g.op1('Greater', [kpos, qpos], undefined, 'causal_mask'); // [len, past + len] bool
     negBig = g.f32('const.mask_value', [], [MASK_VALUE]);
@@ -205,7 +231,12 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
 
   // Embedding
   const emb = W('backbone.vocab_embed.embedding', [V, d]);
-  let x = g.op1('Reshape', [g.op1('Gather', [emb, ONNX_INPUT_TOKENS], { axis: int(0) }, 'embed'), flatD], undefined, 'x0');
+  let x = g.op1(
+    'Reshape',
+    [g.op1('Gather', [emb, ONNX_INPUT_TOKENS], { axis: int(0) }, 'embed'), flatD],
+    undefined,
+    'x0',
+  );
 
   for (let i = 0; i < nLayers; i++) {
     const p = `backbone.blocks.${i}.`;
@@ -230,9 +261,19 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
     if (mask) s = g.op1('Where', [mask, negBig, s], undefined, `${p}scores.masked`);
     const pr = g.op1('Softmax', [s], { axis: int(-1) }, `${p}probs`);
     const oh = g.op1('MatMul', [pr, vh], undefined, `${p}attn`);
-    const o = g.op1('Reshape', [g.op1('Transpose', [oh], { perm: ints([0, 2, 1, 3]) }), flatD], undefined, `${p}attn.flat`);
+    const o = g.op1(
+      'Reshape',
+      [g.op1('Transpose', [oh], { perm: ints([0, 2, 1, 3]) }), flatD],
+      undefined,
+      `${p}attn.flat`,
+    );
     const h = gemm(o, W(p + 'attn_out.weight', [d, d]), null, `${p}attn_out`);
-    const x1 = g.op1('Add', [x, g.op1('Mul', [h, g.f32(p + 'gate1', [d], Float32Array.from(row(2)))])], undefined, `${p}x1`);
+    const x1 = g.op1(
+      'Add',
+      [x, g.op1('Mul', [h, g.f32(p + 'gate1', [d], Float32Array.from(row(2)))])],
+      undefined,
+      `${p}x1`,
+    );
     const a2 = lnMod(x1, get(p + 'norm2.weight'), row(3), row(4), `${p}ln2`);
     const pre = gemm(a2, W(p + 'mlp.0.weight', [m, d]), W(p + 'mlp.0.bias', [m]), `${p}mlp0`);
     const h2 = gemm(gelu(pre, `${p}gelu`), W(p + 'mlp.2.weight', [d, m]), W(p + 'mlp.2.bias', [d]), `${p}mlp2`);
@@ -240,8 +281,19 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
   }
 
   const fmod = get('backbone.output_layer.modulation');
-  const hf = lnMod(x, get('backbone.output_layer.norm_final.weight'), fmod.subarray(0, d), fmod.subarray(d, 2 * d), 'backbone.output_layer.ln');
-  const lg = gemm(hf, W('backbone.output_layer.linear.weight', [V, d]), W('backbone.output_layer.linear.bias', [V]), 'logits.flat');
+  const hf = lnMod(
+    x,
+    get('backbone.output_layer.norm_final.weight'),
+    fmod.subarray(0, d),
+    fmod.subarray(d, 2 * d),
+    'backbone.output_layer.ln',
+  );
+  const lg = gemm(
+    hf,
+    W('backbone.output_layer.linear.weight', [V, d]),
+    W('backbone.output_layer.linear.bias', [V]),
+    'logits.flat',
+  );
   // Final Reshape writes the graph output name directly.
   g.nodes.push({ opType: 'Reshape', inputs: [lg, shapeOut], outputs: [ONNX_OUTPUT_LOGITS], name: 'logits/Reshape' });
 
@@ -269,7 +321,12 @@ export function onnxModelBytes(cfg: ModelConfig, params: Float32Array, opts: Onn
 }
 
 /** Writes the model as an .onnx file (mdlm: denoiser graph; ar: KV-cache graph). Returns the byte count. */
-export async function exportOnnx(cfg: ModelConfig, params: Float32Array, file: string, opts: OnnxGraphOptions = {}): Promise<{ bytes: number }> {
+export async function exportOnnx(
+  cfg: ModelConfig,
+  params: Float32Array,
+  file: string,
+  opts: OnnxGraphOptions = {},
+): Promise<{ bytes: number }> {
   const bytes = onnxModelBytes(cfg, params, opts);
   await writeFile(file, bytes);
   return { bytes: bytes.length };

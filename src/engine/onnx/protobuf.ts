@@ -173,7 +173,10 @@ export class Message {
   /** The encoded bytes of this message. */
   finish(): Uint8Array {
     const total = this.size;
-    if (total > 0x7fffffff) throw new Error(`protobuf message of ${total} bytes exceeds the 2 GiB limit (the model needs ONNX external data)`);
+    if (total > 0x7fffffff)
+      throw new Error(
+        `protobuf message of ${total} bytes exceeds the 2 GiB limit (the model needs ONNX external data)`,
+      );
     const out = new Uint8Array(total);
     const end = this.writeInto(out, 0);
     if (end !== total) throw new Error(`protobuf encoder: wrote ${end} bytes, expected ${total}`);
@@ -299,7 +302,8 @@ function encodeNode(n: NodeDef): Message {
 /** ValueInfoProto{name=1, type=2} > TypeProto{tensor_type=1} > Tensor{elem_type=1, shape=2} > TensorShapeProto{dim=1} > Dimension{dim_value=1, dim_param=2}. */
 function encodeValueInfo(v: ValueInfoDef): Message {
   const shape = new Message();
-  for (const d of v.shape) shape.message(1, typeof d === 'number' ? new Message().varint(1, d) : new Message().string(2, d));
+  for (const d of v.shape)
+    shape.message(1, typeof d === 'number' ? new Message().varint(1, d) : new Message().string(2, d));
   const tensorType = new Message().varint(1, v.elemType).message(2, shape);
   return new Message().string(1, v.name).message(2, new Message().message(1, tensorType));
 }
@@ -317,10 +321,7 @@ function encodeGraph(g: GraphDef): Message {
 
 /** ModelProto: ir_version=1, producer_name=2, producer_version=3, doc_string=6, graph=7, opset_import=8 (OperatorSetIdProto{domain=1, version=2}), metadata_props=14 (StringStringEntryProto{key=1, value=2}). */
 export function encodeModel(model: ModelDef): Uint8Array {
-  const m = new Message()
-    .varint(1, model.irVersion)
-    .string(2, model.producerName)
-    .string(3, model.producerVersion);
+  const m = new Message().varint(1, model.irVersion).string(2, model.producerName).string(3, model.producerVersion);
   if (model.docString) m.string(6, model.docString);
   m.message(7, encodeGraph(model.graph));
   m.message(8, new Message().string(1, '').varint(2, model.opset));

@@ -9,7 +9,16 @@
 // past_key/value.{i} and returns present_key/value.{i}; a session feeds each call's present tensors back as past).
 import type { ModelConfig } from '../../shared/config.ts';
 import type { ArModel, ArSession, Denoiser } from '../types.ts';
-import { ONNX_INPUT_TOKENS, ONNX_OUTPUT_LOGITS, onnxModelBytes, pastKeyName, pastValueName, presentKeyName, presentValueName, type OnnxGraphOptions } from './graph.ts';
+import {
+  ONNX_INPUT_TOKENS,
+  ONNX_OUTPUT_LOGITS,
+  onnxModelBytes,
+  pastKeyName,
+  pastValueName,
+  presentKeyName,
+  presentValueName,
+  type OnnxGraphOptions,
+} from './graph.ts';
 
 // The slice of the onnxruntime-node API used here, declared locally so this file type-checks (and the app runs)
 // without the optional package installed.
@@ -38,11 +47,16 @@ export interface OrtSessionOptions {
 }
 export interface OrtModule {
   InferenceSession: { create(model: Uint8Array, options?: OrtSessionOptions): Promise<OrtSession> };
-  Tensor: new (type: 'float32' | 'int32' | 'int64', data: Float32Array | Int32Array | BigInt64Array, dims: readonly number[]) => OrtTensor;
+  Tensor: new (
+    type: 'float32' | 'int32' | 'int64',
+    data: Float32Array | Int32Array | BigInt64Array,
+    dims: readonly number[],
+  ) => OrtTensor;
   env: { versions?: Record<string, string> };
 }
 
-export type OnnxRuntimeLoad = { ort: OrtModule; version: string; reason?: undefined } | { ort: null; version?: undefined; reason: string };
+export type OnnxRuntimeLoad =
+  { ort: OrtModule; version: string; reason?: undefined } | { ort: null; version?: undefined; reason: string };
 
 let cached: Promise<OnnxRuntimeLoad> | null = null;
 
@@ -94,7 +108,11 @@ export interface OnnxModel extends Denoiser, ArModel {
  * Builds the ONNX graph for `cfg` + `params` in memory and opens an onnxruntime CPU session on it.
  * Throws when onnxruntime-node is unavailable (check loadOnnxRuntime() first to fall back).
  */
-export async function createOnnxModel(cfg: ModelConfig, params: Float32Array, opts: OnnxModelOptions = {}): Promise<OnnxModel> {
+export async function createOnnxModel(
+  cfg: ModelConfig,
+  params: Float32Array,
+  opts: OnnxModelOptions = {},
+): Promise<OnnxModel> {
   const rt = await loadOnnxRuntime();
   if (!rt.ort) throw new Error(`ONNX runtime unavailable: ${rt.reason}`);
   const ort = rt.ort;
@@ -110,7 +128,8 @@ export async function createOnnxModel(cfg: ModelConfig, params: Float32Array, op
   };
   if (opts.spinning === false) so.extra = { session: { intra_op: { allow_spinning: '0' } } };
   if (opts.threads !== undefined) {
-    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) throw new Error(`threads must be a positive integer, got ${opts.threads}`);
+    if (!(Number.isInteger(opts.threads) && opts.threads >= 1))
+      throw new Error(`threads must be a positive integer, got ${opts.threads}`);
     so.intraOpNumThreads = opts.threads;
   }
   const session = await ort.InferenceSession.create(bytes, so);
@@ -141,7 +160,12 @@ export async function createOnnxModel(cfg: ModelConfig, params: Float32Array, op
   const emptyPast = (B: number): OrtTensor => new ort.Tensor('float32', new Float32Array(0), [B, H, 0, hd]);
 
   /** One forward of the graph. For 'ar', `past` holds 2 * nLayers tensors (k, v per layer) or null for none. */
-  const forward = async (tokens: Int32Array, B: number, len: number, past: OrtTensor[] | null): Promise<{ logits: Float32Array; present: OrtTensor[] }> => {
+  const forward = async (
+    tokens: Int32Array,
+    B: number,
+    len: number,
+    past: OrtTensor[] | null,
+  ): Promise<{ logits: Float32Array; present: OrtTensor[] }> => {
     const feeds: Record<string, OrtTensor> = { [ONNX_INPUT_TOKENS]: new ort.Tensor('int32', tokens, [B, len]) };
     if (causal) {
       for (let i = 0; i < nLayers; i++) {
@@ -152,7 +176,8 @@ export async function createOnnxModel(cfg: ModelConfig, params: Float32Array, op
     const out = await session.run(feeds);
     const lt = out[ONNX_OUTPUT_LOGITS];
     const logits = lt.data as Float32Array;
-    if (!(logits instanceof Float32Array) || logits.length !== B * len * V) throw new Error(`ONNX logits: unexpected output ${lt.type} [${lt.dims}]`);
+    if (!(logits instanceof Float32Array) || logits.length !== B * len * V)
+      throw new Error(`ONNX logits: unexpected output ${lt.type} [${lt.dims}]`);
     const present: OrtTensor[] = [];
     if (causal) for (let i = 0; i < nLayers; i++) present.push(out[presentKeyName(i)], out[presentValueName(i)]);
     return { logits, present };
@@ -198,7 +223,8 @@ export async function createOnnxModel(cfg: ModelConfig, params: Float32Array, op
             // logits of the last new position per sequence: [batch, V]
             if (len === 1) return r.logits;
             const outv = new Float32Array(batch * V);
-            for (let b = 0; b < batch; b++) outv.set(r.logits.subarray((b * len + len - 1) * V, (b * len + len) * V), b * V);
+            for (let b = 0; b < batch; b++)
+              outv.set(r.logits.subarray((b * len + len - 1) * V, (b * len + len) * V), b * V);
             return outv;
           });
         },

@@ -74,7 +74,8 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   const keep = headIds(cfg);
   const Vh = keep.length;
   const g = new Builder();
-  const op = (t: string, ins: string[], attrs?: Parameters<Builder['op1']>[2], hint?: string) => g.op1(t, ins, attrs, hint);
+  const op = (t: string, ins: string[], attrs?: Parameters<Builder['op1']>[2], hint?: string) =>
+    g.op1(t, ins, attrs, hint);
   const mul = (a: string, b: string) => op('Mul', [a, b]);
   const add = (a: string, b: string) => op('Add', [a, b]);
   const sub = (a: string, b: string) => op('Sub', [a, b]);
@@ -95,10 +96,16 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
     { name: TRAIN_TOKENS, elemType: DataType.INT32, shape: ['batch', S] },
     { name: TRAIN_ROWS, elemType: DataType.INT64, shape: ['rows'] },
   ];
-  if (ce) inputs.push({ name: TRAIN_TARGETS, elemType: DataType.INT64, shape: ['rows'] }, { name: TRAIN_WEIGHTS, elemType: DataType.FLOAT, shape: ['rows'] });
+  if (ce)
+    inputs.push(
+      { name: TRAIN_TARGETS, elemType: DataType.INT64, shape: ['rows'] },
+      { name: TRAIN_WEIGHTS, elemType: DataType.FLOAT, shape: ['rows'] },
+    );
   if (mode === 'backprop') inputs.push({ name: TRAIN_DLOGITS, elemType: DataType.FLOAT, shape: ['rows', Vh] });
   if (dropout) {
-    for (let i = 0; i < nLayers; i++) for (const br of ['attn', 'mlp'] as const) inputs.push({ name: dropoutInput(i, br), elemType: DataType.FLOAT, shape: ['tokens', d] });
+    for (let i = 0; i < nLayers; i++)
+      for (const br of ['attn', 'mlp'] as const)
+        inputs.push({ name: dropoutInput(i, br), elemType: DataType.FLOAT, shape: ['tokens', d] });
   }
   for (const e of paramLayout(cfg)) inputs.push({ name: e.name, elemType: DataType.FLOAT, shape: e.shape });
   const outputs: ValueInfoDef[] = [];
@@ -134,7 +141,12 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   }
 
   // Weight-only LayerNorm + DiT modulation: y = xhat * w * (1 + scale) + shift.
-  interface Ln { xhat: string; rstd: string; w: string; scale: string }
+  interface Ln {
+    xhat: string;
+    rstd: string;
+    w: string;
+    scale: string;
+  }
   const lnFwd = (x: string, w: string, shift: string, scale: string): { y: string; ln: Ln } => {
     const xc = sub(x, rowMean(x));
     const rstd = op('Reciprocal', [op('Sqrt', [add(rowMean(mul(xc, xc)), lnEps)])]);
@@ -151,11 +163,33 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   const gemmT = (x: string, w: string, b?: string) => op('Gemm', b ? [x, w, b] : [x, w], { transB: int(1) }); // x W^T + b
   const weightGrad = (dy: string, x: string) => op('Gemm', [dy, x], { transA: int(1) }); // dy^T x: [out, in]
   const modRow = (mod: string, r: number) => op('Gather', [mod, rowIdx[r]], { axis: int(0) });
-  const stackRows = (rows: string[]) => op('Concat', rows.map((r) => op('Unsqueeze', [r, axes0])), { axis: int(0) });
+  const stackRows = (rows: string[]) =>
+    op(
+      'Concat',
+      rows.map((r) => op('Unsqueeze', [r, axes0])),
+      { axis: int(0) },
+    );
 
   // ---- forward
   let x = op('Reshape', [op('Gather', [EMBED, TRAIN_TOKENS], { axis: int(0) }), flatD], undefined, 'x0');
-  interface Saved { ln1: Ln; ln2: Ln; a1: string; a2: string; qh: string; kh: string; vh: string; probs: string; o: string; hAttn: string; gate1: string; pre: string; th: string; act: string; h2: string; gate2: string }
+  interface Saved {
+    ln1: Ln;
+    ln2: Ln;
+    a1: string;
+    a2: string;
+    qh: string;
+    kh: string;
+    vh: string;
+    probs: string;
+    o: string;
+    hAttn: string;
+    gate1: string;
+    pre: string;
+    th: string;
+    act: string;
+    h2: string;
+    gate2: string;
+  }
   const saved: Saved[] = [];
   for (let i = 0; i < nLayers; i++) {
     const p = `backbone.blocks.${i}.`;
@@ -171,7 +205,9 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
     const probs = op('Softmax', [scores], { axis: int(-1) }, `${p}probs`);
     const o = op('Reshape', [tr(mm(probs, vh), [0, 2, 1, 3]), flatD]);
     // hAttn / h2 are the branches after dropout (as the tfjs engine's hm / h2m), so gate grads and backward match
-    const hAttn = dropout ? mul(gemmT(o, p + 'attn_out.weight'), dropoutInput(i, 'attn')) : gemmT(o, p + 'attn_out.weight');
+    const hAttn = dropout
+      ? mul(gemmT(o, p + 'attn_out.weight'), dropoutInput(i, 'attn'))
+      : gemmT(o, p + 'attn_out.weight');
     const gate1 = modRow(mod, 2);
     const x1 = add(x, mul(hAttn, gate1));
     const { y: a2, ln: ln2 } = lnFwd(x1, p + 'norm2.weight', modRow(mod, 3), modRow(mod, 4));
@@ -179,14 +215,20 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
     // tanh-GELU 0.5 x (1 + tanh u), u = c (x + a x^3); tanh u is kept for the backward
     const th = op('Tanh', [mul(pre, add(mul(mul(pre, pre), geluCA), geluC))]);
     const act = mul(mul(pre, add(th, one)), half);
-    const h2 = dropout ? mul(gemmT(act, p + 'mlp.2.weight', p + 'mlp.2.bias'), dropoutInput(i, 'mlp')) : gemmT(act, p + 'mlp.2.weight', p + 'mlp.2.bias');
+    const h2 = dropout
+      ? mul(gemmT(act, p + 'mlp.2.weight', p + 'mlp.2.bias'), dropoutInput(i, 'mlp'))
+      : gemmT(act, p + 'mlp.2.weight', p + 'mlp.2.bias');
     const gate2 = modRow(mod, 5);
     saved.push({ ln1, ln2, a1, a2, qh, kh, vh, probs, o, hAttn, gate1, pre, th, act, h2, gate2 });
     x = add(x1, mul(h2, gate2));
   }
   const fmod = 'backbone.output_layer.modulation';
   const { y: hf, ln: lnF } = lnFwd(x, 'backbone.output_layer.norm_final.weight', modRow(fmod, 0), modRow(fmod, 1));
-  const keepIdx = g.init('const.head_ids', [Vh], BigInt64Array.from(keep, (v) => BigInt(v)));
+  const keepIdx = g.init(
+    'const.head_ids',
+    [Vh],
+    BigInt64Array.from(keep, (v) => BigInt(v)),
+  );
   const headW = Vh === V ? HEAD_W : op('Gather', [HEAD_W, keepIdx], { axis: int(0) }, 'head_w');
   const headB = Vh === V ? HEAD_B : op('Gather', [HEAD_B, keepIdx], { axis: int(0) }, 'head_b');
   const hr = op('Gather', [hf, TRAIN_ROWS], { axis: int(0) }, 'h_rows'); // [M, d]
@@ -194,7 +236,10 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   let logp = '';
   if (ce) {
     logp = op('LogSoftmax', [logits], { axis: int(-1) }, 'logp');
-    const lt = op('Reshape', [op('GatherElements', [logp, op('Unsqueeze', [TRAIN_TARGETS, axes1])], { axis: int(1) }), g.i64('const.flat', [-1])]);
+    const lt = op('Reshape', [
+      op('GatherElements', [logp, op('Unsqueeze', [TRAIN_TARGETS, axes1])], { axis: int(1) }),
+      g.i64('const.flat', [-1]),
+    ]);
     emit(op('Neg', [op('ReduceSum', [mul(lt, TRAIN_WEIGHTS), axes0], { keepdims: int(0) })]), TRAIN_LOSS, []);
   }
   if (mode === 'logits') {
@@ -208,12 +253,18 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
     // ---- head: cross-entropy dlogits = w_r * (softmax - onehot(target)), or given
     let dlogits = TRAIN_DLOGITS;
     if (ce) {
-      const onehot = op('OneHot', [TRAIN_TARGETS, g.i64('const.vh', [Vh], true), g.f32('const.onehot', [2], [0, 1])], { axis: int(-1) });
+      const onehot = op('OneHot', [TRAIN_TARGETS, g.i64('const.vh', [Vh], true), g.f32('const.onehot', [2], [0, 1])], {
+        axis: int(-1),
+      });
       dlogits = mul(sub(op('Exp', [logp]), onehot), op('Unsqueeze', [TRAIN_WEIGHTS, axes1]));
     }
     emit(weightGrad(dlogits, hr), GRAD_HEAD_W, [Vh, d]);
     emit(colSum(dlogits), GRAD_HEAD_B, [Vh]);
-    const dhf = op('ScatterND', [op('ConstantOfShape', [op('Shape', [hf])]), op('Unsqueeze', [TRAIN_ROWS, axes1]), mm(dlogits, headW)]);
+    const dhf = op('ScatterND', [
+      op('ConstantOfShape', [op('Shape', [hf])]),
+      op('Unsqueeze', [TRAIN_ROWS, axes1]),
+      mm(dlogits, headW),
+    ]);
     const f = lnBwd(dhf, lnF);
     emit(f.dw, gradName('backbone.output_layer.norm_final.weight'), [d]);
     emit(stackRows([f.dshift, f.dscale]), gradName(fmod), [2, d]);
@@ -241,7 +292,10 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
       const doh = tr(op('Reshape', [mm(dhAttn, p + 'attn_out.weight'), shape4]), [0, 2, 1, 3]); // [B, H, S, hd]
       const dvh = mm(tr(s.probs, [0, 1, 3, 2]), doh);
       const dprobs = mm(doh, tr(s.vh, [0, 1, 3, 2]));
-      const dscores = mul(s.probs, sub(dprobs, op('ReduceSum', [mul(dprobs, s.probs), axesLast], { keepdims: int(1) })));
+      const dscores = mul(
+        s.probs,
+        sub(dprobs, op('ReduceSum', [mul(dprobs, s.probs), axesLast], { keepdims: int(1) })),
+      );
       const dqh = mm(dscores, s.kh);
       const dkh = mm(tr(dscores, [0, 1, 3, 2]), s.qh);
       const back = (t: string) => op('Reshape', [t, flatD]);

@@ -14,8 +14,22 @@ import { Rng } from '../rng.ts';
 import { loadOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor, type OrtSessionOptions } from './runtime.ts';
 import type { TrainingEngine } from '../types.ts';
 import {
-  GRAD_EMBED_ROWS, GRAD_HEAD_B, GRAD_HEAD_W, TRAIN_DLOGITS, TRAIN_LOGITS, TRAIN_LOSS, TRAIN_PROBS, TRAIN_ROWS, TRAIN_TARGETS, TRAIN_TOKENS, TRAIN_WEIGHTS,
-  dropoutInput, gradName, headIds, trainGraphBytes, type TrainGraphMode,
+  GRAD_EMBED_ROWS,
+  GRAD_HEAD_B,
+  GRAD_HEAD_W,
+  TRAIN_DLOGITS,
+  TRAIN_LOGITS,
+  TRAIN_LOSS,
+  TRAIN_PROBS,
+  TRAIN_ROWS,
+  TRAIN_TARGETS,
+  TRAIN_TOKENS,
+  TRAIN_WEIGHTS,
+  dropoutInput,
+  gradName,
+  headIds,
+  trainGraphBytes,
+  type TrainGraphMode,
 } from './trainGraph.ts';
 
 /** Sequences per graph run: onnxruntime's memory grows with the largest run (its arena never shrinks), so a
@@ -60,7 +74,14 @@ export class OnnxGradientEngine implements TrainingEngine {
     const rt = await loadOnnxRuntime();
     if (!rt.ort) throw new Error(`onnx training engine unavailable: ${rt.reason}`);
     const threads = Math.max(1, Math.floor(opts.threads));
-    const so: OrtSessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', executionMode: 'sequential', interOpNumThreads: 1, intraOpNumThreads: threads, logSeverityLevel: 3 };
+    const so: OrtSessionOptions = {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      interOpNumThreads: 1,
+      intraOpNumThreads: threads,
+      logSeverityLevel: 3,
+    };
     const engine = new OnnxGradientEngine(cfg, rt.ort, so, { version: rt.version, threads });
     await engine.session('grads'); // a graph onnxruntime rejects fails here, not at the first step
     return engine;
@@ -68,17 +89,28 @@ export class OnnxGradientEngine implements TrainingEngine {
 
   private session(mode: TrainGraphMode): Promise<OrtSession> {
     let s = this.sessions.get(mode);
-    if (!s) this.sessions.set(mode, (s = this.ort.InferenceSession.create(trainGraphBytes(this.cfg, mode), this.options)));
+    if (!s)
+      this.sessions.set(mode, (s = this.ort.InferenceSession.create(trainGraphBytes(this.cfg, mode), this.options)));
     return s;
   }
 
-  private run(params: Float32Array, batch: GradBatch, dropoutSeed: number | null, wantGrads: boolean): Promise<{ loss: number; grads: Float32Array | null }> {
+  private run(
+    params: Float32Array,
+    batch: GradBatch,
+    dropoutSeed: number | null,
+    wantGrads: boolean,
+  ): Promise<{ loss: number; grads: Float32Array | null }> {
     const r = this.queue.then(() => this.runNow(params, batch, dropoutSeed, wantGrads));
     this.queue = r.catch(() => undefined);
     return r;
   }
 
-  private async runNow(params: Float32Array, batch: GradBatch, dropoutSeed: number | null, wantGrads: boolean): Promise<{ loss: number; grads: Float32Array | null }> {
+  private async runNow(
+    params: Float32Array,
+    batch: GradBatch,
+    dropoutSeed: number | null,
+    wantGrads: boolean,
+  ): Promise<{ loss: number; grads: Float32Array | null }> {
     if (this.disposed) throw new Error('OnnxGradientEngine used after dispose()');
     if (params.length !== this.n) throw new Error(`expected ${this.n} parameters, got ${params.length}`);
     const L = this.cfg.seqLen;
@@ -87,7 +119,8 @@ export class OnnxGradientEngine implements TrainingEngine {
     const rng = dropoutSeed === null ? null : new Rng(workerDropoutSeed(dropoutSeed, 0));
     const per = Math.max(1, Math.floor(CHUNK_TOKENS / L));
     let loss = 0;
-    for (let j = 0; j < s.B; j += per) loss += await this.runChunk(params, s.B <= per ? s : subShard(s, L, j, Math.min(s.B, j + per)), rng, grads);
+    for (let j = 0; j < s.B; j += per)
+      loss += await this.runChunk(params, s.B <= per ? s : subShard(s, L, j, Math.min(s.B, j + per)), rng, grads);
     return { loss, grads };
   }
 
@@ -97,9 +130,14 @@ export class OnnxGradientEngine implements TrainingEngine {
     const M = s.rows.length;
     const feeds: Record<string, OrtTensor> = {
       [TRAIN_TOKENS]: new ort.Tensor('int32', s.tokens, [s.B, cfg.seqLen]),
-      [TRAIN_ROWS]: new ort.Tensor('int64', BigInt64Array.from(s.rows, (v) => BigInt(v)), [M]),
+      [TRAIN_ROWS]: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(s.rows, (v) => BigInt(v)),
+        [M],
+      ),
     };
-    for (const e of this.layout) feeds[e.name] = new ort.Tensor('float32', params.subarray(e.offset, e.offset + e.size), e.shape);
+    for (const e of this.layout)
+      feeds[e.name] = new ort.Tensor('float32', params.subarray(e.offset, e.offset + e.size), e.shape);
     this.addDropoutMasks(feeds, s.tokens.length, rng); // drawn even for a chunk without loss rows, as the tfjs engine does
     if (M === 0) return 0; // no loss term: loss and gradient are exactly 0
 
@@ -123,7 +161,16 @@ export class OnnxGradientEngine implements TrainingEngine {
     const Vh = this.headIds.length;
     const fwd = await (await this.session('logits')).run(feeds);
     const dl = grads ? new Float32Array(M * Vh) : null;
-    const loss = distillRowsLoss(s.divergence!, fwd[TRAIN_LOGITS].data as Float32Array, fwd[TRAIN_PROBS].data as Float32Array, s.soft, s.weights, cfg.vocabSize, cfg.maskId, dl);
+    const loss = distillRowsLoss(
+      s.divergence!,
+      fwd[TRAIN_LOGITS].data as Float32Array,
+      fwd[TRAIN_PROBS].data as Float32Array,
+      s.soft,
+      s.weights,
+      cfg.vocabSize,
+      cfg.maskId,
+      dl,
+    );
     for (const t of Object.values(fwd)) t.dispose?.();
     if (!grads) return loss;
     feeds[TRAIN_DLOGITS] = new ort.Tensor('float32', dl!, [M, Vh]);
@@ -140,7 +187,12 @@ export class OnnxGradientEngine implements TrainingEngine {
     const d = cfg.dModel;
     const ones = rng ? null : new Float32Array(N * d).fill(1);
     for (let i = 0; i < cfg.nLayers; i++) {
-      for (const br of ['attn', 'mlp'] as const) feeds[dropoutInput(i, br)] = new ort.Tensor('float32', rng ? dropoutMaskValues(N, d, cfg.dropout, rng) : ones!, [N, d]);
+      for (const br of ['attn', 'mlp'] as const)
+        feeds[dropoutInput(i, br)] = new ort.Tensor(
+          'float32',
+          rng ? dropoutMaskValues(N, d, cfg.dropout, rng) : ones!,
+          [N, d],
+        );
     }
   }
 
@@ -167,7 +219,11 @@ export class OnnxGradientEngine implements TrainingEngine {
     return this.layout.find((e) => e.name === name)!.offset;
   }
 
-  async computeGradients(params: Float32Array, batch: GradBatch, dropoutSeed: number): Promise<{ loss: number; grads: Float32Array }> {
+  async computeGradients(
+    params: Float32Array,
+    batch: GradBatch,
+    dropoutSeed: number,
+  ): Promise<{ loss: number; grads: Float32Array }> {
     const r = await this.run(params, batch, dropoutSeed, true);
     return { loss: r.loss, grads: r.grads! };
   }

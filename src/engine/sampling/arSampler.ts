@@ -34,10 +34,13 @@ export async function sampleAr(model: ArModel, opts: SampleArOptions): Promise<I
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`sampleAr: batch must be an integer >= 1, got ${batch}`);
   if (length > model.seqLen) throw new Error(`sampleAr: length ${length} exceeds the model's seqLen ${model.seqLen}`);
 
-  const prefixes = opts.prefix === undefined ? [Int32Array.of(eos)] : Array.isArray(opts.prefix) ? opts.prefix : [opts.prefix];
-  if (prefixes.length !== 1 && prefixes.length !== batch) throw new Error(`sampleAr: ${prefixes.length} prefixes for batch ${batch}`);
+  const prefixes =
+    opts.prefix === undefined ? [Int32Array.of(eos)] : Array.isArray(opts.prefix) ? opts.prefix : [opts.prefix];
+  if (prefixes.length !== 1 && prefixes.length !== batch)
+    throw new Error(`sampleAr: ${prefixes.length} prefixes for batch ${batch}`);
   const prefixLen = prefixes[0].length;
-  if (prefixLen < 1 || prefixes.some((p) => p.length !== prefixLen)) throw new Error('sampleAr: prefixes must be non-empty and of equal length');
+  if (prefixLen < 1 || prefixes.some((p) => p.length !== prefixLen))
+    throw new Error('sampleAr: prefixes must be non-empty and of equal length');
   if (prefixLen > length) throw new Error(`sampleAr: prefix of ${prefixLen} tokens exceeds length ${length}`);
 
   const tokens = new Int32Array(batch * length);

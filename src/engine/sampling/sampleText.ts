@@ -60,13 +60,22 @@ export async function sampleText(modelPath: string, opts: SampleTextOptions): Pr
     const { arch, seqLen: L } = m.config;
     opts.onOpen?.({ checkpointDir: m.checkpointDir, arch, weights: m.weights, backend: m.backend, device: m.device });
     const prefix = opts.prefix ? m.tokenizer.encode(opts.prefix) : undefined;
-    if (prefix && prefix.length >= L) throw new Error(`the prefix is ${prefix.length} tokens; it must be shorter than the sequence length ${L}`);
+    if (prefix && prefix.length >= L)
+      throw new Error(`the prefix is ${prefix.length} tokens; it must be shorter than the sequence length ${L}`);
     const started = performance.now();
     let tokens: Int32Array;
     let nfe: number | undefined;
     const topP = opts.topP ?? (arch === 'mdlm' ? 1 : 0.95);
     if (arch === 'mdlm') {
-      const out = await sampleMdlm(m.model, { steps, batch, seed, prefix, topP, caching: opts.caching ?? true, onStep: (i) => opts.onStep?.(i.step, steps) });
+      const out = await sampleMdlm(m.model, {
+        steps,
+        batch,
+        seed,
+        prefix,
+        topP,
+        caching: opts.caching ?? true,
+        onStep: (i) => opts.onStep?.(i.step, steps),
+      });
       tokens = out.tokens;
       nfe = out.nfe;
     } else {
@@ -74,7 +83,21 @@ export async function sampleText(modelPath: string, opts: SampleTextOptions): Pr
     }
     const seconds = (performance.now() - started) / 1000;
     const texts = Array.from({ length: batch }, (_, b) => m.tokenizer.decode(tokens.subarray(b * L, (b + 1) * L)));
-    return { checkpointDir: m.checkpointDir, arch, weights: m.weights, backend: m.backend, device: m.device, steps: arch === 'mdlm' ? steps : null, topP, seed, texts, seqLen: L, tokenizer: m.tokenizer, nfe, seconds };
+    return {
+      checkpointDir: m.checkpointDir,
+      arch,
+      weights: m.weights,
+      backend: m.backend,
+      device: m.device,
+      steps: arch === 'mdlm' ? steps : null,
+      topP,
+      seed,
+      texts,
+      seqLen: L,
+      tokenizer: m.tokenizer,
+      nfe,
+      seconds,
+    };
   } finally {
     await m.model.dispose();
   }
@@ -84,7 +107,11 @@ export async function sampleText(modelPath: string, opts: SampleTextOptions): Pr
  * The samples against the words of `data`'s train split (opened with the model's tokenizer): per text the [start,
  * end) spans of its invented words, and the share of all their words that are known (null: no words to judge).
  */
-export function checkWords(texts: string[], data: string, tokenizer: Tokenizer): { invented: [number, number][][]; knownWords: number | null } {
+export function checkWords(
+  texts: string[],
+  data: string,
+  tokenizer: Tokenizer,
+): { invented: [number, number][][]; knownWords: number | null } {
   const vocabulary = wordVocabulary(openTokenSource(data, { tokenizer }).split('train'), tokenizer);
   const rate = knownWordRate(texts, vocabulary);
   return { invented: texts.map((t) => inventedWordSpans(t, vocabulary)), knownWords: Number.isNaN(rate) ? null : rate };

@@ -141,7 +141,8 @@ export interface AncestralStepOptions {
 /** Checks a nucleus p for the MDLM sampler: (0, 1], and only with float64 draws (the float32 ablation is exact-only). */
 function checkTopP(topP: number, precision: SamplingPrecision): void {
   if (!(topP > 0 && topP <= 1)) throw new Error(`top-p must be in (0, 1], got ${topP}`);
-  if (topP < 1 && precision === 'float32') throw new Error('top-p < 1 needs float64 sampling (the float32 ablation draws from the full distribution)');
+  if (topP < 1 && precision === 'float32')
+    throw new Error('top-p < 1 needs float64 sampling (the float32 ablation draws from the full distribution)');
 }
 
 /**
@@ -190,7 +191,8 @@ export function ancestralStep(
 
 function flatRows(logProbs: Float64Array, positions: number): (position: number) => Float64Array {
   const vocab = logProbs.length / positions;
-  if (!Number.isInteger(vocab) || vocab < 1) throw new Error(`ancestralStep: ${logProbs.length} log-probs do not split into ${positions} rows`);
+  if (!Number.isInteger(vocab) || vocab < 1)
+    throw new Error(`ancestralStep: ${logProbs.length} log-probs do not split into ${positions} rows`);
   return (l) => logProbs.subarray(l * vocab, (l + 1) * vocab);
 }
 
@@ -307,7 +309,8 @@ export async function sampleMdlm(model: Denoiser, opts: SampleMdlmOptions): Prom
   const forward = async (): Promise<Float32Array> => {
     if (!logits || !caching || !logitsMatchTokens) {
       logits = await model.logits(tokens, batch);
-      if (logits.length !== batch * seqLen * vocab) throw new Error(`sampleMdlm: model returned ${logits.length} logits, expected ${batch}×${seqLen}×${vocab}`);
+      if (logits.length !== batch * seqLen * vocab)
+        throw new Error(`sampleMdlm: model returned ${logits.length} logits, expected ${batch}×${seqLen}×${vocab}`);
       nfe++;
       logitsMatchTokens = true;
     }
@@ -340,8 +343,18 @@ export async function sampleMdlm(model: Denoiser, opts: SampleMdlmOptions): Prom
   return trajectory ? { tokens, nfe, trajectory } : { tokens, nfe };
 }
 
-function normalisePrefix(prefix: Int32Array | Int32Array[] | undefined, batch: number, seqLen: number, maskId: number): (Int32Array | null)[] {
-  const list = prefix === undefined ? new Array<Int32Array | null>(batch).fill(null) : Array.isArray(prefix) ? prefix : new Array<Int32Array>(batch).fill(prefix);
+function normalisePrefix(
+  prefix: Int32Array | Int32Array[] | undefined,
+  batch: number,
+  seqLen: number,
+  maskId: number,
+): (Int32Array | null)[] {
+  const list =
+    prefix === undefined
+      ? new Array<Int32Array | null>(batch).fill(null)
+      : Array.isArray(prefix)
+        ? prefix
+        : new Array<Int32Array>(batch).fill(prefix);
   if (list.length !== batch) throw new Error(`sampleMdlm: ${list.length} prefixes for batch ${batch}`);
   for (const p of list) {
     if (!p) continue;

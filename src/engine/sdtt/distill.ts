@@ -16,20 +16,42 @@ import type { GradBatch } from '../model/gradients.ts';
 import { createGradientEngine } from '../training/gradientEngine.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, lrAt, nonFiniteStepReason } from '../training/optim.ts';
-import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../../runs/checkpoint.ts';
+import {
+  checkpointDir,
+  latestCheckpoint,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+} from '../../runs/checkpoint.ts';
 import { antitheticTimes, forwardMask } from '../model/mdlm.ts';
 import { BatchIterator } from '../data/batches.ts';
 import { createModelRuntime, openModel, type Inference } from '../io/openModel.ts';
-import { checkDistillData, judgeProblem, openDistillData, openDistillTeacher, resolveDistillData } from './distillPreflight.ts';
+import {
+  checkDistillData,
+  judgeProblem,
+  openDistillData,
+  openDistillTeacher,
+  resolveDistillData,
+} from './distillPreflight.ts';
 import { roundAt, roundSchedule, scheduleSteps, type RoundInfo } from './rounds.ts';
 import { teacherTargets } from './targets.ts';
 import { wordVocabulary } from '../eval/metrics.ts';
-import { evalJudgeFields, evaluateRound, heldoutWindowsFor, writeJsonAtomic, type DistillEvalContext, type DistillEvalResult } from './distillEval.ts';
+import {
+  evalJudgeFields,
+  evaluateRound,
+  heldoutWindowsFor,
+  writeJsonAtomic,
+  type DistillEvalContext,
+  type DistillEvalResult,
+} from './distillEval.ts';
 import { readTeacherEval, runPaths, upsertRoundLine } from '../../runs/runFolder.ts';
 import { cachedTeacherEval, teacherEvalKey, type JudgeIdentity } from './teacherEvalCache.ts';
 
 /** The shipped AR judge, used when cfg.judge is absent and this folder exists. */
-export const SHIPPED_JUDGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../assets/models/judge-ar-base-5m');
+export const SHIPPED_JUDGE = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../../assets/models/judge-ar-base-5m',
+);
 
 /** SHIPPED_JUDGE when it is installed (has a config.json), else null: the default judge of distill and eval. */
 export function installedShippedJudge(): string | null {
@@ -125,7 +147,11 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   // The same checks preflightDistill made before the run folder was created (distillPreflight.ts).
   const { dir: teacherDir, ck: tck, tokenizer } = openDistillTeacher(cfg.teacher);
   // An export holds its EMA weights as model.safetensors and says so in its metadata: they are EMA weights too.
-  const original: TeacherRef = { dir: teacherDir, weights: tck.ema || tck.modelMetadata.weights === 'ema' ? 'ema' : 'raw', round: -1 };
+  const original: TeacherRef = {
+    dir: teacherDir,
+    weights: tck.ema || tck.modelMetadata.weights === 'ema' ? 'ema' : 'raw',
+    round: -1,
+  };
   const teacherCfg: ModelConfig = { ...tck.config, dropout: 0 };
   const mcfg: ModelConfig = { ...tck.config, dropout: cfg.studentDropout };
   const L = mcfg.seqLen;
@@ -135,7 +161,12 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   const source = openDistillData(dataPath, tokenizer);
   const trainTokens = source.split('train');
   const valTokens = source.split('validation');
-  const schedule = roundSchedule({ startSteps: distillStartSteps(cfg, L), rounds: cfg.rounds, minSteps: cfg.minSteps, stepsPerRound: cfg.stepsPerRound });
+  const schedule = roundSchedule({
+    startSteps: distillStartSteps(cfg, L),
+    rounds: cfg.rounds,
+    minSteps: cfg.minSteps,
+    stepsPerRound: cfg.stepsPerRound,
+  });
   const totalSteps = scheduleSteps(schedule);
   const layout = paramLayout(mcfg);
   const checkpointsDir = runPaths.checkpoints(runDir);
@@ -144,7 +175,9 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   let judge: Inference | null = null;
   let judgeId: JudgeIdentity | null = null; // for the teacher-evaluation cache key
   let judgePath: string | null = cfg.judge ?? installedShippedJudge();
-  let judgeNote: string | undefined = judgePath ? undefined : `no judge: --judge not given and the shipped judge ${SHIPPED_JUDGE} is missing; gen PPL not computed (entropy, held-out NELBO and self-BLEU only)`;
+  let judgeNote: string | undefined = judgePath
+    ? undefined
+    : `no judge: --judge not given and the shipped judge ${SHIPPED_JUDGE} is missing; gen PPL not computed (entropy, held-out NELBO and self-BLEU only)`;
 
   const engine = await createGradientEngine(mcfg, { backend: cfg.backend, threads: cfg.threads });
   let teacher: Inference | null = null;
@@ -164,7 +197,13 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       } else {
         judge = j.model;
         judgePath = j.checkpointDir;
-        judgeId = { sha256: j.weightsSha256!, weights: j.weights, config: j.config, backend: j.backend, device: j.device };
+        judgeId = {
+          sha256: j.weightsSha256!,
+          weights: j.weights,
+          config: j.config,
+          backend: j.backend,
+          device: j.device,
+        };
       }
     }
 
@@ -182,8 +221,12 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     const latest = latestCheckpoint(checkpointsDir);
     if (latest) {
       const ck = loadCheckpoint(latest.dir, { layoutFor: paramLayout, expectConfig: mcfg });
-      const st = ck.state as { step?: unknown; rng?: unknown; dataCursor?: unknown; teacher?: TeacherRef; kind?: unknown } | undefined;
-      if (!ck.optimizer || !ck.ema || !st || st.kind !== 'distill' || !st.teacher) throw new Error(`checkpoint ${latest.dir} is not a resumable distillation checkpoint (no optimizer/EMA/teacher state)`);
+      const st = ck.state as
+        { step?: unknown; rng?: unknown; dataCursor?: unknown; teacher?: TeacherRef; kind?: unknown } | undefined;
+      if (!ck.optimizer || !ck.ema || !st || st.kind !== 'distill' || !st.teacher)
+        throw new Error(
+          `checkpoint ${latest.dir} is not a resumable distillation checkpoint (no optimizer/EMA/teacher state)`,
+        );
       params = ck.params;
       adam.load({ m: ck.optimizer.m, v: ck.optimizer.v, t: ck.optimizer.step });
       ema = Ema.fromState({ values: ck.ema, decay: cfg.optim.emaDecay, warmup: true, updates: ck.emaUpdates ?? 0 });
@@ -194,7 +237,8 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       if (teacherRef.round >= 0) {
         const t = loadCheckpoint(teacherRef.dir, { layoutFor: paramLayout });
         teacherParams = teacherRef.weights === 'ema' ? (t.ema ?? t.params) : t.params;
-        if (!teacherParams) throw new Error(`distill: the teacher ${teacherRef.dir} has no ${teacherRef.weights} weights`);
+        if (!teacherParams)
+          throw new Error(`distill: the teacher ${teacherRef.dir} has no ${teacherRef.weights} weights`);
       }
       resumedFrom = latest.dir;
     }
@@ -210,17 +254,45 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     const teacherRt = await buildTeacher(teacherParams, teacherRef);
     const teacherRuntime = teacherRt.backend;
     hooks.onStart?.({
-      backend: engine.backend, device: engine.device, params: params.length, startStep: step, resumedFrom, trainTokens: trainTokens.length, valTokens: valTokens.length,
-      totalSteps, schedule, teacher: teacherDir, teacherWeights: original.weights, teacherRuntime, judge: judgePath, judgeNote,
+      backend: engine.backend,
+      device: engine.device,
+      params: params.length,
+      startStep: step,
+      resumedFrom,
+      trainTokens: trainTokens.length,
+      valTokens: valTokens.length,
+      totalSteps,
+      schedule,
+      teacher: teacherDir,
+      teacherWeights: original.weights,
+      teacherRuntime,
+      judge: judgePath,
+      judgeNote,
     });
 
     const evalCtx: DistillEvalContext = {
-      runDir, seqLen: L, tokenizer, judge, judgePath, judgeNote, evalSteps: cfg.evalSteps, evalSamples: cfg.evalSamples, evalBatch: cfg.evalBatch,
-      samplesPerCell: cfg.samplesPerCell, seed: cfg.seed, selfBleuPrompts: cfg.selfBleuPrompts, valTokens,
+      runDir,
+      seqLen: L,
+      tokenizer,
+      judge,
+      judgePath,
+      judgeNote,
+      evalSteps: cfg.evalSteps,
+      evalSamples: cfg.evalSamples,
+      evalBatch: cfg.evalBatch,
+      samplesPerCell: cfg.samplesPerCell,
+      seed: cfg.seed,
+      selfBleuPrompts: cfg.selfBleuPrompts,
+      valTokens,
       trainingWords: once(() => wordVocabulary(trainTokens, tokenizer)),
-      heldoutWindows: heldoutWindowsFor(valTokens, L, cfg.evalBatch, cfg.evalHeldoutBatches), onProgress: hooks.onEvalProgress,
+      heldoutWindows: heldoutWindowsFor(valTokens, L, cfg.evalBatch, cfg.evalHeldoutBatches),
+      onProgress: hooks.onEvalProgress,
     };
-    const evaluateWeights = async (p: Float32Array, round: number, selfBleuSteps: number): Promise<DistillEvalResult> => {
+    const evaluateWeights = async (
+      p: Float32Array,
+      round: number,
+      selfBleuSteps: number,
+    ): Promise<DistillEvalResult> => {
       const rt = await createModelRuntime(teacherCfg, p, { backend: cfg.backend, threads: cfg.threads });
       try {
         return await evaluateRound(rt.model, evalCtx, round, selfBleuSteps);
@@ -232,8 +304,24 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
     // Round −1: the original teacher, once per run; reused from the workspace's cache when everything it depends on matches.
     if (!readTeacherEval(runDir) && schedule.length > 0) {
       const selfBleuSteps = schedule[0].teacherSteps;
-      const key = teacherEvalKey({ teacherParams: teacherParams0, teacherConfig: teacherCfg, runtime: teacherRt, tokenizer, judge: judgeId, valTokens, trainTokens, selfBleuSteps, cfg });
-      const cacheOpts = { runDir, key, evalSteps: cfg.evalSteps, judgeFields: evalJudgeFields(evalCtx), onProgress: hooks.onEvalProgress };
+      const key = teacherEvalKey({
+        teacherParams: teacherParams0,
+        teacherConfig: teacherCfg,
+        runtime: teacherRt,
+        tokenizer,
+        judge: judgeId,
+        valTokens,
+        trainTokens,
+        selfBleuSteps,
+        cfg,
+      });
+      const cacheOpts = {
+        runDir,
+        key,
+        evalSteps: cfg.evalSteps,
+        judgeFields: evalJudgeFields(evalCtx),
+        onProgress: hooks.onEvalProgress,
+      };
       const res = await cachedTeacherEval(cacheOpts, () => evaluateWeights(teacherParams0, -1, selfBleuSteps));
       writeJsonAtomic(runPaths.teacherEval(runDir), res);
       hooks.onTeacherEval?.(res);
@@ -245,9 +333,21 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       const dir = checkpointDir(checkpointsDir, step);
       const r = roundAt(schedule, Math.max(0, Math.min(step, totalSteps - 1)))!;
       saveCheckpoint(dir, {
-        config: mcfg, layout, params, ema: ema.values, emaUpdates: ema.updates,
+        config: mcfg,
+        layout,
+        params,
+        ema: ema.values,
+        emaUpdates: ema.updates,
         optimizer: { m: adam.m, v: adam.v, step: adam.t },
-        state: { kind: 'distill', step, round: step >= totalSteps ? schedule.length : r.round, rng: rng.state(), dataCursor: batches.cursor(), teacher: teacherRef, seed: cfg.seed },
+        state: {
+          kind: 'distill',
+          step,
+          round: step >= totalSteps ? schedule.length : r.round,
+          rng: rng.state(),
+          dataCursor: batches.cursor(),
+          teacher: teacherRef,
+          seed: cfg.seed,
+        },
         extraConfig: { tokenizer: tokenizer.toJSON(), sdtt: provenance(r, step) },
       });
       pruneCheckpoints(checkpointsDir, cfg.keepCheckpoints);
@@ -256,8 +356,16 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       return dir;
     };
     const provenance = (r: RoundInfo, studentSteps: number) => ({
-      objective: 'sdtt', round: r.round, teacherSteps: r.teacherSteps, studentSteps: r.studentSteps, divergence: cfg.divergence,
-      teacher: teacherRef.dir, teacherWeights: teacherRef.weights, originalTeacher: teacherDir, data: resolve(dataPath), optimiserSteps: studentSteps,
+      objective: 'sdtt',
+      round: r.round,
+      teacherSteps: r.teacherSteps,
+      studentSteps: r.studentSteps,
+      divergence: cfg.divergence,
+      teacher: teacherRef.dir,
+      teacherWeights: teacherRef.weights,
+      originalTeacher: teacherDir,
+      data: resolve(dataPath),
+      optimiserSteps: studentSteps,
     });
 
     let current = step < totalSteps ? roundAt(schedule, step) : null;
@@ -282,13 +390,25 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       const x0 = batches.next();
       const t = antitheticTimes(B, cfg.epsT, rng);
       const zt = forwardMask(x0, t, L, mcfg.maskId, rng);
-      const tt = await teacherTargets(teacher!, zt, t, round.deltaTeacher, { K: cfg.teacherSubsteps, rng, legacyTimeGrid: cfg.legacyTimeGrid, maskId: mcfg.maskId, layout: 'masked' });
+      const tt = await teacherTargets(teacher!, zt, t, round.deltaTeacher, {
+        K: cfg.teacherSubsteps,
+        rng,
+        legacyTimeGrid: cfg.legacyTimeGrid,
+        maskId: mcfg.maskId,
+        layout: 'masked',
+      });
       const batch: GradBatch = { kind: 'distill', zt, batch: B, targets: tt.targets, divergence: cfg.divergence };
       const dropoutSeed = rng.nextU32();
       const res = await engine.computeGradients(params, batch, dropoutSeed);
       const loss = cfg.debugInjectNanAtStep === step + 1 ? NaN : res.loss;
       if (!Number.isFinite(loss) || !allFinite(res.grads)) {
-        return { status: 'nan', step, reason: nonFiniteStepReason(loss, `step ${step + 1} (round ${round.round})`, lastCheckpoint), lastCheckpoint, roundsDone: round.round };
+        return {
+          status: 'nan',
+          step,
+          reason: nonFiniteStepReason(loss, `step ${step + 1} (round ${round.round})`, lastCheckpoint),
+          lastCheckpoint,
+          roundsDone: round.round,
+        };
       }
       const gradNorm = clipGradients(res.grads, cfg.optim.gradClip);
       const lr = lrAt(step, cfg.optim);
@@ -301,7 +421,15 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
 
       if (step % cfg.logEvery === 0 || step === round.lastStep) {
         const secs = (Date.now() - windowStart) / 1000;
-        hooks.onStep?.({ step, loss, lr, gradNorm, tokPerSec: (windowSteps * B * L) / Math.max(secs, 1e-9), elapsedS: (Date.now() - startedAt) / 1000, round: round.round });
+        hooks.onStep?.({
+          step,
+          loss,
+          lr,
+          gradNorm,
+          tokPerSec: (windowSteps * B * L) / Math.max(secs, 1e-9),
+          elapsedS: (Date.now() - startedAt) / 1000,
+          round: round.round,
+        });
         windowStart = Date.now();
         windowSteps = 0;
       }
@@ -310,14 +438,39 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
         // ---- round boundary ----------------------------------------------------------------------------------
         const wallS = (Date.now() - roundStartedAt) / 1000;
         const rdir = runPaths.roundCheckpoint(runDir, round.round);
-        saveCheckpoint(rdir, { config: mcfg, layout, params, ema: ema.values, emaUpdates: ema.updates, extraConfig: { tokenizer: tokenizer.toJSON(), sdtt: provenance(round, step) } });
+        saveCheckpoint(rdir, {
+          config: mcfg,
+          layout,
+          params,
+          ema: ema.values,
+          emaUpdates: ema.updates,
+          extraConfig: { tokenizer: tokenizer.toJSON(), sdtt: provenance(round, step) },
+        });
         const ev = await evaluateWeights(ema.values, round.round, round.studentSteps);
         hooks.onSamples?.(round.round, ev.samplesFiles);
-        hooks.onEval?.({ step, valLoss: ev.heldoutNelbo, valPpl: Math.exp(ev.heldoutNelbo), elapsedS: (Date.now() - startedAt) / 1000 });
+        hooks.onEval?.({
+          step,
+          valLoss: ev.heldoutNelbo,
+          valPpl: Math.exp(ev.heldoutNelbo),
+          elapsedS: (Date.now() - startedAt) / 1000,
+        });
         const line: RoundLine = {
-          round: round.round, teacherSteps: round.teacherSteps, studentSteps: round.studentSteps, label: round.label, status: 'done', firstStep: round.firstStep, lastStep: round.lastStep,
-          checkpoint: runPaths.roundCheckpointName(round.round), eval: ev.rows, heldoutNelbo: ev.heldoutNelbo, selfBleu: ev.selfBleu, judge: ev.judge, ...(ev.note ? { note: ev.note } : {}),
-          wallS, evalSeconds: ev.seconds, tokPerSec: (roundStepsHere * B * L) / Math.max(roundTrainMs / 1000, 1e-9),
+          round: round.round,
+          teacherSteps: round.teacherSteps,
+          studentSteps: round.studentSteps,
+          label: round.label,
+          status: 'done',
+          firstStep: round.firstStep,
+          lastStep: round.lastStep,
+          checkpoint: runPaths.roundCheckpointName(round.round),
+          eval: ev.rows,
+          heldoutNelbo: ev.heldoutNelbo,
+          selfBleu: ev.selfBleu,
+          judge: ev.judge,
+          ...(ev.note ? { note: ev.note } : {}),
+          wallS,
+          evalSeconds: ev.seconds,
+          tokPerSec: (roundStepsHere * B * L) / Math.max(roundTrainMs / 1000, 1e-9),
         };
         upsertRoundLine(runDir, line as unknown as Record<string, unknown> & { round: number });
         hooks.onRound?.(line);
@@ -334,7 +487,13 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       }
       if (hooks.shouldStop?.()) {
         if (!wrote) checkpoint();
-        return { status: 'stopped', step, reason: 'stopped by user', lastCheckpoint, roundsDone: doneRounds(schedule, step) };
+        return {
+          status: 'stopped',
+          step,
+          reason: 'stopped by user',
+          lastCheckpoint,
+          roundsDone: doneRounds(schedule, step),
+        };
       }
     }
     return { status: 'done', step, lastCheckpoint, roundsDone: doneRounds(schedule, step) };

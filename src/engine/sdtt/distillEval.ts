@@ -12,7 +12,14 @@ import { runPaths } from '../../runs/runFolder.ts';
 import { join } from 'node:path';
 import type { SampleCell } from '../../shared/api.ts';
 import { heldoutNelbo } from '../eval/evaluate.ts';
-import { inventedWordSpans, judgePerplexity, knownWordRate, meanAndStderr, selfBleu, unigramEntropy } from '../eval/metrics.ts';
+import {
+  inventedWordSpans,
+  judgePerplexity,
+  knownWordRate,
+  meanAndStderr,
+  selfBleu,
+  unigramEntropy,
+} from '../eval/metrics.ts';
 import { sampleMdlm } from '../sampling/sampler.ts';
 import type { Tokenizer } from '../data/tokenizers.ts';
 import type { ArModel, Denoiser } from '../types.ts';
@@ -32,7 +39,9 @@ export interface DistillEvalRow {
   seconds: number;
 }
 
-export type SelfBleuResult = { computed: true; steps: number; value: number; prompts: number; continuations: number; prefixTokens: number } | { computed: false; reason: string };
+export type SelfBleuResult =
+  | { computed: true; steps: number; value: number; prompts: number; continuations: number; prefixTokens: number }
+  | { computed: false; reason: string };
 
 export interface DistillEvalResult {
   round: number;
@@ -81,7 +90,12 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 }
 
 /** Evaluates `model` as round `round` (−1 = teacher); selfBleuSteps = the step count self-BLEU samples with. */
-export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, round: number, selfBleuSteps: number): Promise<DistillEvalResult> {
+export async function evaluateRound(
+  model: Denoiser,
+  ctx: DistillEvalContext,
+  round: number,
+  selfBleuSteps: number,
+): Promise<DistillEvalResult> {
   const started = performance.now();
   const L = ctx.seqLen;
   const samplesDir = runPaths.samples(ctx.runDir);
@@ -99,7 +113,14 @@ export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, ro
     for (let start = 0; start < n; start += ctx.evalBatch) {
       const b = Math.min(ctx.evalBatch, n - start);
       const c0 = performance.now();
-      const out = await sampleMdlm(model, { steps, batch: b, seed: ctx.seed, sequenceOffset: start, recordTrajectory: start === 0, precision: 'float64' });
+      const out = await sampleMdlm(model, {
+        steps,
+        batch: b,
+        seed: ctx.seed,
+        sequenceOffset: start,
+        recordTrajectory: start === 0,
+        precision: 'float64',
+      });
       const ms = performance.now() - c0;
       perSampleMs.fill(ms / b, start, start + b);
       all.set(out.tokens, start * L);
@@ -170,7 +191,9 @@ export async function evaluateRound(model: Denoiser, ctx: DistillEvalContext, ro
 }
 
 /** The result's judge folder, and the note saying why gen PPL is missing when there is no judge. */
-export function evalJudgeFields(ctx: Pick<DistillEvalContext, 'judge' | 'judgePath' | 'judgeNote'>): Pick<DistillEvalResult, 'judge' | 'note'> {
+export function evalJudgeFields(
+  ctx: Pick<DistillEvalContext, 'judge' | 'judgePath' | 'judgeNote'>,
+): Pick<DistillEvalResult, 'judge' | 'note'> {
   return { judge: ctx.judgePath, ...(ctx.judge ? {} : { note: ctx.judgeNote ?? 'no judge: gen PPL not computed' }) };
 }
 
@@ -182,7 +205,8 @@ async function selfBleuOf(model: Denoiser, ctx: DistillEvalContext, steps: numbe
   if (P === 0) return { computed: false, reason: 'selfBleuPrompts = 0' };
   const L = ctx.seqLen;
   const prefixLen = Math.min(32, Math.floor(L / 4));
-  if (prefixLen < 1 || L - prefixLen < 4) return { computed: false, reason: `sequence length ${L} too short for prompts` };
+  if (prefixLen < 1 || L - prefixLen < 4)
+    return { computed: false, reason: `sequence length ${L} too short for prompts` };
   let windows: Int32Array;
   try {
     windows = validationBatches(ctx.valTokens, L, P, 1)[0];
@@ -190,12 +214,29 @@ async function selfBleuOf(model: Denoiser, ctx: DistillEvalContext, steps: numbe
     return { computed: false, reason: (e as Error).message };
   }
   const prefixes: Int32Array[] = [];
-  for (let p = 0; p < P; p++) for (let c = 0; c < CONTINUATIONS; c++) prefixes.push(windows.slice(p * L, p * L + prefixLen));
+  for (let p = 0; p < P; p++)
+    for (let c = 0; c < CONTINUATIONS; c++) prefixes.push(windows.slice(p * L, p * L + prefixLen));
   const groups: number[][][] = Array.from({ length: P }, () => []);
   for (let start = 0; start < prefixes.length; start += ctx.evalBatch) {
     const b = Math.min(ctx.evalBatch, prefixes.length - start);
-    const out = await sampleMdlm(model, { steps, batch: b, seed: ctx.seed + 7919, sequenceOffset: start, prefix: prefixes.slice(start, start + b) });
-    for (let j = 0; j < b; j++) groups[Math.floor((start + j) / CONTINUATIONS)].push(Array.from(out.tokens.subarray(j * L + prefixLen, (j + 1) * L)));
+    const out = await sampleMdlm(model, {
+      steps,
+      batch: b,
+      seed: ctx.seed + 7919,
+      sequenceOffset: start,
+      prefix: prefixes.slice(start, start + b),
+    });
+    for (let j = 0; j < b; j++)
+      groups[Math.floor((start + j) / CONTINUATIONS)].push(
+        Array.from(out.tokens.subarray(j * L + prefixLen, (j + 1) * L)),
+      );
   }
-  return { computed: true, steps, value: selfBleu(groups).mean, prompts: P, continuations: CONTINUATIONS, prefixTokens: prefixLen };
+  return {
+    computed: true,
+    steps,
+    value: selfBleu(groups).mean,
+    prompts: P,
+    continuations: CONTINUATIONS,
+    prefixTokens: prefixLen,
+  };
 }

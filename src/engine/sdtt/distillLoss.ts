@@ -29,11 +29,19 @@ let scratch: Float64Array | null = null;
  * Three fused passes per row (argmax, loss, gradient); student column c is teacher column c + (c >= maskId).
  */
 export function distillRowsLoss(
-  name: DivergenceName, logits: Float32Array, p: Float32Array, targets: Float32Array, w: Float32Array, V: number, maskId: number, dlogits: Float32Array | null,
+  name: DivergenceName,
+  logits: Float32Array,
+  p: Float32Array,
+  targets: Float32Array,
+  w: Float32Array,
+  V: number,
+  maskId: number,
+  dlogits: Float32Array | null,
 ): number {
   const M = w.length;
   const Vh = V - 1;
-  if (logits.length !== M * Vh || p.length !== M * Vh || targets.length < M * V) throw new Error(`distill loss: shapes do not match ${M} rows x ${V}`);
+  if (logits.length !== M * Vh || p.length !== M * Vh || targets.length < M * V)
+    throw new Error(`distill loss: shapes do not match ${M} rows x ${V}`);
   if (!scratch || scratch.length !== Vh) scratch = new Float64Array(Vh);
   const q = scratch; // per column: log-prob difference (kld, mse), teacher prob (kl-fwd) or sign (tvd, tvd-log-l1)
   let loss = 0;
@@ -144,14 +152,24 @@ export function distillRowsLoss(
 }
 
 /** before[b] = masked positions of zt [B, L] in sequences < b (before[B] = |S|); checks targets has |S| rows of V. */
-export function maskedBefore(zt: Int32Array, B: number, L: number, maskId: number, targetsLength: number, V: number): Int32Array {
+export function maskedBefore(
+  zt: Int32Array,
+  B: number,
+  L: number,
+  maskId: number,
+  targetsLength: number,
+  V: number,
+): Int32Array {
   const before = new Int32Array(B + 1);
   for (let b = 0; b < B; b++) {
     let c = 0;
     for (let l = 0; l < L; l++) if (zt[b * L + l] === maskId) c++;
     before[b + 1] = before[b] + c;
   }
-  if (targetsLength !== before[B] * V) throw new Error(`distill batch: targets has ${targetsLength} values, expected ${before[B]} masked positions x ${V}`);
+  if (targetsLength !== before[B] * V)
+    throw new Error(
+      `distill batch: targets has ${targetsLength} values, expected ${before[B]} masked positions x ${V}`,
+    );
   return before;
 }
 

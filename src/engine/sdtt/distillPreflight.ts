@@ -37,12 +37,17 @@ export function openDistillTeacher(teacher: string): DistillTeacher {
   } catch (e) {
     throw new Error(`distill: teacher: ${(e as Error).message}`);
   }
-  if (ck.config.arch !== 'mdlm') throw new Error(`distill: the teacher ${dir} is a '${ck.config.arch}' model; SDTT needs an MDLM teacher`);
+  if (ck.config.arch !== 'mdlm')
+    throw new Error(`distill: the teacher ${dir} is a '${ck.config.arch}' model; SDTT needs an MDLM teacher`);
   return { dir, ck, tokenizer };
 }
 
 /** The training data: cfg.data, else what the teacher recorded (its sdtt.data provenance, or its run's record). */
-export function resolveDistillData(cfg: Pick<DistillConfig, 'data' | 'teacher'>, teacherDir: string, extra: Record<string, unknown>): string {
+export function resolveDistillData(
+  cfg: Pick<DistillConfig, 'data' | 'teacher'>,
+  teacherDir: string,
+  extra: Record<string, unknown>,
+): string {
   if (cfg.data) return cfg.data;
   const prov = extra.sdtt as { data?: unknown } | undefined;
   if (typeof prov?.data === 'string' && existsSync(prov.data)) return prov.data;
@@ -55,7 +60,9 @@ export function resolveDistillData(cfg: Pick<DistillConfig, 'data' | 'teacher'>,
       // not a run folder we can read
     }
   }
-  throw new Error(`distill: no training data: pass --data (a text file or shard folder); the teacher ${teacherDir} does not record data that exists here`);
+  throw new Error(
+    `distill: no training data: pass --data (a text file or shard folder); the teacher ${teacherDir} does not record data that exists here`,
+  );
 }
 
 /** Opens the data with the teacher's tokenizer (a shard folder must have been written with that very tokenizer). */
@@ -64,9 +71,14 @@ export function openDistillData(dataPath: string, tokenizer: Tokenizer): TokenSo
   try {
     source = openTokenSource(dataPath, { tokenizer });
   } catch (e) {
-    throw new Error(`distill: data ${dataPath} does not fit the teacher's embedded tokenizer (${tokenizer.kind}, ${tokenizer.vocabSize} ids): ${(e as Error).message}`);
+    throw new Error(
+      `distill: data ${dataPath} does not fit the teacher's embedded tokenizer (${tokenizer.kind}, ${tokenizer.vocabSize} ids): ${(e as Error).message}`,
+    );
   }
-  if (!sameTokenizer(source.tokenizer, tokenizer)) throw new Error(`distill: the data's tokenizer (${source.tokenizer.kind}, ${source.tokenizer.vocabSize} ids) differs from the teacher's (${tokenizer.kind}, ${tokenizer.vocabSize} ids)`);
+  if (!sameTokenizer(source.tokenizer, tokenizer))
+    throw new Error(
+      `distill: the data's tokenizer (${source.tokenizer.kind}, ${source.tokenizer.vocabSize} ids) differs from the teacher's (${tokenizer.kind}, ${tokenizer.vocabSize} ids)`,
+    );
   return source;
 }
 
@@ -77,7 +89,8 @@ export function openDistillData(dataPath: string, tokenizer: Tokenizer): TokenSo
 export function checkDataReadable(dataPath: string, job: 'distill' | 'pretrain'): void {
   if (!existsSync(dataPath)) throw new Error(`${job}: data ${dataPath} does not exist`);
   if (statSync(dataPath).isDirectory()) {
-    if (!existsSync(join(dataPath, 'manifest.json'))) throw new Error(`${job}: data ${dataPath} is a folder without manifest.json (not a token shard folder)`);
+    if (!existsSync(join(dataPath, 'manifest.json')))
+      throw new Error(`${job}: data ${dataPath} is a folder without manifest.json (not a token shard folder)`);
     return;
   }
   try {
@@ -95,10 +108,17 @@ export function checkDistillData(dataPath: string, tokenizer: Tokenizer): void {
 }
 
 /** Why an AR judge cannot score this teacher's samples, or null when it can. */
-export function judgeProblem(judge: { config: ModelConfig; tokenizer: Tokenizer; checkpointDir: string }, tokenizer: Tokenizer, seqLen: number): string | null {
-  if (judge.config.arch !== 'ar') return `the judge ${judge.checkpointDir} is a '${judge.config.arch}' model, not an AR model`;
-  if (!sameTokenizer(judge.tokenizer, tokenizer)) return `the judge ${judge.checkpointDir} uses a different tokenizer (${judge.tokenizer.kind}, ${judge.tokenizer.vocabSize} ids) than the teacher (${tokenizer.kind}, ${tokenizer.vocabSize} ids)`;
-  if (judge.config.seqLen < seqLen) return `the judge's seqLen ${judge.config.seqLen} is shorter than the teacher's ${seqLen}`;
+export function judgeProblem(
+  judge: { config: ModelConfig; tokenizer: Tokenizer; checkpointDir: string },
+  tokenizer: Tokenizer,
+  seqLen: number,
+): string | null {
+  if (judge.config.arch !== 'ar')
+    return `the judge ${judge.checkpointDir} is a '${judge.config.arch}' model, not an AR model`;
+  if (!sameTokenizer(judge.tokenizer, tokenizer))
+    return `the judge ${judge.checkpointDir} uses a different tokenizer (${judge.tokenizer.kind}, ${judge.tokenizer.vocabSize} ids) than the teacher (${tokenizer.kind}, ${tokenizer.vocabSize} ids)`;
+  if (judge.config.seqLen < seqLen)
+    return `the judge's seqLen ${judge.config.seqLen} is shorter than the teacher's ${seqLen}`;
   return null;
 }
 

@@ -36,7 +36,14 @@ function logDiff(a: number, b: number): number {
 }
 
 /** Divergence of ONE row pair (offset = row start in both arrays). float64. */
-export function rowDivergence(name: DivergenceName, s: Rows, tl: Rows, offset: number, V: number, opts: DivergenceOptions = {}): number {
+export function rowDivergence(
+  name: DivergenceName,
+  s: Rows,
+  tl: Rows,
+  offset: number,
+  V: number,
+  opts: DivergenceOptions = {},
+): number {
   const skip = opts.ignoreColumn ?? -1;
   let acc = 0;
   switch (name) {
@@ -86,10 +93,19 @@ export function rowDivergence(name: DivergenceName, s: Rows, tl: Rows, offset: n
  * Mean divergence over the rows with mask[i] != 0 (rows [n, V]; n = mask.length). Returns 0 when no row is selected
  * (an empty S contributes no loss). float64.
  */
-export function divergence(name: DivergenceName, studentLogp: Rows, teacherLogp: Rows, V: number, mask: Uint8Array, opts: DivergenceOptions = {}): number {
+export function divergence(
+  name: DivergenceName,
+  studentLogp: Rows,
+  teacherLogp: Rows,
+  V: number,
+  mask: Uint8Array,
+  opts: DivergenceOptions = {},
+): number {
   const n = mask.length;
   if (studentLogp.length !== n * V || teacherLogp.length !== n * V) {
-    throw new Error(`divergence: expected ${n}×${V} values, got student ${studentLogp.length}, teacher ${teacherLogp.length}`);
+    throw new Error(
+      `divergence: expected ${n}×${V} values, got student ${studentLogp.length}, teacher ${teacherLogp.length}`,
+    );
   }
   let sum = 0;
   let count = 0;
@@ -112,7 +128,15 @@ export function divergence(name: DivergenceName, studentLogp: Rows, teacherLogp:
  *   tvd-log-l1: g − p Σ_v g_v,            g = sign(d)   (sign(0) = 0, like torch's |x|' at 0)
  * An ignored column contributes nothing to the sums (its own d, g are treated as 0).
  */
-export function rowGradLogits(name: DivergenceName, s: Rows, tl: Rows, offset: number, V: number, out: Float64Array, opts: DivergenceOptions = {}): Float64Array {
+export function rowGradLogits(
+  name: DivergenceName,
+  s: Rows,
+  tl: Rows,
+  offset: number,
+  V: number,
+  out: Float64Array,
+  opts: DivergenceOptions = {},
+): Float64Array {
   const skip = opts.ignoreColumn ?? -1;
   const p = (v: number): number => Math.exp(s[offset + v]);
   switch (name) {
@@ -172,7 +196,11 @@ export function rowGradLogits(name: DivergenceName, s: Rows, tl: Rows, offset: n
 }
 
 /** kld (reverse KL) gradient of one row w.r.t. the student logits: p_s ⊙ ((log p_s − log p_t) − KL). */
-export function kldGradLogits(studentRow: Rows, teacherRow: Rows, out = new Float64Array(studentRow.length)): Float64Array {
+export function kldGradLogits(
+  studentRow: Rows,
+  teacherRow: Rows,
+  out = new Float64Array(studentRow.length),
+): Float64Array {
   return rowGradLogits('kld', studentRow, teacherRow, 0, studentRow.length, out);
 }
 
@@ -180,7 +208,14 @@ export function kldGradLogits(studentRow: Rows, teacherRow: Rows, out = new Floa
  * Gradient of the batch loss divergence(name, …) w.r.t. the student logits [n, V]: rowGradLogits / |S| on the
  * selected rows, 0 elsewhere.
  */
-export function divergenceGradLogits(name: DivergenceName, studentLogp: Rows, teacherLogp: Rows, V: number, mask: Uint8Array, opts: DivergenceOptions = {}): Float64Array {
+export function divergenceGradLogits(
+  name: DivergenceName,
+  studentLogp: Rows,
+  teacherLogp: Rows,
+  V: number,
+  mask: Uint8Array,
+  opts: DivergenceOptions = {},
+): Float64Array {
   const n = mask.length;
   const out = new Float64Array(n * V);
   let count = 0;

@@ -46,15 +46,20 @@ export function roundSchedule(cfg: RoundScheduleConfig): RoundInfo[] {
   const minSteps = cfg.minSteps ?? 1;
   const epsS = cfg.epsS ?? EPS_SAMPLE;
   if (!Number.isInteger(n0) || n0 < 2) throw new Error(`roundSchedule: startSteps must be an integer >= 2, got ${n0}`);
-  if (!Number.isInteger(rounds) || rounds < 0) throw new Error(`roundSchedule: rounds must be an integer >= 0, got ${rounds}`);
-  if (!Number.isInteger(stepsPerRound) || stepsPerRound < 1) throw new Error(`roundSchedule: stepsPerRound must be an integer >= 1, got ${stepsPerRound}`);
+  if (!Number.isInteger(rounds) || rounds < 0)
+    throw new Error(`roundSchedule: rounds must be an integer >= 0, got ${rounds}`);
+  if (!Number.isInteger(stepsPerRound) || stepsPerRound < 1)
+    throw new Error(`roundSchedule: stepsPerRound must be an integer >= 1, got ${stepsPerRound}`);
   if (!(minSteps >= 1)) throw new Error(`roundSchedule: minSteps must be >= 1, got ${minSteps}`);
   const out: RoundInfo[] = [];
   for (let r = 0; r < rounds; r++) {
     const teacherSteps = n0 / 2 ** r;
     const studentSteps = n0 / 2 ** (r + 1);
     if (studentSteps < minSteps) break;
-    if (!Number.isInteger(studentSteps)) throw new Error(`roundSchedule: round ${r} would distil ${teacherSteps} steps into ${studentSteps}; startSteps ${n0} is not divisible by 2^${r + 1}`);
+    if (!Number.isInteger(studentSteps))
+      throw new Error(
+        `roundSchedule: round ${r} would distil ${teacherSteps} steps into ${studentSteps}; startSteps ${n0} is not divisible by 2^${r + 1}`,
+      );
     const firstStep = r * stepsPerRound + 1;
     out.push({
       round: r,

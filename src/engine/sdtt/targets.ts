@@ -51,7 +51,13 @@ export interface TeacherTargets {
  * Paper grid: τ_i = max(t − i·Δ_r, ε_s). Legacy grid: τ_i = max(t·w_i + (1−t)(t − K·Δ_r), ε_s),
  * w_i = 1 − i/(K−1) (w = [1] for K = 1). float64.
  */
-export function subStepTimes(t: number, deltaR: number, K: number, legacyTimeGrid = false, epsS = EPS_SAMPLE): Float64Array {
+export function subStepTimes(
+  t: number,
+  deltaR: number,
+  K: number,
+  legacyTimeGrid = false,
+  epsS = EPS_SAMPLE,
+): Float64Array {
   const taus = new Float64Array(K);
   for (let i = 0; i < K; i++) {
     let tau: number;
@@ -91,12 +97,15 @@ export async function teacherTargets(
   const epsS = opts.epsS ?? EPS_SAMPLE;
   const batch = t.length;
   const V = teacher.vocabSize;
-  if (!Number.isInteger(K) || K < 1 || K > 127) throw new Error(`teacherTargets: K must be an integer in 1..127, got ${K}`);
+  if (!Number.isInteger(K) || K < 1 || K > 127)
+    throw new Error(`teacherTargets: K must be an integer in 1..127, got ${K}`);
   if (!(deltaR > 0)) throw new Error(`teacherTargets: deltaR must be > 0, got ${deltaR}`);
-  if (batch < 1 || zt.length % batch !== 0) throw new Error(`teacherTargets: ${zt.length} tokens do not split into ${batch} sequences`);
+  if (batch < 1 || zt.length % batch !== 0)
+    throw new Error(`teacherTargets: ${zt.length} tokens do not split into ${batch} sequences`);
   const L = zt.length / batch;
   if (L !== teacher.seqLen) throw new Error(`teacherTargets: sequence length ${L} != teacher.seqLen ${teacher.seqLen}`);
-  if (maskId !== teacher.maskId) throw new Error(`teacherTargets: maskId ${maskId} != teacher.maskId ${teacher.maskId}`);
+  if (maskId !== teacher.maskId)
+    throw new Error(`teacherTargets: maskId ${maskId} != teacher.maskId ${teacher.maskId}`);
   const rngs = Array.isArray(opts.rng) ? (opts.rng as readonly Rng[]) : null;
   if (rngs && rngs.length !== batch) throw new Error(`teacherTargets: ${rngs.length} rngs for batch ${batch}`);
   const rngOf = (b: number): Rng => (rngs ? rngs[b] : (opts.rng as Rng));
@@ -137,7 +146,8 @@ export async function teacherTargets(
 
   for (let i = 0; i < K && remaining > 0; i++) {
     logits = await teacher.logits(z, batch);
-    if (logits.length !== n * V) throw new Error(`teacherTargets: teacher returned ${logits.length} logits, expected ${batch}×${L}×${V}`);
+    if (logits.length !== n * V)
+      throw new Error(`teacherTargets: teacher returned ${logits.length} logits, expected ${batch}×${L}×${V}`);
     nfe++;
     logitsTokens = z;
     const next = z.slice();
@@ -159,7 +169,8 @@ export async function teacherTargets(
         if (res.tokens[l] === seq[l]) continue;
         revealedAt[base + l] = i;
         remaining--;
-        if (!written[l]) storeRow(targets, rowAt[base + l] * V, subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row));
+        if (!written[l])
+          storeRow(targets, rowAt[base + l] * V, subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row));
       }
       next.set(res.tokens, base);
     }
@@ -170,7 +181,8 @@ export async function teacherTargets(
   if (remaining > 0) {
     if (!logits || !logitsTokens) throw new Error('teacherTargets: internal error, masked positions but no forward');
     for (let p = 0; p < n; p++) {
-      if (masked[p] && revealedAt[p] < 0) storeRow(targets, rowAt[p] * V, subsRowLogProbs(logits, p * V, logitsTokens[p], V, maskId, row));
+      if (masked[p] && revealedAt[p] < 0)
+        storeRow(targets, rowAt[p] * V, subsRowLogProbs(logits, p * V, logitsTokens[p], V, maskId, row));
     }
   }
   return { targets, masked, revealedAt, nfe };

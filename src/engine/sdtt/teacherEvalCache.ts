@@ -50,7 +50,10 @@ export interface TeacherEvalKeyInput {
   valTokens: TokenArray;
   trainTokens: TokenArray;
   selfBleuSteps: number;
-  cfg: Pick<DistillConfig, 'evalSteps' | 'evalSamples' | 'evalBatch' | 'samplesPerCell' | 'seed' | 'selfBleuPrompts' | 'evalHeldoutBatches'>;
+  cfg: Pick<
+    DistillConfig,
+    'evalSteps' | 'evalSamples' | 'evalBatch' | 'samplesPerCell' | 'seed' | 'selfBleuPrompts' | 'evalHeldoutBatches'
+  >;
 }
 
 export interface TeacherEvalKey {
@@ -61,7 +64,11 @@ export interface TeacherEvalKey {
 
 const bytesOf = (a: TokenArray | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-const tokensIdentity = (t: TokenArray) => ({ sha256: sha256Hex(bytesOf(t)), dtype: t.constructor.name, tokens: t.length });
+const tokensIdentity = (t: TokenArray) => ({
+  sha256: sha256Hex(bytesOf(t)),
+  dtype: t.constructor.name,
+  tokens: t.length,
+});
 
 /** JSON with object keys sorted at every level: the same value always hashes the same. */
 export function canonicalJson(v: unknown): string {
@@ -85,8 +92,14 @@ export function teacherEvalKey(i: TeacherEvalKeyInput): TeacherEvalKey {
     runtime: { backend: i.runtime.backend, device: i.runtime.device },
     judge: i.judge ?? 'none',
     eval: {
-      evalSteps: c.evalSteps, evalSamples: c.evalSamples, evalBatch: c.evalBatch, samplesPerCell: c.samplesPerCell, seed: c.seed,
-      selfBleuPrompts: c.selfBleuPrompts, selfBleuSteps: i.selfBleuSteps, evalHeldoutBatches: c.evalHeldoutBatches,
+      evalSteps: c.evalSteps,
+      evalSamples: c.evalSamples,
+      evalBatch: c.evalBatch,
+      samplesPerCell: c.samplesPerCell,
+      seed: c.seed,
+      selfBleuPrompts: c.selfBleuPrompts,
+      selfBleuSteps: i.selfBleuSteps,
+      evalHeldoutBatches: c.evalHeldoutBatches,
     },
     validation: tokensIdentity(i.valTokens),
     training: tokensIdentity(i.trainTokens),
@@ -110,9 +123,18 @@ interface Entry {
 const SAMPLE_FILE = /^samples\/-1-\d+\.json$/;
 
 /** A verified entry: the cached result (samplesFiles relative to the entry) and the samples files' bytes; throws when damaged. */
-function readEntry(dir: string, key: string, evalSteps: number[]): { result: DistillEvalResult; samples: Map<string, Buffer> } {
+function readEntry(
+  dir: string,
+  key: string,
+  evalSteps: number[],
+): { result: DistillEvalResult; samples: Map<string, Buffer> } {
   const entry = JSON.parse(readFileSync(join(dir, 'entry.json'), 'utf8')) as Entry;
-  if (entry?.version !== TEACHER_EVAL_CACHE_VERSION || entry.key !== key || sha256Hex(canonicalJson(entry.parts)) !== key) throw new Error('entry.json does not describe this key');
+  if (
+    entry?.version !== TEACHER_EVAL_CACHE_VERSION ||
+    entry.key !== key ||
+    sha256Hex(canonicalJson(entry.parts)) !== key
+  )
+    throw new Error('entry.json does not describe this key');
   if (!entry.files || typeof entry.files !== 'object') throw new Error('entry.json lists no files');
   const bytes = new Map<string, Buffer>();
   for (const [rel, want] of Object.entries(entry.files)) {
@@ -124,8 +146,10 @@ function readEntry(dir: string, key: string, evalSteps: number[]): { result: Dis
   const te = bytes.get(TEACHER_EVAL_NAME);
   if (!te) throw new Error(`no ${TEACHER_EVAL_NAME}`);
   const result = JSON.parse(te.toString('utf8')) as DistillEvalResult;
-  if (result.round !== -1 || !Array.isArray(result.rows) || !Array.isArray(result.samplesFiles)) throw new Error(`${TEACHER_EVAL_NAME} is not a round -1 evaluation`);
-  if (result.rows.map((r) => r.steps).join(',') !== evalSteps.join(',')) throw new Error(`${TEACHER_EVAL_NAME} has other eval steps`);
+  if (result.round !== -1 || !Array.isArray(result.rows) || !Array.isArray(result.samplesFiles))
+    throw new Error(`${TEACHER_EVAL_NAME} is not a round -1 evaluation`);
+  if (result.rows.map((r) => r.steps).join(',') !== evalSteps.join(','))
+    throw new Error(`${TEACHER_EVAL_NAME} has other eval steps`);
   const samples = new Map<string, Buffer>();
   for (const rel of result.samplesFiles) {
     const b = bytes.get(rel);
@@ -207,7 +231,10 @@ export interface TeacherEvalCacheOptions {
  * <runDir>/samples (each atomically) and the cached result returned with this run's paths; on a miss `compute()`
  * runs (it writes the samples files itself, as today) and its result is stored. The caller writes the run's teacher evaluation.
  */
-export async function cachedTeacherEval(o: TeacherEvalCacheOptions, compute: () => Promise<DistillEvalResult>): Promise<DistillEvalResult> {
+export async function cachedTeacherEval(
+  o: TeacherEvalCacheOptions,
+  compute: () => Promise<DistillEvalResult>,
+): Promise<DistillEvalResult> {
   const enabled = !process.env.SDTT_NO_TEACHER_EVAL_CACHE;
   const root = teacherEvalCacheRoot(o.runDir);
   const dir = join(root, o.key.key);
@@ -236,7 +263,17 @@ export async function cachedTeacherEval(o: TeacherEvalCacheOptions, compute: () 
       const r = hit.result;
       o.onProgress?.(`teacher evaluation: reused from cache ${tag}`);
       // Field order as evaluateRound writes it, so the run's teacher evaluation reads the same as a computed one.
-      return { round: r.round, rows: r.rows, heldoutNelbo: r.heldoutNelbo, selfBleu: r.selfBleu, judge: o.judgeFields.judge, ...(o.judgeFields.note !== undefined ? { note: o.judgeFields.note } : {}), samplesFiles, seconds: r.seconds, reusedFrom: o.key.key };
+      return {
+        round: r.round,
+        rows: r.rows,
+        heldoutNelbo: r.heldoutNelbo,
+        selfBleu: r.selfBleu,
+        judge: o.judgeFields.judge,
+        ...(o.judgeFields.note !== undefined ? { note: o.judgeFields.note } : {}),
+        samplesFiles,
+        seconds: r.seconds,
+        reusedFrom: o.key.key,
+      };
     }
   }
   const result = await compute();

@@ -28,10 +28,22 @@ export const BENCH_BATCH = 16;
 
 /** bench-5m: 4096 tokens + MASK (V = 4097), d 256, 4 layers, 4 heads, seq 128, dropout 0. */
 export function bench5mConfig(arch: 'mdlm' | 'ar' = 'mdlm'): ModelConfig {
-  return ModelConfig.parse({ ...MODEL_PRESETS['bench-5m'], arch, vocabSize: 4097, eosId: 4095, maskId: arch === 'mdlm' ? 4096 : -1 });
+  return ModelConfig.parse({
+    ...MODEL_PRESETS['bench-5m'],
+    arch,
+    vocabSize: 4097,
+    eosId: 4095,
+    maskId: arch === 'mdlm' ? 4096 : -1,
+  });
 }
 
-export async function benchTrain(opts: { backend: BackendName; threads: number; runtime?: ComputeRuntime; steps?: number; warmup?: number }): Promise<BenchTrainResult> {
+export async function benchTrain(opts: {
+  backend: BackendName;
+  threads: number;
+  runtime?: ComputeRuntime;
+  steps?: number;
+  warmup?: number;
+}): Promise<BenchTrainResult> {
   const steps = Math.max(1, opts.steps ?? 5);
   const warmup = Math.max(0, opts.warmup ?? 1);
   const cfg = bench5mConfig('mdlm');
@@ -50,7 +62,11 @@ export async function benchTrain(opts: { backend: BackendName; threads: number; 
   // do the same work as steps of a real run.
   for (let i = 0; i < params.length; i++) if (params[i] === 0) params[i] = 1e-3 * rng.normal();
   const adam = new AdamW(params.length, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-  const engine = await createGradientEngine(cfg, { backend: opts.backend, threads: opts.threads, runtime: opts.runtime });
+  const engine = await createGradientEngine(cfg, {
+    backend: opts.backend,
+    threads: opts.threads,
+    runtime: opts.runtime,
+  });
   let msPerStep: number;
   try {
     const step = async () => {
@@ -66,7 +82,11 @@ export async function benchTrain(opts: { backend: BackendName; threads: number; 
   }
 
   // Eval-mode forward of the denoiser, batch 16, on the matching inference runtime (onnx or tfjs).
-  const { model, device: fwdDevice } = await createModelRuntime(cfg, params, { backend: opts.backend, runtime: opts.runtime, threads: opts.runtime === 'tfjs' ? undefined : opts.threads });
+  const { model, device: fwdDevice } = await createModelRuntime(cfg, params, {
+    backend: opts.backend,
+    runtime: opts.runtime,
+    threads: opts.runtime === 'tfjs' ? undefined : opts.threads,
+  });
   let fwdMs: number;
   try {
     const x = makeBatch() as Extract<GradBatch, { kind: 'mdlm' }>;

@@ -12,15 +12,19 @@ import { onnxRuntimeFor, type ComputeRuntime } from '../io/openModel.ts';
 
 export type { TrainingEngine };
 
-
 /** What backend 'auto' trains on here, without creating an engine: what the app shows beside "auto". */
 export async function autoTrainingBackend(): Promise<{ backend: string; device: string }> {
-  if (await onnxRuntimeFor('auto', 'auto')) return { backend: 'onnx', device: `onnxruntime-node ${(await loadOnnxRuntime()).version} (CPU EP)` };
+  if (await onnxRuntimeFor('auto', 'auto'))
+    return { backend: 'onnx', device: `onnxruntime-node ${(await loadOnnxRuntime()).version} (CPU EP)` };
   return initBackend('auto');
 }
 
 /** Runtime choice as for inference (openModel.ts onnxRuntimeFor): onnx when it applies, else tfjs. */
-export async function createGradientEngine(cfg: ModelConfig, opts: { backend: BackendName; threads: number; runtime?: ComputeRuntime }): Promise<TrainingEngine> {
-  if (await onnxRuntimeFor(opts.backend, opts.runtime ?? 'auto')) return OnnxGradientEngine.create(cfg, { threads: opts.threads });
+export async function createGradientEngine(
+  cfg: ModelConfig,
+  opts: { backend: BackendName; threads: number; runtime?: ComputeRuntime },
+): Promise<TrainingEngine> {
+  if (await onnxRuntimeFor(opts.backend, opts.runtime ?? 'auto'))
+    return OnnxGradientEngine.create(cfg, { threads: opts.threads });
   return TfjsGradientEngine.create(cfg, { backend: opts.backend, threads: opts.threads });
 }

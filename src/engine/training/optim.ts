@@ -68,7 +68,9 @@ export function allFinite(arr: Float32Array | Float64Array): boolean {
  * rerun does: resume from the last good checkpoint, or start over when none was written yet.
  */
 export function nonFiniteStepReason(loss: number, at: string, lastCheckpoint: string | undefined): string {
-  const rerun = lastCheckpoint ? 'last good checkpoint kept' : 'no checkpoint was written yet: running it again starts over';
+  const rerun = lastCheckpoint
+    ? 'last good checkpoint kept'
+    : 'no checkpoint was written yet: running it again starts over';
   return `non-finite ${Number.isFinite(loss) ? 'gradient' : `loss (${loss})`} at ${at}; ${rerun}`;
 }
 
@@ -102,7 +104,9 @@ export class AdamW {
 
   step(params: Float32Array, grads: Float32Array, lr: number): void {
     if (params.length !== this.n || grads.length !== this.n) {
-      throw new Error(`AdamW.step: expected ${this.n} parameters and gradients, got ${params.length} and ${grads.length}`);
+      throw new Error(
+        `AdamW.step: expected ${this.n} parameters and gradients, got ${params.length} and ${grads.length}`,
+      );
     }
     this.t += 1;
     const { beta1: b1, beta2: b2, eps, weightDecay: wd } = this.cfg;
@@ -174,7 +178,8 @@ export class Ema {
   }
 
   update(params: Float32Array): void {
-    if (params.length !== this.values.length) throw new Error(`Ema.update: expected ${this.values.length} parameters, got ${params.length}`);
+    if (params.length !== this.values.length)
+      throw new Error(`Ema.update: expected ${this.values.length} parameters, got ${params.length}`);
     const d = this.nextDecay();
     const c = 1 - d;
     const e = this.values;
@@ -188,7 +193,8 @@ export class Ema {
   }
 
   static fromState(s: EmaState): Ema {
-    if (!Number.isInteger(s.updates) || s.updates < 0) throw new Error(`Ema.fromState: invalid update count ${s.updates}`);
+    if (!Number.isInteger(s.updates) || s.updates < 0)
+      throw new Error(`Ema.fromState: invalid update count ${s.updates}`);
     const ema = new Ema(s.values, s.decay, s.warmup);
     ema.updates = s.updates;
     return ema;

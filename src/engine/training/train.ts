@@ -8,14 +8,28 @@ import type { GradBatch } from '../model/gradients.ts';
 import { createGradientEngine } from './gradientEngine.ts';
 import { initParams, paramLayout } from '../model/paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, lrAt, nonFiniteStepReason } from './optim.ts';
-import { checkpointDir, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../../runs/checkpoint.ts';
+import {
+  checkpointDir,
+  latestCheckpoint,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+} from '../../runs/checkpoint.ts';
 import { antitheticTimes, forwardMask } from '../model/mdlm.ts';
 import { BatchIterator, validationBatches } from '../data/batches.ts';
 import { openTokenSource } from '../data/shards.ts';
 import { resolveTokenizer } from '../data/tokenizers.ts';
 
 export interface TrainHooks {
-  onStart?(info: { backend: string; device: string; params: number; startStep: number; resumedFrom?: string; trainTokens: number; valTokens: number }): void;
+  onStart?(info: {
+    backend: string;
+    device: string;
+    params: number;
+    startStep: number;
+    resumedFrom?: string;
+    trainTokens: number;
+    valTokens: number;
+  }): void;
   onStep?(m: StepMetric): void;
   onEval?(m: EvalMetric): void;
   onCheckpoint?(step: number, dir: string): void;
@@ -32,13 +46,19 @@ export interface TrainResult {
   lastCheckpoint?: string;
 }
 
-export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, hooks: TrainHooks = {}): Promise<TrainResult> {
+export async function runPretrain(
+  cfg: PretrainConfig,
+  checkpointsDir: string,
+  hooks: TrainHooks = {},
+): Promise<TrainResult> {
   const { model: mcfg } = cfg;
   const objective = cfg.kind === 'pretrain' ? 'mdlm' : 'ar';
-  if ((objective === 'mdlm') !== (mcfg.arch === 'mdlm')) throw new Error(`${cfg.kind} needs model.arch '${objective}', got '${mcfg.arch}'`);
+  if ((objective === 'mdlm') !== (mcfg.arch === 'mdlm'))
+    throw new Error(`${cfg.kind} needs model.arch '${objective}', got '${mcfg.arch}'`);
 
   const tokenizer = resolveTokenizer(cfg.tokenizer, cfg.data);
-  if (tokenizer.vocabSize !== mcfg.vocabSize) throw new Error(`tokenizer has ${tokenizer.vocabSize} ids but model.vocabSize is ${mcfg.vocabSize}`);
+  if (tokenizer.vocabSize !== mcfg.vocabSize)
+    throw new Error(`tokenizer has ${tokenizer.vocabSize} ids but model.vocabSize is ${mcfg.vocabSize}`);
   const source = openTokenSource(cfg.data, { tokenizer });
   const trainTokens = source.split('train');
   const valTokens = source.split('validation');
@@ -57,7 +77,8 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
     const latest = latestCheckpoint(checkpointsDir);
     if (latest) {
       const ck = loadCheckpoint(latest.dir, { layoutFor: paramLayout, expectConfig: mcfg });
-      if (!ck.optimizer || !ck.ema || !ck.state) throw new Error(`checkpoint ${latest.dir} has no optimizer/EMA/state: cannot resume training from it`);
+      if (!ck.optimizer || !ck.ema || !ck.state)
+        throw new Error(`checkpoint ${latest.dir} has no optimizer/EMA/state: cannot resume training from it`);
       params = ck.params;
       adam.load({ m: ck.optimizer.m, v: ck.optimizer.v, t: ck.optimizer.step });
       ema = Ema.fromState({ values: ck.ema, decay: cfg.optim.emaDecay, warmup: true, updates: ck.emaUpdates ?? 0 });
@@ -67,7 +88,15 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
       resumedFrom = latest.dir;
     }
 
-    hooks.onStart?.({ backend: engine.backend, device: engine.device, params: params.length, startStep: step, resumedFrom, trainTokens: trainTokens.length, valTokens: valTokens.length });
+    hooks.onStart?.({
+      backend: engine.backend,
+      device: engine.device,
+      params: params.length,
+      startStep: step,
+      resumedFrom,
+      trainTokens: trainTokens.length,
+      valTokens: valTokens.length,
+    });
 
     const makeBatch = (tokens: Int32Array, r: Rng): GradBatch => {
       if (objective === 'ar') return { kind: 'ar', tokens, batch: cfg.batchSize };
@@ -96,7 +125,10 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
         emaUpdates: ema.updates,
         optimizer: { m: adam.m, v: adam.v, step: adam.t },
         state: { step, rng: rng.state(), dataCursor: batches.cursor(), kind: cfg.kind, seed: cfg.seed },
-        extraConfig: { tokenizer: tokenizer.toJSON(), sdtt: { objective, trainedSteps: step, tokensSeen: step * cfg.batchSize * mcfg.seqLen } },
+        extraConfig: {
+          tokenizer: tokenizer.toJSON(),
+          sdtt: { objective, trainedSteps: step, tokensSeen: step * cfg.batchSize * mcfg.seqLen },
+        },
       });
       pruneCheckpoints(checkpointsDir, cfg.keepCheckpoints);
       hooks.onCheckpoint?.(step, dir);
@@ -113,7 +145,12 @@ export async function runPretrain(cfg: PretrainConfig, checkpointsDir: string, h
       const dropoutSeed = rng.nextU32();
       const { loss, grads } = await engine.computeGradients(params, batch, dropoutSeed);
       if (!Number.isFinite(loss) || !allFinite(grads)) {
-        return { status: 'nan', step, reason: nonFiniteStepReason(loss, `step ${step + 1}`, lastCheckpoint), lastCheckpoint };
+        return {
+          status: 'nan',
+          step,
+          reason: nonFiniteStepReason(loss, `step ${step + 1}`, lastCheckpoint),
+          lastCheckpoint,
+        };
       }
       const gradNorm = clipGradients(grads, cfg.optim.gradClip);
       const lr = lrAt(step, cfg.optim) * cooldownFactor(step, cfg.steps, cfg.decaySteps);

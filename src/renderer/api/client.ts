@@ -34,8 +34,14 @@ export function createApiHandle(): ApiHandle {
   if (!token) {
     // Still try (a server may run without a token in dev), but say why it will most likely fail.
     client.onStatus((s) => {
-      if (s.state !== 'open' && !s.detail?.startsWith('no ?token')) s.detail = `no ?token= in the page URL: open the URL printed by \`sdtt serve\`${s.detail ? ` (${s.detail})` : ''}`;
+      if (s.state !== 'open' && !s.detail?.startsWith('no ?token'))
+        s.detail = `no ?token= in the page URL: open the URL printed by \`sdtt serve\`${s.detail ? ` (${s.detail})` : ''}`;
     });
   }
-  return { api: client.api, host: 'browser', onStatus: (l) => client.onStatus(l), onReconnect: (l) => client.onReconnect(l) };
+  return {
+    api: client.api,
+    host: 'browser',
+    onStatus: (l) => client.onStatus(l),
+    onReconnect: (l) => client.onReconnect(l),
+  };
 }

@@ -1,7 +1,17 @@
 // Browser-mode implementation of SdttApi over the `sdtt serve` WebSocket (one JSON text frame per message, see
 // WsClientMessage / WsServerMessage in shared/api.ts). Reconnects with exponential backoff; a request in flight
 // when the connection drops is rejected with a message saying so (it may or may not have run on the server).
-import { API_METHODS, ApiError, type ApiMethod, type ApiRequest, type ApiResponses, type RunEvent, type SdttApi, type WsClientMessage, type WsServerMessage } from '../../shared/api.ts';
+import {
+  API_METHODS,
+  ApiError,
+  type ApiMethod,
+  type ApiRequest,
+  type ApiResponses,
+  type RunEvent,
+  type SdttApi,
+  type WsClientMessage,
+  type WsServerMessage,
+} from '../../shared/api.ts';
 import { backoffDelay } from '../lib/backoff.ts';
 
 /** 'failed' is terminal: the server rejected the token (close code 1008); the client does not retry. */
@@ -113,7 +123,11 @@ export class WsApiClient {
   private connect(): void {
     if (this.disposed) return;
     this.retryTimer = null;
-    this.setStatus({ state: this.everOpened ? 'reconnecting' : 'connecting', detail: this.status.detail, attempt: this.attempt });
+    this.setStatus({
+      state: this.everOpened ? 'reconnecting' : 'connecting',
+      detail: this.status.detail,
+      attempt: this.attempt,
+    });
     let ws: WsLike;
     try {
       ws = this.o.factory(this.url);
@@ -149,12 +163,15 @@ export class WsApiClient {
       const why = closeReason(ev.code, ev.reason, this.everOpened);
       if (ev.code === 1008) {
         // The server refused our token: retrying cannot help. Terminal state, everything pending fails now.
-        const detail = 'the server rejected the access token (bad or missing token): open the exact URL that `sdtt serve` printed';
+        const detail =
+          'the server rejected the access token (bad or missing token): open the exact URL that `sdtt serve` printed';
         this.failAll(`not connected to the SDTT server: ${detail}`);
         this.setStatus({ state: 'failed', detail, attempt: this.attempt });
         return;
       }
-      this.failInflight(`connection to the SDTT server lost (${why}) before it answered; the request may or may not have run`);
+      this.failInflight(
+        `connection to the SDTT server lost (${why}) before it answered; the request may or may not have run`,
+      );
       this.scheduleReconnect(why);
     };
   }
@@ -162,14 +179,22 @@ export class WsApiClient {
   private scheduleReconnect(detail: string): void {
     if (this.disposed) return;
     const delay = this.o.backoff(this.attempt++);
-    this.setStatus({ state: this.everOpened ? 'reconnecting' : 'connecting', detail, retryInMs: delay, attempt: this.attempt });
+    this.setStatus({
+      state: this.everOpened ? 'reconnecting' : 'connecting',
+      detail,
+      retryInMs: delay,
+      attempt: this.attempt,
+    });
     this.retryTimer = this.o.setTimer(() => this.connect(), delay);
   }
 
   private call(method: ApiMethod, params: unknown): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.disposed) return reject(new ApiError(`${method}: the client was closed`, 'internal'));
-      if (this.status.state === 'failed') return reject(new ApiError(`${method}: not connected to the SDTT server: ${this.status.detail ?? 'failed'}`, 'internal'));
+      if (this.status.state === 'failed')
+        return reject(
+          new ApiError(`${method}: not connected to the SDTT server: ${this.status.detail ?? 'failed'}`, 'internal'),
+        );
       const p: Pending = { method, resolve, reject };
       const msg: WsClientMessage = { id: this.nextId++, method, params: params ?? {} };
       if (this.ws && this.status.state === 'open') this.send(msg, p);
@@ -179,7 +204,12 @@ export class WsApiClient {
         p.timer = this.o.setTimer(() => {
           const i = this.queue.indexOf(entry);
           if (i >= 0) this.queue.splice(i, 1);
-          reject(new ApiError(`${method}: not connected to the SDTT server (${this.status.detail ?? this.status.state}); gave up after ${Math.round(this.o.queueTimeoutMs / 1000)}s`, 'internal'));
+          reject(
+            new ApiError(
+              `${method}: not connected to the SDTT server (${this.status.detail ?? this.status.state}); gave up after ${Math.round(this.o.queueTimeoutMs / 1000)}s`,
+              'internal',
+            ),
+          );
         }, this.o.queueTimeoutMs) as ReturnType<typeof setTimeout>;
       }
     });
@@ -188,7 +218,13 @@ export class WsApiClient {
   private send(msg: WsClientMessage, p: Pending): void {
     this.inflight.set(msg.id, p);
     p.timer = this.o.setTimer(() => {
-      if (this.inflight.delete(msg.id)) p.reject(new ApiError(`${p.method}: no answer from the SDTT server after ${Math.round(this.o.requestTimeoutMs / 1000)}s`, 'internal'));
+      if (this.inflight.delete(msg.id))
+        p.reject(
+          new ApiError(
+            `${p.method}: no answer from the SDTT server after ${Math.round(this.o.requestTimeoutMs / 1000)}s`,
+            'internal',
+          ),
+        );
     }, this.o.requestTimeoutMs) as ReturnType<typeof setTimeout>;
     try {
       this.ws!.send(JSON.stringify(msg));
@@ -252,14 +288,18 @@ function redact(url: string): string {
 function closeReason(code: number, reason: string, everOpened: boolean): string {
   if (reason) return `${reason} (code ${code})`;
   if (code === 1008) return 'rejected by the server: bad or missing token (code 1008)';
-  if (code === 1006 && !everOpened) return 'could not connect: server not running, or the token in the URL was rejected';
+  if (code === 1006 && !everOpened)
+    return 'could not connect: server not running, or the token in the URL was rejected';
   if (code === 1006) return 'connection dropped';
   if (code === 1001) return 'server going away';
   return `closed with code ${code}`;
 }
 
 /** ws(s)://<host>/api?token=<token> for the page at `loc`; token from the page URL's ?token=. */
-export function wsUrlFor(loc: { protocol: string; host: string; search: string }, path: string): { url: string; token: string | null } {
+export function wsUrlFor(
+  loc: { protocol: string; host: string; search: string },
+  path: string,
+): { url: string; token: string | null } {
   const token = new URLSearchParams(loc.search).get('token');
   const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   return { url: `${proto}//${loc.host}${path}?token=${encodeURIComponent(token ?? '')}`, token };

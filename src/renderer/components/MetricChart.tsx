@@ -2,7 +2,16 @@
 // when the store's version moves (<= 4 Hz); every line is MIN/MAX-downsampled to ~1000 points, so a 100k-step run
 // draws as fast as a short one. Raw points stay visible (faint) under the EMA-smoothed curve.
 import { useDeferredValue, useMemo } from 'react';
-import { CartesianGrid, Line, LineChart, ReferenceArea, ReferenceLine, ResponsiveContainer, XAxis, YAxis } from 'recharts';
+import {
+  CartesianGrid,
+  Line,
+  LineChart,
+  ReferenceArea,
+  ReferenceLine,
+  ResponsiveContainer,
+  XAxis,
+  YAxis,
+} from 'recharts';
 import type { RoundSummary } from '../../shared/api.ts';
 import { emaSmooth, firstNonFinite, meanDownsample, minMaxDownsample, niceTicks, toRows } from '../lib/downsample.ts';
 import { fmtNum, roundLabel } from '../lib/format.ts';
@@ -16,7 +25,14 @@ export interface ChartRun {
 }
 
 /** The value (y) axis every chart of the app draws: numeric, 3 significant digits, small grey ticks. */
-export const VALUE_AXIS = { type: 'number', allowDataOverflow: true, width: 52, tickFormatter: (v: number) => fmtNum(v, 3), tick: { fontSize: 10 }, stroke: 'var(--axis)' } as const;
+export const VALUE_AXIS = {
+  type: 'number',
+  allowDataOverflow: true,
+  width: 52,
+  tickFormatter: (v: number) => fmtNum(v, 3),
+  tick: { fontSize: 10 },
+  stroke: 'var(--axis)',
+} as const;
 
 export const PALETTE = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#db2777', '#0891b2', '#65a30d'];
 
@@ -45,7 +61,18 @@ interface Line_ {
   dashed?: boolean;
 }
 
-export function MetricChart({ runs, field, smoothing = 0, showRaw = true, log = false, bands, showEval = false, height = 220, target = 1000, testId }: Props) {
+export function MetricChart({
+  runs,
+  field,
+  smoothing = 0,
+  showRaw = true,
+  log = false,
+  bands,
+  showEval = false,
+  height = 220,
+  target = 1000,
+  testId,
+}: Props) {
   // Deferred: the store bump re-renders this at low priority (interruptible), so 4 Hz streaming with ~100k points
   // never blocks input; the urgent render reuses the memoised chart element below.
   const version = useDeferredValue(useMetrics((s) => s.version));
@@ -82,15 +109,26 @@ export function MetricChart({ runs, field, smoothing = 0, showRaw = true, log = 
       if (!smooth || showRaw) {
         const raw = toRows(minMaxDownsample(x, y, n, target, log)) as { x: number; y: number }[];
         take(raw);
-        lines.push({ key: `${run.id}-raw`, rows: raw, color: run.color, opacity: smooth ? 0.22 : 1, width: smooth ? 1 : 1.5 });
+        lines.push({
+          key: `${run.id}-raw`,
+          rows: raw,
+          color: run.color,
+          opacity: smooth ? 0.22 : 1,
+          width: smooth ? 1 : 1.5,
+        });
       }
       if (smooth) {
-        const sm = toRows(meanDownsample(x, emaSmooth(y, smoothing, n), n, Math.ceil(target / 2), log)) as { x: number; y: number }[];
+        const sm = toRows(meanDownsample(x, emaSmooth(y, smoothing, n), n, Math.ceil(target / 2), log)) as {
+          x: number;
+          y: number;
+        }[];
         take(sm);
         lines.push({ key: `${run.id}-ema`, rows: sm, color: run.color, opacity: 1, width: 1.8 });
       }
       if (showEval && field === 'loss' && s.eval.length > 0 && lines.length <= 2) {
-        const ev = toRows(minMaxDownsample(s.eval.step.view(), s.eval.cols.valLoss.view(), s.eval.length, target, log)) as { x: number; y: number }[];
+        const ev = toRows(
+          minMaxDownsample(s.eval.step.view(), s.eval.cols.valLoss.view(), s.eval.length, target, log),
+        ) as { x: number; y: number }[];
         take(ev);
         lines.push({ key: `${run.id}-eval`, rows: ev, color: '#ea580c', opacity: 1, width: 1.5, dashed: true });
       }
@@ -101,9 +139,15 @@ export function MetricChart({ runs, field, smoothing = 0, showRaw = true, log = 
 
   const empty = data.lines.every((l) => l.rows.length === 0);
   const yTicks = empty ? [] : niceTicks(data.yMin, data.yMax, height < 160 ? 3 : 5, log);
-  const yDomain: [number, number] = empty ? [0, 1] : log ? [data.yMin * 0.9, data.yMax * 1.1] : [Math.min(yTicks[0] ?? data.yMin, data.yMin), Math.max(yTicks[yTicks.length - 1] ?? data.yMax, data.yMax)];
+  const yDomain: [number, number] = empty
+    ? [0, 1]
+    : log
+      ? [data.yMin * 0.9, data.yMax * 1.1]
+      : [Math.min(yTicks[0] ?? data.yMin, data.yMin), Math.max(yTicks[yTicks.length - 1] ?? data.yMax, data.yMax)];
   const xDomain: [number, number] = empty ? [0, 1] : [data.xMin, data.xMax === data.xMin ? data.xMin + 1 : data.xMax];
-  const xTicks = empty ? [] : niceTicks(xDomain[0], xDomain[1], height < 160 ? 4 : 6).filter((t) => t >= xDomain[0] && t <= xDomain[1]);
+  const xTicks = empty
+    ? []
+    : niceTicks(xDomain[0], xDomain[1], height < 160 ? 4 : 6).filter((t) => t >= xDomain[0] && t <= xDomain[1]);
   const bandKey = (bands ?? []).map((b) => `${b.round}:${b.status}:${b.firstStep}:${b.lastStep}`).join('|');
   const visibleBands = (bands ?? []).filter((b) => b.status !== 'pending' && b.lastStep >= b.firstStep);
 
@@ -121,13 +165,38 @@ export function MetricChart({ runs, field, smoothing = 0, showRaw = true, log = 
                 ifOverflow="hidden"
                 fill={i % 2 ? 'var(--band-b)' : 'var(--band-a)'}
                 fillOpacity={1}
-                label={{ value: roundLabel(b.teacherSteps, b.studentSteps), position: 'insideTopLeft', fontSize: 10, fill: 'var(--muted)' }}
+                label={{
+                  value: roundLabel(b.teacherSteps, b.studentSteps),
+                  position: 'insideTopLeft',
+                  fontSize: 10,
+                  fill: 'var(--muted)',
+                }}
               />
             ))}
             {data.nanStep !== undefined && (
-              <ReferenceLine x={data.nanStep} stroke="var(--danger)" strokeDasharray="3 2" ifOverflow="hidden" label={{ value: `NaN @ ${data.nanStep}`, position: 'insideTopRight', fontSize: 10, fill: 'var(--danger)' }} />
+              <ReferenceLine
+                x={data.nanStep}
+                stroke="var(--danger)"
+                strokeDasharray="3 2"
+                ifOverflow="hidden"
+                label={{
+                  value: `NaN @ ${data.nanStep}`,
+                  position: 'insideTopRight',
+                  fontSize: 10,
+                  fill: 'var(--danger)',
+                }}
+              />
             )}
-            <XAxis type="number" dataKey="x" domain={xDomain} ticks={xTicks} allowDataOverflow tickFormatter={(v: number) => fmtNum(v, 3)} tick={{ fontSize: 10 }} stroke="var(--axis)" />
+            <XAxis
+              type="number"
+              dataKey="x"
+              domain={xDomain}
+              ticks={xTicks}
+              allowDataOverflow
+              tickFormatter={(v: number) => fmtNum(v, 3)}
+              tick={{ fontSize: 10 }}
+              stroke="var(--axis)"
+            />
             <YAxis {...VALUE_AXIS} scale={log ? 'log' : 'linear'} domain={yDomain} ticks={yTicks} />
             {data.lines.map((l) => (
               <Line

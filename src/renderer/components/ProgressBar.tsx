@@ -4,7 +4,15 @@ export function ProgressBar({ step, total, etaS }: { step: number; total: number
   const pct = total > 0 ? Math.min(100, (100 * step) / total) : 0;
   return (
     <div className="progress-wrap">
-      <div className="progress" data-testid="progress-bar" role="progressbar" aria-valuemin={0} aria-valuemax={total} aria-valuenow={step} aria-label="run progress">
+      <div
+        className="progress"
+        data-testid="progress-bar"
+        role="progressbar"
+        aria-valuemin={0}
+        aria-valuemax={total}
+        aria-valuenow={step}
+        aria-label="run progress"
+      >
         <div className="progress-fill" style={{ width: `${pct}%` }} />
       </div>
       <span className="progress-text">

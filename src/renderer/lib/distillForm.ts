@@ -3,7 +3,20 @@
 import { DistillConfig, DIVERGENCE_NAMES, type DivergenceName } from '../../shared/distillConfig.ts';
 import { BACKENDS } from '../../shared/config.ts';
 
-export const FORM_FIELDS = ['teacher', 'divergence', 'rounds', 'stepsPerRound', 'lr', 'batchSize', 'seed', 'backend', 'startSteps', 'evalSamples', 'judge', 'evalSteps'] as const;
+export const FORM_FIELDS = [
+  'teacher',
+  'divergence',
+  'rounds',
+  'stepsPerRound',
+  'lr',
+  'batchSize',
+  'seed',
+  'backend',
+  'startSteps',
+  'evalSamples',
+  'judge',
+  'evalSteps',
+] as const;
 export type FormField = (typeof FORM_FIELDS)[number];
 export type FormValues = Record<FormField, string>;
 
@@ -18,7 +31,20 @@ export { DIVERGENCE_NAMES, BACKENDS };
 
 export function defaultFormValues(teacher = ''): FormValues {
   // judge '' = absent (the shipped default judge when installed, else no gen PPL); evalSteps '' = the schema default.
-  return { teacher, divergence: 'kld', rounds: '5', stepsPerRound: '2000', lr: '1e-4', batchSize: '32', seed: '0', backend: 'auto', startSteps: '', evalSamples: '256', judge: '', evalSteps: '' };
+  return {
+    teacher,
+    divergence: 'kld',
+    rounds: '5',
+    stepsPerRound: '2000',
+    lr: '1e-4',
+    batchSize: '32',
+    seed: '0',
+    backend: 'auto',
+    startSteps: '',
+    evalSamples: '256',
+    judge: '',
+    evalSteps: '',
+  };
 }
 
 /** zod issue path -> form field. */
@@ -94,7 +120,13 @@ export function validateForm(v: FormValues): FormValidation {
       const i = Number(issue.path[1]);
       const entry = v.evalSteps.split(/[\s,]+/).filter((p) => p !== '')[i] ?? '';
       msg = Number.isNaN(Number(entry)) ? `"${entry}" is not a number` : `"${entry}": ${humanize(msg)}`;
-    } else if (/received NaN|expected number/i.test(msg) && field && v[field].trim() !== '' && Number.isNaN(Number(v[field]))) msg = 'not a number';
+    } else if (
+      /received NaN|expected number/i.test(msg) &&
+      field &&
+      v[field].trim() !== '' &&
+      Number.isNaN(Number(v[field]))
+    )
+      msg = 'not a number';
     msg = humanize(msg);
     if (field) errors[field] ??= msg;
     else other.push(`${key || '(config)'}: ${msg}`);

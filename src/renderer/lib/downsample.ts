@@ -15,7 +15,13 @@ export interface XY {
  * ±Infinity) are skipped, so a NaN never hides a bucket's extremes; an all-NaN bucket contributes nothing.
  * When `positiveOnly` (log scale), y <= 0 counts as missing too.
  */
-export function minMaxDownsample(x: ArrayLike<number>, y: ArrayLike<number>, n = Math.min(x.length, y.length), target = 1000, positiveOnly = false): XY {
+export function minMaxDownsample(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  n = Math.min(x.length, y.length),
+  target = 1000,
+  positiveOnly = false,
+): XY {
   const ok = (v: number) => Number.isFinite(v) && (!positiveOnly || v > 0);
   if (n <= target) {
     const ox = new Float64Array(n);
@@ -93,7 +99,13 @@ export function toRows(d: XY, key = 'y'): { x: number; [k: string]: number }[] {
  * Mean per bucket (x = bucket's mean x), for an already smoothed trend line where MIN/MAX would redraw the noise
  * envelope; non-finite values are skipped, an all-NaN bucket contributes nothing. Short series pass through.
  */
-export function meanDownsample(x: ArrayLike<number>, y: ArrayLike<number>, n = Math.min(x.length, y.length), target = 1000, positiveOnly = false): XY {
+export function meanDownsample(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  n = Math.min(x.length, y.length),
+  target = 1000,
+  positiveOnly = false,
+): XY {
   if (n <= target) return minMaxDownsample(x, y, n, target, positiveOnly);
   const buckets = Math.max(1, target);
   const ox = new Float64Array(buckets);
@@ -136,10 +148,11 @@ export function niceTicks(lo: number, hi: number, count = 5, log = false): numbe
     const e0 = Math.floor(Math.log10(lo));
     const e1 = Math.ceil(Math.log10(hi));
     const mults = e1 - e0 <= 1 ? [1, 2, 3, 5, 7] : e1 - e0 <= 3 ? [1, 2, 5] : [1];
-    for (let e = e0; e <= e1; e++) for (const m of mults) {
-      const v = m * 10 ** e;
-      if (v >= lo && v <= hi) out.push(Number(v.toPrecision(6)));
-    }
+    for (let e = e0; e <= e1; e++)
+      for (const m of mults) {
+        const v = m * 10 ** e;
+        if (v >= lo && v <= hi) out.push(Number(v.toPrecision(6)));
+      }
     return out.length >= 2 ? out : [lo, hi];
   }
   if (hi === lo) {

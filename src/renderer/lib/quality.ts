@@ -35,17 +35,34 @@ function point(row: EvalSummaryRow, metric: QualityMetric): QualityPoint | null 
 }
 
 /** The teacher's line, then one per evaluated round (in round order); models without a value for `metric` are left out. */
-export function qualitySeries(teacher: EvalSummaryRow[] | undefined, rounds: readonly RoundSummary[], metric: QualityMetric): QualitySeries[] {
+export function qualitySeries(
+  teacher: EvalSummaryRow[] | undefined,
+  rounds: readonly RoundSummary[],
+  metric: QualityMetric,
+): QualitySeries[] {
   const models = [
     ...(teacher ? [{ key: 'teacher', label: 'teacher', teacher: true, rows: teacher }] : []),
-    ...[...rounds].sort((a, b) => a.round - b.round).map((r) => ({ key: `R${r.round}`, label: `R${r.round} student (${r.studentSteps})`, teacher: false, rows: r.eval ?? [] })),
+    ...[...rounds]
+      .sort((a, b) => a.round - b.round)
+      .map((r) => ({
+        key: `R${r.round}`,
+        label: `R${r.round} student (${r.studentSteps})`,
+        teacher: false,
+        rows: r.eval ?? [],
+      })),
   ];
   return models
-    .map(({ rows, ...m }) => ({ ...m, points: rows.flatMap((row) => point(row, metric) ?? []).sort((a, b) => a.n - b.n) }))
+    .map(({ rows, ...m }) => ({
+      ...m,
+      points: rows.flatMap((row) => point(row, metric) ?? []).sort((a, b) => a.n - b.n),
+    }))
     .filter((s) => s.points.length > 0);
 }
 
 /** The metrics some model has a value for, in QUALITY_METRICS order (gen PPL needs a judge, known words a training text). */
-export function availableMetrics(teacher: EvalSummaryRow[] | undefined, rounds: readonly RoundSummary[]): QualityMetric[] {
+export function availableMetrics(
+  teacher: EvalSummaryRow[] | undefined,
+  rounds: readonly RoundSummary[],
+): QualityMetric[] {
   return (Object.keys(QUALITY_METRICS) as QualityMetric[]).filter((m) => qualitySeries(teacher, rounds, m).length > 0);
 }

@@ -20,10 +20,15 @@ export interface TextSegment {
  * Spans come from a file on disk: out-of-range, empty, unsorted or overlapping ones are clipped or skipped, never
  * trusted, and the segments always join back to `text`.
  */
-export function inventedSegments(text: string, spans: readonly (readonly [number, number])[] | undefined): TextSegment[] {
+export function inventedSegments(
+  text: string,
+  spans: readonly (readonly [number, number])[] | undefined,
+): TextSegment[] {
   const out: TextSegment[] = [];
   let at = 0;
-  const sorted = [...(spans ?? [])].filter(([a, b]) => Number.isInteger(a) && Number.isInteger(b)).sort((x, y) => x[0] - y[0]);
+  const sorted = [...(spans ?? [])]
+    .filter(([a, b]) => Number.isInteger(a) && Number.isInteger(b))
+    .sort((x, y) => x[0] - y[0]);
   for (const [a0, b0] of sorted) {
     const a = Math.max(a0, at);
     const b = Math.min(b0, text.length);
@@ -64,7 +69,7 @@ export function replayTokens(cell: SampleCell, s: number, maskId?: number): Repl
   for (let i = 0; i < cur.length; i++) {
     const masked = isMasked(cur, i);
     const id = cur[i]!;
-    const text = masked ? MASK_GLYPH : perPosition ? texts[i]! : texts?.[id] ?? `⟨${id}⟩`;
+    const text = masked ? MASK_GLYPH : perPosition ? texts[i]! : (texts?.[id] ?? `⟨${id}⟩`);
     out.push({ text, masked, fresh: !masked && (step === 0 ? false : isMasked(prev, i)) });
   }
   return out;

@@ -1,7 +1,16 @@
 // App state (zustand, one store built from slices): connection + host info, runs, the open run's rounds and
 // samples, models, the compare selection, "try it" results. Metric points live in metricsStore, not here.
 import { create, type StateCreator } from 'zustand';
-import type { ApiRequest, AppInfo, EvalSummaryRow, ModelInfo, RoundSummary, RunEvent, SampleCell, SdttApi } from '../../shared/api.ts';
+import type {
+  ApiRequest,
+  AppInfo,
+  EvalSummaryRow,
+  ModelInfo,
+  RoundSummary,
+  RunEvent,
+  SampleCell,
+  SdttApi,
+} from '../../shared/api.ts';
 import type { SampleResult } from '../../shared/messages.ts';
 import type { RunRecord } from '../../shared/runState.ts';
 import type { ApiHandle } from '../api/client.ts';
@@ -147,7 +156,9 @@ function dropRun(id: string): void {
   const s = useApp.getState();
   const wasSelected = s.selectedId === id;
   const runs = omit(s.runs, id);
-  const next = wasSelected ? Object.values(runs).sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0]?.id : s.selectedId;
+  const next = wasSelected
+    ? Object.values(runs).sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0]?.id
+    : s.selectedId;
   useApp.setState({
     runs,
     rounds: omit(s.rounds, id),
@@ -278,13 +289,20 @@ export async function openRun(id: string): Promise<void> {
 }
 
 /** Fresh samples from run `runId`'s model (labelled `model`); keeps the last `keep` results of that run. */
-export async function trySample(runId: string, model: string, req: Omit<ApiRequest<'sampleModel'>, 'id'>, keep = 6): Promise<void> {
+export async function trySample(
+  runId: string,
+  model: string,
+  req: Omit<ApiRequest<'sampleModel'>, 'id'>,
+  keep = 6,
+): Promise<void> {
   const since = Date.now();
   useApp.setState((s) => ({ tryBusy: { runId, since }, tryErrors: { ...s.tryErrors, [runId]: undefined } }));
   try {
     const result = await api().sampleModel({ id: runId, ...req });
     const entry = { key: since, model, prefix: req.prefix ?? '', result };
-    useApp.setState((s) => ({ tryResults: { ...s.tryResults, [runId]: [entry, ...(s.tryResults[runId] ?? [])].slice(0, keep) } }));
+    useApp.setState((s) => ({
+      tryResults: { ...s.tryResults, [runId]: [entry, ...(s.tryResults[runId] ?? [])].slice(0, keep) },
+    }));
   } catch (e) {
     useApp.setState((s) => ({ tryErrors: { ...s.tryErrors, [runId]: msg(e) } }));
   } finally {
@@ -306,7 +324,9 @@ export async function deleteRun(id: string): Promise<boolean> {
   try {
     const r = await api().deleteRun({ id });
     dropRun(id);
-    useApp.getState().notify(`deleted run ${id} (${r.files} file${r.files === 1 ? '' : 's'}, ${formatBytes(r.bytes)})`, 'info');
+    useApp
+      .getState()
+      .notify(`deleted run ${id} (${r.files} file${r.files === 1 ? '' : 's'}, ${formatBytes(r.bytes)})`, 'info');
     return true;
   } catch (e) {
     useApp.getState().notify(`delete ${id}: ${msg(e)}`);

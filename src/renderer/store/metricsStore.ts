@@ -16,7 +16,12 @@ interface MetricsState {
   version: number;
 }
 
-export const useMetrics = create<MetricsState>(() => ({ series: new Map(), load: new Map(), errors: new Map(), version: 0 }));
+export const useMetrics = create<MetricsState>(() => ({
+  series: new Map(),
+  load: new Map(),
+  errors: new Map(),
+  version: 0,
+}));
 
 /** Points that arrived while the run's history was loading: applied (deduplicated by step) once it has. */
 const pendingWhileLoading = new Map<string, MetricPoint[][]>();
@@ -33,7 +38,8 @@ function scheduleFlush(): void {
       useMetrics.setState((s) => ({ version: s.version + 1 }));
     };
     // Align with the next frame when a page is showing (no work for hidden tabs beyond the timer).
-    if (typeof requestAnimationFrame === 'function' && typeof document !== 'undefined' && !document.hidden) requestAnimationFrame(bump);
+    if (typeof requestAnimationFrame === 'function' && typeof document !== 'undefined' && !document.hidden)
+      requestAnimationFrame(bump);
     else bump();
   }, wait);
 }
@@ -72,7 +78,7 @@ export async function loadMetrics(api: SdttApi, runId: string, opts: { force?: b
   st.load.set(runId, 'loading');
   st.errors.delete(runId);
   try {
-    for (let from = 0; ; ) {
+    for (let from = 0; ;) {
       const { points, next } = await api.getMetrics({ id: runId, from });
       if (points.length === 0) break;
       fresh.append(points);
@@ -98,7 +104,9 @@ export async function reloadAll(api: SdttApi): Promise<void> {
 
 /** A run restarted from a checkpoint: its loaded series is reloaded (the steps after the checkpoint are redone). */
 export function metricsRestarted(api: SdttApi, runId: string): Promise<void> {
-  return useMetrics.getState().load.get(runId) === 'loaded' ? loadMetrics(api, runId, { force: true }) : Promise.resolve();
+  return useMetrics.getState().load.get(runId) === 'loaded'
+    ? loadMetrics(api, runId, { force: true })
+    : Promise.resolve();
 }
 
 /** A deleted run: its series, load state and error go (a load in flight finishes into a series nobody reads). */

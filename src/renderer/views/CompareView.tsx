@@ -28,7 +28,12 @@ export function CompareView() {
             const i = chosen.indexOf(r.id);
             return (
               <label key={r.id} className={`pick${i >= 0 ? ' on' : ''}`}>
-                <input type="checkbox" checked={i >= 0} onChange={() => toggle(r.id)} data-testid={`compare-pick-${r.id}`} />
+                <input
+                  type="checkbox"
+                  checked={i >= 0}
+                  onChange={() => toggle(r.id)}
+                  data-testid={`compare-pick-${r.id}`}
+                />
                 {i >= 0 && <span className="swatch" style={{ background: PALETTE[i % PALETTE.length] }} />}
                 <span className="mono">{r.id}</span>
                 <StatusBadge status={r.status} />
@@ -52,7 +57,14 @@ export function CompareView() {
               <div className="chart-controls">
                 <label>
                   smoothing
-                  <input type="range" min={0} max={0.99} step={0.01} value={smoothing} onChange={(e) => setSmoothing(Number(e.target.value))} />
+                  <input
+                    type="range"
+                    min={0}
+                    max={0.99}
+                    step={0.01}
+                    value={smoothing}
+                    onChange={(e) => setSmoothing(Number(e.target.value))}
+                  />
                   <span className="mono">{smoothing.toFixed(2)}</span>
                 </label>
                 <label>
@@ -60,7 +72,14 @@ export function CompareView() {
                 </label>
               </div>
             </div>
-            <MetricChart runs={chartRuns} field="loss" smoothing={smoothing} log={log} height={300} testId="compare-chart" />
+            <MetricChart
+              runs={chartRuns}
+              field="loss"
+              smoothing={smoothing}
+              log={log}
+              height={300}
+              testId="compare-chart"
+            />
           </section>
           <section className="panel">
             <div className="panel-head">
@@ -68,7 +87,8 @@ export function CompareView() {
               <span className="muted">{rows.filter((r) => r.differs).length} keys differ</span>
               <div className="spacer" />
               <label>
-                <input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff(e.target.checked)} /> only differences
+                <input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff(e.target.checked)} /> only
+                differences
               </label>
             </div>
             <table className="config-diff" data-testid="config-diff">
@@ -105,7 +125,9 @@ export function CompareView() {
           </section>
         </>
       ) : (
-        <section className="panel muted">Pick at least two runs to overlay their loss curves and diff their configs.</section>
+        <section className="panel muted">
+          Pick at least two runs to overlay their loss curves and diff their configs.
+        </section>
       )}
     </div>
   );

@@ -15,11 +15,17 @@ export function ExportPanel({ id }: { id: string }) {
   const [error, setError] = useState<string>();
   // The user's pick while it is offered, else the newest choice. (The panel remounts with its run view for each
   // run, App keys RunView by id, so nothing here needs resetting when the run changes.)
-  const round = choices.some((c) => c.value === picked) ? picked : choices.length ? choices[choices.length - 1]!.value : '';
+  const round = choices.some((c) => c.value === picked)
+    ? picked
+    : choices.length
+      ? choices[choices.length - 1]!.value
+      : '';
   // Named after what is exported, so exporting again after more training, or as f16 after f32, gets a new folder.
   const step = useApp((s) => s.runs[id]?.step ?? 0);
   const what = round === '' ? '' : pretrained ? `-step${step}` : `-round${round}`;
-  const defaultFolder = workspace ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${what}${dtype === 'f16' ? '-f16' : ''}` : '';
+  const defaultFolder = workspace
+    ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${what}${dtype === 'f16' ? '-f16' : ''}`
+    : '';
 
   async function submit() {
     setBusy(true);
@@ -38,10 +44,20 @@ export function ExportPanel({ id }: { id: string }) {
     <section className="panel">
       <div className="panel-head">
         <h3>Export</h3>
-        <span className="muted">model.safetensors + config.json + model card of {pretrained ? 'the model as trained so far (EMA weights)' : "one round's student"}</span>
+        <span className="muted">
+          model.safetensors + config.json + model card of{' '}
+          {pretrained ? 'the model as trained so far (EMA weights)' : "one round's student"}
+        </span>
       </div>
       <div className="export-row">
-        <RunModelSelect label={pretrained ? 'checkpoint' : 'round'} testId="export-round" choices={choices} value={round} empty={pretrained ? 'no checkpoint yet' : 'no finished round yet'} onChange={setPicked} />
+        <RunModelSelect
+          label={pretrained ? 'checkpoint' : 'round'}
+          testId="export-round"
+          choices={choices}
+          value={round}
+          empty={pretrained ? 'no checkpoint yet' : 'no finished round yet'}
+          onChange={setPicked}
+        />
         <label>
           weights
           <select data-testid="export-dtype" value={dtype} onChange={(e) => setDtype(e.target.value as ExportDtype)}>
@@ -51,9 +67,20 @@ export function ExportPanel({ id }: { id: string }) {
         </label>
         <label className="grow">
           folder
-          <input data-testid="export-folder" value={folder} placeholder={defaultFolder || '/path/to/export/folder'} onChange={(e) => setFolder(e.target.value)} />
+          <input
+            data-testid="export-folder"
+            value={folder}
+            placeholder={defaultFolder || '/path/to/export/folder'}
+            onChange={(e) => setFolder(e.target.value)}
+          />
         </label>
-        <button type="button" className="primary" data-testid="export-submit" disabled={!canExport} onClick={() => void submit()}>
+        <button
+          type="button"
+          className="primary"
+          data-testid="export-submit"
+          disabled={!canExport}
+          onClick={() => void submit()}
+        >
           {busy ? 'Exporting…' : 'Export'}
         </button>
       </div>

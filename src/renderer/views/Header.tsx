@@ -27,7 +27,11 @@ export function Header() {
         {info && <span className="version">v{info.version}</span>}
       </div>
       <div className="header-right">
-        <span className={`backend-badge${info ? '' : ' backend-unknown'}`} data-testid="backend-badge" title={info ? `workspace: ${info.workspace}` : infoError}>
+        <span
+          className={`backend-badge${info ? '' : ' backend-unknown'}`}
+          data-testid="backend-badge"
+          title={info ? `workspace: ${info.workspace}` : infoError}
+        >
           {info ? (
             <>
               <b>{info.backend}</b> · {info.device}
@@ -38,7 +42,12 @@ export function Header() {
             <>backend: asking the host…</>
           )}
         </span>
-        <span className={`conn conn-${conn.state}`} data-testid="connection-state" data-state={conn.state} title={conn.detail}>
+        <span
+          className={`conn conn-${conn.state}`}
+          data-testid="connection-state"
+          data-state={conn.state}
+          title={conn.detail}
+        >
           <span className="dot" aria-hidden="true" />
           {connLabel}
           {conn.state !== 'open' && conn.detail && <span className="conn-detail">{conn.detail}</span>}

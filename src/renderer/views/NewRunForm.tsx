@@ -1,7 +1,15 @@
 // New distillation run. The form is validated with the shared DistillConfig schema on every change; each problem
 // is shown at its field (aria-invalid + message). Submit = createRun, then controlRun start.
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import { BACKENDS, DIVERGENCE_HELP, DIVERGENCE_NAMES, defaultFormValues, validateForm, type FormField, type FormValues } from '../lib/distillForm.ts';
+import {
+  BACKENDS,
+  DIVERGENCE_HELP,
+  DIVERGENCE_NAMES,
+  defaultFormValues,
+  validateForm,
+  type FormField,
+  type FormValues,
+} from '../lib/distillForm.ts';
 import { DEFAULT_EVAL_STEPS } from '../../shared/distillConfig.ts';
 import { fmtParams } from '../lib/format.ts';
 import { api, refreshRuns, useApp } from '../store/appStore.ts';
@@ -14,10 +22,19 @@ export function NewRunForm() {
   const modelsError = useApp((s) => s.modelsError);
   const info = useApp((s) => s.info);
   const teachers = useMemo(
-    () => models.filter((m) => m.arch === 'mdlm').sort((a, b) => (a.source === b.source ? a.label.localeCompare(b.label) : a.source === 'shipped' ? -1 : 1)),
+    () =>
+      models
+        .filter((m) => m.arch === 'mdlm')
+        .sort((a, b) => (a.source === b.source ? a.label.localeCompare(b.label) : a.source === 'shipped' ? -1 : 1)),
     [models],
   );
-  const judges = useMemo(() => models.filter((m) => m.arch === 'ar').sort((a, b) => (a.source === b.source ? a.label.localeCompare(b.label) : a.source === 'shipped' ? -1 : 1)), [models]);
+  const judges = useMemo(
+    () =>
+      models
+        .filter((m) => m.arch === 'ar')
+        .sort((a, b) => (a.source === b.source ? a.label.localeCompare(b.label) : a.source === 'shipped' ? -1 : 1)),
+    [models],
+  );
   const [values, setValues] = useState<FormValues>(() => defaultFormValues(teachers[0]?.path ?? ''));
   const [teacherChoice, setTeacherChoice] = useState<string>(teachers[0]?.path ?? '');
   const [runId, setRunId] = useState('');
@@ -37,7 +54,10 @@ export function NewRunForm() {
   const set = (f: FormField) => (e: { target: { value: string } }) => {
     setValues((cur) => ({ ...cur, [f]: e.target.value }));
   };
-  const idError = runId !== '' && !RunId.safeParse(runId).success ? 'letters, digits, ".", "_" or "-" (max 128), starting with a letter or digit' : undefined;
+  const idError =
+    runId !== '' && !RunId.safeParse(runId).success
+      ? 'letters, digits, ".", "_" or "-" (max 128), starting with a letter or digit'
+      : undefined;
 
   async function submit(e: { preventDefault(): void }) {
     e.preventDefault();
@@ -106,7 +126,7 @@ export function NewRunForm() {
               aria-invalid={err('teacher') ? true : undefined}
               aria-describedby={err('teacher') ? 'f-teacher-error' : undefined}
               onChange={(e) => {
-                            setTeacherChoice(e.target.value);
+                setTeacherChoice(e.target.value);
                 setValues((cur) => ({ ...cur, teacher: e.target.value === CUSTOM ? '' : e.target.value }));
               }}
             >
@@ -135,7 +155,11 @@ export function NewRunForm() {
               {err('teacher')}
             </div>
           ) : (
-            <div className="field-help">{modelsError ? `could not list models: ${modelsError}` : 'An MDLM checkpoint; the student starts as a copy of it.'}</div>
+            <div className="field-help">
+              {modelsError
+                ? `could not list models: ${modelsError}`
+                : 'An MDLM checkpoint; the student starts as a copy of it.'}
+            </div>
           )}
         </div>
 
@@ -165,13 +189,43 @@ export function NewRunForm() {
           </select>,
           info ? `auto → ${info.backend} · ${info.device}` : 'auto picks the fastest available',
         )}
-        {field('rounds', 'Rounds', <input {...inputProps('rounds', { inputMode: 'numeric' })} />, 'each round halves the step count')}
-        {field('stepsPerRound', 'Steps per round', <input {...inputProps('stepsPerRound', { inputMode: 'numeric' })} />, 'optimiser steps (paper: 10k)')}
-        {field('lr', 'Learning rate', <input {...inputProps('lr', { inputMode: 'decimal' })} />, 'AdamW; 200 warmup steps')}
+        {field(
+          'rounds',
+          'Rounds',
+          <input {...inputProps('rounds', { inputMode: 'numeric' })} />,
+          'each round halves the step count',
+        )}
+        {field(
+          'stepsPerRound',
+          'Steps per round',
+          <input {...inputProps('stepsPerRound', { inputMode: 'numeric' })} />,
+          'optimiser steps (paper: 10k)',
+        )}
+        {field(
+          'lr',
+          'Learning rate',
+          <input {...inputProps('lr', { inputMode: 'decimal' })} />,
+          'AdamW; 200 warmup steps',
+        )}
         {field('batchSize', 'Batch size', <input {...inputProps('batchSize', { inputMode: 'numeric' })} />)}
-        {field('seed', 'Seed', <input {...inputProps('seed', { inputMode: 'numeric' })} />, 'also the sampling seed of every grid cell')}
-        {field('startSteps', 'Start steps N₀', <input {...inputProps('startSteps', { inputMode: 'numeric', placeholder: "model's seqLen" })} />, 'teacher steps of round 0; empty = seqLen')}
-        {field('evalSamples', 'Eval samples', <input {...inputProps('evalSamples', { inputMode: 'numeric' })} />, 'samples per evaluation point')}
+        {field(
+          'seed',
+          'Seed',
+          <input {...inputProps('seed', { inputMode: 'numeric' })} />,
+          'also the sampling seed of every grid cell',
+        )}
+        {field(
+          'startSteps',
+          'Start steps N₀',
+          <input {...inputProps('startSteps', { inputMode: 'numeric', placeholder: "model's seqLen" })} />,
+          'teacher steps of round 0; empty = seqLen',
+        )}
+        {field(
+          'evalSamples',
+          'Eval samples',
+          <input {...inputProps('evalSamples', { inputMode: 'numeric' })} />,
+          'samples per evaluation point',
+        )}
         {field(
           'judge',
           'Judge (gen PPL)',
@@ -182,14 +236,28 @@ export function NewRunForm() {
                 {m.label} · {fmtParams(m.params)} params · {m.source === 'shipped' ? 'shipped' : 'from a run'}
               </option>
             ))}
-            {values.judge !== '' && !judges.some((m) => m.path === values.judge) && <option value={values.judge}>{values.judge}</option>}
+            {values.judge !== '' && !judges.some((m) => m.path === values.judge) && (
+              <option value={values.judge}>{values.judge}</option>
+            )}
           </select>,
           'autoregressive model scoring the samples; without one, rounds report entropy and held-out NELBO only',
         )}
-        {field('evalSteps', 'Eval step counts', <input {...inputProps('evalSteps', { placeholder: DEFAULT_EVAL_STEPS.join(', ') })} />, 'comma-separated sampling step counts; empty = default')}
+        {field(
+          'evalSteps',
+          'Eval step counts',
+          <input {...inputProps('evalSteps', { placeholder: DEFAULT_EVAL_STEPS.join(', ') })} />,
+          'comma-separated sampling step counts; empty = default',
+        )}
         <div className={`field${idError ? ' invalid' : ''}`}>
           <label htmlFor="f-id">Run id (optional)</label>
-          <input id="f-id" data-testid="field-id" value={runId} placeholder="generated" onChange={(e) => setRunId(e.target.value.trim())} aria-invalid={idError ? true : undefined} />
+          <input
+            id="f-id"
+            data-testid="field-id"
+            value={runId}
+            placeholder="generated"
+            onChange={(e) => setRunId(e.target.value.trim())}
+            aria-invalid={idError ? true : undefined}
+          />
           {idError ? (
             <div className="field-error" data-testid="field-error-id" role="alert">
               {idError}
@@ -210,7 +278,11 @@ export function NewRunForm() {
         </div>
       )}
       <div className="form-actions">
-        <span className="muted">{totalSteps !== undefined ? `${totalSteps.toLocaleString()} optimiser steps at most` : 'fix the marked fields'}</span>
+        <span className="muted">
+          {totalSteps !== undefined
+            ? `${totalSteps.toLocaleString()} optimiser steps at most`
+            : 'fix the marked fields'}
+        </span>
         <button type="submit" className="primary" data-testid="submit-run" disabled={!v.ok || !!idError || busy}>
           {busy ? 'Starting…' : 'Create & start'}
         </button>

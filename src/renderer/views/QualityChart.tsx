@@ -22,7 +22,9 @@ export function QualityChart({ id }: { id: string }) {
   const ns = [...new Set(series.flatMap((s) => s.points.map((p) => p.n)))].sort((a, b) => a - b);
   const ys = series.flatMap((s) => s.points.flatMap((p) => [p.y - p.se, p.y + p.se]));
   const yTicks = ys.length ? niceTicks(Math.min(...ys), Math.max(...ys), 5) : [];
-  const yDomain: [number, number] = yTicks.length ? [Math.min(yTicks[0]!, ...ys), Math.max(yTicks[yTicks.length - 1]!, ...ys)] : [0, 1];
+  const yDomain: [number, number] = yTicks.length
+    ? [Math.min(yTicks[0]!, ...ys), Math.max(yTicks[yTicks.length - 1]!, ...ys)]
+    : [0, 1];
   const xDomain: [number, number] = ns.length ? [ns[0]! / 1.25, ns[ns.length - 1]! * 1.25] : [1, 2];
   const info = metric ? QUALITY_METRICS[metric] : undefined;
 
@@ -30,12 +32,22 @@ export function QualityChart({ id }: { id: string }) {
     <section className="panel">
       <div className="panel-head">
         <h3>Quality vs sampling steps</h3>
-        <span className="muted">the teacher and each round's student, same seeds{info ? `; ${info.label} ${info.better}` : ''}</span>
+        <span className="muted">
+          the teacher and each round's student, same seeds{info ? `; ${info.label} ${info.better}` : ''}
+        </span>
         <div className="spacer" />
         {metrics.length > 1 && (
           <div className="segmented" role="radiogroup" aria-label="metric">
             {metrics.map((m) => (
-              <button key={m} type="button" role="radio" aria-checked={m === metric} className={m === metric ? 'on' : ''} onClick={() => setPicked(m)} data-testid={`quality-metric-${m}`}>
+              <button
+                key={m}
+                type="button"
+                role="radio"
+                aria-checked={m === metric}
+                className={m === metric ? 'on' : ''}
+                onClick={() => setPicked(m)}
+                data-testid={`quality-metric-${m}`}
+              >
                 {QUALITY_METRICS[m].label}
               </button>
             ))}
@@ -60,7 +72,13 @@ export function QualityChart({ id }: { id: string }) {
                 allowDataOverflow
                 tick={{ fontSize: 10 }}
                 stroke="var(--axis)"
-                label={{ value: 'sampling steps N', position: 'insideBottom', offset: -8, fontSize: 10, fill: 'var(--muted)' }}
+                label={{
+                  value: 'sampling steps N',
+                  position: 'insideBottom',
+                  offset: -8,
+                  fontSize: 10,
+                  fill: 'var(--muted)',
+                }}
               />
               <YAxis {...VALUE_AXIS} domain={yDomain} ticks={yTicks} />
               {series.map((s, k) => (
@@ -76,7 +94,15 @@ export function QualityChart({ id }: { id: string }) {
                   activeDot={false}
                   isAnimationActive={false}
                 >
-                  {metric === 'gen_ppl' && <ErrorBar dataKey="se" direction="y" width={3} stroke={colorOf(studentIndex(k), s.teacher)} isAnimationActive={false} />}
+                  {metric === 'gen_ppl' && (
+                    <ErrorBar
+                      dataKey="se"
+                      direction="y"
+                      width={3}
+                      stroke={colorOf(studentIndex(k), s.teacher)}
+                      isAnimationActive={false}
+                    />
+                  )}
                 </Line>
               ))}
             </LineChart>
@@ -87,7 +113,10 @@ export function QualityChart({ id }: { id: string }) {
         <div className="chart-legend" data-testid="quality-legend">
           {series.map((s, k) => (
             <span key={s.key} className="legend-item">
-              <span className={`swatch${s.teacher ? ' dashed' : ''}`} style={{ background: colorOf(studentIndex(k), s.teacher) }} />
+              <span
+                className={`swatch${s.teacher ? ' dashed' : ''}`}
+                style={{ background: colorOf(studentIndex(k), s.teacher) }}
+              />
               {s.label}
             </span>
           ))}

@@ -40,7 +40,8 @@ export function RunView({ id }: { id: string }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [version, id]);
 
-  if (!run) return <div className="panel muted">{detailError ? `could not open ${id}: ${detailError}` : `loading ${id}…`}</div>;
+  if (!run)
+    return <div className="panel muted">{detailError ? `could not open ${id}: ${detailError}` : `loading ${id}…`}</div>;
   const active = run.status === 'running' || run.status === 'paused' || run.status === 'queued';
   // The record's step only moves on status events (start, checkpoints, pause…); metric points arrive every logEvery
   // steps, so while the run is live the progress bar follows the latest logged step when that is further along.
@@ -65,13 +66,29 @@ export function RunView({ id }: { id: string }) {
               ▶ Start
             </button>
           )}
-          <button type="button" data-testid="btn-pause" disabled={run.status !== 'running'} onClick={() => void control(id, 'pause')}>
+          <button
+            type="button"
+            data-testid="btn-pause"
+            disabled={run.status !== 'running'}
+            onClick={() => void control(id, 'pause')}
+          >
             ❚❚ Pause
           </button>
-          <button type="button" data-testid="btn-resume" disabled={run.status !== 'paused'} onClick={() => void control(id, 'resume')}>
+          <button
+            type="button"
+            data-testid="btn-resume"
+            disabled={run.status !== 'paused'}
+            onClick={() => void control(id, 'resume')}
+          >
             ▶ Resume
           </button>
-          <button type="button" className="danger" data-testid="btn-stop" disabled={!active} onClick={() => void control(id, 'stop')}>
+          <button
+            type="button"
+            className="danger"
+            data-testid="btn-stop"
+            disabled={!active}
+            onClick={() => void control(id, 'stop')}
+          >
             ■ Stop
           </button>
           <button
@@ -79,7 +96,11 @@ export function RunView({ id }: { id: string }) {
             className="danger"
             data-testid="btn-delete"
             disabled={run.status === 'running' || run.status === 'paused' || confirmDelete === id}
-            title={run.status === 'running' || run.status === 'paused' ? 'stop the run before deleting it' : 'delete this run and all its files'}
+            title={
+              run.status === 'running' || run.status === 'paused'
+                ? 'stop the run before deleting it'
+                : 'delete this run and all its files'
+            }
             onClick={() => setConfirmDelete(id)}
           >
             🗑 Delete
@@ -87,8 +108,14 @@ export function RunView({ id }: { id: string }) {
         </div>
         {confirmDelete === id && (
           <div className="confirm-line" role="alertdialog" data-testid="confirm-delete">
-            Delete run <span className="mono">{run.id}</span> and everything in its folder (checkpoints, rounds, samples, metrics)? This cannot be undone.
-            <button type="button" className="danger" data-testid="btn-delete-confirm" onClick={() => void deleteRun(id).finally(() => setConfirmDelete(null))}>
+            Delete run <span className="mono">{run.id}</span> and everything in its folder (checkpoints, rounds,
+            samples, metrics)? This cannot be undone.
+            <button
+              type="button"
+              className="danger"
+              data-testid="btn-delete-confirm"
+              onClick={() => void deleteRun(id).finally(() => setConfirmDelete(null))}
+            >
               Delete
             </button>
             <button type="button" data-testid="btn-delete-cancel" onClick={() => setConfirmDelete(null)}>
@@ -120,18 +147,41 @@ export function RunView({ id }: { id: string }) {
           <div className="chart-controls">
             <label title="EMA weight (0 = raw)">
               smoothing
-              <input type="range" min={0} max={0.99} step={0.01} value={smoothing} onChange={(e) => setSmoothing(Number(e.target.value))} data-testid="smoothing-slider" />
+              <input
+                type="range"
+                min={0}
+                max={0.99}
+                step={0.01}
+                value={smoothing}
+                onChange={(e) => setSmoothing(Number(e.target.value))}
+                data-testid="smoothing-slider"
+              />
               <span className="mono">{smoothing.toFixed(2)}</span>
             </label>
             <label>
-              <input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} data-testid="log-toggle" /> log scale
+              <input
+                type="checkbox"
+                checked={log}
+                onChange={(e) => setLog(e.target.checked)}
+                data-testid="log-toggle"
+              />{' '}
+              log scale
             </label>
           </div>
         </div>
         {loadState === 'loading' && live.n === 0 ? <div className="chart-empty">loading metrics…</div> : null}
         {/* A distill run's eval points are the held-out NELBO, on another scale than the distillation loss (it would
             flatten the curve): they are shown per round in the round cards instead. */}
-        <MetricChart runs={chartRun} field="loss" smoothing={smoothing} log={log} bands={rounds} showEval={run.kind !== 'distill'} height={260} testId="loss-chart" />
+        <MetricChart
+          runs={chartRun}
+          field="loss"
+          smoothing={smoothing}
+          log={log}
+          bands={rounds}
+          showEval={run.kind !== 'distill'}
+          height={260}
+          testId="loss-chart"
+        />
         <div className="small-charts">
           <div>
             <h4>learning rate</h4>
@@ -139,7 +189,14 @@ export function RunView({ id }: { id: string }) {
           </div>
           <div>
             <h4>gradient norm</h4>
-            <MetricChart runs={chartRun} field="gradNorm" smoothing={smoothing} height={120} target={300} testId="gradnorm-chart" />
+            <MetricChart
+              runs={chartRun}
+              field="gradNorm"
+              smoothing={smoothing}
+              height={120}
+              target={300}
+              testId="gradnorm-chart"
+            />
           </div>
           <div>
             <h4>throughput (tok/s)</h4>

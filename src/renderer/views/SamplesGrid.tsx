@@ -54,7 +54,11 @@ export function SamplesGrid({ id }: { id: string }) {
           <tbody>
             {rows.length === 0 && (
               <tr>
-                <td className="muted pad">{cells ? 'No samples yet: the teacher row appears when the run starts, a student row after each round.' : 'loading…'}</td>
+                <td className="muted pad">
+                  {cells
+                    ? 'No samples yet: the teacher row appears when the run starts, a student row after each round.'
+                    : 'loading…'}
+                </td>
               </tr>
             )}
             {rows.map((r) => (
@@ -65,14 +69,24 @@ export function SamplesGrid({ id }: { id: string }) {
                   if (!c) return <td key={st} className="cell-empty" />;
                   return (
                     <td key={st}>
-                      <button type="button" className="sample-cell" data-testid={`sample-cell-${r}-${st}`} onClick={() => setOpen(c)} title="open the unmasking replay">
+                      <button
+                        type="button"
+                        className="sample-cell"
+                        data-testid={`sample-cell-${r}-${st}`}
+                        onClick={() => setOpen(c)}
+                        title="open the unmasking replay"
+                      >
                         <span className="sample-text">
                           <MarkedText text={c.text} invented={c.inventedWords} />
                         </span>
                         <span className="sample-stats">
                           <span>PPL {fmtNum(c.genPpl, 3)}</span>
                           <span>H {fmtNum(c.entropy, 3)}</span>
-                          {c.inventedWords && <span title="words of this sample found nowhere in the training text">{c.inventedWords.length} invented</span>}
+                          {c.inventedWords && (
+                            <span title="words of this sample found nowhere in the training text">
+                              {c.inventedWords.length} invented
+                            </span>
+                          )}
                           <span>{fmtNum(c.latencyMs, 3)} ms</span>
                         </span>
                       </button>
@@ -103,7 +117,14 @@ function Replay({ cell, label, onClose }: { cell: SampleCell; label: string; onC
   const masked = tokens.filter((t) => t.masked).length;
   return (
     <div className="modal-backdrop" onClick={onClose}>
-      <div className="modal" role="dialog" aria-modal="true" aria-label="sample replay" data-testid="replay" onClick={(e) => e.stopPropagation()}>
+      <div
+        className="modal"
+        role="dialog"
+        aria-modal="true"
+        aria-label="sample replay"
+        data-testid="replay"
+        onClick={(e) => e.stopPropagation()}
+      >
         <div className="panel-head">
           <h3>
             {label} · {cell.steps} steps · seed {cell.seed}

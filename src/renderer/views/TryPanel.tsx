@@ -41,25 +41,51 @@ export function TryPanel({ id }: { id: string }) {
     return () => clearInterval(t);
   }, [busy]);
 
-  const draw = () => choice && void trySample(id, choice.label, { round: Number(choice.value), steps: n, samples, seed, ...(prefix ? { prefix } : {}), ...(topP ? { topP: Number(topP) } : {}) }, MAX_KEPT);
+  const draw = () =>
+    choice &&
+    void trySample(
+      id,
+      choice.label,
+      {
+        round: Number(choice.value),
+        steps: n,
+        samples,
+        seed,
+        ...(prefix ? { prefix } : {}),
+        ...(topP ? { topP: Number(topP) } : {}),
+      },
+      MAX_KEPT,
+    );
 
   return (
     <section className="panel" data-testid="try-panel">
       <div className="panel-head">
         <h3>Try it</h3>
-        <span className="muted">fresh samples from {pretrained ? 'the model as trained so far' : 'the teacher or a student'}, at any step count</span>
+        <span className="muted">
+          fresh samples from {pretrained ? 'the model as trained so far' : 'the teacher or a student'}, at any step
+          count
+        </span>
       </div>
       <div className="export-row">
-        <RunModelSelect label="model" testId="try-model" choices={choices} value={choice?.value ?? ''} empty="no checkpoint yet" onChange={setPicked} />
+        <RunModelSelect
+          label="model"
+          testId="try-model"
+          choices={choices}
+          value={choice?.value ?? ''}
+          empty="no checkpoint yet"
+          onChange={setPicked}
+        />
         {!isAr && (
           <label>
             steps N
             <select data-testid="try-steps" value={n} onChange={(e) => setSteps(Number(e.target.value))}>
-              {[...new Set([n, ...STEP_CHOICES])].sort((a, b) => b - a).map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
+              {[...new Set([n, ...STEP_CHOICES])]
+                .sort((a, b) => b - a)
+                .map((s) => (
+                  <option key={s} value={s}>
+                    {s}
+                  </option>
+                ))}
             </select>
           </label>
         )}
@@ -75,7 +101,14 @@ export function TryPanel({ id }: { id: string }) {
         </label>
         <label>
           seed
-          <input data-testid="try-seed" type="number" min={0} value={seed} style={{ width: 80 }} onChange={(e) => setSeed(Math.min(2 ** 31 - 1, Math.max(0, Math.floor(Number(e.target.value) || 0))))} />
+          <input
+            data-testid="try-seed"
+            type="number"
+            min={0}
+            value={seed}
+            style={{ width: 80 }}
+            onChange={(e) => setSeed(Math.min(2 ** 31 - 1, Math.max(0, Math.floor(Number(e.target.value) || 0))))}
+          />
         </label>
         <label title="nucleus sampling: draw each token from the smallest set of most probable ones holding p of the mass">
           top-p
@@ -89,10 +122,24 @@ export function TryPanel({ id }: { id: string }) {
         </label>
         <label className="grow">
           prefix (optional)
-          <input data-testid="try-prefix" value={prefix} maxLength={SAMPLE_LIMITS.maxPrefixChars} placeholder="text every sample starts with" onChange={(e) => setPrefix(e.target.value)} />
+          <input
+            data-testid="try-prefix"
+            value={prefix}
+            maxLength={SAMPLE_LIMITS.maxPrefixChars}
+            placeholder="text every sample starts with"
+            onChange={(e) => setPrefix(e.target.value)}
+          />
         </label>
-        <button type="button" className="primary" data-testid="try-submit" disabled={!choice || busy !== null} onClick={draw}>
-          {busy === null ? 'Sample' : `Sampling${busy.runId === id ? '' : ` (${busy.runId})`}… ${Math.max(0, Math.round((now - busy.since) / 1000))} s`}
+        <button
+          type="button"
+          className="primary"
+          data-testid="try-submit"
+          disabled={!choice || busy !== null}
+          onClick={draw}
+        >
+          {busy === null
+            ? 'Sample'
+            : `Sampling${busy.runId === id ? '' : ` (${busy.runId})`}… ${Math.max(0, Math.round((now - busy.since) / 1000))} s`}
         </button>
       </div>
       {drawn.some((d) => d.result.wordCheck) && <InventedLegend />}
@@ -115,7 +162,8 @@ export function TryPanel({ id }: { id: string }) {
               </span>
             )}
             <span>
-              {d.result.seconds.toFixed(1)} s{d.result.nfe !== undefined ? ` · ${d.result.nfe} forward passes` : ''} · {d.result.backend}
+              {d.result.seconds.toFixed(1)} s{d.result.nfe !== undefined ? ` · ${d.result.nfe} forward passes` : ''} ·{' '}
+              {d.result.backend}
             </span>
           </div>
           {d.result.texts.map((t, i) => (
