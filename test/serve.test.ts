@@ -1,4 +1,4 @@
-// `sdtt serve` (src/cli/serve.ts): static files (MIME, headers, no traversal), the WebSocket gate (token + Origin +
+// Browser mode (src/main/browserHost.ts, started by `sdtt serve`): static files (MIME, headers, no traversal), the WebSocket gate (token + Origin +
 // Host), the API over the socket (ids, errors, frame limit, events to every client), and the CLI end to end
 // (prints the URL with a token, answers, stops on SIGINT).
 import { test } from 'node:test';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { MAX_REQUEST_BYTES, WS_PATH, type WsServerMessage } from '../src/shared/api.ts';
 import { MODEL_PRESETS } from '../src/shared/presets.ts';
-import { NOT_BUILT, startServer, type RunningServer } from '../src/cli/serve.ts';
+import { NOT_BUILT, startServer, type RunningServer } from '../src/main/browserHost.ts';
 
 function tmp(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));

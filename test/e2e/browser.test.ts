@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { startServer, type RunningServer } from '../../src/cli/serve.ts';
+import { startServer, type RunningServer } from '../../src/main/browserHost.ts';
 import { loadCheckpoint } from '../../src/runs/checkpoint.ts';
 import { paramLayout } from '../../src/engine/model/paramLayout.ts';
 import type { SampleCell } from '../../src/shared/api.ts';
