@@ -1,8 +1,10 @@
-// RunStore owns the runs folder: one directory per run with run.json (config + status), metrics.jsonl,
-// rounds.jsonl, samples/ and checkpoints/. The folder is the source of truth and survives crashes, so every
-// write here is either an append of whole lines or a write-to-temp-then-rename. A write that fails throws a
-// FileWriteError naming the file ("disk full while writing .../metrics.jsonl"); a run's final status that cannot be
-// written (the disk is full) is kept and written as soon as the disk lets it (updateEventually).
+// RunStore: the runs folder as a set of runs, one directory each (layout: runFolder.ts). It creates, lists and
+// deletes run folders and is the writer of each run's record (run.json: config + status) and metrics log; the
+// engine writes the rounds, samples, teacher evaluation and checkpoints of a run itself, through runFolder.ts and
+// checkpoint.ts. The folder is the source of truth and survives crashes, so every write here is either an append of
+// whole lines or a write-to-temp-then-rename. A write that fails throws a FileWriteError naming the file ("disk full
+// while writing .../metrics.jsonl"); a run's final status that cannot be written (the disk is full) is kept and
+// written as soon as the disk lets it (updateEventually).
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { FileWriteError, appendFileLines, writeFileAtomic } from '../node/atomicFile.ts';
 import { join, resolve } from 'node:path';
