@@ -214,32 +214,28 @@ function damagedRun(name: string, damage: (dir: string) => void): string {
   return dir;
 }
 
+/** A distillation as small as the CLI allows: these runs are refused before they start. */
+const TINY_DISTILL = () => [
+  '--rounds',
+  '1',
+  '--steps-per-round',
+  '1',
+  '--batch',
+  '1',
+  '--eval-samples',
+  '1',
+  '--eval-steps',
+  '2',
+  '--workspace',
+  ws,
+];
+
 const COMMANDS: { cmd: string; argv: (dir: string, name: string) => string[] }[] = [
   { cmd: 'sample', argv: (dir) => ['sample', '--model', dir, '--steps', '2', '--samples', '1'] },
   { cmd: 'eval', argv: (dir) => ['eval', '--model', dir, '--data', ALICE, '--batches', '1', '--batch', '1'] },
   {
     cmd: 'distill',
-    argv: (dir, name) => [
-      'distill',
-      '--teacher',
-      dir,
-      '--data',
-      ALICE,
-      '--rounds',
-      '1',
-      '--steps-per-round',
-      '1',
-      '--batch',
-      '1',
-      '--eval-samples',
-      '1',
-      '--eval-steps',
-      '2',
-      '--workspace',
-      ws,
-      '--run',
-      `distill-${name}`,
-    ],
+    argv: (dir, name) => ['distill', '--teacher', dir, '--data', ALICE, ...TINY_DISTILL(), '--run', `distill-${name}`],
   },
   {
     cmd: 'export',
@@ -277,29 +273,7 @@ test("non-finite weights: distill --judge and the app's Try it (the worker's sam
     editTensors(nanJudge, (t) => void (firstFloat(t)[1].data as Float32Array).fill(NaN), f);
   const runsBefore = readdirSync(join(ws, 'runs')).sort();
   const r = await capture(() =>
-    main([
-      'distill',
-      '--teacher',
-      good,
-      '--judge',
-      nanJudge,
-      '--data',
-      ALICE,
-      '--rounds',
-      '1',
-      '--steps-per-round',
-      '1',
-      '--batch',
-      '1',
-      '--eval-samples',
-      '1',
-      '--eval-steps',
-      '2',
-      '--workspace',
-      ws,
-      '--run',
-      'nan-judge',
-    ]),
+    main(['distill', '--teacher', good, '--judge', nanJudge, '--data', ALICE, ...TINY_DISTILL(), '--run', 'nan-judge']),
   );
   assert.equal(r.code, 1, r.err);
   const lines = r.err.split('\n').filter((l) => l.startsWith('sdtt distill: error:'));

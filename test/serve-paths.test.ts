@@ -53,20 +53,7 @@ before(async () => {
 
   child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
-      `const m = await import('./src/cli/serve.ts'); process.exitCode = await m.run(process.argv.slice(1));`,
-      '--',
-      '--port',
-      '0',
-      '--workspace',
-      ws,
-      '--allow',
-      allowed,
-    ],
+    [join(import.meta.dirname, '..', 'bin', 'sdtt.js'), 'serve', '--port', '0', '--workspace', ws, '--allow', allowed],
     {
       cwd: process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],

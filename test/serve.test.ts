@@ -344,18 +344,7 @@ test(
     const ws = tmp('sdtt-serve-cli-');
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--input-type=module',
-        '-e',
-        `const m = await import('./src/cli/serve.ts'); process.exitCode = await m.run(process.argv.slice(1));`,
-        '--',
-        '--port',
-        '0',
-        '--workspace',
-        ws,
-      ],
+      [join(import.meta.dirname, '..', 'bin', 'sdtt.js'), 'serve', '--port', '0', '--workspace', ws],
       {
         cwd: process.cwd(),
         stdio: ['ignore', 'pipe', 'pipe'],
