@@ -10,13 +10,13 @@ import {
   checkpointDir,
   latestCheckpoint,
   listCheckpoints,
-  loadCheckpoint,
   pruneCheckpoints,
   saveCheckpoint,
   writeFileDurable,
   type ParamLayout,
   type WriteFileDurable,
 } from '../src/runs/checkpoint.ts';
+import { loadCheckpoint } from '../src/runs/checkpointLoad.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/runs/safetensors.ts';
 
 const CFG: ModelConfig = {

@@ -14,7 +14,7 @@ import { RunStore } from '../src/runs/runStore.ts';
 import { run as exportCli } from '../src/cli/export.ts';
 import { UsageError } from '../src/cli/args.ts';
 import { ApiError } from '../src/shared/api.ts';
-import { loadCheckpoint } from '../src/runs/checkpoint.ts';
+import { loadCheckpoint } from '../src/runs/checkpointLoad.ts';
 import { openModel } from '../src/engine/io/openModel.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorInput } from '../src/runs/safetensors.ts';

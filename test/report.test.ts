@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DistillConfig } from '../src/shared/distillConfig.ts';
 import { RunStore } from '../src/runs/runStore.ts';
-import type { RoundLine } from '../src/engine/sdtt/distill.ts';
+import type { RoundLine } from '../src/engine/sdtt/distillTypes.ts';
 import type { DistillEvalResult, DistillEvalRow } from '../src/engine/sdtt/distillEval.ts';
 import { runPaths, upsertRoundLine } from '../src/runs/runFolder.ts';
 import { CHROMIUM, loadRun, renderPngs, run, writeReport } from '../src/cli/report.ts';

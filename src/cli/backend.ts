@@ -1,6 +1,6 @@
 // `sdtt backend`: what `--backend auto` trains on here (onnxruntime-node's CPU kernels, or the tfjs backend it
 // falls back to), as one JSON line {"backend", "device"}. The app's main process asks this command in a child process
-// (apiHost.ts nodeBackendProbe) so that it never loads a compute runtime itself.
+// (hostInfo.ts nodeBackendProbe) so that it never loads a compute runtime itself.
 import { autoTrainingBackend } from '../engine/training/gradientEngine.ts';
 import { parseFlags } from './args.ts';
 

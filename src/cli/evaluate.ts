@@ -5,7 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { writeCardEvaluation } from '../main/exporter.ts';
 import { BackendName } from '../shared/config.ts';
 import { openModel } from '../engine/io/openModel.ts';
-import { SHIPPED_JUDGE, installedShippedJudge } from '../engine/sdtt/distill.ts';
+import { SHIPPED_JUDGE, installedShippedJudge } from '../engine/sdtt/distillJudge.ts';
 import { sameTokenizer } from '../engine/data/tokenizers.ts';
 import {
   genPplTable,

@@ -10,7 +10,7 @@ import { describeConfigError } from '../shared/config.ts';
 import { DistillConfig } from '../shared/distillConfig.ts';
 import { RunRecord } from '../shared/runState.ts';
 import { writeFileAtomic } from '../node/atomicFile.ts';
-import type { RoundLine } from '../engine/sdtt/distill.ts';
+import type { RoundLine } from '../engine/sdtt/distillTypes.ts';
 import { readJsonLines, readRoundLines, readTeacherEval, runPaths } from '../runs/runFolder.ts';
 import { readRunRecord } from '../runs/runStore.ts';
 import type { DistillEvalResult } from '../engine/sdtt/distillEval.ts';

@@ -3,7 +3,7 @@
 // N), the per-round timing table, the totals and the acceptance check; across runs the best student per N. Nothing
 // here touches the disk, so the tests build ReportRuns by hand.
 import type { DistillConfig } from '../shared/distillConfig.ts';
-import type { RoundLine } from '../engine/sdtt/distill.ts';
+import type { RoundLine } from '../engine/sdtt/distillTypes.ts';
 import type { DistillEvalResult, DistillEvalRow, SelfBleuResult } from '../engine/sdtt/distillEval.ts';
 import type { PlotSeries } from './reportPlot.ts';
 import { evalCell, fmtPpl, fmtPplSe } from '../shared/evalFormat.ts';

@@ -7,10 +7,9 @@
 // "../x") changes nothing and is answered with ApiError('invalid-request') naming the bad field.
 //
 // On-disk shapes read here (rounds, samples) are described in runs/runFiles.ts; the file names in runs/runFolder.ts.
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+// ManagerEvent -> RunEvent and error -> ApiError mapping: apiEvents.ts; version and backend probe: hostInfo.ts.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   API_METHODS,
   ApiError,
@@ -31,15 +30,10 @@ import type { RunRecord } from '../shared/runState.ts';
 import { latestCheckpoint } from '../runs/checkpoint.ts';
 import { SamplerBusyError } from './modelSampler.ts';
 import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
-import { RunConflictError } from './runLifecycle.ts';
-import {
-  checkRunConfigPaths,
-  checkWritePath,
-  PathRefusedError,
-  userChoicePolicy,
-  type PathPolicy,
-} from './pathPolicy.ts';
-import type { ManagerEvent, RunManager } from './runManager.ts';
+import { checkRunConfigPaths, checkWritePath, userChoicePolicy, type PathPolicy } from './pathPolicy.ts';
+import type { RunManager } from './runManager.ts';
+import { toApiError, toApiEvents } from './apiEvents.ts';
+import { nodeBackendProbe, readVersion, REPO_ROOT, type BackendInfo } from './hostInfo.ts';
 import {
   describeCheckpoint,
   normaliseRound,
@@ -55,11 +49,6 @@ export { describeCheckpoint, safetensorsParamCount } from '../runs/runFiles.ts';
 
 /** Most metric points one getMetrics call returns; the renderer pages with `next`. */
 export const METRICS_PAGE = 20_000;
-
-export interface BackendInfo {
-  backend: string;
-  device: string;
-}
 
 export interface ApiHostOptions {
   manager: RunManager;
@@ -84,8 +73,6 @@ export interface ApiHostOptions {
    */
   paths?: PathPolicy;
 }
-
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 type Handler = (req: never) => Promise<unknown> | unknown;
 
@@ -187,7 +174,7 @@ export class ApiHost implements SdttApi {
   /** RunManager events as API RunEvents; returns the unsubscribe function. */
   subscribe(listener: (e: RunEvent) => void): () => void {
     return this.manager.subscribe((e) => {
-      for (const out of this.toApiEvents(e)) listener(out);
+      for (const out of toApiEvents(e, (id) => this.manager.get(id))) listener(out);
     });
   }
 
@@ -409,104 +396,6 @@ export class ApiHost implements SdttApi {
       workspace: this.workspace,
     });
   }
-
-  private toApiEvents(e: ManagerEvent): RunEvent[] {
-    switch (e.type) {
-      case 'status':
-        return [{ type: 'status', record: e.record }];
-      case 'metrics':
-        return [{ type: 'metrics', runId: e.runId, points: e.points.map((p) => ({ ...p, type: 'train' as const })) }];
-      case 'eval':
-        return [{ type: 'metrics', runId: e.runId, points: [{ ...e.metric, type: 'eval' as const }] }];
-      case 'checkpoint':
-        // run.json's step (the resumable step) moved on.
-        try {
-          return [{ type: 'status', record: this.manager.get(e.runId) }];
-        } catch {
-          return [];
-        }
-      case 'activity':
-        return [{ type: 'activity', runId: e.runId, text: e.text }];
-      case 'deleted':
-        return [{ type: 'deleted', runId: e.runId }];
-      case 'samples':
-        return [{ type: 'samples', runId: e.runId }];
-      case 'round': {
-        const r = normaliseRound(e.round);
-        return r ? [{ type: 'round', runId: e.runId, round: r }] : [];
-      }
-      case 'started':
-        // Preceded by a status event carrying backend/device; the log was cut back to the checkpoint it resumed from.
-        return [{ type: 'restarted', runId: e.runId, fromStep: e.startStep }];
-      case 'progress':
-        return []; // progress has no API event
-    }
-  }
-}
-
-/** Maps anything a handler throws to an ApiError with the right code. */
-function toApiError(method: string, e: unknown): ApiError {
-  if (e instanceof ApiError) return e;
-  if (e instanceof PathRefusedError) return new ApiError(e.message, e.code);
-  const msg = (e as Error)?.message ?? String(e);
-  if (e instanceof RunConflictError) return new ApiError(msg, 'conflict');
-  if (e instanceof RunStoreError)
-    return new ApiError(
-      msg,
-      /already exists/.test(msg) ? 'conflict' : /cannot read/.test(msg) ? 'not-found' : 'internal',
-    );
-  if (/already (active|running|paused|exists)|is done|not supported/.test(msg)) return new ApiError(msg, 'conflict');
-  return new ApiError(`${method}: ${msg}`, 'internal');
-}
-
-function readVersion(): string {
-  try {
-    return String(
-      (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0',
-    );
-  } catch {
-    return '0.0.0';
-  }
-}
-
-/**
- * Asks a short-lived Node process (`sdtt backend`, cli/backend.ts) what backend 'auto' trains on, so the host process
- * never loads tfjs or onnxruntime. Works from Electron too (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when
- * the child fails.
- */
-export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promise<BackendInfo> {
-  return () =>
-    new Promise((resolvePromise, reject) => {
-      execFile(
-        process.execPath,
-        [join(REPO_ROOT, 'bin', 'sdtt.js'), 'backend'],
-        {
-          timeout: opts.timeoutMs ?? 60_000,
-          env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-          maxBuffer: 1 << 20,
-          cwd: REPO_ROOT,
-        },
-        (err, stdout, stderr) => {
-          const line = String(stdout)
-            .split('\n')
-            .find((l) => l.startsWith('{'));
-          if (!line)
-            return reject(
-              new Error(
-                err ? `${err.message.split('\n')[0]} ${String(stderr).slice(-300)}` : 'the probe printed nothing',
-              ),
-            );
-          try {
-            const info = JSON.parse(line) as BackendInfo;
-            if (typeof info.backend !== 'string' || typeof info.device !== 'string')
-              throw new Error('malformed answer');
-            resolvePromise(info);
-          } catch (e) {
-            reject(e as Error);
-          }
-        },
-      );
-    });
 }
 
 /** Every API method name (the allow-list), re-exported for the hosts. */

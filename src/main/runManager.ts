@@ -3,16 +3,9 @@
 // and reports. Host-agnostic: it imports nothing from Electron, the spawn function is injected (Electron passes a
 // utilityProcess wrapper; the CLI and tests use forkSpawner from workerSpawner.ts, or a fake). A worker that dies
 // is never restarted silently: its run becomes 'failed' with a typed exit reason, and resuming it is the user's call.
-import {
-  classifyExit,
-  describeExit,
-  parseMainToWorker,
-  parseWorkerToMain,
-  type ExitReason,
-  type MainToWorker,
-  type WorkerToMain,
-} from '../shared/messages.ts';
-import type { EvalMetric, RunRecord, RunStatus, StepMetric } from '../shared/runState.ts';
+// What a worker's messages and its exit do to its run: workerMessages.ts; the events subscribers get: managerEvents.ts.
+import { classifyExit, parseMainToWorker, type ExitReason, type MainToWorker } from '../shared/messages.ts';
+import type { RunRecord, RunStatus } from '../shared/runState.ts';
 import {
   RunConflictError,
   assertControllableHere,
@@ -28,38 +21,9 @@ import {
 import type { RunStore } from '../runs/runStore.ts';
 import { ModelSampler } from './modelSampler.ts';
 import { forkSpawner, DEFAULT_WORKER_ENTRY, type ChildLike, type Spawner } from './workerSpawner.ts';
+import type { ManagerEvent } from './managerEvents.ts';
+import { exitPatch, handleWorkerMessage, type Live, type WorkerLink } from './workerMessages.ts';
 
-/**
- * What the RunManager reports to its subscribers: the worker's view of a run (started, progress, checkpoint, eval,
- * exit reason), richer than the client-facing `RunEvent` of shared/api.ts, which ApiHost derives from it.
- */
-export type ManagerEvent =
-  | {
-      type: 'status';
-      runId: string;
-      record: RunRecord;
-      exit?: { reason: ExitReason; code: number | null; signal: string | null };
-    }
-  | {
-      type: 'started';
-      runId: string;
-      backend: string;
-      device: string;
-      params: number;
-      startStep: number;
-      resumedFrom?: string;
-    }
-  | { type: 'metrics'; runId: string; points: StepMetric[] }
-  | { type: 'eval'; runId: string; metric: EvalMetric }
-  | { type: 'checkpoint'; runId: string; step: number; dir: string }
-  | { type: 'progress'; runId: string; step: number; total: number; etaS: number | null }
-  /** distill: a round finished (its line of the rounds file) / sample files were written. */
-  | { type: 'round'; runId: string; round: Record<string, unknown> }
-  | { type: 'samples'; runId: string; round: number }
-  /** distill: what the evaluation is doing now; null when training resumed. */
-  | { type: 'activity'; runId: string; text: string | null }
-  /** The run's folder was deleted (remove()). */
-  | { type: 'deleted'; runId: string };
 export type RunListener = (e: ManagerEvent) => void;
 
 export interface RunManagerOptions {
@@ -74,18 +38,6 @@ export interface RunManagerOptions {
   /** After 'done'/'error', how long a worker may take to exit before it is killed. */
   exitGraceMs?: number;
   onWarning?: (line: string) => void;
-}
-
-interface Live {
-  child: ChildLike;
-  ready: boolean;
-  stopRequested: boolean;
-  pauseRequested: boolean;
-  stopKilled: boolean;
-  final?: { status: RunStatus; step?: number; reason?: string };
-  /** The worker's latest 'activity', for clients that (re)open the run mid-evaluation. Gone with the worker. */
-  activity?: string;
-  timer?: ReturnType<typeof setTimeout>;
 }
 
 const TERMINAL: ReadonlySet<RunStatus> = new Set(['done', 'failed', 'nan', 'stopped']);
@@ -105,6 +57,8 @@ export class RunManager {
   private readonly queue: string[] = [];
   private readonly listeners = new Set<RunListener>();
   private readonly waiters = new Map<string, ((r: RunRecord) => void)[]>();
+  /** What the worker-message handling (workerMessages.ts) may use of this manager. */
+  private readonly link: WorkerLink;
 
   constructor(store: RunStore, opts: RunManagerOptions = {}) {
     this.store = store;
@@ -116,6 +70,17 @@ export class RunManager {
     this.launchTimeoutMs = opts.launchTimeoutMs ?? 120_000;
     this.exitGraceMs = opts.exitGraceMs ?? 10_000;
     this.warn = opts.onWarning ?? ((l) => console.warn(`run manager: ${l}`));
+    this.link = {
+      store: this.store,
+      exitGraceMs: this.exitGraceMs,
+      warn: this.warn,
+      send: (id, msg) => this.send(id, msg),
+      setStatus: (id, patch) => this.setStatus(id, patch),
+      emit: (e) => this.emit(e),
+      arm: (id, l, ms, fn) => this.arm(id, l, ms, fn),
+      disarm: (l) => this.disarm(l),
+      abort: (id, l, reason) => this.abort(id, l, reason),
+    };
   }
 
   /** Validates the config (and a distillation's teacher, data and judge: preflightJob) and creates a queued run (not
@@ -302,7 +267,7 @@ export class RunManager {
     this.live.set(id, l);
     let exited = false;
     child.on('message', (raw) => {
-      if (!exited) this.onMessage(id, l, raw);
+      if (!exited) handleWorkerMessage(this.link, id, l, raw);
     });
     child.on('error', (err) => {
       if (l.ready) return this.warn(`run ${id}: worker error: ${err.message}`);
@@ -328,91 +293,6 @@ export class RunManager {
     this.setStatus(id, { status: 'running', reason: undefined, pid: child.pid });
   }
 
-  private onMessage(id: string, l: Live, raw: unknown): void {
-    const parsed = parseWorkerToMain(raw);
-    if (!parsed.ok) return this.abort(id, l, `protocol error: ${parsed.error}`);
-    const msg: WorkerToMain = parsed.message;
-    try {
-      switch (msg.type) {
-        case 'ready': {
-          if (l.ready) return;
-          l.ready = true;
-          this.disarm(l);
-          const rec = this.store.read(id);
-          this.send(id, {
-            type: 'start',
-            job: { kind: rec.kind, runId: id, runDir: this.store.dir(id), config: rec.config },
-          });
-          if (l.pauseRequested) this.send(id, { type: 'pause' });
-          return;
-        }
-        case 'started':
-          // Work after the checkpoint the engine resumed from is redone, so its metrics go.
-          this.store.truncateMetricsAfter(id, msg.startStep);
-          this.setStatus(id, {
-            backend: msg.backend,
-            device: msg.device,
-            step: msg.startStep,
-            ...(msg.totalSteps !== undefined ? { totalSteps: msg.totalSteps } : {}),
-          });
-          this.emit({
-            type: 'started',
-            runId: id,
-            backend: msg.backend,
-            device: msg.device,
-            params: msg.params,
-            startStep: msg.startStep,
-            ...(msg.resumedFrom ? { resumedFrom: msg.resumedFrom } : {}),
-          });
-          return;
-        case 'metrics':
-          for (const p of msg.points) this.store.appendMetric(id, { type: 'train', ...p });
-          this.emit({ type: 'metrics', runId: id, points: msg.points });
-          return;
-        case 'eval':
-          this.store.appendMetric(id, { type: 'eval', ...msg.metric });
-          this.emit({ type: 'eval', runId: id, metric: msg.metric });
-          return;
-        case 'checkpoint':
-          // run.json's step is the resumable step: the last checkpoint.
-          this.store.update(id, { step: msg.step });
-          this.emit({ type: 'checkpoint', runId: id, step: msg.step, dir: msg.dir });
-          return;
-        case 'progress':
-          this.emit({ type: 'progress', runId: id, step: msg.step, total: msg.total, etaS: msg.etaS });
-          return;
-        case 'round':
-          this.emit({ type: 'round', runId: id, round: msg.round });
-          return;
-        case 'samples':
-          this.emit({ type: 'samples', runId: id, round: msg.round });
-          return;
-        case 'activity':
-          l.activity = msg.text ?? undefined;
-          this.emit({ type: 'activity', runId: id, text: msg.text });
-          return;
-        case 'paused':
-          this.setStatus(id, { status: 'paused' });
-          return;
-        case 'resumed':
-          this.setStatus(id, { status: 'running' });
-          return;
-        case 'done':
-          l.final = { status: msg.status, step: msg.step, reason: msg.reason };
-          this.arm(id, l, this.exitGraceMs, () => l.child.kill('SIGKILL'));
-          return;
-        case 'error':
-          l.final = { status: 'failed', reason: msg.message.split('\n')[0].slice(0, 2000) || 'worker error' };
-          if (msg.stack) this.warn(`run ${id}: ${msg.stack}`);
-          this.arm(id, l, this.exitGraceMs, () => l.child.kill('SIGKILL'));
-          return;
-      }
-    } catch (e) {
-      // The run folder cannot be written (disk full, removed): the job's results would be lost, so end it.
-      this.abort(id, l, `cannot record the run: ${(e as Error).message}`);
-    }
-  }
-
   /** Ends a worker that broke the contract; its run fails with `reason`. */
   private abort(id: string, l: Live, reason: string): void {
     this.warn(`run ${id}: ${reason}`);
@@ -425,21 +305,7 @@ export class RunManager {
     this.live.delete(id);
     const tail = l.child.stderrTail();
     const reason = classifyExit(code, signal, tail, { launched: l.ready });
-    let patch: Partial<RunRecord>;
-    if (l.final)
-      patch = {
-        status: l.final.status,
-        reason: l.final.reason,
-        ...(l.final.step !== undefined ? { step: l.final.step } : {}),
-      };
-    else if (l.stopRequested && (l.stopKilled || reason === 'killed')) {
-      patch = {
-        status: 'stopped',
-        reason: l.ready
-          ? `stopped: the worker did not stop within ${this.stopGraceMs} ms and was killed; resume continues from the last checkpoint`
-          : 'stopped before it started',
-      };
-    } else patch = { status: 'failed', reason: describeExit(reason, code, signal, tail) };
+    const patch = exitPatch(l, reason, code, signal, tail, this.stopGraceMs);
     try {
       this.setStatus(id, { ...patch, pid: undefined }, { reason, code, signal });
     } catch (e) {

@@ -40,10 +40,12 @@ const EvalRow = z.object({
 
 /** The well-formed rows of an `eval` / `rows` array (others dropped); undefined when `v` is not an array. */
 function evalRows(v: unknown): EvalSummaryRow[] | undefined {
-  return Array.isArray(v) ? v.flatMap((r) => {
-    const p = EvalRow.safeParse(r);
-    return p.success ? [p.data] : [];
-  }) : undefined;
+  return Array.isArray(v)
+    ? v.flatMap((r) => {
+        const p = EvalRow.safeParse(r);
+        return p.success ? [p.data] : [];
+      })
+    : undefined;
 }
 
 /** The teacher's well-formed rows and judge folder from the run's teacher evaluation; undefined when it is missing
@@ -55,7 +57,9 @@ export function teacherEvalRows(runDir: string): { rows: EvalSummaryRow[]; judge
   return rows ? { rows, judge: typeof raw!.judge === 'string' ? raw!.judge : null } : undefined;
 }
 
-export function normaliseRound(line: Record<string, unknown> | undefined): (RoundSummary & { checkpoint?: string }) | null {
+export function normaliseRound(
+  line: Record<string, unknown> | undefined,
+): (RoundSummary & { checkpoint?: string }) | null {
   if (!line || typeof line !== 'object' || typeof line.round !== 'number' || !Number.isInteger(line.round)) return null;
   const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
   const teacherSteps = num(line.teacherSteps);
@@ -71,7 +75,9 @@ export function normaliseRound(line: Record<string, unknown> | undefined): (Roun
     firstStep: num(line.firstStep),
     lastStep: num(line.lastStep),
     ...(rows ? { eval: rows } : {}),
-    ...(typeof line.heldoutNelbo === 'number' && Number.isFinite(line.heldoutNelbo) ? { heldoutNelbo: line.heldoutNelbo } : {}),
+    ...(typeof line.heldoutNelbo === 'number' && Number.isFinite(line.heldoutNelbo)
+      ? { heldoutNelbo: line.heldoutNelbo }
+      : {}),
     ...(typeof line.checkpoint === 'string' ? { checkpoint: line.checkpoint } : {}),
   };
 }
@@ -86,7 +92,10 @@ const SampleCellSchema = z.object({
   entropy: z.number(),
   latencyMs: z.number(),
   // Spans the cell cannot use are dropped, not the cell: the text is still worth showing.
-  inventedWords: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])).optional().catch(undefined),
+  inventedWords: z
+    .array(z.tuple([z.number().int().min(0), z.number().int().min(0)]))
+    .optional()
+    .catch(undefined),
   trajectory: z.array(z.array(z.number().int())).optional(),
   tokenTexts: z.array(z.string()).optional(),
 }) satisfies z.ZodType<SampleCell>;
@@ -100,7 +109,8 @@ export function readJsonObject(file: string): Record<string, unknown> {
 /** Arch and parameter count of a checkpoint folder from config.json and model.safetensors' header (no weights read). */
 export function describeCheckpoint(dir: string): { arch: 'mdlm' | 'ar'; params: number; label?: string } {
   const cfg = readJsonObject(join(dir, 'config.json'));
-  if (cfg.arch !== 'mdlm' && cfg.arch !== 'ar') throw new Error(`${dir}/config.json: arch ${JSON.stringify(cfg.arch)} is neither "mdlm" nor "ar"`);
+  if (cfg.arch !== 'mdlm' && cfg.arch !== 'ar')
+    throw new Error(`${dir}/config.json: arch ${JSON.stringify(cfg.arch)} is neither "mdlm" nor "ar"`);
   const params = safetensorsParamCount(join(dir, 'model.safetensors'));
   const label = typeof cfg.label === 'string' ? cfg.label : typeof cfg.name === 'string' ? cfg.name : undefined;
   return { arch: cfg.arch, params, ...(label ? { label } : {}) };
@@ -120,7 +130,8 @@ export function safetensorsParamCount(file: string): number {
     let total = 0;
     for (const [k, v] of Object.entries(header)) {
       if (k === '__metadata__') continue;
-      if (!v || !Array.isArray(v.shape) || !v.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${file}: tensor '${k}' has no valid shape`);
+      if (!v || !Array.isArray(v.shape) || !v.shape.every((d) => Number.isInteger(d) && d >= 0))
+        throw new Error(`${file}: tensor '${k}' has no valid shape`);
       total += (v.shape as number[]).reduce((a, b) => a * b, 1);
     }
     return total;
@@ -133,7 +144,9 @@ export function safetensorsParamCount(file: string): number {
 export function readSampleCells(dir: string, warn: (line: string) => void): SampleCell[] {
   if (!existsSync(dir)) return [];
   const cells: SampleCell[] = [];
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith('.json'))
+    .sort()) {
     const file = join(dir, f);
     let raw: unknown;
     try {
@@ -142,7 +155,11 @@ export function readSampleCells(dir: string, warn: (line: string) => void): Samp
       warn(`skipping ${file}: ${(e as Error).message}`);
       continue;
     }
-    const list = Array.isArray(raw) ? raw : raw && typeof raw === 'object' && Array.isArray((raw as { cells?: unknown }).cells) ? (raw as { cells: unknown[] }).cells : [raw];
+    const list = Array.isArray(raw)
+      ? raw
+      : raw && typeof raw === 'object' && Array.isArray((raw as { cells?: unknown }).cells)
+        ? (raw as { cells: unknown[] }).cells
+        : [raw];
     let bad = 0;
     for (const c of list) {
       const p = SampleCellSchema.safeParse(c);
@@ -173,17 +190,44 @@ export function roundCheckpoint(
     if (!found) throw new ApiError(`run "${rec.id}" has no checkpoint yet`, 'not-found');
   } else if (round === -1) {
     const teacher = typeof rec.config.teacher === 'string' ? resolve(paths.workspace, rec.config.teacher) : '';
-    const dir = teacher && existsSync(join(teacher, 'config.json')) ? teacher : teacher ? latestCheckpoint(existsSync(join(teacher, 'checkpoints')) ? join(teacher, 'checkpoints') : teacher)?.dir : undefined;
-    if (!dir) throw new ApiError(`run "${rec.id}": its teacher checkpoint (${String(rec.config.teacher)}) cannot be found`, 'not-found');
+    const dir =
+      teacher && existsSync(join(teacher, 'config.json'))
+        ? teacher
+        : teacher
+          ? latestCheckpoint(existsSync(join(teacher, 'checkpoints')) ? join(teacher, 'checkpoints') : teacher)?.dir
+          : undefined;
+    if (!dir)
+      throw new ApiError(
+        `run "${rec.id}": its teacher checkpoint (${String(rec.config.teacher)}) cannot be found`,
+        'not-found',
+      );
     found = { dir, step: 0 };
   } else {
     const r = rounds.find((x) => x.round === round);
-    if (!r || r.status !== 'done') throw new ApiError(`run "${rec.id}" has no finished round ${round}${rounds.length ? ` (finished: ${rounds.filter((x) => x.status === 'done').map((x) => x.round).join(', ') || 'none'})` : ''}`, 'not-found');
+    if (!r || r.status !== 'done')
+      throw new ApiError(
+        `run "${rec.id}" has no finished round ${round}${
+          rounds.length
+            ? ` (finished: ${
+                rounds
+                  .filter((x) => x.status === 'done')
+                  .map((x) => x.round)
+                  .join(', ') || 'none'
+              })`
+            : ''
+        }`,
+        'not-found',
+      );
     const dir = r.checkpoint ? resolve(runDir, r.checkpoint) : join(ckDir, String(r.lastStep));
     const rel = relative(runDir, dir);
-    if (rel.startsWith('..') || isAbsolute(rel)) throw new ApiError(`run "${rec.id}" round ${round}: checkpoint ${dir} lies outside the run folder`, 'conflict');
+    if (rel.startsWith('..') || isAbsolute(rel))
+      throw new ApiError(`run "${rec.id}" round ${round}: checkpoint ${dir} lies outside the run folder`, 'conflict');
     refuseBrokenLinks(dir);
-    if (!existsSync(join(dir, 'model.safetensors'))) throw new ApiError(`run "${rec.id}" round ${round}: its checkpoint ${dir} is no longer on disk (only the last keepCheckpoints are kept)`, 'not-found');
+    if (!existsSync(join(dir, 'model.safetensors')))
+      throw new ApiError(
+        `run "${rec.id}" round ${round}: its checkpoint ${dir} is no longer on disk (only the last keepCheckpoints are kept)`,
+        'not-found',
+      );
     found = { dir, step: r.lastStep };
   }
   refuseBrokenLinks(found.dir);

@@ -46,7 +46,8 @@ export class RunStore {
   }
 
   dir(id: string): string {
-    if (!RunId.safeParse(id).success) throw new RunStoreError(`invalid run id "${id}": use letters, digits, '.', '_' and '-' (max 128)`);
+    if (!RunId.safeParse(id).success)
+      throw new RunStoreError(`invalid run id "${id}": use letters, digits, '.', '_' and '-' (max 128)`);
     return join(this.root, id);
   }
 
@@ -234,6 +235,9 @@ export function readRunRecord(file: string): RunRecord {
     throw new RunStoreError(`${file}: cannot read: ${(e as Error).message}`);
   }
   const parsed = RunRecord.safeParse(raw);
-  if (!parsed.success) throw new RunStoreError(`${file}: not a valid run record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new RunStoreError(
+      `${file}: not a valid run record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return parsed.data;
 }

@@ -90,7 +90,8 @@ export function encodeSafetensors(tensors: Map<string, SafetensorInput>, metadat
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new CheckpointError(`safetensors metadata value for '${k}' must be a string, got ${typeof v}`);
+      if (typeof v !== 'string')
+        throw new CheckpointError(`safetensors metadata value for '${k}' must be a string, got ${typeof v}`);
     }
     header.__metadata__ = metadata;
   }
@@ -102,16 +103,22 @@ export function encodeSafetensors(tensors: Map<string, SafetensorInput>, metadat
     if (name === '' || name === '__metadata__') throw new CheckpointError(`invalid tensor name '${name}'`);
     const size = (WRITABLE as Record<string, number>)[t.dtype];
     if (size === undefined) {
-      throw new CheckpointError(`tensor '${name}': dtype '${t.dtype}' cannot be written (writable: ${Object.keys(WRITABLE).join(', ')})`);
+      throw new CheckpointError(
+        `tensor '${name}': dtype '${t.dtype}' cannot be written (writable: ${Object.keys(WRITABLE).join(', ')})`,
+      );
     }
     if (!(t.data instanceof ARRAY_FOR[t.dtype])) {
-      throw new CheckpointError(`tensor '${name}': dtype ${t.dtype} needs a ${ARRAY_FOR[t.dtype].name}, got ${t.data.constructor.name}`);
+      throw new CheckpointError(
+        `tensor '${name}': dtype ${t.dtype} needs a ${ARRAY_FOR[t.dtype].name}, got ${t.data.constructor.name}`,
+      );
     }
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new CheckpointError(`tensor '${name}': shape [${t.shape.join(', ')}] must be non-negative integers`);
     }
     if (elementCount(t.shape) !== t.data.length) {
-      throw new CheckpointError(`tensor '${name}': shape [${t.shape.join(', ')}] has ${elementCount(t.shape)} elements but data has ${t.data.length}`);
+      throw new CheckpointError(
+        `tensor '${name}': shape [${t.shape.join(', ')}] has ${elementCount(t.shape)} elements but data has ${t.data.length}`,
+      );
     }
     if (t.dtype === 'F16') halves.set(name, encodeF16(name, t.data as Float32Array));
     const bytes = t.data.length * size;
@@ -162,7 +169,11 @@ function encodeF16(name: string, data: Float32Array): Uint16Array {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (!(Math.abs(v) <= F16_MAX)) {
-      const why = Number.isNaN(v) ? 'NaN' : Number.isFinite(v) ? `its magnitude exceeds the float16 maximum ${F16_MAX}` : 'infinite';
+      const why = Number.isNaN(v)
+        ? 'NaN'
+        : Number.isFinite(v)
+          ? `its magnitude exceeds the float16 maximum ${F16_MAX}`
+          : 'infinite';
       throw new CheckpointError(`tensor '${name}': element ${i} (${v}) cannot be stored as F16: ${why}`);
     }
     out[i] = f32BitsToHalf(bits[i]);
@@ -193,16 +204,27 @@ export function decodeSafetensors(buf: Buffer | Uint8Array, source = 'file'): De
  * Validates the header of a safetensors file of `fileSize` bytes from `head`, its first bytes (at least the length
  * prefix and the header), exactly as decodeSafetensors does, without needing the tensor data in memory.
  */
-export function decodeSafetensorsHeader(head: Buffer | Uint8Array, source: string, fileSize: number): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
+export function decodeSafetensorsHeader(
+  head: Buffer | Uint8Array,
+  source: string,
+  fileSize: number,
+): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
   const fail = (msg: string): never => {
     throw new CheckpointError(`${source}: ${msg}`);
   };
-  if (fileSize < 8 || head.length < 8) fail(`file is ${fileSize} bytes, shorter than the 8-byte header length prefix (truncated or not a safetensors file)`);
+  if (fileSize < 8 || head.length < 8)
+    fail(
+      `file is ${fileSize} bytes, shorter than the 8-byte header length prefix (truncated or not a safetensors file)`,
+    );
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const headerLen = view.getBigUint64(0, true);
-  if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt length prefix or not a safetensors file)`);
+  if (headerLen > BigInt(MAX_HEADER_BYTES))
+    fail(
+      `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt length prefix or not a safetensors file)`,
+    );
   const n = Number(headerLen);
-  if (8 + n > fileSize) fail(`header length ${n} reaches beyond the end of the file (${fileSize} bytes): file is truncated`);
+  if (8 + n > fileSize)
+    fail(`header length ${n} reaches beyond the end of the file (${fileSize} bytes): file is truncated`);
   if (8 + n > head.length) fail(`header length ${n} reaches beyond the ${head.length} bytes read`);
 
   let text: string;
@@ -229,7 +251,8 @@ export function decodeSafetensorsHeader(head: Buffer | Uint8Array, source: strin
 
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('__metadata__ must be an object of strings');
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+        fail('__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(`__metadata__ value for '${k}' must be a string`);
         metadata[k] = v as string;
@@ -240,7 +263,9 @@ export function decodeSafetensorsHeader(head: Buffer | Uint8Array, source: strin
     const info = raw as Record<string, unknown>;
     const dtype = info.dtype;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
-      fail(`tensor '${name}': unknown or unsupported dtype ${JSON.stringify(dtype)} (supported: ${SUPPORTED_DTYPES.join(', ')})`);
+      fail(
+        `tensor '${name}': unknown or unsupported dtype ${JSON.stringify(dtype)} (supported: ${SUPPORTED_DTYPES.join(', ')})`,
+      );
     }
     const shape = info.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -252,10 +277,15 @@ export function decodeSafetensorsHeader(head: Buffer | Uint8Array, source: strin
     }
     const [begin, end] = offs as number[];
     if (begin > end) fail(`tensor '${name}': data_offsets [${begin}, ${end}] has begin > end`);
-    if (end > dataLen) fail(`tensor '${name}': data_offsets [${begin}, ${end}] are out of range: the data section holds ${dataLen} bytes`);
+    if (end > dataLen)
+      fail(
+        `tensor '${name}': data_offsets [${begin}, ${end}] are out of range: the data section holds ${dataLen} bytes`,
+      );
     const expected = elementCount(shape as number[]) * DTYPE_BYTES[dtype as string];
     if (end - begin !== expected) {
-      fail(`tensor '${name}': ${end - begin} bytes of data but shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${expected}`);
+      fail(
+        `tensor '${name}': ${end - begin} bytes of data but shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${expected}`,
+      );
     }
     entries.push({ name, dtype: dtype as Dtype, shape: shape as number[], begin, end });
   }
@@ -266,15 +296,20 @@ export function decodeSafetensorsHeader(head: Buffer | Uint8Array, source: strin
   let covered = 0;
   let prev: string | undefined;
   for (const e of sorted) {
-    if (e.begin < covered) fail(`tensor '${e.name}' [${e.begin}, ${e.end}) overlaps tensor '${prev}' (which ends at ${covered})`);
+    if (e.begin < covered)
+      fail(`tensor '${e.name}' [${e.begin}, ${e.end}) overlaps tensor '${prev}' (which ends at ${covered})`);
     if (e.begin > covered) {
-      fail(`bytes [${covered}, ${e.begin}) of the data section belong to no tensor (safetensors requires the tensors to cover the data exactly, without holes)`);
+      fail(
+        `bytes [${covered}, ${e.begin}) of the data section belong to no tensor (safetensors requires the tensors to cover the data exactly, without holes)`,
+      );
     }
     covered = e.end;
     prev = e.name;
   }
   if (covered !== dataLen) {
-    fail(`${dataLen - covered} trailing bytes after the last tensor belong to no tensor (safetensors requires the tensors to cover the data exactly; truncated write or appended garbage?)`);
+    fail(
+      `${dataLen - covered} trailing bytes after the last tensor belong to no tensor (safetensors requires the tensors to cover the data exactly; truncated write or appended garbage?)`,
+    );
   }
 
   return { entries, metadata, dataStart };

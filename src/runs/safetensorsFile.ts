@@ -3,7 +3,13 @@
 // validated by decodeSafetensors.
 import * as fs from 'node:fs';
 import { describeFsError } from '../node/atomicFile.ts';
-import { CheckpointError, MAX_HEADER_BYTES, decodeSafetensors, decodeSafetensorsHeader, type DecodedSafetensors } from './safetensors.ts';
+import {
+  CheckpointError,
+  MAX_HEADER_BYTES,
+  decodeSafetensors,
+  decodeSafetensorsHeader,
+  type DecodedSafetensors,
+} from './safetensors.ts';
 
 /**
  * Why `p` cannot be opened although a directory entry of that name exists, in words: a symbolic link loop or a link
@@ -52,7 +58,9 @@ export function readSafetensorsFile(file: string): DecodedSafetensors {
     if (size > MAX_READ_BYTES) {
       const head = readPrefix(file, Math.min(size, 8 + MAX_HEADER_BYTES));
       decodeSafetensorsHeader(head, file, size);
-      throw new CheckpointError(`${file}: ${(size / 2 ** 30).toFixed(2)} GiB is more than one safetensors file can be here (2 GiB); shard it or store it as float16`);
+      throw new CheckpointError(
+        `${file}: ${(size / 2 ** 30).toFixed(2)} GiB is more than one safetensors file can be here (2 GiB); shard it or store it as float16`,
+      );
     }
     buf = fs.readFileSync(file);
   } catch (err) {

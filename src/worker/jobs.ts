@@ -17,7 +17,7 @@ import {
 } from '../shared/messages.ts';
 import type { StepMetric } from '../shared/runState.ts';
 import type { TrainHooks, TrainResult } from '../engine/training/train.ts';
-import type { DistillHooks, DistillResult } from '../engine/sdtt/distill.ts';
+import type { DistillHooks, DistillResult } from '../engine/sdtt/distillTypes.ts';
 import type { SampleTextOptions, SampleTextResult } from '../engine/sampling/sampleText.ts';
 import type { Port } from './port.ts';
 import { runPaths } from '../runs/runFolder.ts';

@@ -15,7 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/main/browserHost.ts';
-import { loadCheckpoint } from '../../src/runs/checkpoint.ts';
+import { loadCheckpoint } from '../../src/runs/checkpointLoad.ts';
 import { paramLayout } from '../../src/engine/model/paramLayout.ts';
 import type { SampleCell } from '../../src/shared/api.ts';
 import { ALICE, trainTinyRun } from '../helpers/fixtures.ts';

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainToWorker, type MainToWorker, type WorkerToMain } from '../../src/shared/messages.ts';
 import { RunStore } from '../../src/runs/runStore.ts';
-import { RunManager, type ManagerEvent } from '../../src/main/runManager.ts';
+import { RunManager } from '../../src/main/runManager.ts';
+import type { ManagerEvent } from '../../src/main/managerEvents.ts';
 import type { ChildLike } from '../../src/main/workerSpawner.ts';
 
 let pidSeq = 90000;

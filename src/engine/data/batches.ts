@@ -43,7 +43,8 @@ export class BatchIterator {
   constructor(tokens: TokenArray, seqLen: number, batch: number, seed: number) {
     if (!Number.isInteger(seqLen) || seqLen < 1) throw new Error(`seqLen must be a positive integer, got ${seqLen}`);
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be a positive integer, got ${batch}`);
-    if (tokens.length < 2 * seqLen) throw new Error(`need at least ${2 * seqLen} tokens for seqLen ${seqLen}, got ${tokens.length}`);
+    if (tokens.length < 2 * seqLen)
+      throw new Error(`need at least ${2 * seqLen} tokens for seqLen ${seqLen}, got ${tokens.length}`);
     this.tokens = tokens;
     this.seqLen = seqLen;
     this.batch = batch;
@@ -54,10 +55,12 @@ export class BatchIterator {
   static resume(tokens: TokenArray, seqLen: number, batch: number, cursor: BatchCursor): BatchIterator {
     if (cursor.version !== 1) throw new Error(`unsupported batch cursor version ${cursor.version}`);
     if (cursor.seqLen !== seqLen) throw new Error(`batch cursor is for seqLen ${cursor.seqLen}, not ${seqLen}`);
-    if (cursor.tokens !== tokens.length) throw new Error(`batch cursor is for ${cursor.tokens} tokens, the data has ${tokens.length}: different data`);
+    if (cursor.tokens !== tokens.length)
+      throw new Error(`batch cursor is for ${cursor.tokens} tokens, the data has ${tokens.length}: different data`);
     const it = new BatchIterator(tokens, seqLen, batch, cursor.seed);
     it.startEpoch(cursor.epoch);
-    if (!Number.isInteger(cursor.index) || cursor.index < 0 || cursor.index > it.perm.length) throw new Error(`batch cursor index ${cursor.index} out of range`);
+    if (!Number.isInteger(cursor.index) || cursor.index < 0 || cursor.index > it.perm.length)
+      throw new Error(`batch cursor index ${cursor.index} out of range`);
     it.index = cursor.index;
     it.drawn = cursor.drawn;
     return it;
@@ -99,7 +102,15 @@ export class BatchIterator {
 
   /** JSON-serialisable position; `BatchIterator.resume(tokens, seqLen, batch, cursor)` continues from here. */
   cursor(): BatchCursor {
-    return { version: 1, seed: this.seed, seqLen: this.seqLen, tokens: this.tokens.length, epoch: this.epoch, index: this.index, drawn: this.drawn };
+    return {
+      version: 1,
+      seed: this.seed,
+      seqLen: this.seqLen,
+      tokens: this.tokens.length,
+      epoch: this.epoch,
+      index: this.index,
+      drawn: this.drawn,
+    };
   }
 }
 
@@ -110,7 +121,8 @@ export class BatchIterator {
  */
 export function validationBatches(tokens: TokenArray, seqLen: number, batch: number, count: number): Int32Array[] {
   const W = Math.floor(tokens.length / seqLen);
-  if (W < batch) throw new Error(`validation data has ${W} windows of ${seqLen} tokens, fewer than one batch of ${batch}`);
+  if (W < batch)
+    throw new Error(`validation data has ${W} windows of ${seqLen} tokens, fewer than one batch of ${batch}`);
   const nb = Math.min(count, Math.floor(W / batch));
   const n = nb * batch;
   const out: Int32Array[] = [];

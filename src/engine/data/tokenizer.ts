@@ -160,11 +160,27 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    return decodeWith(ids, (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null), 256, 257, opts.eos ?? EOS_TEXT, opts.mask ?? MASK_PLACEHOLDER, false);
+    return decodeWith(
+      ids,
+      (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null),
+      256,
+      257,
+      opts.eos ?? EOS_TEXT,
+      opts.mask ?? MASK_PLACEHOLDER,
+      false,
+    );
   }
 
   decodeStrict(ids: ArrayLike<number>): string {
-    return decodeWith(ids, (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null), 256, 257, EOS_TEXT, MASK_PLACEHOLDER, true);
+    return decodeWith(
+      ids,
+      (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null),
+      256,
+      257,
+      EOS_TEXT,
+      MASK_PLACEHOLDER,
+      true,
+    );
   }
 
   tokenText(id: number): string {
@@ -197,7 +213,8 @@ export class CompactTokenizer implements Tokenizer {
     this.fallback = fallback;
     const byteIds = gpt2ByteTokenIds();
     for (let b = 0; b < 256; b++) {
-      if (gpt2Ids[b] !== byteIds[b]) throw new Error(`compact id ${b} must be the GPT-2 byte token ${byteIds[b]}, got ${gpt2Ids[b]}`);
+      if (gpt2Ids[b] !== byteIds[b])
+        throw new Error(`compact id ${b} must be the GPT-2 byte token ${byteIds[b]}, got ${gpt2Ids[b]}`);
     }
     this.vocabSize = gpt2Ids.length + 2;
     if (this.vocabSize > 65536) throw new Error('compact vocabulary must fit uint16 (<= 65536 ids)');
@@ -220,8 +237,13 @@ export class CompactTokenizer implements Tokenizer {
    * Builds the compact vocabulary from GPT-2 token counts of the training split (index = GPT-2 id, or a Map).
    * Keeps the 256 byte tokens, then the `size - 258` most frequent other tokens (ties: lower GPT-2 id first).
    */
-  static build(counts: ArrayLike<number> | Map<number, number>, size = DEFAULT_COMPACT_SIZE, fallback: CompactFallback = 'bpe'): CompactTokenizer {
-    if (!Number.isInteger(size) || size < 258 || size > 65536) throw new Error(`compact size must be an integer in [258, 65536], got ${size}`);
+  static build(
+    counts: ArrayLike<number> | Map<number, number>,
+    size = DEFAULT_COMPACT_SIZE,
+    fallback: CompactFallback = 'bpe',
+  ): CompactTokenizer {
+    if (!Number.isInteger(size) || size < 258 || size > 65536)
+      throw new Error(`compact size must be an integer in [258, 65536], got ${size}`);
     const byteIds = gpt2ByteTokenIds();
     const isByte = new Uint8Array(GPT2_VOCAB_SIZE);
     for (const g of byteIds) isByte[g] = 1;
@@ -239,13 +261,18 @@ export class CompactTokenizer implements Tokenizer {
 
   static fromJSON(j: unknown): CompactTokenizer {
     const o = j as Partial<CompactTokenizerJSON>;
-    if (o?.format !== 'sdtt-tokenizer' || o.kind !== 'compact-gpt2' || !Array.isArray(o.gpt2Ids)) throw new Error('not a compact GPT-2 tokenizer JSON');
-    if (o.version !== 1 && o.version !== 2) throw new Error(`compact tokenizer version ${JSON.stringify(o.version)} is not supported (1 or 2)`);
+    if (o?.format !== 'sdtt-tokenizer' || o.kind !== 'compact-gpt2' || !Array.isArray(o.gpt2Ids))
+      throw new Error('not a compact GPT-2 tokenizer JSON');
+    if (o.version !== 1 && o.version !== 2)
+      throw new Error(`compact tokenizer version ${JSON.stringify(o.version)} is not supported (1 or 2)`);
     const fallback = o.fallback ?? 'bytes';
-    if (fallback !== 'bytes' && fallback !== 'bpe') throw new Error(`unknown compact tokenizer fallback ${JSON.stringify(o.fallback)} (bytes | bpe)`);
-    if (o.version === 1 && fallback !== 'bytes') throw new Error('a version 1 compact tokenizer has byte fallback only');
+    if (fallback !== 'bytes' && fallback !== 'bpe')
+      throw new Error(`unknown compact tokenizer fallback ${JSON.stringify(o.fallback)} (bytes | bpe)`);
+    if (o.version === 1 && fallback !== 'bytes')
+      throw new Error('a version 1 compact tokenizer has byte fallback only');
     const t = new CompactTokenizer(o.gpt2Ids, fallback);
-    if (o.vocabSize !== undefined && o.vocabSize !== t.vocabSize) throw new Error(`tokenizer JSON says vocabSize ${o.vocabSize} but lists ${t.vocabSize - 2} tokens`);
+    if (o.vocabSize !== undefined && o.vocabSize !== t.vocabSize)
+      throw new Error(`tokenizer JSON says vocabSize ${o.vocabSize} but lists ${t.vocabSize - 2} tokens`);
     return t;
   }
 
@@ -316,7 +343,15 @@ export class CompactTokenizer implements Tokenizer {
   private bytesOf = (id: number): Uint8Array | null => (id >= 0 && id < this.eosId ? this.bytes[id] : null);
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    return decodeWith(ids, this.bytesOf, this.eosId, this.maskId, opts.eos ?? EOS_TEXT, opts.mask ?? MASK_PLACEHOLDER, false);
+    return decodeWith(
+      ids,
+      this.bytesOf,
+      this.eosId,
+      this.maskId,
+      opts.eos ?? EOS_TEXT,
+      opts.mask ?? MASK_PLACEHOLDER,
+      false,
+    );
   }
 
   decodeStrict(ids: ArrayLike<number>): string {

@@ -22,14 +22,17 @@ export function shippedTokenizerFile(name: string): string | undefined {
  */
 export function resolveTokenizer(ref: string, dataPath?: string): Tokenizer {
   if (ref === 'auto') {
-    if (dataPath && existsSync(dataPath) && statSync(dataPath).isDirectory()) return openTokenSource(dataPath).tokenizer;
+    if (dataPath && existsSync(dataPath) && statSync(dataPath).isDirectory())
+      return openTokenSource(dataPath).tokenizer;
     return new ByteTokenizer();
   }
   if (ref === 'byte') return new ByteTokenizer();
   const shipped = shippedTokenizerFile(ref);
   if (shipped) return loadTokenizer(shipped);
   if (existsSync(ref)) return loadTokenizer(ref);
-  throw new Error(`unknown tokenizer "${ref}": use auto, byte, a shipped name (e.g. compact-4096) or a tokenizer JSON file`);
+  throw new Error(
+    `unknown tokenizer "${ref}": use auto, byte, a shipped name (e.g. compact-4096) or a tokenizer JSON file`,
+  );
 }
 
 /** The tokenizer embedded in a checkpoint's config.json (`tokenizer` key); bytes for checkpoints without one. */

@@ -4,7 +4,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelConfig } from '../../shared/config.ts';
-import { CheckpointError, latestCheckpoint, loadCheckpoint, type ParamLayout } from '../../runs/checkpoint.ts';
+import { CheckpointError, latestCheckpoint, type ParamLayout } from '../../runs/checkpoint.ts';
+import { loadCheckpoint } from '../../runs/checkpointLoad.ts';
 import { brokenLinkReason } from '../../runs/safetensorsFile.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { checkpointTokenizer, type Tokenizer } from '../data/tokenizers.ts';

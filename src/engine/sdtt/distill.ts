@@ -5,34 +5,19 @@
 // line in the rounds file (runs/runFolder.ts), then teacher <- the RAW student. Everything random comes from one Rng whose state is
 // checkpointed with the data cursor, optimiser, EMA and the CURRENT teacher's folder, so a resumed run (even one
 // killed in round r > 0) reproduces an uninterrupted one exactly.
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Set-up lives next to it: the judge in distillJudge.ts, the fresh-or-resumed start state in distillResume.ts, the
+// hook and result types in distillTypes.ts.
+import { resolve } from 'node:path';
 import type { ModelConfig } from '../../shared/config.ts';
 import { distillStartSteps, type DistillConfig } from '../../shared/distillConfig.ts';
-import type { EvalMetric, StepMetric } from '../../shared/runState.ts';
-import { Rng, type RngState } from '../rng.ts';
 import type { GradBatch } from '../model/gradients.ts';
 import { createGradientEngine } from '../training/gradientEngine.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, lrAt, nonFiniteStepReason } from '../training/optim.ts';
-import {
-  checkpointDir,
-  latestCheckpoint,
-  loadCheckpoint,
-  pruneCheckpoints,
-  saveCheckpoint,
-} from '../../runs/checkpoint.ts';
+import { checkpointDir, pruneCheckpoints, saveCheckpoint } from '../../runs/checkpoint.ts';
 import { antitheticTimes, forwardMask } from '../model/mdlm.ts';
-import { BatchIterator } from '../data/batches.ts';
-import { createModelRuntime, openModel, type Inference } from '../io/openModel.ts';
-import {
-  checkDistillData,
-  judgeProblem,
-  openDistillData,
-  openDistillTeacher,
-  resolveDistillData,
-} from './distillPreflight.ts';
+import { createModelRuntime, type Inference } from '../io/openModel.ts';
+import { checkDistillData, openDistillData, openDistillTeacher, resolveDistillData } from './distillPreflight.ts';
 import { roundAt, roundSchedule, scheduleSteps, type RoundInfo } from './rounds.ts';
 import { teacherTargets } from './targets.ts';
 import { wordVocabulary } from '../eval/metrics.ts';
@@ -45,92 +30,10 @@ import {
   type DistillEvalResult,
 } from './distillEval.ts';
 import { readTeacherEval, runPaths, upsertRoundLine } from '../../runs/runFolder.ts';
-import { cachedTeacherEval, teacherEvalKey, type JudgeIdentity } from './teacherEvalCache.ts';
-
-/** The shipped AR judge, used when cfg.judge is absent and this folder exists. */
-export const SHIPPED_JUDGE = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  '../../../assets/models/judge-ar-base-5m',
-);
-
-/** SHIPPED_JUDGE when it is installed (has a config.json), else null: the default judge of distill and eval. */
-export function installedShippedJudge(): string | null {
-  return existsSync(join(SHIPPED_JUDGE, 'config.json')) ? SHIPPED_JUDGE : null;
-}
-
-export interface DistillStartInfo {
-  backend: string;
-  device: string;
-  params: number;
-  startStep: number;
-  resumedFrom?: string;
-  trainTokens: number;
-  valTokens: number;
-  totalSteps: number;
-  schedule: RoundInfo[];
-  /** The original teacher checkpoint and which of its weights were loaded. */
-  teacher: string;
-  teacherWeights: 'ema' | 'raw';
-  teacherRuntime: string;
-  judge: string | null;
-  judgeNote?: string;
-}
-
-/** The current teacher: a checkpoint folder and which of its weights (the original's EMA, or a round's raw student). */
-export interface TeacherRef {
-  dir: string;
-  weights: 'ema' | 'raw';
-  /** -1 = the original teacher, r = the raw student of round r. */
-  round: number;
-}
-
-/** One line of the rounds file (see apiHost.ts's header for the fields the UI reads). */
-export interface RoundLine {
-  round: number;
-  teacherSteps: number;
-  studentSteps: number;
-  label: string;
-  status: 'done';
-  firstStep: number;
-  lastStep: number;
-  /** The round's checkpoint folder, relative to the run folder. */
-  checkpoint: string;
-  eval: DistillEvalResult['rows'];
-  heldoutNelbo: number;
-  selfBleu: DistillEvalResult['selfBleu'];
-  judge: string | null;
-  note?: string;
-  /** Wall time of the round's training in this process (s), excluding the evaluation; evalSeconds separately. */
-  wallS: number;
-  evalSeconds: number;
-  tokPerSec: number;
-}
-
-export interface DistillHooks {
-  onStart?(info: DistillStartInfo): void;
-  onStep?(m: StepMetric): void;
-  onEval?(m: EvalMetric): void;
-  onCheckpoint?(step: number, dir: string): void;
-  shouldStop?(): boolean;
-  beforeStep?(step: number): Promise<void> | void;
-  /** A round starts (or continues after a resume). */
-  onRoundStart?(round: RoundInfo, resumed: boolean): void;
-  /** The teacher model was (re)built: on start, and after every round. checksum = paramsChecksum of its weights. */
-  onTeacher?(info: TeacherRef & { checksum: string }): void;
-  /** The teacher's round −1 evaluation (once per run). */
-  onTeacherEval?(result: DistillEvalResult): void;
-  onRound?(line: RoundLine): void;
-  onSamples?(round: number, files: string[]): void;
-  onEvalProgress?(what: string): void;
-}
-
-export interface DistillResult {
-  status: 'done' | 'stopped' | 'nan';
-  step: number;
-  reason?: string;
-  lastCheckpoint?: string;
-  roundsDone: number;
-}
+import { cachedTeacherEval, teacherEvalKey } from './teacherEvalCache.ts';
+import type { DistillHooks, DistillResult, RoundLine, TeacherRef } from './distillTypes.ts';
+import { openDistillJudge } from './distillJudge.ts';
+import { distillStartState } from './distillResume.ts';
 
 /** FNV-1a over the float32 bit patterns: identifies a weight vector in logs and tests. */
 export function paramsChecksum(p: Float32Array): string {
@@ -172,76 +75,19 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
   const checkpointsDir = runPaths.checkpoints(runDir);
 
   // ---- judge ----------------------------------------------------------------------------------------------------
-  let judge: Inference | null = null;
-  let judgeId: JudgeIdentity | null = null; // for the teacher-evaluation cache key
-  let judgePath: string | null = cfg.judge ?? installedShippedJudge();
-  let judgeNote: string | undefined = judgePath
-    ? undefined
-    : `no judge: --judge not given and the shipped judge ${SHIPPED_JUDGE} is missing; gen PPL not computed (entropy, held-out NELBO and self-BLEU only)`;
-
   const engine = await createGradientEngine(mcfg, { backend: cfg.backend, threads: cfg.threads });
+  let judge: Inference | null = null;
   let teacher: Inference | null = null;
   try {
-    if (judgePath) {
-      const j = await openModel(judgePath, { backend: cfg.backend, threads: cfg.threads, hashWeights: true });
-      const problem = judgeProblem(j, tokenizer, L);
-      if (problem && cfg.judge) {
-        await j.model.dispose();
-        throw new Error(`distill: ${problem}`);
-      }
-      if (problem) {
-        // The shipped default does not fit this teacher: evaluate without gen PPL rather than refuse the run.
-        await j.model.dispose();
-        judgeNote = `no judge: ${problem}; gen PPL not computed (pass --judge)`;
-        judgePath = null;
-      } else {
-        judge = j.model;
-        judgePath = j.checkpointDir;
-        judgeId = {
-          sha256: j.weightsSha256!,
-          weights: j.weights,
-          config: j.config,
-          backend: j.backend,
-          device: j.device,
-        };
-      }
-    }
+    const opened = await openDistillJudge(cfg, tokenizer, L);
+    judge = opened.judge;
+    const { judgeId, judgePath, judgeNote } = opened;
 
-    // ---- state: fresh, then the latest checkpoint --------------------------------------------------------------
+    // ---- state: fresh, then the latest checkpoint (distillResume.ts) -------------------------------------------
     const teacherParams0 = tck.ema ?? tck.params;
-    let params: Float32Array = Float32Array.from(teacherParams0);
-    let adam = new AdamW(params.length, cfg.optim);
-    let ema = new Ema(teacherParams0, cfg.optim.emaDecay);
-    let rng = new Rng(cfg.seed + 1);
-    let batches = new BatchIterator(trainTokens, L, B, cfg.seed + 2);
-    let step = 0;
-    let teacherRef: TeacherRef = original;
-    let teacherParams: Float32Array = teacherParams0;
-    let resumedFrom: string | undefined;
-    const latest = latestCheckpoint(checkpointsDir);
-    if (latest) {
-      const ck = loadCheckpoint(latest.dir, { layoutFor: paramLayout, expectConfig: mcfg });
-      const st = ck.state as
-        { step?: unknown; rng?: unknown; dataCursor?: unknown; teacher?: TeacherRef; kind?: unknown } | undefined;
-      if (!ck.optimizer || !ck.ema || !st || st.kind !== 'distill' || !st.teacher)
-        throw new Error(
-          `checkpoint ${latest.dir} is not a resumable distillation checkpoint (no optimizer/EMA/teacher state)`,
-        );
-      params = ck.params;
-      adam.load({ m: ck.optimizer.m, v: ck.optimizer.v, t: ck.optimizer.step });
-      ema = Ema.fromState({ values: ck.ema, decay: cfg.optim.emaDecay, warmup: true, updates: ck.emaUpdates ?? 0 });
-      rng = new Rng(st.rng as RngState);
-      batches = BatchIterator.resume(trainTokens, L, B, st.dataCursor as never);
-      step = Number(st.step);
-      teacherRef = { ...st.teacher, dir: resolve(runDir, st.teacher.dir) };
-      if (teacherRef.round >= 0) {
-        const t = loadCheckpoint(teacherRef.dir, { layoutFor: paramLayout });
-        teacherParams = teacherRef.weights === 'ema' ? (t.ema ?? t.params) : t.params;
-        if (!teacherParams)
-          throw new Error(`distill: the teacher ${teacherRef.dir} has no ${teacherRef.weights} weights`);
-      }
-      resumedFrom = latest.dir;
-    }
+    const start = distillStartState({ cfg, runDir, checkpointsDir, mcfg, original, teacherParams0, trainTokens });
+    const { params, rng, batches, teacherParams, resumedFrom } = start;
+    let { adam, ema, step, teacherRef } = start;
 
     const buildTeacher = async (p: Float32Array, ref: TeacherRef) => {
       await teacher?.dispose();
@@ -328,7 +174,7 @@ export async function runDistill(cfg: DistillConfig, runDir: string, hooks: Dist
       hooks.onSamples?.(-1, res.samplesFiles);
     }
 
-    let lastCheckpoint = latest?.dir;
+    let lastCheckpoint = resumedFrom;
     const checkpoint = (): string => {
       const dir = checkpointDir(checkpointsDir, step);
       const r = roundAt(schedule, Math.max(0, Math.min(step, totalSteps - 1)))!;

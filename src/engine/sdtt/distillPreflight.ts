@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describeFsError } from '../../node/atomicFile.ts';
 import type { ModelConfig } from '../../shared/config.ts';
 import type { DistillConfig } from '../../shared/distillConfig.ts';
-import { loadCheckpoint, type LoadedCheckpoint } from '../../runs/checkpoint.ts';
+import { loadCheckpoint, type LoadedCheckpoint } from '../../runs/checkpointLoad.ts';
 import { readModelWeights, resolveCheckpointDir } from '../io/modelCheckpoint.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { openTokenSource, type TokenSource } from '../data/shards.ts';

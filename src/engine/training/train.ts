@@ -8,13 +8,8 @@ import type { GradBatch } from '../model/gradients.ts';
 import { createGradientEngine } from './gradientEngine.ts';
 import { initParams, paramLayout } from '../model/paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, lrAt, nonFiniteStepReason } from './optim.ts';
-import {
-  checkpointDir,
-  latestCheckpoint,
-  loadCheckpoint,
-  pruneCheckpoints,
-  saveCheckpoint,
-} from '../../runs/checkpoint.ts';
+import { checkpointDir, latestCheckpoint, pruneCheckpoints, saveCheckpoint } from '../../runs/checkpoint.ts';
+import { loadCheckpoint } from '../../runs/checkpointLoad.ts';
 import { antitheticTimes, forwardMask } from '../model/mdlm.ts';
 import { BatchIterator, validationBatches } from '../data/batches.ts';
 import { openTokenSource } from '../data/shards.ts';
