@@ -93,7 +93,7 @@ else {
 if (!values['no-tfjs']) {
   try {
     const { initBackend } = await import('../src/engine/model/backend.ts');
-    const { createInferenceModel } = await import('../src/engine/model/model.ts');
+    const { createInferenceModel } = await import('../src/engine/model/inference.ts');
     const info = await initBackend(BackendName.parse(values.backend));
     const m = createInferenceModel(cfg, params);
     const tps = await time(

@@ -13,7 +13,9 @@ import {
   chunkDocument,
   sourcesAvailable,
 } from '../src/engine/data/sources.ts';
-import { assignSplits, buildCorpus, SPLITS } from '../src/engine/data/corpus.ts';
+import { buildCorpus } from '../src/engine/data/corpus.ts';
+import { assignSplits } from '../src/engine/data/corpusDocuments.ts';
+import { SPLITS } from '../src/engine/data/corpusManifest.ts';
 import { openTokenSource } from '../src/engine/data/shards.ts';
 import { requirement } from './helpers/requirements.ts';
 

@@ -10,7 +10,7 @@ import {
   unigramEntropy,
   wordVocabulary,
 } from '../src/engine/eval/metrics.ts';
-import { loadTokenizer, shippedTokenizerPath } from '../src/engine/data/tokenizer.ts';
+import { loadTokenizer, shippedTokenizerPath } from '../src/engine/data/tokenizerFiles.ts';
 import type { ArModel, ArSession } from '../src/engine/types.ts';
 
 const close = (a: number, b: number, tol = 1e-12) =>

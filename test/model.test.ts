@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfig } from '../src/shared/config.ts';
-import { createInferenceModel } from '../src/engine/model/model.ts';
+import { createInferenceModel } from '../src/engine/model/inference.ts';
 import { initParams, paramCount, paramLayout } from '../src/engine/model/paramLayout.ts';
 import { maxAbsDiff, noisyParams, randomTokens as tokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
 

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ModelConfig } from '../src/shared/config.ts';
-import { TfjsGradientEngine, type GradBatch } from '../src/engine/model/gradients.ts';
+import { TfjsGradientEngine } from '../src/engine/model/gradients.ts';
+import type { GradBatch } from '../src/engine/model/gradShards.ts';
 import { loadOnnxRuntime } from '../src/engine/onnx/runtime.ts';
 import { OnnxGradientEngine } from '../src/engine/onnx/trainSession.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';

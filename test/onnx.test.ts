@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { createInferenceModel } from '../src/engine/model/model.ts';
+import { createInferenceModel } from '../src/engine/model/inference.ts';
 import { DataType, Message, encodeModel, encodeTensor, varintBytes } from '../src/engine/onnx/protobuf.ts';
 import { buildOnnxModel, exportOnnx, onnxModelBytes } from '../src/engine/onnx/graph.ts';
 import { createOnnxModel, loadOnnxRuntime } from '../src/engine/onnx/runtime.ts';

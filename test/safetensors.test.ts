@@ -6,12 +6,12 @@ import {
   decodeSafetensors,
   encodeSafetensors,
   F16_MAX,
-  findDuplicateKey,
   float32ToHalf,
   halfToFloat,
   int64ToNumbers,
   type SafetensorInput,
 } from '../src/runs/safetensors.ts';
+import { findDuplicateKey } from '../src/runs/jsonDuplicateKey.ts';
 import { Rng } from '../src/engine/rng.ts';
 
 /** Builds a file from raw header text and data bytes, the way a hostile or broken writer might. */

@@ -13,13 +13,11 @@ import {
 import {
   ByteTokenizer,
   CompactTokenizer,
-  loadTokenizer,
-  sha256Hex,
-  tokenizerFileText,
   MASK_PLACEHOLDER,
   type CompactFallback,
 } from '../src/engine/data/tokenizer.ts';
-import { assembleDocuments } from '../src/engine/data/corpus.ts';
+import { loadTokenizer, sha256Hex, tokenizerFileText } from '../src/engine/data/tokenizerFiles.ts';
+import { assembleDocuments } from '../src/engine/data/corpusDocuments.ts';
 import { sourcesAvailable } from '../src/engine/data/sources.ts';
 import { requirement } from './helpers/requirements.ts';
 

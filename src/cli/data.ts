@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCorpus } from '../engine/data/corpus.ts';
-import { sha256Hex } from '../engine/data/tokenizer.ts';
+import { sha256Hex } from '../engine/data/tokenizerFiles.ts';
 import { intFlag, parseFlags, UsageError, type Flags } from './args.ts';
 import { ProgressBar } from './progress.ts';
 

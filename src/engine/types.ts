@@ -1,5 +1,5 @@
 // Small interfaces that let samplers, evaluators and checkpoints work without knowing about tfjs.
-import type { GradBatch } from './model/gradients.ts';
+import type { GradBatch } from './model/gradShards.ts';
 
 /** A named float32 tensor on the host (weights, optimiser moments, EMA). Row-major. */
 export interface HostTensor {

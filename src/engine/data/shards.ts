@@ -2,8 +2,9 @@
 // .bin shards + tokenizer.json), or a plain UTF-8 text file tokenized on the fly (last ~5% of tokens = validation).
 import { readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ByteTokenizer, loadTokenizer, sameTokenizer, sha256Hex, type Tokenizer } from './tokenizer.ts';
-import type { CorpusManifest, Split } from './corpus.ts';
+import { ByteTokenizer, type Tokenizer } from './tokenizer.ts';
+import { loadTokenizer, sameTokenizer, sha256Hex } from './tokenizerFiles.ts';
+import type { CorpusManifest, Split } from './corpusManifest.ts';
 import type { TokenArray } from './batches.ts';
 
 export interface TokenSource {

@@ -17,8 +17,9 @@
 //   decoded output is a document boundary) and MASK as "░" (U+2591), for UI display. Both are overridable.
 // * decodeStrict() refuses MASK (throws) and out-of-range ids; use it wherever the text must be real text.
 // * Byte sequences that are not valid UTF-8 (possible in model samples) decode to U+FFFD.
+//
+// Writing, hashing and loading tokenizer files: data/tokenizerFiles.ts.
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { GPT2_EOT, GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2IdByBytes, gpt2TokenBytes } from './gpt2.ts';
 
 export const MASK_PLACEHOLDER = '\u2591';
@@ -376,41 +377,4 @@ export class CompactTokenizer implements Tokenizer {
       ...(this.fallback === 'bytes' ? {} : { fallback: this.fallback }),
     };
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Files
-
-/** Canonical file text of a tokenizer (what is written to disk and hashed): compact JSON, one trailing newline. */
-export function tokenizerFileText(t: Tokenizer): string {
-  return JSON.stringify(t.toJSON()) + '\n';
-}
-
-export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/** Builds either kind of tokenizer from its JSON. */
-export function tokenizerFromJSON(j: unknown): Tokenizer {
-  const kind = (j as { kind?: string })?.kind;
-  if (kind === 'byte') return ByteTokenizer.fromJSON(j);
-  if (kind === 'compact-gpt2') return CompactTokenizer.fromJSON(j);
-  throw new Error(`unknown tokenizer kind ${JSON.stringify(kind)}`);
-}
-
-/** Loads either kind of tokenizer from a file; with `sha256`, verifies the file first. */
-export function loadTokenizer(file: string, sha256?: string): Tokenizer {
-  const text = readFileSync(file);
-  if (sha256 && sha256Hex(text) !== sha256) throw new Error(`tokenizer ${file}: sha256 mismatch (expected ${sha256})`);
-  return tokenizerFromJSON(JSON.parse(text.toString('utf8')));
-}
-
-/** Path of the shipped compact tokenizer (assets/tokenizer/compact-<size>.json), resolved from this source file. */
-export function shippedTokenizerPath(size = DEFAULT_COMPACT_SIZE): string {
-  return new URL(`../../../assets/tokenizer/compact-${size}.json`, import.meta.url).pathname;
-}
-
-/** True when two tokenizers map text to the same ids (their canonical JSON is equal). */
-export function sameTokenizer(a: Tokenizer, b: Tokenizer): boolean {
-  return JSON.stringify(a.toJSON()) === JSON.stringify(b.toJSON());
 }

@@ -3,7 +3,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ByteTokenizer, loadTokenizer, sameTokenizer, tokenizerFromJSON, type Tokenizer } from './tokenizer.ts';
+import { ByteTokenizer, type Tokenizer } from './tokenizer.ts';
+import { loadTokenizer, sameTokenizer, tokenizerFromJSON } from './tokenizerFiles.ts';
 import { openTokenSource } from './shards.ts';
 
 export { sameTokenizer, type Tokenizer };

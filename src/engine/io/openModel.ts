@@ -3,11 +3,11 @@
 // same logits to 1e-5), else on the tfjs backend; the runtime and device actually used are returned, never silent.
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { cudaTfjsLoads, initBackend } from '../model/backend.ts';
-import { createInferenceModel } from '../model/model.ts';
+import { createInferenceModel } from '../model/inference.ts';
 import { createOnnxModel, loadOnnxRuntime, type OrtModule } from '../onnx/runtime.ts';
 import { readModelWeights } from './modelCheckpoint.ts';
 import type { Tokenizer } from '../data/tokenizers.ts';
-import { sha256Hex } from '../data/tokenizer.ts';
+import { sha256Hex } from '../data/tokenizerFiles.ts';
 import type { ArModel, Denoiser } from '../types.ts';
 
 export { resolveCheckpointDir } from './modelCheckpoint.ts';

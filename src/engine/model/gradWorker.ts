@@ -3,7 +3,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { initBackend } from './backend.ts';
-import { shardLossAndGrads, type WorkerReply, type WorkerRequest } from './gradients.ts';
+import type { WorkerReply, WorkerRequest } from './gradients.ts';
+import { shardLossAndGrads } from './shardLoss.ts';
 
 const { cfg, backend, params, grads } = workerData as {
   cfg: ModelConfig;

@@ -11,30 +11,20 @@
 // by paramLayout() (paramLayout.ts), matrices in the PyTorch layout [out, in]. The engine transposes each matrix
 // once per step (host, blocked) to get the [in, out] operand of its untransposed forward matMul; the backward uses
 // the stored layout directly.
+//
+// This file holds the weights and the forward pass; the backward is in backward.ts, the dropout masks in
+// dropout.ts and the inference wrapper (createInferenceModel, KV cache) in inference.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../../shared/config.ts';
-import { layoutMap, type BlockOffsets, type ParamEntry } from './paramLayout.ts';
+import { layoutMap } from './paramLayout.ts';
 import type { Rng } from '../rng.ts';
-import type { ArModel, ArSession, Denoiser } from '../types.ts';
+import { dropoutMask } from './dropout.ts';
 import {
-  addColSum,
-  addInto,
-  addWeightGrad,
-  attentionBwd,
   attentionFwd,
-  causalMask,
-  colSum,
-  disposeRope,
-  geluBwd,
   geluFwd,
   linear,
-  linearBwdInput,
-  lnModBwd,
   lnModFwd,
-  read,
-  ropeBwd,
   ropeFwd,
-  ropeTables,
   transposeHost,
   type AttnSaved,
   type LnSaved,
@@ -226,19 +216,6 @@ export interface FwdCtx {
   kv?: { k: T | null; v: T | null }[];
 }
 
-/** A dropout mask [n, d] of {0, 1/(1-p)} from the host RNG (also the onnx training engine's masks). */
-export function dropoutMaskValues(n: number, d: number, p: number, rng: Rng): Float32Array {
-  const a = new Float32Array(n * d);
-  const keep = 1 / (1 - p);
-  const thr = p * 4294967296;
-  for (let i = 0; i < a.length; i++) a[i] = rng.nextU32() < thr ? 0 : keep;
-  return a;
-}
-
-function dropoutMask(n: number, d: number, p: number, rng: Rng): T2 {
-  return tf.tensor2d(dropoutMaskValues(n, d, p, rng), [n, d]);
-}
-
 /** One block. Returns the new residual stream; with ctx.save also everything the backward needs. */
 export function blockFwd(
   cfg: ModelConfig,
@@ -321,194 +298,4 @@ export function trunkFwd(
   const f = lnModFwd(x, w.normf, w.shiftf, w.scalef);
   x.dispose();
   return { h: f.y, saved, lnf: ctx.save ? f.saved : (tf.dispose([f.saved.xhat, f.saved.rstd]), undefined) };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Backward of one block (the training engine, gradients.ts)
-
-/** Backward through one block: dx2 (gradient w.r.t. its output) -> gradient w.r.t. its input. */
-export function blockBwd(
-  cfg: ModelConfig,
-  w: BlockWeights,
-  s: BlockSaved,
-  dx2: T2,
-  rope: ReturnType<typeof ropeTables>,
-  g: Float32Array,
-  o: BlockOffsets,
-): T2 {
-  const d = cfg.dModel;
-  return tf.tidy(() => {
-    // x2 = x1 + gate2 * h2m, h2m = mask2 * (g @ W2 + b2)
-    addInto(g, o.mod + 5 * d, colSum(tf.mul(dx2, s.h2m) as T2));
-    let dh2 = tf.mul(dx2, w.gate2) as T2;
-    if (s.mask2) dh2 = tf.mul(dh2, s.mask2) as T2;
-    addColSum(dh2, g, o.b2);
-    addWeightGrad(dh2, s.g, g, o.w2);
-    const dpre = geluBwd(linearBwdInput(dh2, w.w2T!), s.pre, s.s);
-    addColSum(dpre, g, o.b0);
-    addWeightGrad(dpre, s.a2, g, o.w0);
-    const da2 = linearBwdInput(dpre, w.w0T!);
-    const dx1 = tf.add(
-      dx2,
-      lnModBwd(da2, s.ln2, w.norm2, w.scale2, g, { w: o.norm2, shift: o.mod + 3 * d, scale: o.mod + 4 * d }),
-    ) as T2;
-    // x1 = x + gate1 * hm, hm = mask1 * (attn(a1) @ Wo)
-    addInto(g, o.mod + 2 * d, colSum(tf.mul(dx1, s.hm) as T2));
-    let dh = tf.mul(dx1, w.gate1) as T2;
-    if (s.mask1) dh = tf.mul(dh, s.mask1) as T2;
-    addWeightGrad(dh, s.o, g, o.out);
-    const at = attentionBwd(linearBwdInput(dh, w.woT!), s.attn);
-    const N = dx2.shape[0];
-    const dqkv = tf.concat(
-      [tf.reshape(ropeBwd(at.dq, rope), [N, d]), tf.reshape(ropeBwd(at.dk, rope), [N, d]), tf.reshape(at.dv, [N, d])],
-      1,
-    ) as T2;
-    addWeightGrad(dqkv, s.a1, g, o.qkv);
-    const da1 = linearBwdInput(dqkv, w.wqkvT!);
-    return tf.add(
-      dx1,
-      lnModBwd(da1, s.ln1, w.norm1, w.scale1, g, { w: o.norm1, shift: o.mod, scale: o.mod + d }),
-    ) as T2;
-  });
-}
-
-/** Adds the head's weight and bias gradients for dlogits [M, Vh] of input rows hm [M, d]; `excl` = the head row
- * left out of the forward (-1 = none): its gradient is 0. */
-export function addHeadGrad(lm: Map<string, ParamEntry>, dlogits: T2, hm: T2, excl: number, grads: Float32Array): void {
-  const Vh = dlogits.shape[1];
-  const d = hm.shape[1];
-  const hOff = lm.get('backbone.output_layer.linear.weight')!.offset;
-  const bOff = lm.get('backbone.output_layer.linear.bias')!.offset;
-  if (excl < 0 || excl === Vh) {
-    addWeightGrad(dlogits, hm, grads, hOff);
-    addColSum(dlogits, grads, bOff);
-    return;
-  }
-  // MASK row in the middle: compute without it, then spread back around the (zero) MASK row.
-  const tmp = new Float32Array(Vh * d + Vh);
-  addWeightGrad(dlogits, hm, tmp, 0);
-  addColSum(dlogits, tmp, Vh * d);
-  addInto(grads, hOff, tmp.subarray(0, excl * d));
-  addInto(grads, hOff + (excl + 1) * d, tmp.subarray(excl * d, Vh * d));
-  addInto(grads, bOff, tmp.subarray(Vh * d, Vh * d + excl));
-  addInto(grads, bOff + excl + 1, tmp.subarray(Vh * d + excl));
-}
-
-export function disposeSaved(s: BlockSaved): void {
-  tf.dispose([
-    s.ln1.xhat,
-    s.ln1.rstd,
-    s.a1,
-    s.attn.q,
-    s.attn.k,
-    s.attn.v,
-    s.attn.p,
-    s.o,
-    s.hm,
-    s.ln2.xhat,
-    s.ln2.rstd,
-    s.a2,
-    s.pre,
-    s.s,
-    s.g,
-    s.h2m,
-  ]);
-  tf.dispose([s.mask1, s.mask2].filter((t): t is T => t !== null));
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Inference wrapper (eval mode: no dropout), for samplers, evaluators and the AR judge.
-
-export interface InferenceModel extends Denoiser, ArModel {
-  readonly config: ModelConfig;
-  /** mdlm: logits(tokens [B, seqLen], B); ar: full-recompute causal logits(tokens [B, len], B, len). [B, len, V] */
-  logits(tokens: Int32Array, batch: number, len?: number): Promise<Float32Array>;
-  dispose(): void;
-}
-
-export function createInferenceModel(cfg: ModelConfig, params: Float32Array): InferenceModel {
-  // Private copy: the embedding is read on the host and the cpu backend may alias arrays, while callers update
-  // their parameter (or EMA) vectors in place.
-  const w = uploadWeights(cfg, Float32Array.from(params), { backward: false, exclude: -1 });
-  const hd = cfg.dModel / cfg.nHeads;
-  const causal = cfg.arch === 'ar';
-  let disposed = false;
-  const check = () => {
-    if (disposed) throw new Error('inference model used after dispose()');
-  };
-
-  // Runs `len` new positions per sequence (starting at `offset`) and returns logits of all of them, or only of
-  // the last one per sequence. Everything but the result and the (kept) KV cache is freed.
-  const run = (
-    tokens: Int32Array,
-    B: number,
-    len: number,
-    offset: number,
-    kv: FwdCtx['kv'],
-    lastOnly: boolean,
-  ): Float32Array => {
-    check();
-    if (tokens.length !== B * len) throw new Error(`expected ${B} x ${len} = ${B * len} tokens, got ${tokens.length}`);
-    if (offset + len > cfg.seqLen)
-      throw new Error(`sequence length ${offset + len} exceeds the model's seqLen ${cfg.seqLen}`);
-    const rope = ropeTables(len, hd, cfg.ropeBase, offset);
-    const attnMask = causal ? causalMask(len, offset + len, offset) : null;
-    try {
-      const out = tf.tidy(() => {
-        const { h } = trunkFwd(cfg, w, tokens, { B, L: len, rope, attnMask, save: false, kv });
-        let hh: T2 = h;
-        if (lastOnly)
-          hh = tf.reshape(tf.slice(tf.reshape(h, [B, len, cfg.dModel]), [0, len - 1, 0], [B, 1, cfg.dModel]), [
-            B,
-            cfg.dModel,
-          ]);
-        return linear(hh, w.head, w.headB);
-      });
-      const data = read(out);
-      out.dispose();
-      return data;
-    } finally {
-      disposeRope(rope);
-      attnMask?.dispose();
-    }
-  };
-
-  return {
-    config: cfg,
-    vocabSize: cfg.vocabSize,
-    seqLen: cfg.seqLen,
-    maskId: cfg.maskId,
-    eosId: cfg.eosId,
-    async logits(tokens: Int32Array, batch: number, len?: number): Promise<Float32Array> {
-      const l = len ?? tokens.length / batch;
-      if (!causal && l !== cfg.seqLen)
-        throw new Error(`the denoiser takes sequences of exactly ${cfg.seqLen} tokens, got ${l}`);
-      return run(tokens, batch, l, 0, undefined, false);
-    },
-    session(batch: number): ArSession {
-      if (!causal) throw new Error('session() needs a causal (arch "ar") model');
-      const kv: NonNullable<FwdCtx['kv']> = Array.from({ length: cfg.nLayers }, () => ({ k: null, v: null }));
-      let length = 0;
-      return {
-        get length() {
-          return length;
-        },
-        async append(tokens: Int32Array, len: number): Promise<Float32Array> {
-          if (kv.length === 0) throw new Error('ArSession used after dispose()');
-          // RoPE positions continue from the cache length; keys of the new tokens are appended to the cache.
-          const out = run(tokens, batch, len, length, kv, true);
-          length += len;
-          return out;
-        },
-        dispose() {
-          for (const c of kv) tf.dispose([c.k, c.v].filter((t): t is T => t !== null));
-          kv.length = 0;
-        },
-      };
-    },
-    dispose() {
-      if (!disposed) disposeWeights(w);
-      disposed = true;
-    },
-  };
 }

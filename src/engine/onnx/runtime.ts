@@ -1,6 +1,6 @@
 // Fast inference through onnxruntime-node (CPU execution provider) on the ONNX graph built in memory by graph.ts.
 // onnxruntime-node is an OPTIONAL dependency: loadOnnxRuntime() returns { ort: null, reason } when it is missing or
-// fails to load, and callers fall back to the tfjs model (createInferenceModel in model.ts).
+// fails to load, and callers fall back to the tfjs model (createInferenceModel in inference.ts).
 //
 //   const rt = await loadOnnxRuntime();
 //   const model = rt.ort ? await createOnnxModel(cfg, params, { threads: 2 }) : createInferenceModel(cfg, params);

@@ -1,5 +1,5 @@
 // The training step as an ONNX graph: forward, cross-entropy loss and a hand-written backward (the same
-// derivation as kernels.ts / model.ts), so onnxruntime's native CPU kernels compute d(loss)/d(params). The
+// derivation as kernels.ts / backward.ts), so onnxruntime's native CPU kernels compute d(loss)/d(params). The
 // parameters are graph INPUTS (they change every step), named as in the checkpoint; the gradients are outputs
 // named `grad.<name>`.
 //
@@ -24,7 +24,7 @@
 //            grad.embed_rows [B*S, d] d(loss)/d(embedding output): the host scatter-adds it into the table
 //
 // MDLM SUBS: the MASK logit is -1e6, so its probability and gradient are exactly 0 in float32; the head's MASK
-// row is left out (Gather of the kept rows), as in gradients.ts. Activations are 2-D [N = B*S, d]; attention
+// row is left out (Gather of the kept rows), as in shardLoss.ts. Activations are 2-D [N = B*S, d]; attention
 // runs as [B, H, S, hd].
 import type { ModelConfig } from '../../shared/config.ts';
 import { GELU_A, GELU_C } from '../model/kernels.ts';

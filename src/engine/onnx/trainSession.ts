@@ -6,9 +6,9 @@
 // kernel of the tfjs engine (distillLoss.ts) for the loss and dlogits, then 'backprop'.
 import type { ModelConfig } from '../../shared/config.ts';
 import { distillRowsLoss } from '../sdtt/distillLoss.ts';
-import { makeShards, subShard, workerDropoutSeed, type GradBatch, type Shard } from '../model/gradients.ts';
+import { makeShards, subShard, workerDropoutSeed, type GradBatch, type Shard } from '../model/gradShards.ts';
 import { addInto, scatterAddRows } from '../model/kernels.ts';
-import { dropoutMaskValues } from '../model/model.ts';
+import { dropoutMaskValues } from '../model/dropout.ts';
 import { paramLayout, paramCount, type ParamEntry } from '../model/paramLayout.ts';
 import { Rng } from '../rng.ts';
 import { loadOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor, type OrtSessionOptions } from './runtime.ts';

@@ -10,7 +10,7 @@
 import { resolve } from 'node:path';
 import type { ModelConfig } from '../../shared/config.ts';
 import { distillStartSteps, type DistillConfig } from '../../shared/distillConfig.ts';
-import type { GradBatch } from '../model/gradients.ts';
+import type { GradBatch } from '../model/gradShards.ts';
 import { createGradientEngine } from '../training/gradientEngine.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, lrAt, nonFiniteStepReason } from '../training/optim.ts';

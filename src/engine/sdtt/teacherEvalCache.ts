@@ -22,7 +22,7 @@ import type { ModelConfig } from '../../shared/config.ts';
 import type { DistillConfig } from '../../shared/distillConfig.ts';
 import { writeFileAtomic } from '../../node/atomicFile.ts';
 import type { DistillEvalResult } from './distillEval.ts';
-import { sha256Hex } from '../data/tokenizer.ts';
+import { sha256Hex } from '../data/tokenizerFiles.ts';
 import type { TokenArray } from '../data/batches.ts';
 import { weightsSha256 } from '../io/openModel.ts';
 import type { Tokenizer } from '../data/tokenizers.ts';

@@ -3,7 +3,7 @@
 // inference model. The PyTorch peer (shared/bench/torch_peer.py) times the same shapes.
 import { ModelConfig, type BackendName } from '../../shared/config.ts';
 import { MODEL_PRESETS } from '../../shared/presets.ts';
-import type { GradBatch } from '../model/gradients.ts';
+import type { GradBatch } from '../model/gradShards.ts';
 import { createGradientEngine } from './gradientEngine.ts';
 import { createModelRuntime, type ComputeRuntime } from '../io/openModel.ts';
 import { antitheticTimes, EPS_NOISE, forwardMask } from '../model/mdlm.ts';

@@ -4,7 +4,7 @@
 import type { PretrainConfig } from '../../shared/config.ts';
 import type { EvalMetric, StepMetric } from '../../shared/runState.ts';
 import { Rng, type RngState } from '../rng.ts';
-import type { GradBatch } from '../model/gradients.ts';
+import type { GradBatch } from '../model/gradShards.ts';
 import { createGradientEngine } from './gradientEngine.ts';
 import { initParams, paramLayout } from '../model/paramLayout.ts';
 import { AdamW, Ema, allFinite, clipGradients, cooldownFactor, lrAt, nonFiniteStepReason } from './optim.ts';
