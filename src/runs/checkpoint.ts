@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import { ModelConfig, describeConfigError } from '../shared/config.ts';
 import { describeFsError } from '../node/atomicFile.ts';
 import { CheckpointError, encodeSafetensors, type SafetensorInput } from './safetensors.ts';
-import { hasEntry } from './safetensorsFile.ts';
+import { brokenLinkReason, hasEntry } from './safetensorsFile.ts';
+import { runPaths } from './runFolder.ts';
 
 export { CheckpointError } from './safetensors.ts';
 
@@ -240,6 +241,30 @@ export function latestCheckpoint(runCheckpointsDir: string): { step: number; dir
   if (!steps.length) return null;
   const step = steps[steps.length - 1];
   return { step, dir: checkpointDir(runCheckpointsDir, step) };
+}
+
+/**
+ * Resolves a user-given path to a checkpoint folder (one holding config.json + model.safetensors): the folder
+ * itself, or a run folder's (or a checkpoints folder's) latest checkpoint. Throws CheckpointError saying why not.
+ */
+export function resolveCheckpointDir(given: string): string {
+  const p = path.resolve(given);
+  const broken = brokenLinkReason(p);
+  if (broken) throw new CheckpointError(`${given} is not a model folder: ${broken}`);
+  if (fs.existsSync(path.join(p, 'config.json'))) return p;
+  const ckDir = fs.existsSync(runPaths.checkpoints(p)) ? runPaths.checkpoints(p) : p;
+  let latest: ReturnType<typeof latestCheckpoint>;
+  try {
+    latest = latestCheckpoint(ckDir);
+  } catch (e) {
+    throw new CheckpointError(
+      `${given}: cannot list ${ckDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): not a checkpoint folder or a run folder`,
+    );
+  }
+  if (latest) return latest.dir;
+  throw new CheckpointError(
+    `${given} is neither a checkpoint folder (config.json + model.safetensors) nor a run folder with checkpoints`,
+  );
 }
 
 /** Deletes all but the newest `keep` checkpoints; returns the steps removed. */

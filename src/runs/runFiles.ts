@@ -18,7 +18,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ApiError, type EvalSummaryRow, type MetricPoint, type RoundSummary, type SampleCell } from '../shared/api.ts';
 import type { RunRecord } from '../shared/runState.ts';
-import { latestCheckpoint } from './checkpoint.ts';
+import { latestCheckpoint, resolveCheckpointDir } from './checkpoint.ts';
 import { brokenLinkReason } from './safetensorsFile.ts';
 import { MAX_HEADER_BYTES } from './safetensors.ts';
 import { readTeacherEval } from './runFolder.ts';
@@ -190,17 +190,16 @@ export function roundCheckpoint(
     if (!found) throw new ApiError(`run "${rec.id}" has no checkpoint yet`, 'not-found');
   } else if (round === -1) {
     const teacher = typeof rec.config.teacher === 'string' ? resolve(paths.workspace, rec.config.teacher) : '';
-    const dir =
-      teacher && existsSync(join(teacher, 'config.json'))
-        ? teacher
-        : teacher
-          ? latestCheckpoint(existsSync(join(teacher, 'checkpoints')) ? join(teacher, 'checkpoints') : teacher)?.dir
-          : undefined;
-    if (!dir)
+    let dir: string;
+    try {
+      if (!teacher) throw new Error('no teacher');
+      dir = resolveCheckpointDir(teacher);
+    } catch {
       throw new ApiError(
         `run "${rec.id}": its teacher checkpoint (${String(rec.config.teacher)}) cannot be found`,
         'not-found',
       );
+    }
     found = { dir, step: 0 };
   } else {
     const r = rounds.find((x) => x.round === round);

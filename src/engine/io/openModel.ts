@@ -10,8 +10,6 @@ import type { Tokenizer } from '../data/tokenizers.ts';
 import { sha256Hex } from '../data/tokenizerFiles.ts';
 import type { ArModel, Denoiser } from '../types.ts';
 
-export { resolveCheckpointDir } from './modelCheckpoint.ts';
-
 /** Which runtime computes: onnxruntime-node or tfjs (see onnxRuntimeFor). */
 export type ComputeRuntime = 'auto' | 'onnx' | 'tfjs';
 

@@ -70,9 +70,10 @@ export function distillStartState(opts: {
     teacherRef = { ...st.teacher, dir: resolve(runDir, st.teacher.dir) };
     if (teacherRef.round >= 0) {
       const t = loadCheckpoint(teacherRef.dir, { layoutFor: paramLayout });
-      teacherParams = teacherRef.weights === 'ema' ? (t.ema ?? t.params) : t.params;
-      if (!teacherParams)
-        throw new Error(`distill: the teacher ${teacherRef.dir} has no ${teacherRef.weights} weights`);
+      // A round's student checkpoint has both sets; a missing EMA is refused below, never swapped for the raw ones.
+      const weights = teacherRef.weights === 'ema' ? t.ema : t.params;
+      if (!weights) throw new Error(`distill: the teacher ${teacherRef.dir} has no ${teacherRef.weights} weights`);
+      teacherParams = weights;
     }
     resumedFrom = latest.dir;
   }
