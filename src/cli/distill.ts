@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeConfigError } from '../shared/config.ts';
+import { BACKENDS, describeConfigError } from '../shared/config.ts';
 import { DistillConfig, DIVERGENCE_NAMES } from '../shared/distillConfig.ts';
 import { runDistill } from '../engine/sdtt/distill.ts';
 import { SHIPPED_JUDGE } from '../engine/sdtt/distillJudge.ts';
@@ -34,7 +34,7 @@ const FLAGS: Flags = {
   'ema-decay': { type: 'string', help: 'EMA decay of the evaluated student', default: '0.998' },
   'student-dropout': { type: 'string', help: 'student dropout in training (teacher: none)', default: '0.1' },
   seed: { type: 'string', help: 'random seed (data order, noise, sampling seeds of the evaluation)', default: '0' },
-  backend: { type: 'string', help: 'auto | tensorflow-gpu | tensorflow | webgpu | wasm | cpu', default: 'auto' },
+  backend: { type: 'string', help: BACKENDS.join(' | '), default: 'auto' },
   threads: { type: 'string', help: 'data-parallel worker threads for the training step', default: '2' },
   'eval-samples': { type: 'string', help: 'samples per (round, steps) evaluation cell', default: '256' },
   'eval-steps': {

@@ -46,7 +46,11 @@ const FLAGS: Flags = {
   },
   seed: { type: 'string', help: 'random seed', default: '0' },
   weights: { type: 'string', help: 'ema | raw' },
-  backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
+  backend: {
+    type: 'string',
+    help: 'compute backend: webgpu | cuda | onnx-cpu (onnxruntime), or a tfjs backend (implies --runtime tfjs)',
+    default: 'auto',
+  },
   runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
   card: {
     type: 'boolean',

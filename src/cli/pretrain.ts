@@ -1,6 +1,6 @@
 // `sdtt pretrain` / `sdtt pretrain-ar`: train an MDLM (or the AR baseline) into a run folder. Re-running the same
 // command resumes the run from its last checkpoint (after a crash, SIGKILL or Ctrl-C).
-import { PretrainConfig, describeConfigError } from '../shared/config.ts';
+import { BACKENDS, PretrainConfig, describeConfigError } from '../shared/config.ts';
 import { MODEL_PRESETS, presetNames } from '../shared/presets.ts';
 import { defaultRunId } from '../main/runLifecycle.ts';
 import { runPretrain } from '../engine/training/train.ts';
@@ -32,7 +32,7 @@ const FLAGS: Flags = {
   'ema-decay': { type: 'string', help: 'EMA decay of the evaluated weights', default: '0.999' },
   dropout: { type: 'string', help: 'dropout on residual branches' },
   seed: { type: 'string', help: 'random seed (data order, noise, init)', default: '0' },
-  backend: { type: 'string', help: 'auto | tensorflow-gpu | tensorflow | webgpu | wasm | cpu', default: 'auto' },
+  backend: { type: 'string', help: BACKENDS.join(' | '), default: 'auto' },
   threads: { type: 'string', help: 'data-parallel worker threads for the training step', default: '2' },
   'log-every': { type: 'string', help: 'steps between metric lines', default: '10' },
   'eval-every': {

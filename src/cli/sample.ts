@@ -18,7 +18,11 @@ const FLAGS: Flags = {
   'no-cache': { type: 'boolean', help: 'disable the MDLM cache (forward pass even when nothing changed)' },
   'top-p': { type: 'string', help: 'nucleus p (default: AR 0.95; MDLM 1 = exact, < 1 reads better but is biased)' },
   temperature: { type: 'string', help: 'AR temperature', default: '1' },
-  backend: { type: 'string', help: 'compute backend (tfjs); naming one implies --runtime tfjs', default: 'auto' },
+  backend: {
+    type: 'string',
+    help: 'compute backend: webgpu | cuda | onnx-cpu (onnxruntime), or a tfjs backend (implies --runtime tfjs)',
+    default: 'auto',
+  },
   runtime: { type: 'string', help: 'inference runtime: auto (onnx when installed) | onnx | tfjs', default: 'auto' },
   data: {
     type: 'string',

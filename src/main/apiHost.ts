@@ -200,7 +200,8 @@ export class ApiHost implements SdttApi {
     return {
       ...base,
       backend: 'auto (resolved per job)',
-      device: 'chosen when a job starts: tensorflow-gpu -> tensorflow -> wasm -> cpu',
+      device:
+        'chosen when a job starts: onnxruntime on a GPU (CUDA, WebGPU on a hardware adapter) -> tensorflow-gpu -> onnxruntime CPU -> tfjs',
     };
   }
 

@@ -2,9 +2,29 @@
 // from disk goes through these schemas, so a malformed file fails here with the offending key named.
 import { z } from 'zod';
 
-export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+/**
+ * Compute backends. onnxruntime's execution providers: 'webgpu' (its bundled WebGPU EP: Vulkan, D3D12, Metal),
+ * 'cuda' (its CUDA EP, where the provider library is installed), 'onnx-cpu' (its CPU EP). tfjs, the fallbacks:
+ * 'tensorflow-gpu' (tfjs-node-gpu: CUDA 11.2 + cuDNN 8.1), 'tensorflow', 'tfjs-webgpu', 'wasm', 'cpu'. 'auto' takes
+ * a GPU (CUDA, or WebGPU on a hardware adapter), else onnxruntime's CPU EP, else the best tfjs backend.
+ */
+export const BACKENDS = [
+  'auto',
+  'webgpu',
+  'cuda',
+  'onnx-cpu',
+  'tensorflow-gpu',
+  'tensorflow',
+  'tfjs-webgpu',
+  'wasm',
+  'cpu',
+] as const;
 export const BackendName = z.enum(BACKENDS);
 export type BackendName = z.infer<typeof BackendName>;
+/** The backends onnxruntime computes on, and the execution provider each names. */
+export const ONNX_BACKENDS = { webgpu: 'webgpu', cuda: 'cuda', 'onnx-cpu': 'cpu' } as const;
+export type OnnxBackendName = keyof typeof ONNX_BACKENDS;
+export const isOnnxBackend = (b: BackendName): b is OnnxBackendName => b in ONNX_BACKENDS;
 
 /** Model hyper-parameters, stored flat in config.json (Hugging Face style). */
 export const ModelConfig = z

@@ -1,10 +1,11 @@
 // Opens a model for inference from a checkpoint folder, a run folder (its latest checkpoint) or a shipped model,
 // with its tokenizer. Inference runs on onnxruntime-node when it is installed (5x faster than tfjs-wasm on CPU,
 // same logits to 1e-5), else on the tfjs backend; the runtime and device actually used are returned, never silent.
-import type { BackendName, ModelConfig } from '../../shared/config.ts';
+import { isOnnxBackend, ONNX_BACKENDS, type BackendName, type ModelConfig } from '../../shared/config.ts';
 import { cudaTfjsLoads, initBackend } from '../model/backend.ts';
 import { createInferenceModel } from '../model/inference.ts';
 import { createOnnxModel, loadOnnxRuntime, type OrtModule } from '../onnx/runtime.ts';
+import { chooseEp, onnxBackendLabel, type EpChoice } from '../onnx/executionProvider.ts';
 import { readModelWeights } from './modelCheckpoint.ts';
 import type { Tokenizer } from '../data/tokenizers.ts';
 import { sha256Hex } from '../data/tokenizerFiles.ts';
@@ -13,18 +14,36 @@ import type { ArModel, Denoiser } from '../types.ts';
 /** Which runtime computes: onnxruntime-node or tfjs (see onnxRuntimeFor). */
 export type ComputeRuntime = 'auto' | 'onnx' | 'tfjs';
 
+/** onnxruntime, loaded, with the execution provider and adapter a job computes on. */
+export interface OnnxTarget {
+  ort: OrtModule;
+  version: string;
+  choice: EpChoice;
+}
+
 /**
- * The one rule for which runtime computes (inference and training alike): runtime 'onnx' insists (an error says why
- * it cannot), 'tfjs' never tries onnxruntime; 'auto' takes onnxruntime when it loads, unless a tfjs backend is named
- * or tfjs-node-gpu loads (CUDA). Returns the loaded onnxruntime module, or null for tfjs.
+ * The one rule for which runtime computes (inference and training alike). An onnxruntime backend ('webgpu', 'cuda',
+ * 'onnx-cpu') insists on its execution provider (an Error says why it cannot run here); a tfjs backend gives tfjs.
+ * 'auto' takes onnxruntime on a GPU (CUDA EP, or WebGPU EP on a hardware adapter), then tfjs-node-gpu where it loads,
+ * then onnxruntime's CPU EP, then tfjs. Runtime 'onnx' / 'tfjs' narrows 'auto' to one runtime. Returns the target,
+ * or null for tfjs.
  */
-export async function onnxRuntimeFor(backend: BackendName, runtime: ComputeRuntime): Promise<OrtModule | null> {
-  if (runtime === 'onnx' && backend !== 'auto')
+export async function onnxRuntimeFor(backend: BackendName, runtime: ComputeRuntime): Promise<OnnxTarget | null> {
+  const onnxBackend = isOnnxBackend(backend);
+  if (runtime === 'onnx' && backend !== 'auto' && !onnxBackend)
     throw new Error(`--runtime onnx cannot be combined with --backend ${backend} (a tfjs backend)`);
-  if (runtime === 'tfjs' || (runtime === 'auto' && (backend !== 'auto' || (await cudaTfjsLoads())))) return null;
+  if (runtime === 'tfjs' && onnxBackend)
+    throw new Error(`--runtime tfjs cannot be combined with --backend ${backend} (an onnxruntime execution provider)`);
+  if (runtime === 'tfjs' || (backend !== 'auto' && !onnxBackend)) return null;
   const rt = await loadOnnxRuntime();
-  if (!rt.ort && runtime === 'onnx') throw new Error(`--runtime onnx: ${rt.reason}`);
-  return rt.ort;
+  if (!rt.ort) {
+    if (runtime === 'onnx' || onnxBackend)
+      throw new Error(`${onnxBackend ? `--backend ${backend}` : '--runtime onnx'}: ${rt.reason}`);
+    return null;
+  }
+  const choice = chooseEp(onnxBackend ? ONNX_BACKENDS[backend] : 'auto');
+  if (choice.ep === 'cpu' && backend === 'auto' && runtime === 'auto' && (await cudaTfjsLoads())) return null;
+  return { ort: rt.ort, version: rt.version, choice };
 }
 
 /** The inference model as callers use it: both interfaces, and a dispose that may be async. */
@@ -56,9 +75,10 @@ export async function createModelRuntime(
   opts: { backend?: BackendName; runtime?: ComputeRuntime; threads?: number } = {},
 ): Promise<{ model: Inference; backend: string; device: string }> {
   const backendName = opts.backend ?? 'auto';
-  if (await onnxRuntimeFor(backendName, opts.runtime ?? 'auto')) {
-    const model = await createOnnxModel(cfg, params, { threads: opts.threads });
-    return { model, backend: 'onnx', device: model.device };
+  const target = await onnxRuntimeFor(backendName, opts.runtime ?? 'auto');
+  if (target) {
+    const model = await createOnnxModel(cfg, params, { threads: opts.threads, choice: target.choice });
+    return { model, backend: onnxBackendLabel(target.choice), device: model.device };
   }
   const { backend, device } = await initBackend(backendName);
   return { model: createInferenceModel(cfg, params), backend, device };

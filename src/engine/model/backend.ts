@@ -1,6 +1,6 @@
 // Picks and initialises the tfjs compute backend. One call per process (or worker thread); later calls with the
 // same name are no-ops. Order for 'auto' (docs/design/architecture.md "Compute backends"): tfjs-node-gpu -> tfjs-node -> wasm
-// -> cpu. WebGPU is only used when forced: in Node it needs the `webgpu` package and a real adapter, and a
+// -> cpu. tfjs' WebGPU backend ('tfjs-webgpu') is only used when forced: in Node it needs the `webgpu` package and a real adapter, and a
 // software adapter (SwiftShader) is slower than wasm, so 'auto' never guesses it.
 import * as tf from '@tensorflow/tfjs-core';
 // No autograd here: the training step has a hand-written backward (kernels.ts). tfjs-core's Node (CJS) build ships
@@ -91,7 +91,7 @@ async function initWebgpu(): Promise<BackendInfo> {
       Object.defineProperty(globalThis, 'navigator', { value: { gpu: dawn.create([]) }, configurable: true });
     } catch (e) {
       throw new Error(
-        `backend 'webgpu' is unavailable: no navigator.gpu and the 'webgpu' package could not be loaded (${errText(e)})`,
+        `backend 'tfjs-webgpu' is unavailable: no navigator.gpu and the 'webgpu' package could not be loaded (${errText(e)})`,
       );
     }
   }
@@ -99,21 +99,23 @@ async function initWebgpu(): Promise<BackendInfo> {
     await importOptional('@tensorflow/tfjs-backend-webgpu');
   } catch (e) {
     throw new Error(
-      `backend 'webgpu' is unavailable: @tensorflow/tfjs-backend-webgpu could not be loaded (${errText(e)})`,
+      `backend 'tfjs-webgpu' is unavailable: @tensorflow/tfjs-backend-webgpu could not be loaded (${errText(e)})`,
     );
   }
   if (!(await trySetBackend('webgpu')))
-    throw new Error(`backend 'webgpu' is unavailable: no WebGPU adapter could be created`);
+    throw new Error(`backend 'tfjs-webgpu' is unavailable: no WebGPU adapter could be created`);
   return { backend: 'webgpu', device: 'GPU (WebGPU)' };
 }
 
-async function initOne(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo> {
+type TfjsBackendName = Exclude<BackendName, 'auto' | 'webgpu' | 'cuda' | 'onnx-cpu'>;
+
+async function initOne(name: TfjsBackendName): Promise<BackendInfo> {
   switch (name) {
     case 'tensorflow-gpu':
       return initTensorflow(true);
     case 'tensorflow':
       return initTensorflow(false);
-    case 'webgpu':
+    case 'tfjs-webgpu':
       return initWebgpu();
     case 'wasm':
       return initWasm();
@@ -137,6 +139,8 @@ export async function cudaTfjsLoads(): Promise<boolean> {
  * cannot be used throws an Error saying which backend and why.
  */
 export async function initBackend(name: BackendName): Promise<BackendInfo> {
+  if (name === 'webgpu' || name === 'cuda' || name === 'onnx-cpu')
+    throw new Error(`backend '${name}' is an onnxruntime execution provider, not a tfjs backend`);
   if (current && current.requested === name && tf.getBackend() === current.info.backend) return current.info;
   let info: BackendInfo | undefined;
   if (name === 'auto') {

@@ -1,4 +1,4 @@
-// Fast inference through onnxruntime-node (CPU execution provider) on the ONNX graph built in memory by graph.ts.
+// Fast inference through onnxruntime-node (its CPU, WebGPU or CUDA execution provider: executionProvider.ts) on the ONNX graph built in memory by graph.ts.
 // onnxruntime-node is an OPTIONAL dependency: loadOnnxRuntime() returns { ort: null, reason } when it is missing or
 // fails to load, and callers fall back to the tfjs model (createInferenceModel in inference.ts).
 //
@@ -9,6 +9,7 @@
 // past_key/value.{i} and returns present_key/value.{i}; a session feeds each call's present tensors back as past).
 import type { ModelConfig } from '../../shared/config.ts';
 import type { ArModel, ArSession, Denoiser } from '../types.ts';
+import { epDevice, executionProviders, EP_LABEL, type EpChoice } from './executionProvider.ts';
 import {
   ONNX_INPUT_TOKENS,
   ONNX_OUTPUT_LOGITS,
@@ -93,6 +94,26 @@ export interface OnnxModelOptions extends OnnxGraphOptions {
    * 275 vs 377 ms per bench-5m forward).
    */
   spinning?: boolean;
+  /** Execution provider and adapter (executionProvider.ts chooseEp); default the CPU EP. */
+  choice?: EpChoice;
+}
+
+const CPU_EP: EpChoice = { ep: 'cpu', adapter: null };
+
+/** Opens a session on `choice`'s EP; a GPU EP that cannot take the graph fails naming the EP and the adapter. */
+export async function createSessionOn(
+  ort: OrtModule,
+  bytes: Uint8Array,
+  so: OrtSessionOptions,
+  choice: EpChoice,
+): Promise<OrtSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, { ...so, executionProviders: executionProviders(choice.ep) });
+  } catch (e) {
+    if (choice.ep === 'cpu') throw e;
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    throw new Error(`onnxruntime's ${EP_LABEL[choice.ep]} could not open the model: ${msg}`);
+  }
 }
 
 export interface OnnxModel extends Denoiser, ArModel {
@@ -105,7 +126,7 @@ export interface OnnxModel extends Denoiser, ArModel {
 }
 
 /**
- * Builds the ONNX graph for `cfg` + `params` in memory and opens an onnxruntime CPU session on it.
+ * Builds the ONNX graph for `cfg` + `params` in memory and opens an onnxruntime session on it (opts.choice's EP).
  * Throws when onnxruntime-node is unavailable (check loadOnnxRuntime() first to fall back).
  */
 export async function createOnnxModel(
@@ -119,8 +140,8 @@ export async function createOnnxModel(
   // Opset 20 by default here: its Gelu op (approximate = tanh) replaces 7 elementwise nodes per block (measured
   // ~5% faster on bench-5m); exportOnnx keeps opset 17 for the widest compatibility.
   const bytes = onnxModelBytes(cfg, params, { opset: opts.opset ?? RUNTIME_OPSET });
+  const choice = opts.choice ?? CPU_EP;
   const so: OrtSessionOptions = {
-    executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     interOpNumThreads: 1,
@@ -132,7 +153,7 @@ export async function createOnnxModel(
       throw new Error(`threads must be a positive integer, got ${opts.threads}`);
     so.intraOpNumThreads = opts.threads;
   }
-  const session = await ort.InferenceSession.create(bytes, so);
+  const session = await createSessionOn(ort, bytes, so, choice);
   const causal = cfg.arch === 'ar';
   const { vocabSize: V, seqLen: S, nLayers, nHeads: H } = cfg;
   const hd = cfg.dModel / H;
@@ -183,7 +204,12 @@ export async function createOnnxModel(
     return { logits, present };
   };
 
-  const device = `onnxruntime-node ${rt.version} (CPU EP, ${opts.threads ?? 'default'} threads${opts.spinning === false ? ', no spinning' : ''}, opset ${opts.opset ?? RUNTIME_OPSET})`;
+  const cpuDetail = `${opts.threads ?? 'default'} threads${opts.spinning === false ? ', no spinning' : ''}, `;
+  const device = epDevice(
+    rt.version,
+    choice,
+    `${choice.ep === 'cpu' ? cpuDetail : ''}opset ${opts.opset ?? RUNTIME_OPSET}`,
+  );
 
   return {
     config: cfg,

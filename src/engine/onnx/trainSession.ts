@@ -1,4 +1,4 @@
-// The training step on onnxruntime-node's native CPU kernels: runs trainGraph.ts with the current parameters as
+// The training step on onnxruntime-node (its CPU EP, or a GPU EP: executionProvider.ts): runs trainGraph.ts with the current parameters as
 // inputs and assembles the flat gradient. Same contract as the tfjs TfjsGradientEngine (gradients.ts): the batch is
 // split by makeShards into rows / targets / weights, the loss is normalised by the whole batch, the dropout masks
 // come from the same host RNG (workerDropoutSeed(seed, 0)), and the result is d(loss)/d(params) over the flat
@@ -11,7 +11,15 @@ import { addInto, scatterAddRows } from '../model/kernels.ts';
 import { dropoutMaskValues } from '../model/dropout.ts';
 import { paramLayout, paramCount, type ParamEntry } from '../model/paramLayout.ts';
 import { Rng } from '../rng.ts';
-import { loadOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor, type OrtSessionOptions } from './runtime.ts';
+import {
+  createSessionOn,
+  loadOnnxRuntime,
+  type OrtModule,
+  type OrtSession,
+  type OrtTensor,
+  type OrtSessionOptions,
+} from './runtime.ts';
+import { epDevice, onnxBackendLabel, type EpChoice } from './executionProvider.ts';
 import type { TrainingEngine } from '../types.ts';
 import {
   GRAD_EMBED_ROWS,
@@ -41,7 +49,7 @@ const HEAD_W = 'backbone.output_layer.linear.weight';
 const HEAD_B = 'backbone.output_layer.linear.bias';
 
 export class OnnxGradientEngine implements TrainingEngine {
-  readonly backend = 'onnx';
+  readonly backend: string;
   readonly device: string;
   readonly threads: number;
   private readonly layout: ParamEntry[];
@@ -58,10 +66,12 @@ export class OnnxGradientEngine implements TrainingEngine {
     private readonly cfg: ModelConfig,
     private readonly ort: OrtModule,
     private readonly options: OrtSessionOptions,
+    private readonly choice: EpChoice,
     info: { version: string; threads: number },
   ) {
     this.threads = info.threads;
-    this.device = `onnxruntime-node ${info.version} (CPU EP, ${info.threads} threads)`;
+    this.backend = onnxBackendLabel(choice);
+    this.device = epDevice(info.version, choice, choice.ep === 'cpu' ? `${info.threads} threads` : '');
     this.layout = paramLayout(cfg);
     this.n = paramCount(cfg);
     this.headIds = headIds(cfg);
@@ -70,19 +80,19 @@ export class OnnxGradientEngine implements TrainingEngine {
   }
 
   /** Throws (with the reason) when onnxruntime-node is missing. */
-  static async create(cfg: ModelConfig, opts: { threads: number }): Promise<OnnxGradientEngine> {
+  static async create(cfg: ModelConfig, opts: { threads: number; choice?: EpChoice }): Promise<OnnxGradientEngine> {
     const rt = await loadOnnxRuntime();
     if (!rt.ort) throw new Error(`onnx training engine unavailable: ${rt.reason}`);
     const threads = Math.max(1, Math.floor(opts.threads));
     const so: OrtSessionOptions = {
-      executionProviders: ['cpu'],
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
       interOpNumThreads: 1,
       intraOpNumThreads: threads,
       logSeverityLevel: 3,
     };
-    const engine = new OnnxGradientEngine(cfg, rt.ort, so, { version: rt.version, threads });
+    const choice = opts.choice ?? { ep: 'cpu', adapter: null };
+    const engine = new OnnxGradientEngine(cfg, rt.ort, so, choice, { version: rt.version, threads });
     await engine.session('grads'); // a graph onnxruntime rejects fails here, not at the first step
     return engine;
   }
@@ -90,7 +100,10 @@ export class OnnxGradientEngine implements TrainingEngine {
   private session(mode: TrainGraphMode): Promise<OrtSession> {
     let s = this.sessions.get(mode);
     if (!s)
-      this.sessions.set(mode, (s = this.ort.InferenceSession.create(trainGraphBytes(this.cfg, mode), this.options)));
+      this.sessions.set(
+        mode,
+        (s = createSessionOn(this.ort, trainGraphBytes(this.cfg, mode), this.options, this.choice)),
+      );
     return s;
   }
 
