@@ -10,6 +10,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ModelConfig } from '../src/shared/config.ts';
+import { assertStepFits, trainingStepMemory } from '../src/engine/onnx/deviceMemory.ts';
 import { chooseEp, cudaAdapter, webgpuAdapter } from '../src/engine/onnx/executionProvider.ts';
 import { requirement } from './helpers/requirements.ts';
 
@@ -188,3 +190,19 @@ test(
     if (!cuda.adapter) assert.throws(() => chooseEp('cuda'), /backend 'cuda' is unavailable: .*provider/);
   },
 );
+
+test('a model that cannot fit the GPU is refused before training, with the estimate', () => {
+  const cfg = ModelConfig.parse({
+    ...{ arch: 'mdlm', vocabSize: 50258, dModel: 768, nLayers: 12, nHeads: 12, seqLen: 1024 },
+    ...{ maskId: 50257, eosId: 50256 },
+  });
+  const small = { name: 'Small GPU', vendor: 'NVIDIA', api: 'CUDA', software: false, source: 'test' } as const;
+  const m = trainingStepMemory(cfg, 1024);
+  assert.ok(m.params > 4 * 160e6 && m.params < 4 * 180e6, `169 M parameters in float32: ${m.params}`);
+  assert.equal(assertStepFits(cfg, 1024, { ...small, memoryBytes: 80 * 2 ** 30 }).total, m.total);
+  assert.equal(assertStepFits(cfg, 1024, null).total, m.total, 'an adapter of unknown size is not refused');
+  assert.throws(
+    () => assertStepFits(cfg, 1024, { ...small, memoryBytes: 2 * 2 ** 30 }),
+    /^Error: the model does not fit on Small GPU \(NVIDIA, CUDA, 2\.15 GB\): a training step needs about [\d.]+ GB \(parameters 6\d\d\.\d MB, gradients .*1024-token chunk/,
+  );
+});

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { formatBytes } from '../../shared/units.ts';
 
 export type OnnxEp = 'webgpu' | 'cuda' | 'cpu';
 
@@ -31,7 +32,7 @@ export interface GpuAdapter {
 
 /** Human-readable adapter, e.g. "SwiftShader (Google, Vulkan, software)". */
 export function describeAdapter(a: GpuAdapter): string {
-  const mem = a.memoryBytes ? `, ${Math.round(a.memoryBytes / 2 ** 30)} GiB` : '';
+  const mem = a.memoryBytes ? `, ${formatBytes(a.memoryBytes)}` : '';
   return `${a.name} (${a.vendor}, ${a.api}${a.software ? ', software' : ''}${mem})`;
 }
 

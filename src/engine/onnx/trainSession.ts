@@ -20,6 +20,8 @@ import {
   type OrtSessionOptions,
 } from './runtime.ts';
 import { epDevice, onnxBackendLabel, type EpChoice } from './executionProvider.ts';
+import { assertStepFits, measuredGpuMemory, type StepMemory } from './deviceMemory.ts';
+import { formatBytes } from '../../shared/units.ts';
 import type { TrainingEngine } from '../types.ts';
 import {
   GRAD_EMBED_ROWS,
@@ -44,6 +46,9 @@ import {
  * batch runs in chunks and the gradients add up (bench-5m, batch 32: 1024-token chunks 493 MB, 4096 988 MB, same
  * speed; 512 is 35% slower). */
 const CHUNK_TOKENS = 1024;
+/** Tokens of one graph run: whole sequences, at least one. */
+const chunkSequences = (cfg: ModelConfig) => Math.max(1, Math.floor(CHUNK_TOKENS / cfg.seqLen));
+const chunkTokens = (cfg: ModelConfig) => chunkSequences(cfg) * cfg.seqLen;
 const EMBED = 'backbone.vocab_embed.embedding';
 const HEAD_W = 'backbone.output_layer.linear.weight';
 const HEAD_B = 'backbone.output_layer.linear.bias';
@@ -52,6 +57,8 @@ export class OnnxGradientEngine implements TrainingEngine {
   readonly backend: string;
   readonly device: string;
   readonly threads: number;
+  /** On a GPU EP: what a step holds on the device, estimated before the first one (deviceMemory.ts). */
+  readonly stepMemory: StepMemory | null;
   private readonly layout: ParamEntry[];
   private readonly n: number;
   private readonly headIds: Int32Array;
@@ -71,7 +78,11 @@ export class OnnxGradientEngine implements TrainingEngine {
   ) {
     this.threads = info.threads;
     this.backend = onnxBackendLabel(choice);
-    this.device = epDevice(info.version, choice, choice.ep === 'cpu' ? `${info.threads} threads` : '');
+    this.stepMemory = choice.ep === 'cpu' ? null : assertStepFits(cfg, chunkTokens(cfg), choice.adapter);
+    const detail = this.stepMemory
+      ? `a step holds about ${formatBytes(this.stepMemory.total)} on the device`
+      : `${info.threads} threads`;
+    this.device = epDevice(info.version, choice, detail);
     this.layout = paramLayout(cfg);
     this.n = paramCount(cfg);
     this.headIds = headIds(cfg);
@@ -130,7 +141,7 @@ export class OnnxGradientEngine implements TrainingEngine {
     const s = makeShards(this.cfg, batch, 1)[0];
     const grads = wantGrads ? new Float32Array(this.n) : null;
     const rng = dropoutSeed === null ? null : new Rng(workerDropoutSeed(dropoutSeed, 0));
-    const per = Math.max(1, Math.floor(CHUNK_TOKENS / L));
+    const per = chunkSequences(this.cfg);
     let loss = 0;
     for (let j = 0; j < s.B; j += per)
       loss += await this.runChunk(params, s.B <= per ? s : subShard(s, L, j, Math.min(s.B, j + per)), rng, grads);
@@ -243,6 +254,11 @@ export class OnnxGradientEngine implements TrainingEngine {
 
   async evalLoss(params: Float32Array, batch: GradBatch): Promise<number> {
     return (await this.run(params, batch, null, false)).loss;
+  }
+
+  /** GPU memory this process holds now where the driver tells it (nvidia-smi), else null. */
+  gpuMemoryUsed(): number | null {
+    return this.stepMemory ? measuredGpuMemory() : null;
   }
 
   async dispose(): Promise<void> {
