@@ -44,6 +44,8 @@ export interface TrainingEngine {
   /** 'onnx' or the tfjs backend's name. */
   readonly backend: string;
   readonly device: string;
+  /** The GPU adapter it computes on, described (onnx/executionProvider.ts describeAdapter); null on a CPU. */
+  readonly adapter: string | null;
   readonly threads: number;
   computeGradients(
     params: Float32Array,

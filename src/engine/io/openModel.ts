@@ -5,7 +5,7 @@ import { isOnnxBackend, ONNX_BACKENDS, type BackendName, type ModelConfig } from
 import { cudaTfjsLoads, initBackend } from '../model/backend.ts';
 import { createInferenceModel } from '../model/inference.ts';
 import { createOnnxModel, loadOnnxRuntime, type OrtModule } from '../onnx/runtime.ts';
-import { chooseEp, onnxBackendLabel, type EpChoice } from '../onnx/executionProvider.ts';
+import { chooseEp, describeAdapter, onnxBackendLabel, type EpChoice } from '../onnx/executionProvider.ts';
 import { readModelWeights } from './modelCheckpoint.ts';
 import type { Tokenizer } from '../data/tokenizers.ts';
 import { sha256Hex } from '../data/tokenizerFiles.ts';
@@ -73,15 +73,16 @@ export async function createModelRuntime(
   cfg: ModelConfig,
   params: Float32Array,
   opts: { backend?: BackendName; runtime?: ComputeRuntime; threads?: number } = {},
-): Promise<{ model: Inference; backend: string; device: string }> {
+): Promise<{ model: Inference; backend: string; device: string; adapter: string | null }> {
   const backendName = opts.backend ?? 'auto';
   const target = await onnxRuntimeFor(backendName, opts.runtime ?? 'auto');
   if (target) {
     const model = await createOnnxModel(cfg, params, { threads: opts.threads, choice: target.choice });
-    return { model, backend: onnxBackendLabel(target.choice), device: model.device };
+    const adapter = target.choice.adapter ? describeAdapter(target.choice.adapter) : null;
+    return { model, backend: onnxBackendLabel(target.choice), device: model.device, adapter };
   }
   const { backend, device } = await initBackend(backendName);
-  return { model: createInferenceModel(cfg, params), backend, device };
+  return { model: createInferenceModel(cfg, params), backend, device, adapter: null };
 }
 
 export async function openModel(

@@ -60,6 +60,8 @@ function spawnGradWorker(workerData: unknown): Worker {
 export class TfjsGradientEngine implements TrainingEngine {
   readonly backend: string;
   readonly device: string;
+  /** tfjs does not say which GPU it runs on (tfjs-node-gpu: the device string names CUDA). */
+  readonly adapter = null;
   readonly threads: number;
   /** Wall time of each worker's share of the last call (diagnostics; empty in-process). */
   lastWorkerMs: number[] = [];

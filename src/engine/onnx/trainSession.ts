@@ -19,7 +19,7 @@ import {
   type OrtTensor,
   type OrtSessionOptions,
 } from './runtime.ts';
-import { epDevice, onnxBackendLabel, type EpChoice } from './executionProvider.ts';
+import { describeAdapter, epDevice, onnxBackendLabel, type EpChoice } from './executionProvider.ts';
 import { assertStepFits, measuredGpuMemory, type StepMemory } from './deviceMemory.ts';
 import { formatBytes } from '../../shared/units.ts';
 import type { TrainingEngine } from '../types.ts';
@@ -57,6 +57,7 @@ export class OnnxGradientEngine implements TrainingEngine {
   readonly backend: string;
   readonly device: string;
   readonly threads: number;
+  readonly adapter: string | null;
   /** On a GPU EP: what a step holds on the device, estimated before the first one (deviceMemory.ts). */
   readonly stepMemory: StepMemory | null;
   private readonly layout: ParamEntry[];
@@ -78,6 +79,7 @@ export class OnnxGradientEngine implements TrainingEngine {
   ) {
     this.threads = info.threads;
     this.backend = onnxBackendLabel(choice);
+    this.adapter = choice.adapter ? describeAdapter(choice.adapter) : null;
     this.stepMemory = choice.ep === 'cpu' ? null : assertStepFits(cfg, chunkTokens(cfg), choice.adapter);
     const detail = this.stepMemory
       ? `a step holds about ${formatBytes(this.stepMemory.total)} on the device`
