@@ -1,7 +1,8 @@
 // GPU memory of a training step on an onnxruntime GPU EP: an estimate before the first step (to refuse a model that
 // cannot fit, naming the numbers), and the process's measured use where the driver tells it (nvidia-smi). The step
-// runs the batch in chunks of CHUNK_TOKENS tokens (trainSession.ts), so what it holds is bounded by one chunk's
-// activations plus the parameters and their gradients, whatever the batch size.
+// runs the batch in chunks of whole sequences (trainSession.ts: up to 8192 tokens, fewer where half the adapter's
+// memory would not hold them), so what it holds is bounded by one chunk's activations plus the parameters and their
+// gradients, whatever the batch size.
 import { spawnSync } from 'node:child_process';
 import type { ModelConfig } from '../../shared/config.ts';
 import { formatBytes } from '../../shared/units.ts';

@@ -20,7 +20,7 @@ import {
   type OrtSessionOptions,
 } from './runtime.ts';
 import { describeAdapter, epDevice, onnxBackendLabel, type EpChoice } from './executionProvider.ts';
-import { assertStepFits, measuredGpuMemory, type StepMemory } from './deviceMemory.ts';
+import { assertStepFits, measuredGpuMemory, trainingStepMemory, type StepMemory } from './deviceMemory.ts';
 import { formatBytes } from '../../shared/units.ts';
 import type { TrainingEngine } from '../types.ts';
 import {
@@ -42,13 +42,25 @@ import {
   type TrainGraphMode,
 } from './trainGraph.ts';
 
-/** Sequences per graph run: onnxruntime's memory grows with the largest run (its arena never shrinks), so a
- * batch runs in chunks and the gradients add up (bench-5m, batch 32: 1024-token chunks 493 MB, 4096 988 MB, same
- * speed; 512 is 35% slower). */
-const CHUNK_TOKENS = 1024;
-/** Tokens of one graph run: whole sequences, at least one. */
-const chunkSequences = (cfg: ModelConfig) => Math.max(1, Math.floor(CHUNK_TOKENS / cfg.seqLen));
-const chunkTokens = (cfg: ModelConfig) => chunkSequences(cfg) * cfg.seqLen;
+/** Tokens per graph run on the CPU EP: onnxruntime's memory grows with the largest run (its arena never shrinks),
+ * so a batch runs in chunks and the gradients add up (bench-5m, batch 32: 1024-token chunks 493 MB, 4096 988 MB,
+ * same speed; 512 is 35% slower). */
+const CPU_CHUNK_TOKENS = 1024;
+/** On a GPU EP every run uploads the parameters and downloads their gradients (onnx/deviceMemory.ts, the placement
+ * report in docs/design/webgpu-placement.md): fewer, larger runs, up to this many tokens or half the adapter's
+ * memory by the estimate. */
+const GPU_CHUNK_TOKENS = 8192;
+const GPU_MEMORY_SHARE = 0.5;
+
+/** Sequences per graph run: whole sequences, at least one; on a GPU EP as many as its memory budget allows. */
+function chunkSequences(cfg: ModelConfig, choice: EpChoice): number {
+  const L = cfg.seqLen;
+  if (choice.ep === 'cpu') return Math.max(1, Math.floor(CPU_CHUNK_TOKENS / L));
+  let per = Math.max(1, Math.floor(GPU_CHUNK_TOKENS / L));
+  const memory = choice.adapter?.memoryBytes;
+  if (memory) while (per > 1 && trainingStepMemory(cfg, per * L).total > GPU_MEMORY_SHARE * memory) per--;
+  return per;
+}
 const EMBED = 'backbone.vocab_embed.embedding';
 const HEAD_W = 'backbone.output_layer.linear.weight';
 const HEAD_B = 'backbone.output_layer.linear.bias';
@@ -61,6 +73,8 @@ export class OnnxGradientEngine implements TrainingEngine {
   /** On a GPU EP: what a step holds on the device, estimated before the first one (deviceMemory.ts). */
   readonly stepMemory: StepMemory | null;
   private readonly layout: ParamEntry[];
+  /** Sequences per graph run. */
+  private readonly perChunk: number;
   private readonly n: number;
   private readonly headIds: Int32Array;
   /** vocabulary id -> head row (-1 for the left-out MASK row). */
@@ -80,7 +94,8 @@ export class OnnxGradientEngine implements TrainingEngine {
     this.threads = info.threads;
     this.backend = onnxBackendLabel(choice);
     this.adapter = choice.adapter ? describeAdapter(choice.adapter) : null;
-    this.stepMemory = choice.ep === 'cpu' ? null : assertStepFits(cfg, chunkTokens(cfg), choice.adapter);
+    this.perChunk = chunkSequences(cfg, choice);
+    this.stepMemory = choice.ep === 'cpu' ? null : assertStepFits(cfg, this.perChunk * cfg.seqLen, choice.adapter);
     const detail = this.stepMemory
       ? `a step holds about ${formatBytes(this.stepMemory.total)} on the device`
       : `${info.threads} threads`;
@@ -143,7 +158,7 @@ export class OnnxGradientEngine implements TrainingEngine {
     const s = makeShards(this.cfg, batch, 1)[0];
     const grads = wantGrads ? new Float32Array(this.n) : null;
     const rng = dropoutSeed === null ? null : new Rng(workerDropoutSeed(dropoutSeed, 0));
-    const per = chunkSequences(this.cfg);
+    const per = this.perChunk;
     let loss = 0;
     for (let j = 0; j < s.B; j += per)
       loss += await this.runChunk(params, s.B <= per ? s : subShard(s, L, j, Math.min(s.B, j + per)), rng, grads);
