@@ -188,6 +188,15 @@ test(
     );
     const cuda = cudaAdapter();
     if (!cuda.adapter) assert.throws(() => chooseEp('cuda'), /backend 'cuda' is unavailable: .*provider/);
+    if (!cuda.adapter && existsSync(SWIFTSHADER_ICD)) {
+      // the whole path the app's header takes: `sdtt backend` with SwiftShader as the only driver stays on the CPU
+      const r = sdtt(['backend']);
+      assert.equal(r.status, 0, r.stderr);
+      const auto = JSON.parse(r.stdout);
+      assert.equal(auto.backend, 'onnx');
+      assert.match(auto.device, /^onnxruntime-node [\d.]+ \(CPU EP\)$/);
+      assert.equal(auto.adapter, null);
+    }
   },
 );
 

@@ -6,17 +6,19 @@ import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { TfjsGradientEngine } from '../model/gradients.ts';
 import type { TrainingEngine } from '../types.ts';
 import { OnnxGradientEngine } from '../onnx/trainSession.ts';
-import { epDevice, onnxBackendLabel } from '../onnx/executionProvider.ts';
+import { describeAdapter, epDevice, onnxBackendLabel } from '../onnx/executionProvider.ts';
 import { initBackend } from '../model/backend.ts';
 import { onnxRuntimeFor, type ComputeRuntime } from '../io/openModel.ts';
 
 export type { TrainingEngine };
 
 /** What backend 'auto' trains on here, without creating an engine: what the app shows beside "auto". */
-export async function autoTrainingBackend(): Promise<{ backend: string; device: string }> {
+export async function autoTrainingBackend(): Promise<{ backend: string; device: string; adapter: string | null }> {
   const target = await onnxRuntimeFor('auto', 'auto');
-  if (target) return { backend: onnxBackendLabel(target.choice), device: epDevice(target.version, target.choice, '') };
-  return initBackend('auto');
+  if (!target) return { ...(await initBackend('auto')), adapter: null };
+  const { choice, version } = target;
+  const adapter = choice.adapter ? describeAdapter(choice.adapter) : null;
+  return { backend: onnxBackendLabel(choice), device: epDevice(version, choice, ''), adapter };
 }
 
 /** Runtime choice as for inference (openModel.ts onnxRuntimeFor): onnx when it applies, else tfjs. */
