@@ -13,6 +13,9 @@
 // LayerNorm and the DiT modulation are folded into one LayerNormalization: scale = norm.weight * (1 + scale_mod),
 // bias = shift_mod (initializers "<block>.ln{1,2}.scale|bias"). RoPE is non-interleaved (rotate_half), written as
 // x * cos + swap_halves(x) * sin_signed; the attention scale 1/sqrt(hd) is folded into q's cos/sin tables.
+// No shape arithmetic at run time (docs/design/webgpu-placement.md): int64 ops have no WebGPU kernel, so every
+// shape is a constant using Reshape's 0 (copy the input's dimension) and -1 (infer), or a Shape of a tensor that
+// already has it, and the AR graph slices its RoPE tables and causal mask with Shape outputs, never adds them.
 import { writeFile } from 'node:fs/promises';
 import type { ModelConfig } from '../../shared/config.ts';
 import { GELU_A, GELU_C } from '../model/kernels.ts';
@@ -153,11 +156,21 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
     }
   }
 
-  // Shared shape tensors
-  const shapeBL = g.op1('Shape', [ONNX_INPUT_TOKENS], undefined, 'shape_bl'); // [B, L]
-  const shape4 = g.op1('Concat', [shapeBL, g.i64('const.heads_hd', [H, hd])], { axis: int(0) }, 'shape_blhd');
-  const shapeOut = g.op1('Concat', [shapeBL, g.i64('const.vocab', [V])], { axis: int(0) }, 'shape_blv');
+  // Embedding: [B, L, d], then the 2-D activations [N, d]
+  const emb = W('backbone.vocab_embed.embedding', [V, d]);
+  const x3 = g.op1('Gather', [emb, ONNX_INPUT_TOKENS], { axis: int(0) }, 'embed');
   const flatD = g.i64('const.flat_d', [-1, d]);
+  // [N, d] -> [B, L, H, hd] and [N, V] -> [B, L, V]. mdlm: constants (L = S). ar (L dynamic): the Shape of a
+  // tensor that has it: x3 viewed as [B, L, H, hd], and an empty [B, L, 0] slice of x3, whose 0 makes Reshape
+  // copy V from its input [N, 1, V].
+  const zero1 = causal ? g.i64('const.zero1', [0]) : '';
+  const shapeOf = (x: string, hint: string) => g.op1('Shape', [x], undefined, hint);
+  const shape4 = causal
+    ? shapeOf(g.op1('Reshape', [x3, g.i64('const.heads', [0, 0, H, hd])], undefined, 'x0.heads'), 'shape_blhd')
+    : g.i64('const.shape_blhd', [-1, S, H, hd]);
+  const shapeOut = causal
+    ? shapeOf(g.op1('Slice', [x3, zero1, zero1, g.i64('const.axes2', [2])], undefined, 'x0.empty'), 'shape_bl0')
+    : g.i64('const.shape_blv', [-1, S, V]);
 
   // RoPE tables: [S, 1, hd]; for the AR graph sliced to the positions past .. past + len - 1.
   const rq = ropeTablesHost(S, hd, cfg.ropeBase, 1 / Math.sqrt(hd));
@@ -166,32 +179,28 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
   let sinQ = g.f32('rope.sin_q', [S, 1, hd], rq.sin);
   let cosK = g.f32('rope.cos_k', [S, 1, hd], rk.cos);
   let sinK = g.f32('rope.sin_k', [S, 1, hd], rk.sin);
-  let mask: string | null = null;
-  let negBig = '';
+  // AR: additive causal mask over absolute positions, maskAdd[q, k] = MASK_VALUE where k > q (else 0); rows
+  // past .. past + len - 1 and columns 0 .. past + len - 1 are sliced at run time (softmax gives the masked keys
+  // exactly 0 either way: scores + MASK_VALUE underflows exp just as MASK_VALUE does).
+  let maskAdd: string | null = null;
+  let axes0 = '';
+  let axes1 = '';
   if (causal) {
     const pastV = g.op1('Shape', [pastKeyName(0)], { start: int(2), end: int(3) }, 'past_len'); // [1]
     const lenV = g.op1('Shape', [ONNX_INPUT_TOKENS], { start: int(1), end: int(2) }, 'new_len'); // [1]
-    const endV = g.op1('Add', [pastV, lenV], undefined, 'total_len');
-    const axes0 = g.i64('const.axes0', [0]);
-    const sl = (t: string, hint: string) => g.op1('Slice', [t, pastV, endV, axes0], undefined, hint);
-    cosQ = sl(cosQ, 'rope.cos_q.pos');
-    sinQ = sl(sinQ, 'rope.sin_q.pos');
-    cosK = sl(cosK, 'rope.cos_k.pos');
-    sinK = sl(sinK, 'rope.sin_k.pos');
-    // mask[i, j] = key position j > query position past + i
-    const pastS = g.op1('Squeeze', [pastV, axes0], undefined, 'past_len.scalar');
-    const endS = g.op1('Squeeze', [endV, axes0], undefined, 'total_len.scalar');
-    const one = g.i64('const.one', [1], true);
-    const zero = g.i64('const.zero', [0], true);
-    const qpos = g.op1(
-      'Unsqueeze',
-      [g.op1('Range', [pastS, endS, one], undefined, 'qpos'), g.i64('const.axes1', [1])],
-      undefined,
-      'qpos.col',
-    );
-    const kpos = g.op1('Range', [zero, endS, one], undefined, 'kpos');
-    mask = g.op1('Greater', [kpos, qpos], undefined, 'causal_mask'); // [len, past + len] bool
-    negBig = g.f32('const.mask_value', [], [MASK_VALUE]);
+    axes0 = g.i64('const.axes0', [0]);
+    axes1 = g.i64('const.axes1', [1]);
+    const endS = g.i64('const.seq_len', [S]);
+    // positions past .. past + len - 1 as two slices (past .. S - 1, then the first len), so no Add of shapes
+    const pos = (t: string, hint: string) =>
+      g.op1('Slice', [g.op1('Slice', [t, pastV, endS, axes0]), zero1, lenV, axes0], undefined, hint);
+    cosQ = pos(cosQ, 'rope.cos_q.pos');
+    sinQ = pos(sinQ, 'rope.sin_q.pos');
+    cosK = pos(cosK, 'rope.cos_k.pos');
+    sinK = pos(sinK, 'rope.sin_k.pos');
+    const m = new Float32Array(S * S);
+    for (let q = 0; q < S; q++) for (let k = q + 1; k < S; k++) m[q * S + k] = MASK_VALUE;
+    maskAdd = pos(g.f32('const.causal_mask', [S, S], m), 'causal_mask.rows'); // [len, S]; columns: block 0
   }
 
   // Equal split: opset 18+ needs num_outputs (or a 'split' input); before, the output count implies it.
@@ -229,14 +238,7 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
   const gOne = g.f32('const.one_f', [], [1]);
   const gHalf = g.f32('const.half', [], [0.5]);
 
-  // Embedding
-  const emb = W('backbone.vocab_embed.embedding', [V, d]);
-  let x = g.op1(
-    'Reshape',
-    [g.op1('Gather', [emb, ONNX_INPUT_TOKENS], { axis: int(0) }, 'embed'), flatD],
-    undefined,
-    'x0',
-  );
+  let x = g.op1('Reshape', [x3, flatD], undefined, 'x0');
 
   for (let i = 0; i < nLayers; i++) {
     const p = `backbone.blocks.${i}.`;
@@ -255,10 +257,15 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
     if (causal) {
       kh = g.op1('Concat', [pastKeyName(i), kh], { axis: int(2) }, presentKeyName(i));
       vh = g.op1('Concat', [pastValueName(i), vh], { axis: int(2) }, presentValueName(i));
+      if (i === 0) {
+        // the mask's columns: 0 .. past + len - 1, the length of the first present key
+        const totalV = g.op1('Shape', [kh], { start: int(2), end: int(3) }, 'total_len');
+        maskAdd = g.op1('Slice', [maskAdd!, zero1, totalV, axes1], undefined, 'causal_mask'); // [len, past + len]
+      }
     }
     const kT = g.op1('Transpose', [kh], { perm: ints([0, 1, 3, 2]) }, `${p}k.bhdl`);
     let s = g.op1('MatMul', [qh, kT], undefined, `${p}scores`);
-    if (mask) s = g.op1('Where', [mask, negBig, s], undefined, `${p}scores.masked`);
+    if (maskAdd) s = g.op1('Add', [s, maskAdd], undefined, `${p}scores.masked`);
     const pr = g.op1('Softmax', [s], { axis: int(-1) }, `${p}probs`);
     const oh = g.op1('MatMul', [pr, vh], undefined, `${p}attn`);
     const o = g.op1(
@@ -294,8 +301,9 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
     W('backbone.output_layer.linear.bias', [V]),
     'logits.flat',
   );
-  // Final Reshape writes the graph output name directly.
-  g.nodes.push({ opType: 'Reshape', inputs: [lg, shapeOut], outputs: [ONNX_OUTPUT_LOGITS], name: 'logits/Reshape' });
+  // Final Reshape writes the graph output name directly (ar: from [N, 1, V], see shapeOut).
+  const lgIn = causal ? g.op1('Unsqueeze', [lg, axes1], undefined, 'logits.n1v') : lg;
+  g.nodes.push({ opType: 'Reshape', inputs: [lgIn, shapeOut], outputs: [ONNX_OUTPUT_LOGITS], name: 'logits/Reshape' });
 
   return {
     irVersion: opset >= 21 ? 10 : opset >= 19 ? 9 : 8,

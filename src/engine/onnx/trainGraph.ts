@@ -26,6 +26,11 @@
 // MDLM SUBS: the MASK logit is -1e6, so its probability and gradient are exactly 0 in float32; the head's MASK
 // row is left out (Gather of the kept rows), as in shardLoss.ts. Activations are 2-D [N = B*S, d]; attention
 // runs as [B, H, S, hd].
+//
+// Every node has a WebGPU kernel (docs/design/webgpu-placement.md): no shape arithmetic (constant shapes), no
+// LogSoftmax / OneHot / ConstantOfShape, and the int64 inputs rows and targets are read only as Gather /
+// GatherElements / ScatterElements indices (the WebGPU EP has no other int64 kernel): targets become int32 by a
+// Gather from an iota table, and the head's backward scatters through an inverse row index (see dhf below).
 import type { ModelConfig } from '../../shared/config.ts';
 import { GELU_A, GELU_C } from '../model/kernels.ts';
 import { paramLayout } from '../model/paramLayout.ts';
@@ -91,6 +96,7 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   const geluC = g.f32('const.gelu_c', [], [GELU_C]);
   const lnEps = g.f32('const.ln_eps', [], [LN_EPS]);
   const rowIdx = [0, 1, 2, 3, 4, 5].map((r) => g.i64(`const.row${r}`, [r], true));
+  const axesLast = g.i64('const.axes_last', [-1]);
 
   const inputs: ValueInfoDef[] = [
     { name: TRAIN_TOKENS, elemType: DataType.INT32, shape: ['batch', S] },
@@ -115,8 +121,7 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
     outputs.push({ name, elemType: DataType.FLOAT, shape });
   };
 
-  const shapeBL = op('Shape', [TRAIN_TOKENS], undefined, 'shape_bl');
-  const shape4 = op('Concat', [shapeBL, g.i64('const.heads_hd', [H, hd])], { axis: int(0) }, 'shape_blhd');
+  const shape4 = g.i64('const.shape_bshd', [-1, S, H, hd]); // [N, d] -> [B, S, H, hd]
   const flatD = g.i64('const.flat_d', [-1, d]);
   const rq = ropeTablesHost(S, hd, cfg.ropeBase, 1 / Math.sqrt(hd)); // attention scale folded into q's tables
   const rk = ropeTablesHost(S, hd, cfg.ropeBase, 1);
@@ -233,14 +238,25 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
   const headB = Vh === V ? HEAD_B : op('Gather', [HEAD_B, keepIdx], { axis: int(0) }, 'head_b');
   const hr = op('Gather', [hf, TRAIN_ROWS], { axis: int(0) }, 'h_rows'); // [M, d]
   const logits = gemmT(hr, headW, headB); // [M, Vh]
-  let logp = '';
+  // cross-entropy: log p(target) = z_t - log(sum exp z), z = logits - max (the WebGPU EP has no LogSoftmax)
+  let expZ = '';
+  let sumExp = '';
+  let targetCol = '';
+  let weightCol = '';
   if (ce) {
-    logp = op('LogSoftmax', [logits], { axis: int(-1) }, 'logp');
-    const lt = op('Reshape', [
-      op('GatherElements', [logp, op('Unsqueeze', [TRAIN_TARGETS, axes1])], { axis: int(1) }),
-      g.i64('const.flat', [-1]),
-    ]);
-    emit(op('Neg', [op('ReduceSum', [mul(lt, TRAIN_WEIGHTS), axes0], { keepdims: int(0) })]), TRAIN_LOSS, []);
+    const z = sub(logits, op('ReduceMax', [logits], { axes: ints([-1]), keepdims: int(1) }));
+    expZ = op('Exp', [z]);
+    sumExp = op('ReduceSum', [expZ, axesLast], { keepdims: int(1) }); // [M, 1]
+    // targets int64 -> int32 [M, 1]: a Gather from the table 0 .. Vh - 1
+    const iota = g.init(
+      'const.iota_vh',
+      [Vh],
+      Int32Array.from({ length: Vh }, (_, k) => k),
+    );
+    targetCol = op('Unsqueeze', [op('Gather', [iota, TRAIN_TARGETS], { axis: int(0) }, 'targets32'), axes1]);
+    weightCol = op('Unsqueeze', [TRAIN_WEIGHTS, axes1]);
+    const lt = sub(op('GatherElements', [z, targetCol], { axis: int(1) }), op('Log', [sumExp])); // [M, 1]
+    emit(op('Neg', [op('ReduceSum', [mul(lt, weightCol)], { keepdims: int(0) })]), TRAIN_LOSS, []);
   }
   if (mode === 'logits') {
     emit(logits, TRAIN_LOGITS, ['rows', Vh]);
@@ -249,22 +265,28 @@ export function buildTrainGraph(cfg: ModelConfig, mode: TrainGraphMode): ModelDe
 
   if (bwd) {
     const geluC3A = g.f32('const.gelu_3ca', [], [3 * GELU_C * GELU_A]);
-    const axesLast = g.i64('const.axes_last', [-1]);
     // ---- head: cross-entropy dlogits = w_r * (softmax - onehot(target)), or given
     let dlogits = TRAIN_DLOGITS;
     if (ce) {
-      const onehot = op('OneHot', [TRAIN_TARGETS, g.i64('const.vh', [Vh], true), g.f32('const.onehot', [2], [0, 1])], {
-        axis: int(-1),
-      });
-      dlogits = mul(sub(op('Exp', [logp]), onehot), op('Unsqueeze', [TRAIN_WEIGHTS, axes1]));
+      // w * softmax, then w * (p_t - 1) written at the targets (ScatterElements takes int32 indices; no OneHot)
+      const wp = mul(op('Div', [expZ, sumExp]), weightCol);
+      const atTarget = sub(op('GatherElements', [wp, targetCol], { axis: int(1) }), weightCol);
+      dlogits = op('ScatterElements', [wp, targetCol, atTarget], { axis: int(1) }, 'dlogits');
     }
     emit(weightGrad(dlogits, hr), GRAD_HEAD_W, [Vh, d]);
     emit(colSum(dlogits), GRAD_HEAD_B, [Vh]);
-    const dhf = op('ScatterND', [
-      op('ConstantOfShape', [op('Shape', [hf])]),
-      op('Unsqueeze', [TRAIN_ROWS, axes1]),
-      mm(dlogits, headW),
-    ]);
+    // dhf [N, d]: row rows[m] of dlogits @ headW, zero elsewhere. ScatterND would need rows as [M, 1] (an int64
+    // Unsqueeze: CPU), so: inv[n] = m where rows[m] = n, else -1 (ScatterElements of 0 .. M-1, as float: exact
+    // below 2^24 rows), then a Gather from the M rows plus one zero row, which index -1 picks.
+    const lenOf = (x: string) => op('Shape', [x], { end: int(1) }); // [first dimension]
+    const minusOnes = op('Expand', [g.f32('const.minus_one', [], [-1]), lenOf(hf)]); // [N]
+    const axis0i32 = g.init('const.axis0_i32', [], Int32Array.from([0]));
+    const iotaM = op('CumSum', [op('Expand', [one, lenOf(hr)]), axis0i32], { exclusive: int(1) }); // 0 .. M-1
+    const invF = op('ScatterElements', [minusOnes, TRAIN_ROWS, iotaM], { axis: int(0) });
+    const inv = op('Cast', [invF], { to: int(DataType.INT32) }, 'inv_rows'); // [N]
+    const zeroRow = g.f32('const.zero_row', [1, d], new Float32Array(d));
+    const dhrPadded = op('Concat', [mm(dlogits, headW), zeroRow], { axis: int(0) }); // [M + 1, d]
+    const dhf = op('Gather', [dhrPadded, inv], { axis: int(0) }, 'dhf');
     const f = lnBwd(dhf, lnF);
     emit(f.dw, gradName('backbone.output_layer.norm_final.weight'), [d]);
     emit(stackRows([f.dshift, f.dscale]), gradName(fmod), [2, d]);
