@@ -22,8 +22,13 @@ function pathWithoutNode(dir: string): string {
   mkdirSync(dir, { recursive: true });
   for (const from of ['/usr/bin', '/bin'])
     for (const name of existsSync(from) ? readdirSync(from) : []) {
-      if (/^(node|nodejs|npm|npx|corepack|tsx)$/.test(name) || existsSync(join(dir, name))) continue;
-      symlinkSync(join(from, name), join(dir, name));
+      if (/^(node|nodejs|npm|npx|corepack|tsx)$/.test(name)) continue;
+      try {
+        symlinkSync(join(from, name), join(dir, name));
+      } catch (e) {
+        // /bin is /usr/bin on merged-/usr systems; existsSync cannot see a link like X11 -> . that is already there
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
     }
   return dir;
 }
