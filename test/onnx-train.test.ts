@@ -9,8 +9,7 @@ import { loadOnnxRuntime } from '../src/engine/onnx/runtime.ts';
 import { OnnxGradientEngine } from '../src/engine/onnx/trainSession.ts';
 import { paramLayout } from '../src/engine/model/paramLayout.ts';
 import { Rng } from '../src/engine/rng.ts';
-import { antitheticTimes, forwardMask } from '../src/engine/model/mdlm.ts';
-import { noisyParams, randomTokens, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
+import { mdlmBatch, noisyParams, randomTokens, teacherRows, tinyModel, useWasmBackend } from './helpers/fixtures.ts';
 import { requirement } from './helpers/requirements.ts';
 
 const ort = await loadOnnxRuntime();
@@ -18,13 +17,6 @@ const ort = await loadOnnxRuntime();
 const ORT = requirement(ort.ort ? false : `onnxruntime-node is not installed (${ort.reason})`);
 const skip = ORT.skip;
 useWasmBackend();
-
-function mdlmBatch(cfg: ModelConfig, B: number, seed: number): Extract<GradBatch, { kind: 'mdlm' }> {
-  const r = new Rng(seed);
-  const x0 = randomTokens(B * cfg.seqLen, cfg.vocabSize - 1, seed); // ids below MASK (the last id)
-  const t = antitheticTimes(B, 1e-3, r);
-  return { kind: 'mdlm', x0, zt: forwardMask(x0, t, cfg.seqLen, cfg.maskId, r), t, batch: B };
-}
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) <= 1e-5 * Math.abs(b), `${what} ${a} vs ${b}`);
@@ -104,15 +96,7 @@ for (const divergence of ['kld', 'mse', 'tvd'] as const) {
       const cfg = tinyModel({ dropout: 0.1 });
       const m = mdlmBatch(cfg, 3, 7);
       // teacher rows: any log-softmax over V with the MASK column at -1e6, one row per masked position
-      const r = new Rng(11);
-      const masked = m.zt.filter((x) => x === cfg.maskId).length;
-      const V = cfg.vocabSize;
-      const targets = new Float32Array(masked * V);
-      for (let i = 0; i < masked; i++) {
-        const row = Array.from({ length: V }, () => 2 * r.normal());
-        const lse = Math.log(row.reduce((a, x, v) => a + (v === cfg.maskId ? 0 : Math.exp(x)), 0));
-        row.forEach((x, v) => (targets[i * V + v] = v === cfg.maskId ? -1e6 : x - lse));
-      }
+      const targets = teacherRows(cfg, m.zt, new Rng(11));
       await compareEngines(cfg, { kind: 'distill', zt: m.zt, batch: 3, targets, divergence }, { threads: 2 });
     },
   );

@@ -12,6 +12,8 @@ import type { TfjsGradientEngine } from '../../src/engine/model/gradients.ts';
 import { initParams } from '../../src/engine/model/paramLayout.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import type { Denoiser } from '../../src/engine/types.ts';
+import type { GradBatch } from '../../src/engine/model/gradShards.ts';
+import { antitheticTimes, forwardMask } from '../../src/engine/model/mdlm.ts';
 
 /** A tiny model (V 11, d 16, 2 layers, 2 heads, L 8, MASK 10, EOS 9, MDLM) with `over` applied. */
 export function tinyModel(over: Record<string, unknown> = {}): ModelConfig {
@@ -34,6 +36,27 @@ export function noisyParams(cfg: ModelConfig, seed: number, s = 0.1): Float32Arr
   const r = new Rng(seed + 100);
   for (let i = 0; i < p.length; i++) p[i] += s * r.normal();
   return p;
+}
+
+/** An MDLM training batch of B random sequences (ids below MASK), masked at antithetic times. */
+export function mdlmBatch(cfg: ModelConfig, B: number, seed: number): Extract<GradBatch, { kind: 'mdlm' }> {
+  const r = new Rng(seed);
+  const x0 = randomTokens(B * cfg.seqLen, cfg.vocabSize - 1, seed); // ids below MASK (the last id)
+  const t = antitheticTimes(B, 1e-3, r);
+  return { kind: 'mdlm', x0, zt: forwardMask(x0, t, cfg.seqLen, cfg.maskId, r), t, batch: B };
+}
+
+/** Teacher rows for a distillation batch on zt: a log-softmax over V per masked position, MASK column at -1e6. */
+export function teacherRows(cfg: ModelConfig, zt: Int32Array, r: Rng): Float32Array {
+  const masked = zt.filter((x) => x === cfg.maskId).length;
+  const V = cfg.vocabSize;
+  const targets = new Float32Array(masked * V);
+  for (let i = 0; i < masked; i++) {
+    const row = Array.from({ length: V }, () => 2 * r.normal());
+    const lse = Math.log(row.reduce((a, x, v) => a + (v === cfg.maskId ? 0 : Math.exp(x)), 0));
+    row.forEach((x, v) => (targets[i * V + v] = v === cfg.maskId ? -1e6 : x - lse));
+  }
+  return targets;
 }
 
 /** n uniform token ids in [0, V). */

@@ -3,13 +3,12 @@
 // CPU EP and on its WebGPU EP, and prints one JSON line comparing them. The test asserts the tolerances.
 import type { ModelConfig } from '../../src/shared/config.ts';
 import type { GradBatch } from '../../src/engine/model/gradShards.ts';
-import { antitheticTimes, forwardMask } from '../../src/engine/model/mdlm.ts';
 import { paramLayout } from '../../src/engine/model/paramLayout.ts';
 import { chooseEp, type EpChoice } from '../../src/engine/onnx/executionProvider.ts';
 import { createOnnxModel } from '../../src/engine/onnx/runtime.ts';
 import { OnnxGradientEngine } from '../../src/engine/onnx/trainSession.ts';
 import { Rng } from '../../src/engine/rng.ts';
-import { noisyParams, randomTokens, tinyModel } from './fixtures.ts';
+import { mdlmBatch, noisyParams, randomTokens, teacherRows, tinyModel } from './fixtures.ts';
 
 /** Per parameter tensor: the worst |cpu − gpu| and the cpu gradient's max |g| (its scale). */
 interface TensorDiff {
@@ -30,26 +29,9 @@ function tensorDiffs(cfg: ModelConfig, cpu: Float32Array, gpu: Float32Array): Te
   });
 }
 
-function mdlmBatch(cfg: ModelConfig, B: number, seed: number): Extract<GradBatch, { kind: 'mdlm' }> {
-  const r = new Rng(seed);
-  const x0 = randomTokens(B * cfg.seqLen, cfg.vocabSize - 1, seed);
-  const t = antitheticTimes(B, 1e-3, r);
-  return { kind: 'mdlm', x0, zt: forwardMask(x0, t, cfg.seqLen, cfg.maskId, r), t, batch: B };
-}
-
-/** Teacher rows for a distillation batch: log-softmax rows with the MASK column at -1e6, one per masked position. */
 function distillBatch(cfg: ModelConfig, seed: number): GradBatch {
   const m = mdlmBatch(cfg, 3, seed);
-  const r = new Rng(seed + 1);
-  const V = cfg.vocabSize;
-  const masked = m.zt.filter((x) => x === cfg.maskId).length;
-  const targets = new Float32Array(masked * V);
-  for (let i = 0; i < masked; i++) {
-    const row = Array.from({ length: V }, () => 2 * r.normal());
-    const lse = Math.log(row.reduce((a, x, v) => a + (v === cfg.maskId ? 0 : Math.exp(x)), 0));
-    row.forEach((x, v) => (targets[i * V + v] = v === cfg.maskId ? -1e6 : x - lse));
-  }
-  return { kind: 'distill', zt: m.zt, batch: 3, targets, divergence: 'kld' };
+  return { kind: 'distill', zt: m.zt, batch: 3, targets: teacherRows(cfg, m.zt, new Rng(seed + 1)), divergence: 'kld' };
 }
 
 async function step(cfg: ModelConfig, choice: EpChoice, batch: GradBatch) {

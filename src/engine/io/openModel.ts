@@ -5,7 +5,7 @@ import { isOnnxBackend, ONNX_BACKENDS, type BackendName, type ModelConfig } from
 import { cudaTfjsLoads, initBackend } from '../model/backend.ts';
 import { createInferenceModel } from '../model/inference.ts';
 import { createOnnxModel, loadOnnxRuntime, type OrtModule } from '../onnx/runtime.ts';
-import { chooseEp, describeAdapter, onnxBackendLabel, type EpChoice } from '../onnx/executionProvider.ts';
+import { adapterLabel, chooseEp, onnxBackendLabel, type EpChoice } from '../onnx/executionProvider.ts';
 import { readModelWeights } from './modelCheckpoint.ts';
 import type { Tokenizer } from '../data/tokenizers.ts';
 import { sha256Hex } from '../data/tokenizerFiles.ts';
@@ -78,8 +78,12 @@ export async function createModelRuntime(
   const target = await onnxRuntimeFor(backendName, opts.runtime ?? 'auto');
   if (target) {
     const model = await createOnnxModel(cfg, params, { threads: opts.threads, choice: target.choice });
-    const adapter = target.choice.adapter ? describeAdapter(target.choice.adapter) : null;
-    return { model, backend: onnxBackendLabel(target.choice), device: model.device, adapter };
+    return {
+      model,
+      backend: onnxBackendLabel(target.choice),
+      device: model.device,
+      adapter: adapterLabel(target.choice),
+    };
   }
   const { backend, device } = await initBackend(backendName);
   return { model: createInferenceModel(cfg, params), backend, device, adapter: null };

@@ -223,9 +223,15 @@ export function executionProviders(ep: OnnxEp): string[] {
   return ep === 'cpu' ? ['cpu'] : [ep, 'cpu'];
 }
 
+/** The described adapter of an EP choice (describeAdapter), or null on the CPU EP. */
+export function adapterLabel(choice: EpChoice): string | null {
+  return choice.adapter ? describeAdapter(choice.adapter) : null;
+}
+
 /** "onnxruntime-node 1.30.0 (WebGPU EP on SwiftShader (Google, Vulkan, software))" and the like. */
 export function epDevice(version: string, choice: EpChoice, detail: string): string {
-  const on = choice.adapter ? ` on ${describeAdapter(choice.adapter)}` : '';
+  const adapter = adapterLabel(choice);
+  const on = adapter ? ` on ${adapter}` : '';
   return `onnxruntime-node ${version} (${EP_LABEL[choice.ep]}${on}${detail ? `, ${detail}` : ''})`;
 }
 

@@ -19,7 +19,7 @@ import {
   type OrtTensor,
   type OrtSessionOptions,
 } from './runtime.ts';
-import { describeAdapter, epDevice, onnxBackendLabel, type EpChoice } from './executionProvider.ts';
+import { adapterLabel, epDevice, onnxBackendLabel, type EpChoice } from './executionProvider.ts';
 import { assertStepFits, measuredGpuMemory, trainingStepMemory, type StepMemory } from './deviceMemory.ts';
 import { formatBytes } from '../../shared/units.ts';
 import type { TrainingEngine } from '../types.ts';
@@ -93,7 +93,7 @@ export class OnnxGradientEngine implements TrainingEngine {
   ) {
     this.threads = info.threads;
     this.backend = onnxBackendLabel(choice);
-    this.adapter = choice.adapter ? describeAdapter(choice.adapter) : null;
+    this.adapter = adapterLabel(choice);
     this.perChunk = chunkSequences(cfg, choice);
     this.stepMemory = choice.ep === 'cpu' ? null : assertStepFits(cfg, this.perChunk * cfg.seqLen, choice.adapter);
     const detail = this.stepMemory

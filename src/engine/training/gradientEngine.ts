@@ -6,7 +6,7 @@ import type { BackendName, ModelConfig } from '../../shared/config.ts';
 import { TfjsGradientEngine } from '../model/gradients.ts';
 import type { TrainingEngine } from '../types.ts';
 import { OnnxGradientEngine } from '../onnx/trainSession.ts';
-import { describeAdapter, epDevice, onnxBackendLabel } from '../onnx/executionProvider.ts';
+import { adapterLabel, epDevice, onnxBackendLabel } from '../onnx/executionProvider.ts';
 import { initBackend } from '../model/backend.ts';
 import { onnxRuntimeFor, type ComputeRuntime } from '../io/openModel.ts';
 
@@ -17,8 +17,7 @@ export async function autoTrainingBackend(): Promise<{ backend: string; device: 
   const target = await onnxRuntimeFor('auto', 'auto');
   if (!target) return { ...(await initBackend('auto')), adapter: null };
   const { choice, version } = target;
-  const adapter = choice.adapter ? describeAdapter(choice.adapter) : null;
-  return { backend: onnxBackendLabel(choice), device: epDevice(version, choice, ''), adapter };
+  return { backend: onnxBackendLabel(choice), device: epDevice(version, choice, ''), adapter: adapterLabel(choice) };
 }
 
 /** Runtime choice as for inference (openModel.ts onnxRuntimeFor): onnx when it applies, else tfjs. */
