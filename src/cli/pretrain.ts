@@ -17,7 +17,7 @@ const FLAGS: Flags = {
   model: { type: 'string', help: `model size preset: ${presetNames().join(', ')}`, default: 'small' },
   tokenizer: {
     type: 'string',
-    help: "auto (a shard folder's own, else byte) | byte | compact-4096 | tokenizer JSON file",
+    help: "auto (a shard folder's own, else byte) | byte | gpt2 | compact-4096 | tokenizer JSON file",
     default: 'auto',
   },
   steps: { type: 'string', help: 'total optimiser steps', default: '2000' },

@@ -14,7 +14,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brokenLinkReason } from '../runs/safetensorsFile.ts';
-import { shippedTokenizerFile } from '../engine/data/tokenizers.ts';
+import { isTokenizerName } from '../engine/data/tokenizers.ts';
 
 /** The repository's shipped assets/ folder (models, data, tokenizer): read-only to requests. */
 export const SHIPPED_ASSETS_DIR = fileURLToPath(new URL('../../assets', import.meta.url));
@@ -189,16 +189,9 @@ export function checkRunConfigPaths<C extends Record<string, unknown>>(policy: P
   for (const field of ['data', 'teacher', 'judge'] as const) {
     if (typeof cfg[field] === 'string') cfg[field] = read(field, cfg[field]);
   }
-  // 'auto', 'byte' and a shipped tokenizer's name are names, not paths.
+  // 'auto', 'byte', 'gpt2' and a shipped tokenizer's name are names, not paths.
   const tok = cfg.tokenizer;
-  if (
-    typeof tok === 'string' &&
-    tok !== 'auto' &&
-    tok !== 'byte' &&
-    !(/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tok) && shippedTokenizerFile(tok))
-  ) {
-    cfg.tokenizer = read('tokenizer', tok);
-  }
+  if (typeof tok === 'string' && !isTokenizerName(tok)) cfg.tokenizer = read('tokenizer', tok);
   return cfg as C;
 }
 

@@ -91,7 +91,7 @@ export const PretrainConfig = z
     optim: OptimConfig,
     /** A UTF-8 text file, or a token shard directory (manifest.json + *.bin). */
     data: z.string().min(1),
-    /** 'auto' (a shard folder's own, else bytes), 'byte', 'compact-4096' (shipped) or a tokenizer JSON path. */
+    /** 'auto' (a shard folder's own, else bytes), 'byte', 'gpt2', 'compact-4096' (shipped) or a tokenizer JSON path. */
     tokenizer: z.string().min(1).default('auto'),
     batchSize: z.number().int().min(1).max(4096).default(16),
     steps: z.number().int().min(1).max(100_000_000),

@@ -1,12 +1,15 @@
 // `sdtt data build`: assembles the English prose corpus from the npm sources, splits it by whole documents into
-// train / validation / test, builds the compact GPT-2 tokenizer from the TRAIN split, and writes uint16 LE token
-// shards plus manifest.json. Deterministic: the same inputs and options give byte-identical files.
+// train / validation / test, builds the compact GPT-2 tokenizer from the TRAIN split (or takes a given one, e.g. the
+// full GPT-2 tokenizer of the official MDLM checkpoints), and writes uint16 LE token shards plus manifest.json.
+// Deterministic: the same inputs and options give byte-identical files.
 import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng } from '../rng.ts';
 import { GPT2_VOCAB_SIZE, gpt2Encode } from './gpt2.ts';
 import { CompactTokenizer, DEFAULT_COMPACT_SIZE, type Tokenizer } from './tokenizer.ts';
-import { loadTokenizer, sha256Hex, tokenizerFileText } from './tokenizerFiles.ts';
+import { Gpt2Tokenizer } from './gpt2Tokenizer.ts';
+import { sha256Hex, tokenizerFileText } from './tokenizerFiles.ts';
+import { resolveTokenizer } from './tokenizers.ts';
 import { SOURCE_INFO, packageVersion, type SourceId } from './sources.ts';
 import { ALL_SOURCES, assembleDocuments, assignSplits, shuffle } from './corpusDocuments.ts';
 import {
@@ -40,6 +43,9 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
   const sources = opts.sources ?? ALL_SOURCES;
   const progress = opts.onProgress ?? (() => {});
   const tick = () => new Promise<void>((r) => setImmediate(r)); // lets a host event loop breathe (UI progress)
+  // assets/ holds the reference build (the compact tokenizer made from the train split); another build must not replace it.
+  if (opts.assetsDir && opts.tokenizer)
+    throw new Error('data build: assets are updated only by the compact build (no given tokenizer)');
 
   const assembled = assembleDocuments({ ...opts, onProgress: progress });
   const splitOf = assignSplits(assembled.docs, seed, valFrac, testFrac);
@@ -69,8 +75,9 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
   // Tokenizer: from train counts unless given.
   let tokenizer: Tokenizer;
   let builtFrom: 'train' | 'given';
-  if (opts.tokenizerFile) {
-    tokenizer = loadTokenizer(opts.tokenizerFile);
+  if (opts.tokenizer) {
+    if (opts.tokenizer === 'auto') throw new Error("data build: name the tokenizer; 'auto' has no shards to read");
+    tokenizer = resolveTokenizer(opts.tokenizer);
     builtFrom = 'given';
   } else {
     const counts = new Float64Array(GPT2_VOCAB_SIZE);
@@ -115,6 +122,8 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
   let gpt2Train = 0;
   let verified = 0;
   const compact = tokenizer instanceof CompactTokenizer ? tokenizer : null;
+  // Tokenizers over GPT-2 ids map the encoding above instead of encoding every document again.
+  const overGpt2 = compact ?? (tokenizer instanceof Gpt2Tokenizer ? tokenizer : null);
   for (const s of SPLITS) {
     const list = perSplit[s];
     const encoded: Int32Array[] = [];
@@ -123,8 +132,8 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
     for (let i = 0; i < list.length; i++) {
       const d = list[i];
       let ids: Int32Array;
-      if (compact) {
-        const r = compact.fromGpt2(d.gpt2);
+      if (overGpt2) {
+        const r = overGpt2.fromGpt2(d.gpt2);
         ids = r.ids;
         fallback += r.fallbackTokens;
         if (s === 'train') fallbackTrain += r.fallbackTokens;
@@ -225,9 +234,12 @@ export async function buildCorpus(outDir = 'data/corpus', opts: BuildCorpusOptio
       copyFileSync(join(outDir, tokFile), join(opts.assetsDir, 'tokenizer', `compact-${tokenizer.vocabSize}.json`));
     writeFile(join(opts.assetsDir, 'data', 'manifest.json'), manifestText);
   }
+  const coverage = compact
+    ? `${(100 * manifest.stats.fallbackFraction).toFixed(2)}% of GPT-2 tokens outside the compact set (${compact.fallback} fallback)`
+    : `tokenizer ${tokenizer.kind} (${tokenizer.vocabSize} ids)`;
   progress({
     stage: 'done',
-    message: `wrote ${resolve(outDir)}: ${manifest.stats.tokens} tokens (${gpt2All} GPT-2 tokens), ${(100 * manifest.stats.fallbackFraction).toFixed(2)}% of GPT-2 tokens outside the compact set${compact ? ` (${compact.fallback} fallback)` : ''}, ${((100 * byteTokens) / Math.max(1, manifest.stats.tokens)).toFixed(1)}% single-byte tokens`,
+    message: `wrote ${resolve(outDir)}: ${manifest.stats.tokens} tokens (${gpt2All} GPT-2 tokens), ${coverage}, ${((100 * byteTokens) / Math.max(1, manifest.stats.tokens)).toFixed(1)}% single-byte tokens`,
   });
   return manifest;
 }

@@ -15,12 +15,15 @@ export interface BuildProgress {
 
 export interface BuildCorpusOptions {
   seed?: number;
-  /** Compact vocabulary size including EOS and MASK (default 4096). Ignored when `tokenizerFile` is given. */
+  /** Compact vocabulary size including EOS and MASK (default 4096). Ignored when `tokenizer` is given. */
   vocabSize?: number;
   /** How GPT-2 tokens outside the compact set are split (default 'bpe'; see data/tokenizer.ts). */
   fallback?: CompactFallback;
-  /** Use this tokenizer file instead of building one from the train split. */
-  tokenizerFile?: string;
+  /**
+   * Use this tokenizer instead of building the compact one from the train split: a resolveTokenizer reference
+   * ('gpt2', 'byte', a shipped name such as 'compact-4096', or a tokenizer JSON file).
+   */
+  tokenizer?: string;
   /** Fractions of each source's characters held out (default 0.05 / 0.05). */
   validationFraction?: number;
   testFraction?: number;

@@ -1,4 +1,4 @@
-// Tokenizers. Two kinds share one interface:
+// Tokenizers. Three kinds share one interface:
 //
 // * CompactTokenizer: GPT-2 BPE (gpt-tokenizer's r50k_base, identical to GPT-2) remapped onto a small vocabulary.
 //   Compact ids 0..255 are the 256 single-byte GPT-2 tokens, ordered by BYTE VALUE (compact id b = byte b), then
@@ -10,8 +10,10 @@
 //   compact set. Why: with byte fallback half of the corpus' 4096-id tokens were single bytes (rare words spelt
 //   letter by letter), which an MDLM samples as scrambled letters; 'bpe' needs 28 % fewer tokens for the same text.
 // * ByteTokenizer: ids 0..255 = bytes of the UTF-8 text, 256 = EOS, 257 = MASK (vocabSize 258).
+// * Gpt2Tokenizer (gpt2Tokenizer.ts): full GPT-2, ids 0..50255 = GPT-2's BPE tokens, 50256 = EOS (<|endoftext|>),
+//   50257 = MASK (vocabSize 50258): the vocabulary of the official MDLM / SDTT checkpoints.
 //
-// Rendering conventions (both kinds):
+// Rendering conventions (every kind):
 // * encode() never produces EOS or MASK; the literal text "<|endoftext|>" is encoded as ordinary text.
 // * decode() renders EOS as "\n\n" (documents inside a corpus use "\n" between paragraphs, so a blank line in
 //   decoded output is a document boundary) and MASK as "░" (U+2591), for UI display. Both are overridable.
@@ -21,6 +23,7 @@
 // Writing, hashing and loading tokenizer files: data/tokenizerFiles.ts.
 import { readFileSync } from 'node:fs';
 import { GPT2_EOT, GPT2_VOCAB_SIZE, gpt2ByteTokenIds, gpt2Encode, gpt2IdByBytes, gpt2TokenBytes } from './gpt2.ts';
+import type { Gpt2TokenizerJSON } from './gpt2Tokenizer.ts';
 
 export const MASK_PLACEHOLDER = '\u2591';
 export const EOS_TEXT = '\n\n';
@@ -61,10 +64,10 @@ export interface ByteTokenizerJSON {
   maskId: 257;
 }
 
-export type TokenizerJSON = CompactTokenizerJSON | ByteTokenizerJSON;
+export type TokenizerJSON = CompactTokenizerJSON | ByteTokenizerJSON | Gpt2TokenizerJSON;
 
 export interface Tokenizer {
-  readonly kind: 'compact-gpt2' | 'byte';
+  readonly kind: 'compact-gpt2' | 'byte' | 'gpt2';
   readonly vocabSize: number;
   readonly eosId: number;
   readonly maskId: number;
@@ -78,9 +81,13 @@ export interface Tokenizer {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Shared decoding
+// Shared decoding (every kind: gpt2Tokenizer.ts uses these too)
 
-function decodeWith(
+/**
+ * Concatenates the bytes of runs of ordinary tokens and UTF-8-decodes each run as a whole (a character may span
+ * tokens), rendering EOS and MASK between runs; `bytesOf` returns null for an id outside the vocabulary.
+ */
+export function decodeTokenBytes(
   ids: ArrayLike<number>,
   bytesOf: (id: number) => Uint8Array | null,
   eosId: number,
@@ -128,7 +135,8 @@ function decodeWith(
   return out;
 }
 
-function tokenDisplay(tok: Tokenizer, id: number, bytes: Uint8Array | null): string {
+/** Display text of one token: "<eos>", "░", or its bytes as UTF-8 (U+FFFD for a partial character). */
+export function tokenDisplayText(tok: Tokenizer, id: number, bytes: Uint8Array | null): string {
   if (id === tok.eosId) return '<eos>';
   if (id === tok.maskId) return MASK_PLACEHOLDER;
   if (!bytes) return '\uFFFD';
@@ -161,7 +169,7 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    return decodeWith(
+    return decodeTokenBytes(
       ids,
       (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null),
       256,
@@ -173,7 +181,7 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   decodeStrict(ids: ArrayLike<number>): string {
-    return decodeWith(
+    return decodeTokenBytes(
       ids,
       (id) => (id >= 0 && id < 256 ? SINGLE_BYTES[id] : null),
       256,
@@ -185,7 +193,7 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   tokenText(id: number): string {
-    return tokenDisplay(this, id, id >= 0 && id < 256 ? SINGLE_BYTES[id] : null);
+    return tokenDisplayText(this, id, id >= 0 && id < 256 ? SINGLE_BYTES[id] : null);
   }
 
   toJSON(): ByteTokenizerJSON {
@@ -344,7 +352,7 @@ export class CompactTokenizer implements Tokenizer {
   private bytesOf = (id: number): Uint8Array | null => (id >= 0 && id < this.eosId ? this.bytes[id] : null);
 
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    return decodeWith(
+    return decodeTokenBytes(
       ids,
       this.bytesOf,
       this.eosId,
@@ -356,11 +364,11 @@ export class CompactTokenizer implements Tokenizer {
   }
 
   decodeStrict(ids: ArrayLike<number>): string {
-    return decodeWith(ids, this.bytesOf, this.eosId, this.maskId, EOS_TEXT, MASK_PLACEHOLDER, true);
+    return decodeTokenBytes(ids, this.bytesOf, this.eosId, this.maskId, EOS_TEXT, MASK_PLACEHOLDER, true);
   }
 
   tokenText(id: number): string {
-    return tokenDisplay(this, id, this.bytesOf(id));
+    return tokenDisplayText(this, id, this.bytesOf(id));
   }
 
   toJSON(): CompactTokenizerJSON {
