@@ -251,14 +251,20 @@ test('getInfo: version, workspace, host; backend from the probe, cached; "resolv
   }
 });
 
-test('nodeBackendProbe asks a child process what auto resolves to', { timeout: 60_000 }, async () => {
-  const info = await nodeBackendProbe()();
-  assert.match(info.backend, /^(onnx|tensorflow|wasm|cpu|webgpu)$/);
-  const { loadOnnxRuntime } = await import('../src/engine/onnx/runtime.ts');
-  if ((await loadOnnxRuntime()).ort)
-    assert.equal(info.backend, 'onnx', 'with onnxruntime-node installed, auto trains on it');
-  assert.ok(info.device.length > 0);
-});
+test(
+  'nodeBackendProbe asks a child process what auto resolves to and its matmul rate',
+  { timeout: 60_000 },
+  async () => {
+    const info = await nodeBackendProbe()();
+    assert.match(info.backend, /^(onnx|tensorflow|wasm|cpu|webgpu)$/);
+    const { loadOnnxRuntime } = await import('../src/engine/onnx/runtime.ts');
+    if ((await loadOnnxRuntime()).ort)
+      assert.equal(info.backend, 'onnx', 'with onnxruntime-node installed, auto trains on it');
+    assert.ok(info.device.length > 0);
+    // the matmul rate the new-run form's time estimate divides by, measured in the same child process
+    assert.ok(typeof info.gflops === 'number' && info.gflops > 0, `gflops: ${info.gflops}`);
+  },
+);
 
 test('getMetrics pages at METRICS_PAGE; getRun counts metrics and reads rounds leniently', async () => {
   const { store, host, warnings, cleanup } = setup();

@@ -32,6 +32,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
       'write docs/results.md (tables + PNG plots of gen PPL and entropy vs N) from distill runs (`--run DIR ...`)',
     load: () => import('./report.ts'),
   },
+  import: {
+    summary: 'convert an official MDLM / SDTT checkpoint (HF mdlm-owt, an sdtt branch, a .ckpt) into a workbench one',
+    load: () => import('./import.ts'),
+  },
   export: {
     summary: "write a run's checkpoint (`--round R`) as model.safetensors + config.json + model card",
     load: () => import('./export.ts'),

@@ -19,7 +19,9 @@ import {
   type ApiResponses,
   type AppInfo,
   type ExportDtype,
+  type ExportFormat,
   type ModelInfo,
+  type ModelSummary,
   type RoundSummary,
   type RunEvent,
   type SampleCell,
@@ -33,6 +35,7 @@ import { distillEvaluation, exportCheckpointFolder } from './exporter.ts';
 import { checkRunConfigPaths, checkWritePath, userChoicePolicy, type PathPolicy } from './pathPolicy.ts';
 import type { RunManager } from './runManager.ts';
 import { toApiError, toApiEvents } from './apiEvents.ts';
+import { inspectModel } from './modelInspector.ts';
 import { nodeBackendProbe, readVersion, REPO_ROOT, type BackendInfo } from './hostInfo.ts';
 import {
   describeCheckpoint,
@@ -109,8 +112,14 @@ export class ApiHost implements SdttApi {
       deleteRun: (r) => this.doDeleteRun(r.id),
       listModels: () => this.doListModels(),
       getSamples: (r) => this.doGetSamples(r.id),
-      exportRound: (r) => this.doExportRound(r.id, r.round, r.folder, r.dtype),
+      exportRound: (r) => this.doExportRound(r.id, r.round, r.folder, r.dtype, r.format),
       sampleModel: (r) => this.doSampleModel(r),
+      inspectModel: async (r) =>
+        inspectModel(r, {
+          paths: this.paths,
+          workspace: this.workspace,
+          gflops: (await this.probedBackend())?.gflops ?? null,
+        }),
     };
   }
 
@@ -170,6 +179,9 @@ export class ApiHost implements SdttApi {
   sampleModel(req: ApiRequest<'sampleModel'>) {
     return this.call('sampleModel', req) as Promise<ApiResponses['sampleModel']>;
   }
+  inspectModel(req: ApiRequest<'inspectModel'>) {
+    return this.call('inspectModel', req) as Promise<ModelSummary>;
+  }
 
   /** RunManager events as API RunEvents; returns the unsubscribe function. */
   subscribe(listener: (e: RunEvent) => void): () => void {
@@ -180,16 +192,20 @@ export class ApiHost implements SdttApi {
 
   // ---- handlers ----------------------------------------------------------------------------------------------
 
+  /** The probe's answer, asked once; null without a probe or when it failed. */
+  private probedBackend(): Promise<BackendInfo | null> {
+    if (!this.probe) return Promise.resolve(null);
+    this.probed ??= this.probe().catch((e) => {
+      this.warn(`backend probe failed: ${(e as Error).message.split('\n')[0]}`);
+      return null;
+    });
+    return this.probed;
+  }
+
   private async doGetInfo(): Promise<AppInfo> {
     const base = { version: this.version, workspace: this.workspace, host: this.host };
-    if (this.probe) {
-      this.probed ??= this.probe().catch((e) => {
-        this.warn(`backend probe failed: ${(e as Error).message.split('\n')[0]}`);
-        return null;
-      });
-      const info = await this.probed;
-      if (info) return { ...base, backend: info.backend, device: info.device };
-    }
+    const info = await this.probedBackend();
+    if (info) return { ...base, backend: info.backend, device: info.device };
     // No probe (or it failed): the most recent run that asked for 'auto' and reported what it got.
     const last = this.manager
       .list()
@@ -329,6 +345,7 @@ export class ApiHost implements SdttApi {
     round: number,
     folderIn: string,
     dtype: ExportDtype = 'f32',
+    format: ExportFormat = 'workbench',
   ): ApiResponses['exportRound'] {
     const rec = this.requireRun(id);
     // Inside what the policy allows, never inside assets/ or a run's checkpoints folder (where a model folder would
@@ -344,6 +361,7 @@ export class ApiHost implements SdttApi {
       files: exportCheckpointFolder(rec, round, src, folder, {
         workspace: this.workspace,
         dtype,
+        format,
         evaluation: distillEvaluation(
           rec,
           round,

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { describeFsError, writeFileAtomic } from '../node/atomicFile.ts';
-import { ApiError, type EvalSummaryRow, type ExportDtype } from '../shared/api.ts';
+import { ApiError, type EvalSummaryRow, type ExportDtype, type ExportFormat } from '../shared/api.ts';
 import { evalCell } from '../shared/evalFormat.ts';
 import type { RunRecord } from '../shared/runState.ts';
 import { FORMAT_TAG, writeFileDurable, type WriteFileDurable } from '../runs/checkpoint.ts';
@@ -17,6 +17,7 @@ import {
   type SafetensorInput,
 } from '../runs/safetensors.ts';
 import { normaliseRound, readJsonObject, teacherEvalRows } from '../runs/runFiles.ts';
+import { officialCardSection, officialExport } from './officialExport.ts';
 
 /** What the run measured about the exported model, for its card: its rows (a student's after its round) and, for a
  * student, the original teacher's at the same step counts. */
@@ -59,22 +60,33 @@ export function distillEvaluation(
 }
 
 /**
- * Exports checkpoint `src` (round `round` of run `rec`; -1: the pretrained model / the teacher) into `folder` (absolute,
+ * Exports checkpoint `src` (round `round` of run `rec`; -1: the pretrained model / the teacher; `rec` null: a model
+ * folder outside any run) into `folder` (absolute,
  * checked by the caller with pathPolicy.checkWritePath: no broken link on the way), which must be new or empty:
  * files are written to a temporary sibling then renamed, never overwriting anything.
  * `opts.dtype` 'f16' stores floating tensors as F16 (a value f16 cannot hold is refused before anything is
  * written); `opts.workspace` is what config.json's `export.source` is relative to; `opts.evaluation` goes into the
- * model card; `opts.write` writes each file (tests pass a failing or damaging one). What was written is read back
+ * model card; `opts.format` 'official' writes the official MDLM layout (officialExport.ts; float32 only);
+ * `opts.write` writes each file (tests pass a failing or damaging one). What was written is read back
  * and checked before the folder gets its name. Throws ApiError (conflict | internal). Returns the file names.
  */
 export function exportCheckpointFolder(
-  rec: RunRecord,
+  rec: RunRecord | null,
   round: number,
   src: { dir: string; step: number },
   folder: string,
-  opts: { workspace: string; dtype?: ExportDtype; evaluation?: ExportEvaluation; write?: WriteFileDurable },
+  opts: {
+    workspace: string;
+    dtype?: ExportDtype;
+    format?: ExportFormat;
+    evaluation?: ExportEvaluation;
+    write?: WriteFileDurable;
+  },
 ): string[] {
   const dtype = opts.dtype ?? 'f32';
+  const official = opts.format === 'official';
+  if (official && dtype === 'f16')
+    throw new ApiError('the official layout is float32 (as mdlm-owt); export it with dtype f32', 'conflict');
   if (existsSync(folder)) {
     if (!statSync(folder).isDirectory())
       throw new ApiError(`${folder} exists and is not a folder; choose a new folder`, 'conflict');
@@ -96,12 +108,12 @@ export function exportCheckpointFolder(
   }
   const { weights, params, layout } = loaded;
   const stored = dtype === 'f16' ? 'F16' : 'F32';
-  const tensors = new Map<string, SafetensorInput>(
+  let tensors = new Map<string, SafetensorInput>(
     layout.map((e) => [e.name, { dtype: stored, shape: e.shape, data: params.subarray(e.offset, e.offset + e.size) }]),
   );
   const provenance = {
-    run: rec.id,
-    kind: rec.kind,
+    run: rec?.id ?? null,
+    kind: rec?.kind ?? null,
     round,
     step: src.step,
     weights,
@@ -110,9 +122,15 @@ export function exportCheckpointFolder(
     exportedAt: new Date().toISOString(),
     exporter: FORMAT_TAG,
   };
-  const config = readJsonObject(join(src.dir, 'config.json'));
-  config.export = provenance;
-  relativeProvenancePaths(config, opts.workspace);
+  const ckConfig = readJsonObject(join(src.dir, 'config.json'));
+  ckConfig.export = provenance;
+  relativeProvenancePaths(ckConfig, opts.workspace);
+  let config = ckConfig;
+  if (official) {
+    const o = officialExport(loaded.config, params, loaded.tokenizer, config, provenance);
+    tensors = o.tensors;
+    config = o.config;
+  }
   let model: Buffer;
   try {
     model = encodeSafetensors(tensors, {
@@ -120,7 +138,7 @@ export function exportCheckpointFolder(
       sdtt_format: FORMAT_TAG,
       kind: 'model',
       weights,
-      run: rec.id,
+      ...(rec ? { run: rec.id } : {}),
       round: String(round),
       step: String(src.step),
     });
@@ -135,7 +153,8 @@ export function exportCheckpointFolder(
     ['config.json', JSON.stringify(config, null, 2) + '\n'],
     [
       'README.md',
-      modelCard(rec, round, src, weights, params.length, config, dtype) +
+      modelCard(rec, round, src, weights, params.length, ckConfig, dtype, official) +
+        (official ? officialCardSection(loaded.tokenizer) : '') +
         evaluationSection(opts.evaluation, runMeasured(round, dtype)),
     ],
   ];
@@ -147,7 +166,7 @@ export function exportCheckpointFolder(
   try {
     mkdirSync(tmp);
     for (const [name, data] of files) (opts.write ?? writeFileDurable)(join(tmp, name), data);
-    checkWrittenExport(tmp, weights, params, dtype);
+    checkWrittenExport(tmp, official ? null : weights, params, dtype);
     // An empty folder the user picked is replaced; a non-empty one makes rename fail (ENOTEMPTY): never overwritten.
     if (existsSync(folder)) rmdirSync(folder);
     renameSync(tmp, folder);
@@ -180,7 +199,12 @@ function makeParents(dir: string): string | undefined {
  * exported weights (float16: the float32 weights rounded to half precision), so a bad export is never reported as
  * a success.
  */
-function checkWrittenExport(dir: string, weights: 'ema' | 'raw', params: Float32Array, dtype: ExportDtype): void {
+function checkWrittenExport(
+  dir: string,
+  weights: 'ema' | 'raw' | null,
+  params: Float32Array,
+  dtype: ExportDtype,
+): void {
   let back: ModelWeights;
   try {
     back = readModelWeights(dir);
@@ -190,7 +214,8 @@ function checkWrittenExport(dir: string, weights: 'ema' | 'raw', params: Float32
       'internal',
     );
   }
-  if (back.weights !== weights)
+  // The official layout has no place for the label (null): its weights are checked value by value below.
+  if (weights !== null && back.weights !== weights)
     throw new ApiError(
       `the written export loads as ${back.weights} weights instead of ${weights}; nothing was exported`,
       'internal',
@@ -230,33 +255,37 @@ function sourceLabel(dir: string, workspace: string): string {
 }
 
 function modelCard(
-  rec: RunRecord,
+  rec: RunRecord | null,
   round: number,
   src: { dir: string; step: number },
   weights: string,
   params: number,
   config: Record<string, unknown>,
   dtype: ExportDtype,
+  official: boolean,
 ): string {
   const sdtt = (config.sdtt ?? {}) as { teacherSteps?: unknown; studentSteps?: unknown; divergence?: unknown };
   const steps =
     typeof sdtt.teacherSteps === 'number' && typeof sdtt.studentSteps === 'number'
       ? ` (round index ${round}, counted from 0: distilled from a ${sdtt.teacherSteps}-step teacher to sample in ${sdtt.studentSteps} steps${typeof sdtt.divergence === 'string' ? `, divergence ${sdtt.divergence}` : ''})`
       : '';
-  const what =
-    round === -1
+  const what = !rec
+    ? `the model of \`${basename(src.dir)}\``
+    : round === -1
       ? rec.kind === 'distill'
         ? 'the teacher of this distillation run'
         : `the ${rec.kind} model`
       : `the student after SDTT round ${round}${steps}`;
+  const origin = rec
+    ? `- run: \`${rec.id}\` (${rec.kind}, status ${rec.status}${rec.backend ? `, trained on ${rec.backend}` : ''})\n- checkpoint step: ${src.step}`
+    : `- source: \`${basename(src.dir)}\` (not a run's checkpoint)`;
   const keys = ['arch', 'vocabSize', 'dModel', 'nLayers', 'nHeads', 'mlpRatio', 'seqLen', 'maskId', 'eosId'];
   const rows = keys.filter((k) => k in config).map((k) => `| ${k} | ${JSON.stringify(config[k])} |`);
-  return `# ${rec.id}${round >= 0 ? ` — round ${round}` : ''}
+  return `# ${rec ? rec.id : basename(src.dir)}${round >= 0 ? ` — round ${round}` : ''}
 
 Exported by SDTT Workbench (${FORMAT_TAG}) on ${new Date().toISOString()}: ${what}.
 
-- run: \`${rec.id}\` (${rec.kind}, status ${rec.status}${rec.backend ? `, trained on ${rec.backend}` : ''})
-- checkpoint step: ${src.step}
+${origin}
 - weights: ${weights === 'ema' ? 'EMA (exponential moving average) of the parameters' : 'raw parameters (the checkpoint has no EMA)'}
 - parameters: ${params.toLocaleString('en-US')}
 
@@ -267,12 +296,16 @@ Exported by SDTT Workbench (${FORMAT_TAG}) on ${new Date().toISOString()}: ${wha
 ${rows.join('\n')}
 
 The model is a ${config.arch === 'ar' ? 'causal (autoregressive)' : 'masked diffusion (MDLM, DiT-style denoiser)'} transformer.
-Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), ${
-    dtype === 'f16'
-      ? 'float16 (rounded to nearest-even from the float32 weights; `.float()` them to compute in float32)'
-      : 'float32'
-  }.
-\`config.json\` holds the hyper-parameters, the tokenizer mapping and the provenance (\`export\`, \`sdtt\`).
+${
+  official
+    ? 'Tensors are in the official MDLM layout (below), float32; config.json is an HF MDLM config with the provenance under `sdtt_export`.'
+    : `Tensor names follow MDLM's DiT layout; matrices are stored as [out, in] (PyTorch convention), ${
+        dtype === 'f16'
+          ? 'float16 (rounded to nearest-even from the float32 weights; `.float()` them to compute in float32)'
+          : 'float32'
+      }.
+\`config.json\` holds the hyper-parameters, the tokenizer mapping and the provenance (\`export\`, \`sdtt\`).`
+}
 
 ## Loading
 

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export interface BackendInfo {
   backend: string;
   device: string;
+  /** Measured matmul throughput of that backend, GFLOP/s (absent when the probe could not measure it). */
+  gflops?: number;
 }
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -24,9 +26,9 @@ export function readVersion(): string {
 }
 
 /**
- * Asks a short-lived Node process (`sdtt backend`, cli/backend.ts) what backend 'auto' trains on, so the host process
- * never loads tfjs or onnxruntime. Works from Electron too (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when
- * the child fails.
+ * Asks a short-lived Node process (`sdtt backend`, cli/backend.ts) what backend 'auto' trains on and how fast it
+ * multiplies matrices, so the host process never loads tfjs or onnxruntime. Works from Electron too
+ * (ELECTRON_RUN_AS_NODE). Rejects after `timeoutMs` or when the child fails.
  */
 export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promise<BackendInfo> {
   return () =>
@@ -51,10 +53,15 @@ export function nodeBackendProbe(opts: { timeoutMs?: number } = {}): () => Promi
               ),
             );
           try {
-            const info = JSON.parse(line) as BackendInfo;
+            const info = JSON.parse(line) as BackendInfo & { gflops?: unknown };
             if (typeof info.backend !== 'string' || typeof info.device !== 'string')
               throw new Error('malformed answer');
-            resolvePromise(info);
+            const { gflops } = info;
+            resolvePromise({
+              backend: info.backend,
+              device: info.device,
+              ...(typeof gflops === 'number' && Number.isFinite(gflops) && gflops > 0 ? { gflops } : {}),
+            });
           } catch (e) {
             reject(e as Error);
           }

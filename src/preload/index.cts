@@ -19,6 +19,7 @@ const METHODS = [
   'getSamples',
   'exportRound',
   'sampleModel',
+  'inspectModel',
 ] as const satisfies readonly ApiMethod[];
 type Missing = Exclude<ApiMethod, (typeof METHODS)[number]>;
 const exhaustive: [Missing] extends [never] ? true : Missing = true;

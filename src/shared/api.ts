@@ -18,6 +18,9 @@ const FolderPath = z
 /** Element type of exported weights: f16 halves the file (round-to-nearest-even; the loaders widen it back). */
 export const ExportDtype = z.enum(['f32', 'f16']);
 export type ExportDtype = z.infer<typeof ExportDtype>;
+/** Layout of an export: the workbench's own, or the official MDLM one (HF mdlm-owt names and config, float32). */
+export const ExportFormat = z.enum(['workbench', 'official']);
+export type ExportFormat = z.infer<typeof ExportFormat>;
 
 /** Request schemas, one per method; the method names double as the IPC channel allow-list. */
 export const ApiRequests = {
@@ -36,7 +39,13 @@ export const ApiRequests = {
   listModels: z.object({}).strict(),
   getSamples: z.object({ id: RunId }).strict(),
   exportRound: z
-    .object({ id: RunId, round: z.number().int().min(-1).max(64), folder: FolderPath, dtype: ExportDtype.optional() })
+    .object({
+      id: RunId,
+      round: z.number().int().min(-1).max(64),
+      folder: FolderPath,
+      dtype: ExportDtype.optional(),
+      format: ExportFormat.optional(),
+    })
     .strict(),
   /** Fresh samples from a run's model (round −1: a pretraining run's latest checkpoint, or a distillation's teacher). */
   sampleModel: z
@@ -54,6 +63,11 @@ export const ApiRequests = {
       topP: TopP.optional(),
     })
     .strict(),
+  /**
+   * What a model folder (or run folder, or official checkpoint) is, from its config.json and at most a safetensors
+   * header, with the cost of one distillation step at `batchSize` (DistillConfig's bounds); never reads the weights.
+   */
+  inspectModel: z.object({ path: FolderPath, batchSize: z.number().int().min(1).max(4096) }).strict(),
 } as const;
 
 export type ApiMethod = keyof typeof ApiRequests;
@@ -76,6 +90,43 @@ export interface ModelInfo {
   arch: 'mdlm' | 'ar';
   params: number;
   source: 'shipped' | 'run';
+}
+
+/** How a model folder is laid out: ours, or one of the official MDLM / SDTT layouts (engine/io/officialCheckpoint.ts). */
+export type ModelLayout = 'workbench' | 'hf-mdlm' | 'sdtt-branch' | 'torch-file';
+
+/** The cost of one distillation step with a model as the teacher (and its copy as the student); an estimate. */
+export interface DistillStepEstimate {
+  batchSize: number;
+  /** Floating-point operations of the step: the student's forward and backward, the teacher's two forwards. */
+  flops: number;
+  /** Host memory at the step's peak, in bytes, and what it is made of. */
+  peakBytes: number;
+  memory: { weights: number; activations: number; targets: number };
+  /** This machine's measured matmul rate (`sdtt backend`), GFLOP/s; null when it was not measured. */
+  gflops: number | null;
+  /** `flops` at that rate (a lower bound: a real step is slower); null without a rate. */
+  secondsPerStep: number | null;
+}
+
+export interface ModelSummary {
+  /** The path as checked (absolute) and the folder or file actually read (a run folder's latest checkpoint). */
+  path: string;
+  checkpoint: string;
+  layout: ModelLayout;
+  arch: 'mdlm' | 'ar';
+  /** Parameters as the workbench trains them (an official model's adaLN and sigma_map fold away on import). */
+  params: number;
+  vocabSize: number;
+  seqLen: number;
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  /** Tokenizer kind ('byte', 'compact-gpt2', 'gpt2'), or null when none is recorded and none fits by size. */
+  tokenizer: string | null;
+  /** Why the model cannot be a distillation teacher as it is (empty when nothing stands in the way). */
+  problems: string[];
+  estimate: DistillStepEstimate;
 }
 
 export interface MetricPoint {
@@ -163,6 +214,7 @@ export interface ApiResponses {
   getSamples: SampleCell[];
   exportRound: { folder: string; files: string[] };
   sampleModel: SampleResult;
+  inspectModel: ModelSummary;
 }
 
 /** What the renderer sees as `window.sdtt` (and what the WebSocket client implements). */

@@ -11,12 +11,13 @@
 // builds it for the e2e suite); without them the test is SKIPPED with the reason, never passed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/main/browserHost.ts';
 import { loadCheckpoint } from '../../src/runs/checkpointLoad.ts';
 import { paramLayout } from '../../src/engine/model/paramLayout.ts';
+import { importedModel } from '../../src/engine/io/officialImport.ts';
 import type { SampleCell } from '../../src/shared/api.ts';
 import { ALICE, trainTinyRun } from '../helpers/fixtures.ts';
 import { CHROMIUM, CHROMIUM_ARGS, ROOT, until } from './helpers.ts';
@@ -363,6 +364,25 @@ test(
         paramLayout(ck.config).reduce((n, e) => n + e.size, 0),
       );
       assert.ok(ck.params.length > 0 && ck.params.every(Number.isFinite), 'exported weights are finite');
+      // the same round in the official MDLM layout: float32 only, an HF config, and the importer reads it back
+      const officialDir = join(tmp, 'exported', 'round1-official');
+      await page.getByTestId('export-format').selectOption('official');
+      assert.ok(await page.getByTestId('export-dtype').isDisabled(), 'the official layout is float32 only');
+      assert.equal(await page.getByTestId('export-dtype').inputValue(), 'f32');
+      await page.getByTestId('export-format-help').waitFor();
+      await page.getByTestId('export-folder').fill(officialDir);
+      await page.getByTestId('export-submit').click();
+      await page.waitForFunction(
+        (d) => document.querySelector('[data-testid="export-result"] .mono')?.textContent === d,
+        officialDir,
+      );
+      assert.equal(JSON.parse(readFileSync(join(officialDir, 'config.json'), 'utf8')).model_type, 'mdlm');
+      const reimported = importedModel(officialDir);
+      assert.deepEqual(reimported.config, ck.config);
+      assert.ok(
+        reimported.params.every((v, i) => v === ck.params[i]),
+        'the official layout holds the same weights',
+      );
       lap('export');
 
       // ---- "try it" offers the teacher and every finished round's student -------------------------------------------

@@ -17,7 +17,13 @@ import { AdamW, Ema, allFinite, clipGradients, lrAt, nonFiniteStepReason } from 
 import { checkpointDir, pruneCheckpoints, saveCheckpoint } from '../../runs/checkpoint.ts';
 import { antitheticTimes, forwardMask } from '../model/mdlm.ts';
 import { createModelRuntime, type Inference } from '../io/openModel.ts';
-import { checkDistillData, openDistillData, openDistillTeacher, resolveDistillData } from './distillPreflight.ts';
+import {
+  checkDistillData,
+  openDistillData,
+  openDistillTeacher,
+  resolveDistillData,
+  withImportedTeacher,
+} from './distillPreflight.ts';
 import { roundAt, roundSchedule, scheduleSteps, type RoundInfo } from './rounds.ts';
 import { teacherTargets } from './targets.ts';
 import { wordVocabulary } from '../eval/metrics.ts';
@@ -45,7 +51,12 @@ export function paramsChecksum(p: Float32Array): string {
 
 export { resolveDistillData };
 
-export async function runDistill(cfg: DistillConfig, runDir: string, hooks: DistillHooks = {}): Promise<DistillResult> {
+export async function runDistill(
+  cfgIn: DistillConfig,
+  runDir: string,
+  hooks: DistillHooks = {},
+): Promise<DistillResult> {
+  const cfg = withImportedTeacher(cfgIn, runDir);
   // ---- teacher, tokenizer, data -------------------------------------------------------------------------------
   // The same checks preflightDistill made before the run folder was created (distillPreflight.ts).
   const { dir: teacherDir, ck: tck, tokenizer } = openDistillTeacher(cfg.teacher);

@@ -5,12 +5,13 @@
 // refused distillation leaves no failed run behind. Pure Node (checkpoint files, tokenizer JSON and shard manifests;
 // no tfjs, no onnxruntime): the app's main process calls it.
 import { closeSync, existsSync, openSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describeFsError } from '../../node/atomicFile.ts';
 import type { ModelConfig } from '../../shared/config.ts';
 import type { DistillConfig } from '../../shared/distillConfig.ts';
 import { loadCheckpoint, type LoadedCheckpoint } from '../../runs/checkpointLoad.ts';
 import { readModelWeights } from '../io/modelCheckpoint.ts';
+import { importOfficialCheckpoint, importedModel, officialFormatOf } from '../io/officialImport.ts';
 import { resolveCheckpointDir } from '../../runs/checkpoint.ts';
 import { paramLayout } from '../model/paramLayout.ts';
 import { openTokenSource, type TokenSource } from '../data/shards.ts';
@@ -26,14 +27,29 @@ export interface DistillTeacher {
   tokenizer: Tokenizer;
 }
 
-/** The teacher checkpoint (a checkpoint folder, or a run folder's latest one), refused unless it is an MDLM. */
+/**
+ * The teacher checkpoint (a checkpoint folder, or a run folder's latest one; an official MDLM / SDTT checkpoint is
+ * imported in memory), refused unless it is an MDLM.
+ */
 export function openDistillTeacher(teacher: string): DistillTeacher {
   let dir: string;
   let ck: LoadedCheckpoint;
   let tokenizer: Tokenizer;
   try {
-    dir = resolveCheckpointDir(teacher);
-    ck = loadCheckpoint(dir, { layoutFor: paramLayout });
+    if (officialFormatOf(teacher)) {
+      const m = importedModel(teacher);
+      dir = resolve(teacher);
+      ck = {
+        config: m.config,
+        layout: paramLayout(m.config),
+        params: m.params,
+        extraConfig: m.extra,
+        modelMetadata: {},
+      };
+    } else {
+      dir = resolveCheckpointDir(teacher);
+      ck = loadCheckpoint(dir, { layoutFor: paramLayout });
+    }
     tokenizer = checkpointTokenizer(ck.extraConfig);
   } catch (e) {
     throw new Error(`distill: teacher: ${(e as Error).message}`);
@@ -140,4 +156,15 @@ export function preflightDistill(cfg: Pick<DistillConfig, 'teacher' | 'data' | '
   const teacher = openDistillTeacher(cfg.teacher);
   checkDistillData(resolveDistillData(cfg, teacher.dir, teacher.ck.extraConfig), teacher.tokenizer);
   if (cfg.judge) checkDistillJudge(cfg.judge, teacher.tokenizer, teacher.ck.config.seqLen);
+}
+
+/**
+ * An official teacher is imported into the run's own folder (`<run>/teacher`) once, so the run, its resume and its
+ * exports read a workbench checkpoint that stays put even if the official folder moves. Returns the config to run.
+ */
+export function withImportedTeacher(cfg: DistillConfig, runDir: string): DistillConfig {
+  if (!officialFormatOf(cfg.teacher)) return cfg;
+  const dir = join(runDir, 'teacher');
+  if (!existsSync(join(dir, 'config.json'))) importOfficialCheckpoint(cfg.teacher, dir);
+  return { ...cfg, teacher: dir };
 }

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { ExportDtype } from '../../shared/api.ts';
+import type { ExportDtype, ExportFormat } from '../../shared/api.ts';
 import { api, useApp } from '../store/appStore.ts';
 import { RunModelSelect, useRunModelChoices } from './RunModelSelect.tsx';
 
@@ -9,6 +9,9 @@ export function ExportPanel({ id }: { id: string }) {
   const { choices, pretrained } = useRunModelChoices(id, false);
   const [picked, setPicked] = useState<string>('');
   const [dtype, setDtype] = useState<ExportDtype>('f32');
+  const [format, setFormat] = useState<ExportFormat>('workbench');
+  // The official layout is float32 only (as mdlm-owt): choosing it takes float16 off the table.
+  const weights: ExportDtype = format === 'official' ? 'f32' : dtype;
   const [folder, setFolder] = useState('');
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<{ folder: string; files: string[] } | null>(null);
@@ -24,7 +27,7 @@ export function ExportPanel({ id }: { id: string }) {
   const step = useApp((s) => s.runs[id]?.step ?? 0);
   const what = round === '' ? '' : pretrained ? `-step${step}` : `-round${round}`;
   const defaultFolder = workspace
-    ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${what}${dtype === 'f16' ? '-f16' : ''}`
+    ? `${workspace.replace(/[\\/]+$/, '')}/runs/${id}/export${what}${format === 'official' ? '-official' : ''}${weights === 'f16' ? '-f16' : ''}`
     : '';
 
   async function submit() {
@@ -32,7 +35,15 @@ export function ExportPanel({ id }: { id: string }) {
     setError(undefined);
     setResult(null);
     try {
-      setResult(await api().exportRound({ id, round: Number(round), folder: folder.trim() || defaultFolder, dtype }));
+      setResult(
+        await api().exportRound({
+          id,
+          round: Number(round),
+          folder: folder.trim() || defaultFolder,
+          dtype: weights,
+          format,
+        }),
+      );
     } catch (e) {
       setError((e as Error).message);
     } finally {
@@ -59,8 +70,25 @@ export function ExportPanel({ id }: { id: string }) {
           onChange={setPicked}
         />
         <label>
+          layout
+          <select
+            data-testid="export-format"
+            value={format}
+            onChange={(e) => setFormat(e.target.value as ExportFormat)}
+          >
+            <option value="workbench">workbench</option>
+            <option value="official">official MDLM (HF mdlm-owt names)</option>
+          </select>
+        </label>
+        <label>
           weights
-          <select data-testid="export-dtype" value={dtype} onChange={(e) => setDtype(e.target.value as ExportDtype)}>
+          <select
+            data-testid="export-dtype"
+            value={weights}
+            disabled={format === 'official'}
+            title={format === 'official' ? 'the official MDLM layout is float32 only' : undefined}
+            onChange={(e) => setDtype(e.target.value as ExportDtype)}
+          >
             <option value="f32">float32</option>
             <option value="f16">float16 (half the size)</option>
           </select>
@@ -84,6 +112,12 @@ export function ExportPanel({ id }: { id: string }) {
           {busy ? 'Exporting…' : 'Export'}
         </button>
       </div>
+      {format === 'official' && (
+        <div className="field-help" data-testid="export-format-help">
+          Official MDLM layout: float32 only; an HF config.json and tensor names that the official MDLM / SDTT code
+          loads (the workbench imports it back).
+        </div>
+      )}
       {error && (
         <div className="error-line" data-testid="export-error" role="alert">
           {error}

@@ -14,8 +14,19 @@ import { DEFAULT_EVAL_STEPS } from '../../shared/distillConfig.ts';
 import { fmtParams } from '../lib/format.ts';
 import { api, refreshRuns, useApp } from '../store/appStore.ts';
 import { RunId } from '../../shared/messages.ts';
+import { TeacherSummary, useSettled } from './TeacherSummary.tsx';
 
 const CUSTOM = '__custom__';
+/** How long a typed path or batch size must stay unchanged before the form asks the host about it. */
+const SETTLE_MS = 600;
+
+/** The batch size the estimate is for: the field's number, the schema default when empty, null when invalid. */
+function estimateBatch(text: string): number | null {
+  const t = text.trim();
+  if (t === '') return 32;
+  const n = Number(t);
+  return Number.isInteger(n) && n >= 1 && n <= 4096 ? n : null;
+}
 
 export function NewRunForm() {
   const models = useApp((s) => s.models);
@@ -40,6 +51,12 @@ export function NewRunForm() {
   const [runId, setRunId] = useState('');
   const [busy, setBusy] = useState(false);
   const [submitError, setSubmitError] = useState<string>();
+  // A typed path is inspected once it settles, or at once when the field loses focus.
+  const typed = values.teacher.trim();
+  const settledTyped = useSettled(typed, SETTLE_MS);
+  const [blurredPath, setBlurredPath] = useState<string | null>(null);
+  const inspectPath = teacherChoice === CUSTOM ? (blurredPath === typed ? typed : settledTyped) : teacherChoice;
+  const inspectBatch = estimateBatch(useSettled(values.batchSize, SETTLE_MS));
 
   // Models arrive after the form mounts: default to the first (shipped) teacher unless the user chose already.
   useEffect(() => {
@@ -136,15 +153,16 @@ export function NewRunForm() {
                   {m.label} · {fmtParams(m.params)} params · {m.source === 'shipped' ? 'shipped' : 'from a run'}
                 </option>
               ))}
-              <option value={CUSTOM}>Checkpoint path…</option>
+              <option value={CUSTOM}>Path: a checkpoint, run or official MDLM / SDTT folder…</option>
             </select>
             {teacherChoice === CUSTOM && (
               <input
                 className="grow"
                 data-testid="field-teacher-path"
-                placeholder="/path/to/checkpoint (folder with model.safetensors + config.json)"
+                placeholder="/path/to/model: a workbench checkpoint or run folder, an HF MDLM or SDTT folder, a .ckpt"
                 value={values.teacher}
                 onChange={set('teacher')}
+                onBlur={() => setBlurredPath(values.teacher.trim())}
                 aria-label="teacher checkpoint path"
                 aria-invalid={err('teacher') ? true : undefined}
               />
@@ -158,9 +176,10 @@ export function NewRunForm() {
             <div className="field-help">
               {modelsError
                 ? `could not list models: ${modelsError}`
-                : 'An MDLM checkpoint; the student starts as a copy of it.'}
+                : 'An MDLM: a workbench checkpoint or run folder, or an official MDLM / SDTT checkpoint (imported into the run); the student starts as a copy of it.'}
             </div>
           )}
+          <TeacherSummary path={inspectPath} batchSize={inspectBatch} />
         </div>
 
         {field(
