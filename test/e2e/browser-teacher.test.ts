@@ -7,11 +7,11 @@
 // Needs /usr/bin/chromium (or SDTT_CHROMIUM_PATH), playwright-core and the built renderer; SKIPPED otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/main/browserHost.ts';
-import { CHROMIUM, CHROMIUM_ARGS, ROOT } from './helpers.ts';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, playwrightOrSkip } from './helpers.ts';
 
 const SHOTS = join(ROOT, 'test-output', 'e2e');
 
@@ -19,15 +19,8 @@ test(
   'browser mode: the teacher field summarises a shipped model and a typed official HF folder',
   { timeout: 180_000 },
   async (t) => {
-    if (!existsSync(CHROMIUM)) return t.skip(`no Chromium at ${CHROMIUM} (set SDTT_CHROMIUM_PATH)`);
-    if (!existsSync(join(ROOT, 'out', 'renderer', 'index.html')))
-      return t.skip('the renderer is not built: node scripts/run-tests.mjs e2e builds it (or npm run build:renderer)');
-    let pw: typeof import('playwright-core');
-    try {
-      pw = await import('playwright-core');
-    } catch (e) {
-      return t.skip(`playwright-core is not installed (${(e as Error).message.split('\n')[0]})`);
-    }
+    const pw = await playwrightOrSkip(t);
+    if (!pw) return;
     const tmp = mkdtempSync(join(tmpdir(), 'sdtt-e2e-teacher-'));
     const ws = join(tmp, 'workspace');
     mkdirSync(SHOTS, { recursive: true });

@@ -20,7 +20,7 @@ import { paramLayout } from '../../src/engine/model/paramLayout.ts';
 import { importedModel } from '../../src/engine/io/officialImport.ts';
 import type { SampleCell } from '../../src/shared/api.ts';
 import { ALICE, trainTinyRun } from '../helpers/fixtures.ts';
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, until } from './helpers.ts';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, until, playwrightOrSkip } from './helpers.ts';
 
 const SHOTS = join(ROOT, 'test-output', 'e2e');
 // The README's pictures are refreshed only on request (SDTT_UPDATE_SCREENSHOTS=1), so a test run leaves git clean.
@@ -32,15 +32,8 @@ test(
   'browser mode: distil a tiny teacher from the form and follow it through every view (real engine)',
   { timeout: 420_000 },
   async (t) => {
-    if (!existsSync(CHROMIUM)) return t.skip(`no Chromium at ${CHROMIUM} (set SDTT_CHROMIUM_PATH)`);
-    if (!existsSync(join(ROOT, 'out', 'renderer', 'index.html')))
-      return t.skip('the renderer is not built: node scripts/run-tests.mjs e2e builds it (or npm run build:renderer)');
-    let pw: typeof import('playwright-core');
-    try {
-      pw = await import('playwright-core');
-    } catch (e) {
-      return t.skip(`playwright-core is not installed (${(e as Error).message.split('\n')[0]})`);
-    }
+    const pw = await playwrightOrSkip(t);
+    if (!pw) return;
     const t0 = Date.now();
     const lap = (what: string) => t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what}`);
     const tmp = mkdtempSync(join(tmpdir(), 'sdtt-e2e-browser-'));
