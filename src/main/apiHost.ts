@@ -36,6 +36,7 @@ import { checkRunConfigPaths, checkWritePath, userChoicePolicy, type PathPolicy 
 import type { RunManager } from './runManager.ts';
 import { toApiError, toApiEvents } from './apiEvents.ts';
 import { inspectModel } from './modelInspector.ts';
+import { browseFolder } from './folderBrowser.ts';
 import { nodeBackendProbe, readVersion, REPO_ROOT, type BackendInfo } from './hostInfo.ts';
 import {
   describeCheckpoint,
@@ -120,6 +121,7 @@ export class ApiHost implements SdttApi {
           workspace: this.workspace,
           gflops: (await this.probedBackend())?.gflops ?? null,
         }),
+      browseFolder: (r) => browseFolder(r, { paths: this.paths, workspace: this.workspace, modelsDir: this.modelsDir }),
     };
   }
 
@@ -181,6 +183,9 @@ export class ApiHost implements SdttApi {
   }
   inspectModel(req: ApiRequest<'inspectModel'>) {
     return this.call('inspectModel', req) as Promise<ModelSummary>;
+  }
+  browseFolder(req: ApiRequest<'browseFolder'>) {
+    return this.call('browseFolder', req) as Promise<ApiResponses['browseFolder']>;
   }
 
   /** RunManager events as API RunEvents; returns the unsubscribe function. */

@@ -135,6 +135,21 @@ export function checkReadPath(policy: PathPolicy, path: string, opts: { base: st
 }
 
 /**
+ * True when the absolute `abs` really is one of a confining policy's own folders (allowed or read-only): the top a
+ * folder browser may climb to. Always false under a user-choice policy, which has no such folders.
+ */
+export function isPolicyRoot(policy: PathPolicy, abs: string): boolean {
+  if (policy.allowed === null) return false;
+  let real: string;
+  try {
+    real = realPathOf(abs);
+  } catch {
+    return false;
+  }
+  return realRoots([...policy.allowed, ...policy.readOnly]).some((r) => r.real === real);
+}
+
+/**
  * Checks a folder a request names for WRITING (an export). Relative paths resolve against `base`. Refused: a path
  * outside `allowed` (when set), inside a read-only folder, or inside <runsRoot>/<id>/checkpoints; each on the real
  * path. Returns the absolute path (not the realpath) to write.

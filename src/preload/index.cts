@@ -20,6 +20,7 @@ const METHODS = [
   'exportRound',
   'sampleModel',
   'inspectModel',
+  'browseFolder',
 ] as const satisfies readonly ApiMethod[];
 type Missing = Exclude<ApiMethod, (typeof METHODS)[number]>;
 const exhaustive: [Missing] extends [never] ? true : Missing = true;

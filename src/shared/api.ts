@@ -68,6 +68,11 @@ export const ApiRequests = {
    * header, with the cost of one distillation step at `batchSize` (DistillConfig's bounds); never reads the weights.
    */
   inspectModel: z.object({ path: FolderPath, batchSize: z.number().int().min(1).max(4096) }).strict(),
+  /**
+   * One folder's subfolders, models and PyTorch files, for the new-run form's "Browse…" (a native dialog cannot hand
+   * a path to a browser tab); no path = the workspace. Read policy as inspectModel; never reads weights.
+   */
+  browseFolder: z.object({ path: FolderPath.optional() }).strict(),
 } as const;
 
 export type ApiMethod = keyof typeof ApiRequests;
@@ -127,6 +132,30 @@ export interface ModelSummary {
   /** Why the model cannot be a distillation teacher as it is (empty when nothing stands in the way). */
   problems: string[];
   estimate: DistillStepEstimate;
+}
+
+/** A browseFolder entry: a workbench model (checkpoint or run folder), an official MDLM / SDTT checkpoint (a folder
+ * or a .ckpt / .pt / .pth / .bin file), or a folder to open. */
+export type FolderEntryKind = 'model' | 'official' | 'folder';
+
+export interface FolderEntry {
+  name: string;
+  /** Absolute, under the listed folder's path as named (not its real path), ready for inspectModel or createRun. */
+  path: string;
+  kind: FolderEntryKind;
+}
+
+export interface FolderListing {
+  /** The folder listed, absolute. */
+  path: string;
+  /** Its parent, or null at the top of what this host may read (a policy folder, the filesystem root). */
+  parent: string | null;
+  /** Where browsing can start: the workspace, the --allow folders, the shipped models (those this host may read). */
+  roots: { label: string; path: string }[];
+  /** Models (workbench and official) first, then folders, each by name; hidden entries and plain files left out. */
+  entries: FolderEntry[];
+  /** The folder holds more than the entries returned (at most 500, the first by name). */
+  truncated: boolean;
 }
 
 export interface MetricPoint {
@@ -215,6 +244,7 @@ export interface ApiResponses {
   exportRound: { folder: string; files: string[] };
   sampleModel: SampleResult;
   inspectModel: ModelSummary;
+  browseFolder: FolderListing;
 }
 
 /** What the renderer sees as `window.sdtt` (and what the WebSocket client implements). */

@@ -2,7 +2,9 @@
 // and its measured matmul rate) over a workspace holding the official HF fixture, driven by the system Chromium. The
 // shipped teacher is summarised as soon as the form opens; the user then picks the custom path, types the official
 // folder and sees its layout, vocabulary, length, size and the step estimate, with the one request the settled path
-// deserves (not one per keystroke); a missing path and one outside the served folders are named inline. No training.
+// deserves (not one per keystroke); a missing path and one outside the served folders are named inline. Last, the same
+// model is found with Browse… (the host's folder listing: workspace, then its models folder) and picked from the
+// keyboard, which fills the path and brings its summary back. No training.
 //
 // Needs /usr/bin/chromium (or SDTT_CHROMIUM_PATH), playwright-core and the built renderer; SKIPPED otherwise.
 import { test } from 'node:test';
@@ -16,7 +18,7 @@ import { CHROMIUM, CHROMIUM_ARGS, ROOT, playwrightOrSkip } from './helpers.ts';
 const SHOTS = join(ROOT, 'test-output', 'e2e');
 
 test(
-  'browser mode: the teacher field summarises a shipped model and a typed official HF folder',
+  'browser mode: the teacher field summarises a shipped model and an official HF folder, typed or browsed to',
   { timeout: 180_000 },
   async (t) => {
     const pw = await playwrightOrSkip(t);
@@ -120,6 +122,47 @@ test(
         ),
       );
       assert.equal(await error.getAttribute('role'), 'alert');
+
+      // Browse… instead of typing: the workspace first (its top: no way up), then the folder holding the official
+      // model, which is picked from the keyboard; the panel closes, the field holds the path, the summary follows.
+      await page.getByTestId('teacher-browse').click();
+      const panel = page.getByTestId('folder-browser');
+      await page.waitForFunction((p) => document.querySelector('[data-testid="folder-path"]')?.textContent === p, ws);
+      assert.equal(await page.getByTestId('folder-up').isDisabled(), true);
+      assert.deepEqual(await page.getByTestId('folder-root').allTextContents(), ['workspace', 'shipped models']);
+      await page.locator('[data-testid="folder-entry"][data-name="models"]').click();
+      await page.waitForFunction(
+        (p) => document.querySelector('[data-testid="folder-path"]')?.textContent === p,
+        join(ws, 'models'),
+      );
+      const pick = page.locator('[data-testid="folder-entry"][data-name="official-hf"]');
+      assert.equal(await pick.getAttribute('data-kind'), 'official');
+      assert.equal(await page.getByTestId('folder-up').isDisabled(), false);
+      await page.screenshot({ path: join(SHOTS, 'teacher-browse.png') });
+      await pick.focus();
+      await page.keyboard.press('Enter');
+      await panel.waitFor({ state: 'detached' });
+      assert.equal(await pathField.inputValue(), official);
+      await page.waitForFunction(
+        () =>
+          document.querySelector('[data-testid="teacher-summary"]')?.getAttribute('data-layout') === 'hf-mdlm' &&
+          !document.querySelector('[data-testid="teacher-summary"]')?.hasAttribute('data-stale'),
+      );
+      assert.equal(await page.getByTestId('teacher-summary-layout').textContent(), 'layout: official HF MDLM');
+      // Reopened where the pick came from; Escape closes it.
+      await page.getByTestId('teacher-browse').click();
+      await page.waitForFunction(
+        (p) => document.querySelector('[data-testid="folder-path"]')?.textContent === p,
+        join(ws, 'models'),
+      );
+      await page.getByTestId('folder-up').focus();
+      await page.keyboard.press('Escape');
+      await panel.waitFor({ state: 'detached' });
+      assert.equal(
+        await page.evaluate(() => document.activeElement?.getAttribute('data-testid')),
+        'teacher-browse',
+        'focus returns to the button',
+      );
       // Console errors the page itself logs would mean a broken view; the refused requests above are answers, not errors.
       assert.deepEqual(problems, [], 'no console errors or page errors');
     } catch (e) {

@@ -1,6 +1,6 @@
 // New distillation run. The form is validated with the shared DistillConfig schema on every change; each problem
 // is shown at its field (aria-invalid + message). Submit = createRun, then controlRun start.
-import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import {
   BACKENDS,
   DIVERGENCE_HELP,
@@ -15,6 +15,7 @@ import { fmtParams } from '../lib/format.ts';
 import { api, refreshRuns, useApp } from '../store/appStore.ts';
 import { RunId } from '../../shared/messages.ts';
 import { TeacherSummary, useSettled } from './TeacherSummary.tsx';
+import { FolderBrowser } from './FolderBrowser.tsx';
 
 const CUSTOM = '__custom__';
 /** How long a typed path or batch size must stay unchanged before the form asks the host about it. */
@@ -55,6 +56,15 @@ export function NewRunForm() {
   const typed = values.teacher.trim();
   const settledTyped = useSettled(typed, SETTLE_MS);
   const [blurredPath, setBlurredPath] = useState<string | null>(null);
+  // "Browse…" for the typed path: open or not, and the folder the last pick came from (reopened next time).
+  const [browsing, setBrowsing] = useState(false);
+  const [browseFrom, setBrowseFrom] = useState<string>();
+  const browseButton = useRef<HTMLButtonElement>(null);
+  // Focus goes back to the button when the panel closes, so a keyboard user is not left on a vanished element.
+  const closeBrowser = () => {
+    setBrowsing(false);
+    browseButton.current?.focus();
+  };
   const inspectPath = teacherChoice === CUSTOM ? (blurredPath === typed ? typed : settledTyped) : teacherChoice;
   const inspectBatch = estimateBatch(useSettled(values.batchSize, SETTLE_MS));
 
@@ -145,6 +155,7 @@ export function NewRunForm() {
               onChange={(e) => {
                 setTeacherChoice(e.target.value);
                 setValues((cur) => ({ ...cur, teacher: e.target.value === CUSTOM ? '' : e.target.value }));
+                if (e.target.value !== CUSTOM) setBrowsing(false);
               }}
             >
               {teacherChoice === '' && <option value="">{modelsError ? 'no models listed' : 'loading models…'}</option>}
@@ -167,7 +178,31 @@ export function NewRunForm() {
                 aria-invalid={err('teacher') ? true : undefined}
               />
             )}
+            {teacherChoice === CUSTOM && (
+              <button
+                ref={browseButton}
+                type="button"
+                data-testid="teacher-browse"
+                aria-expanded={browsing}
+                onClick={() => setBrowsing((b) => !b)}
+              >
+                Browse…
+              </button>
+            )}
           </div>
+          {browsing && teacherChoice === CUSTOM && (
+            <FolderBrowser
+              start={browseFrom}
+              onClose={closeBrowser}
+              onPick={(path, folder) => {
+                // As if typed and left: the summary asks about it at once, without waiting for it to settle.
+                setValues((cur) => ({ ...cur, teacher: path }));
+                setBlurredPath(path.trim());
+                setBrowseFrom(folder);
+                closeBrowser();
+              }}
+            />
+          )}
           {err('teacher') ? (
             <div className="field-error" id="f-teacher-error" data-testid="field-error-teacher" role="alert">
               {err('teacher')}
