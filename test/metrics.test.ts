@@ -12,6 +12,11 @@ import {
 } from '../src/engine/eval/metrics.ts';
 import { loadTokenizer, shippedTokenizerPath } from '../src/engine/data/tokenizerFiles.ts';
 import type { ArModel, ArSession } from '../src/engine/types.ts';
+import { rowsOnly } from './helpers/rowModels.ts';
+import { CountingDenoiser } from './helpers/fixtures.ts';
+import { heldoutNelbo } from '../src/engine/eval/evaluate.ts';
+import { antitheticTimes, forwardMask, subsLogProbs } from '../src/engine/model/mdlm.ts';
+import { Rng } from '../src/engine/rng.ts';
 
 const close = (a: number, b: number, tol = 1e-12) =>
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
@@ -116,6 +121,11 @@ test('judgePerplexity: analytic per-sample NLL, chunking does not change results
 
   const chunked = await judgePerplexity(new FunctionJudge(V, rowOf), tokens, 3, len, 1);
   assert.deepEqual(chunked.perSample, r.perSample);
+  // read by row (never whole logits): the same sums, no read beyond the maxBatch sequences of one forward
+  const byRow = rowsOnly(new FunctionJudge(V, rowOf));
+  assert.deepEqual((await judgePerplexity(byRow, tokens, 3, len, 2)).perSample, r.perSample);
+  assert.equal(byRow.rowReads.forwards, 2);
+  assert.ok(byRow.rowReads.maxRows <= 2 * (len - 1));
   await assert.rejects(judgePerplexity(judge, Int32Array.of(0, V), 1, 2), /outside/);
 });
 
@@ -176,4 +186,40 @@ test('invented-word spans: exactly the counted words that are not in the trainin
   assert.deepEqual(inventedWordSpans('xx the cat sat zz', vocabulary), []);
   // The spans and the rate agree: 2 of the 5 counted words are invented.
   close(knownWordRate([text], vocabulary), 3 / 5);
+});
+
+/** Logits that depend on the position, the left neighbour and the sequence's MASK count. */
+class MixDenoiser extends CountingDenoiser {
+  protected fill(tokens: Int32Array, batch: number, out: Float32Array): void {
+    const { vocabSize: V, seqLen: L, maskId } = this;
+    for (let b = 0; b < batch; b++) {
+      let masks = 0;
+      for (let l = 0; l < L; l++) if (tokens[b * L + l] === maskId) masks++;
+      for (let l = 0; l < L; l++)
+        for (let v = 0; v < V; v++)
+          out[(b * L + l) * V + v] = Math.sin(0.7 * v + 1.3 * l + 0.4 * (tokens[b * L + l - 1] ?? 0) + 0.1 * masks);
+    }
+  }
+}
+
+test('heldoutNelbo reads the masked rows only, never whole logits: the float64 SUBS sum of the definition', async () => {
+  const [V, L, MASK, B] = [9, 12, 8, 3];
+  const windows = [0, 1].map((w) => Int32Array.from({ length: B * L }, (_, i) => (i * 5 + w) % MASK));
+  const byRow = rowsOnly(new MixDenoiser(V, L, MASK));
+  const got = await heldoutNelbo(byRow, windows, B, 4);
+  // the definition (docs/design/sdtt.md §1.5) with whole float64 SUBS arrays, same times and masks
+  const model = new MixDenoiser(V, L, MASK);
+  const rng = new Rng(4);
+  let total = 0;
+  for (const x0 of windows) {
+    const t = antitheticTimes(B, 1e-3, rng);
+    const zt = forwardMask(x0, t, L, MASK, rng);
+    const logp = subsLogProbs(await model.logits(zt, B), zt, V, MASK);
+    let sum = 0;
+    for (let i = 0; i < B * L; i++) if (zt[i] === MASK) sum -= logp[i * V + x0[i]] / t[Math.floor(i / L)];
+    total += sum / (B * L);
+  }
+  assert.equal(got, total / windows.length);
+  assert.equal(byRow.rowReads.forwards, windows.length);
+  assert.ok(byRow.rowReads.maxRows < B * L);
 });

@@ -368,3 +368,60 @@ test('runs inside a worker_threads Worker (loadOnnxRuntime + createOnnxModel)', 
     await w.terminate();
   }
 });
+
+test(
+  'forward(): logits read by row (transformer in chunks of sequences, head per chunk of rows) == the whole graph, bit for bit',
+  { skip: SKIP },
+  async () => {
+    ORT.check();
+    // seqLen 1024: a forward runs 2 sequences per transformer run, so batch 3 takes two runs; V 20000: a head run
+    // takes rowChunk(V) = 838 rows, so reading 1024 takes two.
+    const long = { seqLen: 1024 };
+    for (const [cfg, B] of [
+      [tinyModel({ vocabSize: 13, maskId: 12, eosId: 11, ...long }), 3],
+      [tinyModel({ vocabSize: 20000, maskId: 19999, eosId: 19998, ...long }), 1],
+      [ar, 3],
+    ] as const) {
+      const p = noisyParams(cfg, 8, NOISE);
+      const len = cfg.seqLen;
+      const tok = tokens(B * len, cfg.vocabSize, 9);
+      const V = cfg.vocabSize;
+      const ort = rt.ort!;
+      const whole = await ort.InferenceSession.create(onnxModelBytes(cfg, p, { opset: 20 }), {
+        intraOpNumThreads: 1,
+      });
+      const onnx = await createOnnxModel(cfg, p, { threads: 1 });
+      try {
+        const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
+          tokens: new ort.Tensor('int32', tok, [B, len]),
+        };
+        const hd = cfg.dModel / cfg.nHeads;
+        if (cfg.arch === 'ar')
+          for (let i = 0; i < cfg.nLayers; i++)
+            for (const n of [`past_key.${i}`, `past_value.${i}`])
+              feeds[n] = new ort.Tensor('float32', new Float32Array(0), [B, cfg.nHeads, 0, hd]);
+        const want = (await whole.run(feeds)).logits.data as Float32Array;
+        const rows = await onnx.forward(tok, B, len);
+        assert.equal(rows.positions, B * len);
+        // any order, repeats allowed
+        const asked = Int32Array.from([B * len - 1, 0, 5, 5, len + 3, 2 * len].map((r) => r % (B * len)));
+        const seen: number[] = [];
+        await rows.forEachRow(asked, (k, logits, offset) => {
+          seen.push(k);
+          const p0 = asked[k];
+          assert.deepEqual(logits.subarray(offset, offset + V), want.subarray(p0 * V, (p0 + 1) * V), `row ${p0}`);
+        });
+        assert.deepEqual(seen, [0, 1, 2, 3, 4, 5]);
+        rows.dispose();
+        await assert.rejects(
+          rows.forEachRow([0], () => {}),
+          /after dispose/,
+        );
+        assert.deepEqual(await onnx.logits(tok, B, len), want);
+      } finally {
+        await whole.release();
+        await onnx.dispose();
+      }
+    }
+  },
+);

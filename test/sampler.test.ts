@@ -15,6 +15,7 @@ import {
 import { sampleAr } from '../src/engine/sampling/arSampler.ts';
 import type { ArModel, ArSession } from '../src/engine/types.ts';
 import { CountingDenoiser } from './helpers/fixtures.ts';
+import { rowsOnly } from './helpers/rowModels.ts';
 
 // ---------- fake models ----------
 
@@ -271,6 +272,25 @@ test('sample b does not depend on the batch size (per-sequence streams)', async 
   }
   const other = await sampleMdlm(model, { steps: 12, batch: 4, seed: 78 });
   assert.notDeepEqual(other.tokens, big.tokens);
+});
+
+test('sampleMdlm reads logits by row: never whole logits, at most one sequence per read, the same samples', async () => {
+  // steps 1 reveals every position at once and leaves MASKs for the final pass at some seeds; 512 >> L caches.
+  for (const opts of [
+    { steps: 1, batch: 4, seed: 3 },
+    { steps: 8, batch: 3, seed: 42, prefix: Int32Array.of(1, 2) },
+    { steps: 512, batch: 2, seed: 5 },
+    { steps: 6, batch: 3, seed: 7, precision: 'float32' as const },
+    { steps: 6, batch: 3, seed: 7, topP: 0.8 },
+  ]) {
+    const whole = await sampleMdlm(new ContextDenoiser(9, 16, 8), opts);
+    const byRow = rowsOnly(new ContextDenoiser(9, 16, 8));
+    const rows = await sampleMdlm(byRow, opts);
+    assert.deepEqual(rows.tokens, whole.tokens, JSON.stringify(opts));
+    assert.equal(rows.nfe, whole.nfe);
+    assert.equal(byRow.rowReads.forwards, rows.nfe);
+    assert.ok(byRow.rowReads.maxRows <= 16, `a read asked for ${byRow.rowReads.maxRows} rows`);
+  }
 });
 
 test('sequenceRng streams differ across indices and seeds, and are reproducible', () => {

@@ -7,6 +7,7 @@ import { divergence } from '../src/engine/sdtt/divergences.ts';
 import { subStepTimes, teacherTargets } from '../src/engine/sdtt/targets.ts';
 import type { Denoiser } from '../src/engine/types.ts';
 import { CountingDenoiser, compactMaskedRows } from './helpers/fixtures.ts';
+import { rowsOnly } from './helpers/rowModels.ts';
 
 /**
  * Deterministic teacher: logits of (b, l, v) are a fixed function of the position, the left neighbour's token and
@@ -135,6 +136,29 @@ test('matches a direct transcription of docs/design/sdtt.md §4.1 exactly (K = 2
     });
     assert.deepEqual(compact.targets, compactMaskedRows(got.targets, got.masked, V));
     assert.deepEqual(compact.revealedAt, got.revealedAt);
+  }
+});
+
+test('the teacher is read by row: never whole logits, at most one sequence per read, the same targets', async () => {
+  const B = 5,
+    L = 20;
+  const t = new Float32Array([0.95, 0.6, 0.3, 0.08, 0.5]);
+  const zt = makeBatch(B, L, t, 4);
+  for (const [K, delta] of [
+    [2, 0.1],
+    [3, 0.4],
+  ] as const) {
+    for (const layout of ['masked', 'full'] as const) {
+      const opts = { K, maskId: MASK, layout };
+      const whole = await teacherTargets(new FakeTeacher(V, L, MASK), zt, t, delta, { ...opts, rng: new Rng(9) });
+      const teacher = rowsOnly(new FakeTeacher(V, L, MASK));
+      const rows = await teacherTargets(teacher, zt, t, delta, { ...opts, rng: new Rng(9) });
+      assert.deepEqual(rows.targets, whole.targets);
+      assert.deepEqual(rows.revealedAt, whole.revealedAt);
+      assert.equal(rows.nfe, whole.nfe);
+      assert.equal(teacher.rowReads.forwards, rows.nfe);
+      assert.ok(teacher.rowReads.maxRows <= L, `a read asked for ${teacher.rowReads.maxRows} rows`);
+    }
   }
 });
 

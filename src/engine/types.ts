@@ -9,6 +9,24 @@ export interface HostTensor {
 export type NamedTensors = Map<string, HostTensor>;
 
 /**
+ * The logits of one forward pass, read by row so that [batch, len, vocab] need never exist on the host
+ * (model/logitRows.ts). Rows are flat positions b·len + l.
+ */
+export interface LogitRows {
+  /** batch · len. */
+  readonly positions: number;
+  /** Logits per row. */
+  readonly vocab: number;
+  /**
+   * Calls visit(k, logits, offset) for k = 0, 1, ... in order, where logits[offset .. offset + vocab) are the float32
+   * logits of position rows[k]. The array is only valid during the call (it is reused for the next chunk of rows).
+   */
+  forEachRow(rows: ArrayLike<number>, visit: (k: number, logits: Float32Array, offset: number) => void): Promise<void>;
+  /** Frees what the forward pass holds (the transformer's output); rows cannot be read afterwards. */
+  dispose(): void;
+}
+
+/**
  * A denoiser as samplers see it: token ids [batch, seqLen] in, raw logits [batch, seqLen, vocab] out
  * (float32, row-major). SUBS and everything probabilistic happens in the sampler in float64.
  */
@@ -17,6 +35,8 @@ export interface Denoiser {
   readonly seqLen: number;
   readonly maskId: number;
   logits(tokens: Int32Array, batch: number): Promise<Float32Array>;
+  /** The same logits, computed by row on demand (bounded memory); without it, logitRows wraps `logits`. */
+  forward?(tokens: Int32Array, batch: number, len: number): Promise<LogitRows>;
 }
 
 /** An autoregressive model with a KV cache, as AR samplers and the judge see it. */
@@ -26,6 +46,8 @@ export interface ArModel {
   readonly eosId: number;
   /** Full-recompute causal logits for [batch, len] tokens: [batch, len, vocab]. */
   logits(tokens: Int32Array, batch: number, len: number): Promise<Float32Array>;
+  /** The same causal logits, computed by row on demand (bounded memory); without it, logitRows wraps `logits`. */
+  forward?(tokens: Int32Array, batch: number, len: number): Promise<LogitRows>;
   /** Opens a KV-cache session for `batch` sequences. */
   session(batch: number): ArSession;
 }

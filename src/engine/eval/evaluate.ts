@@ -3,7 +3,8 @@
 import type { ArModel, Denoiser } from '../types.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import { Rng } from '../rng.ts';
-import { antitheticTimes, forwardMask, subsLogProbs } from '../model/mdlm.ts';
+import { antitheticTimes, forwardMask, subsRowLogProbs } from '../model/mdlm.ts';
+import { logitRows } from '../model/logitRows.ts';
 import { sampleMdlm } from '../sampling/sampler.ts';
 import { judgePerplexity, knownWordRate, meanAndStderr, unigramEntropy } from './metrics.ts';
 
@@ -25,10 +26,18 @@ export async function heldoutNelbo(
   for (const x0 of windows) {
     const t = antitheticTimes(batch, epsT, rng);
     const zt = forwardMask(x0, t, L, model.maskId, rng);
-    const logp = subsLogProbs(await model.logits(zt, batch), zt, V, model.maskId);
+    const masked: number[] = [];
+    for (let i = 0; i < batch * L; i++) if (zt[i] === model.maskId) masked.push(i);
+    const rows = await logitRows(model, zt, batch);
+    const row = new Float64Array(V);
     let sum = 0;
-    for (let i = 0; i < batch * L; i++) {
-      if (zt[i] === model.maskId) sum -= logp[i * V + x0[i]] / t[Math.floor(i / L)];
+    try {
+      await rows.forEachRow(masked, (k, logits, offset) => {
+        const i = masked[k];
+        sum -= subsRowLogProbs(logits, offset, model.maskId, V, model.maskId, row)[x0[i]] / t[Math.floor(i / L)];
+      });
+    } finally {
+      rows.dispose();
     }
     total += sum / (batch * L);
   }

@@ -2,6 +2,7 @@
 // the known-word rate, which tells invented words from English ones.
 // All arithmetic in float64.
 import type { ArModel } from '../types.ts';
+import { logitRows } from '../model/logitRows.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 
 /** Mean and standard error (sample s.d. / √n). stderr is NaN for n < 2, mean is NaN for n = 0. */
@@ -125,8 +126,8 @@ export interface JudgePerplexityResult {
 /**
  * Generative perplexity under an AR judge (docs/design/sdtt.md §5.1, one fixed definition — the SDTT one): tokens are fed as-is
  * (no retokenisation, no extra BOS); sample b's NLL is the mean of −log p(x_{l+1} | x_{≤l}) over l = 0..len−2;
- * gen PPL = exp(mean over samples). Full-recompute judge.logits, log-softmax in float64, `maxBatch` sequences
- * per call to bound memory.
+ * gen PPL = exp(mean over samples). Full-recompute judge forwards of `maxBatch` sequences, their logits read by
+ * row (model/logitRows.ts), log-softmax in float64.
  */
 export async function judgePerplexity(
   judge: ArModel,
@@ -148,16 +149,21 @@ export async function judgePerplexity(
   const perSample = new Float64Array(batch);
   for (let start = 0; start < batch; start += maxBatch) {
     const chunk = Math.min(maxBatch, batch - start);
-    const logits = await judge.logits(tokens.subarray(start * len, (start + chunk) * len), chunk, len);
-    for (let b = 0; b < chunk; b++) {
-      let nll = 0;
-      for (let l = 0; l < len - 1; l++) {
-        const offset = (b * len + l) * vocab;
-        const next = tokens[(start + b) * len + l + 1];
-        nll += logSumExp(logits, offset, vocab) - logits[offset + next];
-      }
-      perSample[start + b] = nll / (len - 1);
+    const rows = await logitRows(judge, tokens.subarray(start * len, (start + chunk) * len), chunk, len);
+    // Every position but each sequence's last, in (b, l) order: the NLL sums run in the same order as one row loop.
+    const predicting = new Int32Array(chunk * (len - 1));
+    for (let b = 0, k = 0; b < chunk; b++) for (let l = 0; l < len - 1; l++) predicting[k++] = b * len + l;
+    try {
+      await rows.forEachRow(predicting, (k, logits, offset) => {
+        const p = predicting[k];
+        const n = start + Math.floor(p / len);
+        const next = tokens[start * len + p + 1];
+        perSample[n] += logSumExp(logits, offset, vocab) - logits[offset + next];
+      });
+    } finally {
+      rows.dispose();
     }
+    for (let b = 0; b < chunk; b++) perSample[start + b] /= len - 1;
   }
   const meanNll = meanAndStderr(perSample).mean;
   return { ppl: Math.exp(meanNll), meanNll, perSample };

@@ -8,6 +8,8 @@
 //                       outputs logits float32 [batch, len, vocab], present_key.{i} / present_value.{i}
 //                       [batch, heads, past + len, headDim]. RoPE positions start at `past`; past + len <= seqLen.
 //                       A full-recompute forward is the same graph with past = 0.
+// Either flavour can end before its head (output 'hidden' [batch*len, d]); buildHeadModel is then the head alone,
+// hidden [rows, d] -> logits [rows, vocab]. The runtime uses that split (runtime.ts); exportOnnx writes whole models.
 // Layout inside the graph: activations are 2-D [N = batch*len, d]; every linear layer is a Gemm with transB = 1 on
 // the weight in its stored PyTorch layout [out, in] (initializer named as in the checkpoint). The weight-only
 // LayerNorm and the DiT modulation are folded into one LayerNormalization: scale = norm.weight * (1 + scale_mod),
@@ -34,10 +36,17 @@ import {
 export interface OnnxGraphOptions {
   /** ONNX opset: 17 (default; tanh-GELU composed of elementwise ops) or >= 20 (uses the Gelu op, approximate = tanh). */
   opset?: number;
+  /**
+   * 'logits' (default, what exportOnnx writes): the whole model. 'hidden': the transformer without its head, output
+   * `hidden` [batch·len, d] (the input of the head's Linear); buildHeadModel is the rest. The runtime runs the two
+   * apart so that the head computes only the rows a caller reads (model/logitRows.ts).
+   */
+  output?: 'logits' | 'hidden';
 }
 
 export const ONNX_INPUT_TOKENS = 'tokens';
 export const ONNX_OUTPUT_LOGITS = 'logits';
+export const ONNX_OUTPUT_HIDDEN = 'hidden';
 export const pastKeyName = (i: number) => `past_key.${i}`;
 export const pastValueName = (i: number) => `past_value.${i}`;
 export const presentKeyName = (i: number) => `present_key.${i}`;
@@ -144,8 +153,11 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
   const inputs: ValueInfoDef[] = [
     { name: ONNX_INPUT_TOKENS, elemType: DataType.INT32, shape: ['batch', causal ? 'len' : S] },
   ];
+  const hiddenOnly = opts.output === 'hidden';
   const outputs: ValueInfoDef[] = [
-    { name: ONNX_OUTPUT_LOGITS, elemType: DataType.FLOAT, shape: ['batch', causal ? 'len' : S, V] },
+    hiddenOnly
+      ? { name: ONNX_OUTPUT_HIDDEN, elemType: DataType.FLOAT, shape: ['positions', d] }
+      : { name: ONNX_OUTPUT_LOGITS, elemType: DataType.FLOAT, shape: ['batch', causal ? 'len' : S, V] },
   ];
   if (causal) {
     for (let i = 0; i < nLayers; i++) {
@@ -168,9 +180,6 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
   const shape4 = causal
     ? shapeOf(g.op1('Reshape', [x3, g.i64('const.heads', [0, 0, H, hd])], undefined, 'x0.heads'), 'shape_blhd')
     : g.i64('const.shape_blhd', [-1, S, H, hd]);
-  const shapeOut = causal
-    ? shapeOf(g.op1('Slice', [x3, zero1, zero1, g.i64('const.axes2', [2])], undefined, 'x0.empty'), 'shape_bl0')
-    : g.i64('const.shape_blv', [-1, S, V]);
 
   // RoPE tables: [S, 1, hd]; for the AR graph sliced to the positions past .. past + len - 1.
   const rq = ropeTablesHost(S, hd, cfg.ropeBase, 1 / Math.sqrt(hd));
@@ -295,31 +304,91 @@ export function buildOnnxModel(cfg: ModelConfig, params: Float32Array, opts: Onn
     fmod.subarray(d, 2 * d),
     'backbone.output_layer.ln',
   );
+  if (hiddenOnly) {
+    g.nodes.push({ opType: 'Identity', inputs: [hf], outputs: [ONNX_OUTPUT_HIDDEN], name: 'hidden/Identity' });
+    return modelDef(cfg, opset, g, inputs, outputs, 'tokens -> hidden [batch·len, d], the input of the head');
+  }
   const lg = gemm(
     hf,
     W('backbone.output_layer.linear.weight', [V, d]),
     W('backbone.output_layer.linear.bias', [V]),
     'logits.flat',
   );
+  const shapeOut = causal
+    ? shapeOf(g.op1('Slice', [x3, zero1, zero1, g.i64('const.axes2', [2])], undefined, 'x0.empty'), 'shape_bl0')
+    : g.i64('const.shape_blv', [-1, S, V]);
   // Final Reshape writes the graph output name directly (ar: from [N, 1, V], see shapeOut).
   const lgIn = causal ? g.op1('Unsqueeze', [lg, axes1], undefined, 'logits.n1v') : lg;
   g.nodes.push({ opType: 'Reshape', inputs: [lgIn, shapeOut], outputs: [ONNX_OUTPUT_LOGITS], name: 'logits/Reshape' });
 
+  return modelDef(
+    cfg,
+    opset,
+    g,
+    inputs,
+    outputs,
+    causal
+      ? 'Causal transformer LM (SDTT Workbench). tokens int32 [batch, len] + past_key/value.{i} [batch, heads, past, head_dim] -> logits [batch, len, vocab] + present_key/value.{i}.'
+      : 'MDLM DiT denoiser without time conditioning (SDTT Workbench). tokens int32 [batch, seqLen] -> logits [batch, seqLen, vocab] (raw; apply SUBS outside).',
+  );
+}
+
+/**
+ * The head alone: hidden [rows, d] (buildOnnxModel's 'hidden' output, gathered at the rows wanted) -> logits
+ * [rows, V], the same Gemm as the whole model's last node.
+ */
+export function buildHeadModel(cfg: ModelConfig, params: Float32Array, opts: OnnxGraphOptions = {}): ModelDef {
+  const opset = opts.opset ?? 17;
+  const { vocabSize: V, dModel: d } = cfg;
+  const L = layoutMap(cfg);
+  const g = new Builder();
+  const W = (name: string, dims: number[]) => {
+    const e = L.get(name)!;
+    return g.init(name, dims, params.subarray(e.offset, e.offset + e.size));
+  };
+  g.nodes.push({
+    opType: 'Gemm',
+    inputs: [
+      ONNX_OUTPUT_HIDDEN,
+      W('backbone.output_layer.linear.weight', [V, d]),
+      W('backbone.output_layer.linear.bias', [V]),
+    ],
+    outputs: [ONNX_OUTPUT_LOGITS],
+    name: 'logits/Gemm',
+    attrs: { transB: int(1) },
+  });
+  const inputs: ValueInfoDef[] = [{ name: ONNX_OUTPUT_HIDDEN, elemType: DataType.FLOAT, shape: ['rows', d] }];
+  const outputs: ValueInfoDef[] = [{ name: ONNX_OUTPUT_LOGITS, elemType: DataType.FLOAT, shape: ['rows', V] }];
+  return modelDef(cfg, opset, g, inputs, outputs, 'hidden [rows, d] -> logits [rows, vocab] (the output head)');
+}
+
+function modelDef(
+  cfg: ModelConfig,
+  opset: number,
+  g: Builder,
+  inputs: ValueInfoDef[],
+  outputs: ValueInfoDef[],
+  docString: string,
+): ModelDef {
   return {
     irVersion: opset >= 21 ? 10 : opset >= 19 ? 9 : 8,
     opset,
     producerName: 'sdtt-workbench',
     producerVersion: '0.1.0',
-    docString: causal
-      ? 'Causal transformer LM (SDTT Workbench). tokens int32 [batch, len] + past_key/value.{i} [batch, heads, past, head_dim] -> logits [batch, len, vocab] + present_key/value.{i}.'
-      : 'MDLM DiT denoiser without time conditioning (SDTT Workbench). tokens int32 [batch, seqLen] -> logits [batch, seqLen, vocab] (raw; apply SUBS outside).',
+    docString,
     metadata: {
       'sdtt.model_config': JSON.stringify(cfg),
       'sdtt.arch': cfg.arch,
       'sdtt.mask_id': String(cfg.maskId),
       'sdtt.eos_id': String(cfg.eosId),
     },
-    graph: { name: causal ? 'sdtt_ar' : 'sdtt_mdlm', nodes: g.nodes, initializers: g.inits, inputs, outputs },
+    graph: {
+      name: cfg.arch === 'ar' ? 'sdtt_ar' : 'sdtt_mdlm',
+      nodes: g.nodes,
+      initializers: g.inits,
+      inputs,
+      outputs,
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-// Fast inference through onnxruntime-node (its CPU, WebGPU or CUDA execution provider: executionProvider.ts) on the ONNX graph built in memory by graph.ts.
+// Fast inference through onnxruntime-node (its CPU, WebGPU or CUDA execution provider: executionProvider.ts) on the ONNX graphs built in memory by graph.ts.
 // onnxruntime-node is an OPTIONAL dependency: loadOnnxRuntime() returns { ort: null, reason } when it is missing or
 // fails to load, and callers fall back to the tfjs model (createInferenceModel in inference.ts).
 //
@@ -8,11 +8,15 @@
 // The model implements Denoiser (arch 'mdlm') and ArModel (arch 'ar', with a real KV cache: the graph takes
 // past_key/value.{i} and returns present_key/value.{i}; a session feeds each call's present tensors back as past).
 import type { ModelConfig } from '../../shared/config.ts';
-import type { ArModel, ArSession, Denoiser } from '../types.ts';
+import type { ArModel, ArSession, Denoiser, LogitRows } from '../types.ts';
+import { positionRange, rowChunk } from '../model/logitRows.ts';
 import { epDevice, executionProviders, EP_LABEL, type EpChoice } from './executionProvider.ts';
+import { encodeModel } from './protobuf.ts';
 import {
   ONNX_INPUT_TOKENS,
+  ONNX_OUTPUT_HIDDEN,
   ONNX_OUTPUT_LOGITS,
+  buildHeadModel,
   onnxModelBytes,
   pastKeyName,
   pastValueName,
@@ -100,6 +104,20 @@ export interface OnnxModelOptions extends OnnxGraphOptions {
 
 const CPU_EP: EpChoice = { ep: 'cpu', adapter: null };
 
+/**
+ * What every session of ours (inference and training) starts from. No CPU memory arena: an arena keeps its
+ * session's largest run for good and is not shared, so a distillation step (teacher transformer and head, the
+ * training step's 'logits' and 'backprop' graphs) held every session's peak at once: 11.2 GB at the official size
+ * (162 M parameters, batch 8 x 1024 tokens) against 7.3 GB with plain allocations, the same numbers.
+ */
+export const SESSION_OPTIONS: Readonly<OrtSessionOptions> = {
+  graphOptimizationLevel: 'all',
+  executionMode: 'sequential',
+  interOpNumThreads: 1,
+  enableCpuMemArena: false,
+  logSeverityLevel: 3,
+};
+
 /** Opens a session on `choice`'s EP; a GPU EP that cannot take the graph fails naming the EP and the adapter. */
 export async function createSessionOn(
   ort: OrtModule,
@@ -122,11 +140,19 @@ export interface OnnxModel extends Denoiser, ArModel {
   readonly device: string;
   /** mdlm: logits(tokens [B, seqLen], B); ar: full-recompute causal logits(tokens [B, len], B, len). [B, len, V] */
   logits(tokens: Int32Array, batch: number, len?: number): Promise<Float32Array>;
+  /** The same logits by row: the transformer runs once (in chunks of sequences), the head per chunk of rows read. */
+  forward(tokens: Int32Array, batch: number, len?: number): Promise<LogitRows>;
   dispose(): Promise<void>;
 }
 
+/** Tokens per transformer run of forward(): onnxruntime's arena keeps the largest run's activations (attention is
+ * [sequences, heads, L, L]), so a batch of long sequences runs in chunks whose hidden states are then gathered. */
+const FORWARD_CHUNK_TOKENS = 2048;
+
 /**
- * Builds the ONNX graph for `cfg` + `params` in memory and opens an onnxruntime session on it (opts.choice's EP).
+ * Builds the ONNX graphs for `cfg` + `params` in memory and opens onnxruntime sessions on them (opts.choice's EP):
+ * the transformer up to the head's input (graph.ts output 'hidden') and the head alone (buildHeadModel), so that
+ * the head computes only the rows a caller reads and [batch, len, V] logits need never exist.
  * Throws when onnxruntime-node is unavailable (check loadOnnxRuntime() first to fall back).
  */
 export async function createOnnxModel(
@@ -139,26 +165,24 @@ export async function createOnnxModel(
   const ort = rt.ort;
   // Opset 20 by default here: its Gelu op (approximate = tanh) replaces 7 elementwise nodes per block (measured
   // ~5% faster on bench-5m); exportOnnx keeps opset 17 for the widest compatibility.
-  const bytes = onnxModelBytes(cfg, params, { opset: opts.opset ?? RUNTIME_OPSET });
+  const opset = opts.opset ?? RUNTIME_OPSET;
   const choice = opts.choice ?? CPU_EP;
-  const so: OrtSessionOptions = {
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    interOpNumThreads: 1,
-    logSeverityLevel: 3,
-  };
+  const so: OrtSessionOptions = { ...SESSION_OPTIONS };
   if (opts.spinning === false) so.extra = { session: { intra_op: { allow_spinning: '0' } } };
   if (opts.threads !== undefined) {
     if (!(Number.isInteger(opts.threads) && opts.threads >= 1))
       throw new Error(`threads must be a positive integer, got ${opts.threads}`);
     so.intraOpNumThreads = opts.threads;
   }
-  const session = await createSessionOn(ort, bytes, so, choice);
+  // The serialized graphs are dropped once their session holds the weights (a second copy of them otherwise).
+  const session = await createSessionOn(ort, onnxModelBytes(cfg, params, { opset, output: 'hidden' }), so, choice);
+  const head = await createSessionOn(ort, encodeModel(buildHeadModel(cfg, params, { opset })), so, choice);
   const causal = cfg.arch === 'ar';
-  const { vocabSize: V, seqLen: S, nLayers, nHeads: H } = cfg;
-  const hd = cfg.dModel / H;
+  const { vocabSize: V, seqLen: S, nLayers, nHeads: H, dModel: d } = cfg;
+  const hd = d / H;
+  const rowsPerHeadRun = rowChunk(V);
   let disposed = false;
-  // One forward at a time: concurrent runs would only fight over the same intra-op threads, and a KV session
+  // One graph run at a time: concurrent runs would only fight over the same intra-op threads, and a KV session
   // must see its previous step finished before it feeds the present tensors back.
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <R>(f: () => Promise<R>): Promise<R> => {
@@ -177,16 +201,21 @@ export async function createOnnxModel(
       if (!(id >= 0 && id < V)) throw new Error(`token id ${id} at position ${n} is outside the vocabulary [0, ${V})`);
     }
   };
+  const checkLength = (len: number) => {
+    if (!causal && len !== S) throw new Error(`the denoiser takes sequences of exactly ${S} tokens, got ${len}`);
+    if (len > S) throw new Error(`sequence length ${len} exceeds the model's seqLen ${S}`);
+  };
 
   const emptyPast = (B: number): OrtTensor => new ort.Tensor('float32', new Float32Array(0), [B, H, 0, hd]);
 
-  /** One forward of the graph. For 'ar', `past` holds 2 * nLayers tensors (k, v per layer) or null for none. */
-  const forward = async (
+  /** One run of the transformer: hidden [B·len, d]; for 'ar', `past` holds 2 * nLayers tensors (k, v per layer) or
+   * null for none, and the present tensors come back. */
+  const trunk = async (
     tokens: Int32Array,
     B: number,
     len: number,
     past: OrtTensor[] | null,
-  ): Promise<{ logits: Float32Array; present: OrtTensor[] }> => {
+  ): Promise<{ hidden: OrtTensor; present: OrtTensor[] }> => {
     const feeds: Record<string, OrtTensor> = { [ONNX_INPUT_TOKENS]: new ort.Tensor('int32', tokens, [B, len]) };
     if (causal) {
       for (let i = 0; i < nLayers; i++) {
@@ -195,21 +224,65 @@ export async function createOnnxModel(
       }
     }
     const out = await session.run(feeds);
-    const lt = out[ONNX_OUTPUT_LOGITS];
-    const logits = lt.data as Float32Array;
-    if (!(logits instanceof Float32Array) || logits.length !== B * len * V)
-      throw new Error(`ONNX logits: unexpected output ${lt.type} [${lt.dims}]`);
+    const hidden = out[ONNX_OUTPUT_HIDDEN];
+    if (!(hidden.data instanceof Float32Array) || hidden.data.length !== B * len * d)
+      throw new Error(`ONNX hidden: unexpected output ${hidden.type} [${hidden.dims}]`);
     const present: OrtTensor[] = [];
     if (causal) for (let i = 0; i < nLayers; i++) present.push(out[presentKeyName(i)], out[presentValueName(i)]);
-    return { logits, present };
+    return { hidden, present };
+  };
+
+  /** Visits the logits of hidden's rows `rows`, computing them rowsPerHeadRun at a time. */
+  const headRows = async (
+    hidden: Float32Array,
+    rows: ArrayLike<number>,
+    visit: (k: number, logits: Float32Array, offset: number) => void,
+  ): Promise<void> => {
+    if (disposed) throw new Error('ONNX model used after dispose()');
+    const positions = hidden.length / d;
+    const gathered = new Float32Array(Math.min(rowsPerHeadRun, rows.length) * d);
+    for (let k0 = 0; k0 < rows.length; k0 += rowsPerHeadRun) {
+      const n = Math.min(rowsPerHeadRun, rows.length - k0);
+      for (let k = 0; k < n; k++) {
+        const p = rows[k0 + k];
+        if (!(Number.isInteger(p) && p >= 0 && p < positions))
+          throw new Error(`logit row ${p} outside [0, ${positions})`);
+        gathered.set(hidden.subarray(p * d, (p + 1) * d), k * d);
+      }
+      const input = new ort.Tensor('float32', gathered.subarray(0, n * d), [n, d]);
+      const out = await serial(() => head.run({ [ONNX_OUTPUT_HIDDEN]: input }));
+      const logits = out[ONNX_OUTPUT_LOGITS].data as Float32Array;
+      for (let k = 0; k < n; k++) visit(k0 + k, logits, k * V);
+      out[ONNX_OUTPUT_LOGITS].dispose?.();
+    }
+  };
+
+  const forward = async (tokens: Int32Array, batch: number, len: number): Promise<LogitRows> => {
+    checkLength(len);
+    checkTokens(tokens, batch, len);
+    const per = Math.max(1, Math.floor(FORWARD_CHUNK_TOKENS / len));
+    let hidden: Float32Array | null = new Float32Array(batch * len * d);
+    for (let b0 = 0; b0 < batch; b0 += per) {
+      const n = Math.min(per, batch - b0);
+      const out = await serial(() => trunk(tokens.subarray(b0 * len, (b0 + n) * len), n, len, null));
+      hidden.set(out.hidden.data as Float32Array, b0 * len * d);
+      for (const t of [out.hidden, ...out.present]) t.dispose?.();
+    }
+    return {
+      positions: batch * len,
+      vocab: V,
+      async forEachRow(rows, visit) {
+        if (!hidden) throw new Error('logit rows read after dispose()');
+        await headRows(hidden, rows, visit);
+      },
+      dispose() {
+        hidden = null;
+      },
+    };
   };
 
   const cpuDetail = `${opts.threads ?? 'default'} threads${opts.spinning === false ? ', no spinning' : ''}, `;
-  const device = epDevice(
-    rt.version,
-    choice,
-    `${choice.ep === 'cpu' ? cpuDetail : ''}opset ${opts.opset ?? RUNTIME_OPSET}`,
-  );
+  const device = epDevice(rt.version, choice, `${choice.ep === 'cpu' ? cpuDetail : ''}opset ${opset}`);
 
   return {
     config: cfg,
@@ -218,14 +291,17 @@ export async function createOnnxModel(
     seqLen: S,
     maskId: cfg.maskId,
     eosId: cfg.eosId,
-    logits(tokens: Int32Array, batch: number, len?: number): Promise<Float32Array> {
-      return serial(async () => {
-        const l = len ?? tokens.length / batch;
-        if (!causal && l !== S) throw new Error(`the denoiser takes sequences of exactly ${S} tokens, got ${l}`);
-        if (l > S) throw new Error(`sequence length ${l} exceeds the model's seqLen ${S}`);
-        checkTokens(tokens, batch, l);
-        return (await forward(tokens, batch, l, null)).logits;
-      });
+    forward(tokens: Int32Array, batch: number, len?: number): Promise<LogitRows> {
+      return forward(tokens, batch, len ?? tokens.length / batch);
+    },
+    async logits(tokens: Int32Array, batch: number, len?: number): Promise<Float32Array> {
+      const rows = await forward(tokens, batch, len ?? tokens.length / batch);
+      const out = new Float32Array(rows.positions * V);
+      await rows.forEachRow(positionRange(0, rows.positions), (k, logits, offset) =>
+        out.set(logits.subarray(offset, offset + V), k * V),
+      );
+      rows.dispose();
+      return out;
     },
     session(batch: number): ArSession {
       if (!causal) throw new Error('session() needs a causal (arch "ar") model');
@@ -237,22 +313,25 @@ export async function createOnnxModel(
         get length() {
           return length;
         },
-        append(tokens: Int32Array, len: number): Promise<Float32Array> {
-          return serial(async () => {
+        async append(tokens: Int32Array, len: number): Promise<Float32Array> {
+          const r = await serial(async () => {
             if (closed) throw new Error('AR session used after dispose()');
             if (length + len > S) throw new Error(`sequence length ${length + len} exceeds the model's seqLen ${S}`);
             checkTokens(tokens, batch, len);
-            const r = await forward(tokens, batch, len, past);
+            const r = await trunk(tokens, batch, len, past);
             if (past) for (const t of past) t.dispose?.();
             past = r.present;
             length += len;
-            // logits of the last new position per sequence: [batch, V]
-            if (len === 1) return r.logits;
-            const outv = new Float32Array(batch * V);
-            for (let b = 0; b < batch; b++)
-              outv.set(r.logits.subarray((b * len + len - 1) * V, (b * len + len) * V), b * V);
-            return outv;
+            return r.hidden;
           });
+          // logits of the last new position per sequence: [batch, V]
+          const out = new Float32Array(batch * V);
+          const last = Int32Array.from({ length: batch }, (_, b) => b * len + len - 1);
+          await headRows(r.data as Float32Array, last, (k, logits, offset) =>
+            out.set(logits.subarray(offset, offset + V), k * V),
+          );
+          r.dispose?.();
+          return out;
         },
         dispose() {
           closed = true;
@@ -266,6 +345,7 @@ export async function createOnnxModel(
       disposed = true;
       await queue.catch(() => undefined);
       await session.release();
+      await head.release();
     },
   };
 }

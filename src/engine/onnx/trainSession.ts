@@ -12,6 +12,7 @@ import { dropoutMaskValues } from '../model/dropout.ts';
 import { paramLayout, paramCount, type ParamEntry } from '../model/paramLayout.ts';
 import { Rng } from '../rng.ts';
 import {
+  SESSION_OPTIONS,
   createSessionOn,
   loadOnnxRuntime,
   type OrtModule,
@@ -42,8 +43,8 @@ import {
   type TrainGraphMode,
 } from './trainGraph.ts';
 
-/** Tokens per graph run on the CPU EP: onnxruntime's memory grows with the largest run (its arena never shrinks),
- * so a batch runs in chunks and the gradients add up (bench-5m, batch 32: 1024-token chunks 493 MB, 4096 988 MB,
+/** Tokens per graph run on the CPU EP: onnxruntime's memory grows with the largest run, so a batch runs in chunks
+ * and the gradients add up (bench-5m, batch 32: 1024-token chunks 493 MB, 4096 988 MB,
  * same speed; 512 is 35% slower). */
 const CPU_CHUNK_TOKENS = 1024;
 /** On a GPU EP every run uploads the parameters and downloads their gradients (onnx/deviceMemory.ts, the placement
@@ -112,13 +113,7 @@ export class OnnxGradientEngine implements TrainingEngine {
     const rt = await loadOnnxRuntime();
     if (!rt.ort) throw new Error(`onnx training engine unavailable: ${rt.reason}`);
     const threads = Math.max(1, Math.floor(opts.threads));
-    const so: OrtSessionOptions = {
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      interOpNumThreads: 1,
-      intraOpNumThreads: threads,
-      logSeverityLevel: 3,
-    };
+    const so: OrtSessionOptions = { ...SESSION_OPTIONS, intraOpNumThreads: threads };
     const choice = opts.choice ?? { ep: 'cpu', adapter: null };
     const engine = new OnnxGradientEngine(cfg, rt.ort, so, choice, { version: rt.version, threads });
     await engine.session('grads'); // a graph onnxruntime rejects fails here, not at the first step
@@ -201,24 +196,31 @@ export class OnnxGradientEngine implements TrainingEngine {
     // Distillation: student logits -> host divergence and dlogits (distillLoss.ts) -> backprop.
     const Vh = this.headIds.length;
     const fwd = await (await this.session('logits')).run(feeds);
-    const dl = grads ? new Float32Array(M * Vh) : null;
+    const probs = fwd[TRAIN_PROBS].data as Float32Array;
+    // dlogits overwrite the softmax they are computed from (distillRowsLoss allows it): at V = 50258 each
+    // [M, Vh] array of a 1024-token chunk is 200 MB.
+    const dl = grads ? probs : null;
     const loss = distillRowsLoss(
       s.divergence!,
       fwd[TRAIN_LOGITS].data as Float32Array,
-      fwd[TRAIN_PROBS].data as Float32Array,
+      probs,
       s.soft,
       s.weights,
       cfg.vocabSize,
       cfg.maskId,
       dl,
     );
-    for (const t of Object.values(fwd)) t.dispose?.();
-    if (!grads) return loss;
-    feeds[TRAIN_DLOGITS] = new ort.Tensor('float32', dl!, [M, Vh]);
-    const out = await (await this.session('backprop')).run(feeds);
-    this.addGrads(out, s, grads);
-    for (const t of Object.values(out)) t.dispose?.();
-    return loss;
+    fwd[TRAIN_LOGITS].dispose?.();
+    try {
+      if (!grads) return loss;
+      feeds[TRAIN_DLOGITS] = new ort.Tensor('float32', dl!, [M, Vh]);
+      const out = await (await this.session('backprop')).run(feeds);
+      this.addGrads(out, s, grads);
+      for (const t of Object.values(out)) t.dispose?.();
+      return loss;
+    } finally {
+      fwd[TRAIN_PROBS].dispose?.();
+    }
   }
 
   /** Dropout masks in the tfjs engine's order (per chunk, per block: attention branch, then MLP); ones in eval mode. */

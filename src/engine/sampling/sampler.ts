@@ -5,8 +5,12 @@
 // same distribution as the reference Gumbel race over q(v) = x_θ[v]·(m(t) − m(s)), q(M) = m(s), but needs one
 // uniform per decision instead of V, and keeps every probability in float64 (docs/design/sdtt.md §6).
 import { EPS_SAMPLE, subsRowLogProbs } from '../model/mdlm.ts';
+import { logitRows } from '../model/logitRows.ts';
 import { Rng } from '../rng.ts';
-import type { Denoiser } from '../types.ts';
+import type { Denoiser, LogitRows } from '../types.ts';
+import { argmaxNonMask, nucleusSample, sampleFloat32Race, sampleFromLogProbs } from './draws.ts';
+
+export { argmaxNonMask, nucleusSample, sampleFloat32Race, sampleFromLogProbs };
 
 /** 'float64' = exact sampling (default). 'float32' = ablation emulating the reference fp32 Gumbel sampler. */
 export type SamplingPrecision = 'float64' | 'float32';
@@ -29,107 +33,6 @@ export function timeGrid(steps: number): Float64Array {
 export function revealProb(t: number, s: number): number {
   if (s < 0) return 1;
   return Math.min(1, (t - s) / t);
-}
-
-/**
- * Inverse-CDF draw from a row of log-probs, float64, excluding `maskId`. Uses the row's own total mass as the
- * normaliser so that rounding in the row's log-sum-exp cannot make the draw fall off the end.
- */
-export function sampleFromLogProbs(row: Float64Array, u: number, maskId: number): number {
-  let total = 0;
-  for (let v = 0; v < row.length; v++) if (v !== maskId) total += Math.exp(row[v]);
-  const target = u * total;
-  let cum = 0;
-  let last = -1;
-  for (let v = 0; v < row.length; v++) {
-    if (v === maskId) continue;
-    const p = Math.exp(row[v]);
-    if (p <= 0) continue;
-    cum += p;
-    last = v;
-    if (cum > target) return v;
-  }
-  if (last < 0) throw new Error('sampleFromLogProbs: row has no mass outside MASK');
-  return last;
-}
-
-/**
- * Nucleus (top-p) draw from one row of logits, float64: softmax(logits / temperature), keep the smallest set of
- * most probable ids whose mass reaches p (ties broken by lower id, so the result is deterministic), renormalise,
- * inverse CDF with the uniform u. temperature <= 0 returns the argmax and ignores u.
- */
-export function nucleusSample(logits: ArrayLike<number>, temperature: number, topP: number, u: number): number {
-  const vocab = logits.length;
-  if (temperature <= 0) return argmax(logits);
-  if (!(topP > 0 && topP <= 1)) throw new Error(`nucleusSample: topP must be in (0, 1], got ${topP}`);
-
-  let max = -Infinity;
-  for (let v = 0; v < vocab; v++) max = Math.max(max, logits[v] / temperature);
-  const probs = new Float64Array(vocab);
-  let total = 0;
-  for (let v = 0; v < vocab; v++) {
-    probs[v] = Math.exp(logits[v] / temperature - max);
-    total += probs[v];
-  }
-
-  if (topP >= 1) return inverseCdf(probs, null, vocab, u * total);
-
-  // Only ids with mass >= (1 - topP) * total / vocab can be in the nucleus: the ids below that bound hold less than
-  // (1 - topP) * total together, so the ids above it reach topP * total first. Sorting just those gives the same
-  // nucleus as sorting the whole vocabulary, at a fraction of the cost for a peaked distribution.
-  const floor = ((1 - topP) * total) / vocab;
-  const order: number[] = [];
-  for (let v = 0; v < vocab; v++) if (probs[v] >= floor) order.push(v);
-  order.sort((a, b) => probs[b] - probs[a] || a - b);
-  // Smallest prefix of the sorted ids whose mass reaches topP (always at least the argmax).
-  let kept = 0;
-  let keptMass = 0;
-  while (kept < order.length && (kept === 0 || keptMass < topP * total)) keptMass += probs[order[kept++]];
-  return inverseCdf(probs, order, kept, u * keptMass);
-}
-
-function inverseCdf(probs: Float64Array, order: number[] | null, count: number, target: number): number {
-  let cum = 0;
-  let last = order ? order[0] : 0;
-  for (let k = 0; k < count; k++) {
-    const v = order ? order[k] : k;
-    if (probs[v] <= 0) continue;
-    cum += probs[v];
-    last = v;
-    if (cum > target) return v;
-  }
-  return last; // only reached through rounding when u is within an ulp of 1
-}
-
-function argmax(xs: ArrayLike<number>): number {
-  let best = 0;
-  for (let v = 1; v < xs.length; v++) if (xs[v] > xs[best]) best = v;
-  return best;
-}
-
-const TWO_POW_24 = 16777216;
-
-/**
- * Ablation (docs/design/sdtt.md §6): the reference sampler in float32 — argmax_v p_v / E_v with E_v = 1e-10 − log(U_v + 1e-10),
- * U_v a float32 uniform (24-bit grid like torch.rand), every operation rounded to float32. The bounded E_v
- * truncates the Gumbel tail, i.e. lowers the effective temperature. Draws one uniform per non-MASK id.
- */
-export function sampleFloat32Race(row: Float64Array, rng: Rng, maskId: number): number {
-  const f = Math.fround;
-  const tiny = f(1e-10);
-  let best = -1;
-  let bestScore = -Infinity;
-  for (let v = 0; v < row.length; v++) {
-    if (v === maskId) continue;
-    const u = Math.floor(rng.uniform() * TWO_POW_24) / TWO_POW_24;
-    const e = f(tiny - f(Math.log(f(u + tiny))));
-    const score = f(f(Math.exp(f(row[v]))) / e);
-    if (score > bestScore) {
-      bestScore = score;
-      best = v;
-    }
-  }
-  return best;
 }
 
 export interface AncestralStepOptions {
@@ -164,29 +67,62 @@ export function ancestralStep(
   maskId: number,
   options: AncestralStepOptions = {},
 ): { tokens: Int32Array; changed: number } {
+  const draw = tokenDraw(options);
+  const rowOf = typeof logProbs === 'function' ? logProbs : flatRows(logProbs, tokens.length);
+  const out = tokens.slice();
+  const revealed = revealPositions(tokens, t, s, rng, maskId);
+  for (const l of revealed) out[l] = draw(rowOf(l), rng, maskId);
+  return { tokens: out, changed: revealed.length };
+}
+
+/**
+ * ancestralStep on sequence positions base .. base + tokens.length − 1 of a forward pass: the same draws in the same
+ * order, each revealed position's SUBS row computed from its logits just before its draw (one float64 row at a time,
+ * docs/design/sdtt.md §6). `onRow(l, row)` sees the row first (teacher targets keep it).
+ */
+export async function ancestralStepRows(
+  tokens: Int32Array,
+  rows: LogitRows,
+  base: number,
+  t: number,
+  s: number,
+  rng: Rng,
+  maskId: number,
+  options: AncestralStepOptions & { onRow?: (l: number, row: Float64Array) => void } = {},
+): Promise<{ tokens: Int32Array; changed: number }> {
+  const draw = tokenDraw(options);
+  const out = tokens.slice();
+  const revealed = revealPositions(tokens, t, s, rng, maskId);
+  const row = new Float64Array(rows.vocab);
+  await rows.forEachRow(
+    revealed.map((l) => base + l),
+    (k, logits, offset) => {
+      const l = revealed[k];
+      subsRowLogProbs(logits, offset, maskId, rows.vocab, maskId, row);
+      options.onRow?.(l, row);
+      out[l] = draw(row, rng, maskId);
+    },
+  );
+  return { tokens: out, changed: revealed.length };
+}
+
+/** The first half of a step: the masked positions revealed on t → s, one uniform per masked position in order. */
+function revealPositions(tokens: Int32Array, t: number, s: number, rng: Rng, maskId: number): number[] {
+  const p = revealProb(t, s);
+  const revealed: number[] = [];
+  for (let l = 0; l < tokens.length; l++) if (tokens[l] === maskId && rng.uniform() < p) revealed.push(l);
+  return revealed;
+}
+
+/** The second half: the token draw of one revealed position from its SUBS row. */
+function tokenDraw(options: AncestralStepOptions): (row: Float64Array, rng: Rng, maskId: number) => number {
   const precision = options.precision ?? 'float64';
   const topP = options.topP ?? 1;
   checkTopP(topP, precision);
-  const rowOf = typeof logProbs === 'function' ? logProbs : flatRows(logProbs, tokens.length);
-  const p = revealProb(t, s);
-  const out = tokens.slice();
-
-  const revealed: number[] = [];
-  for (let l = 0; l < tokens.length; l++) {
-    if (tokens[l] === maskId && rng.uniform() < p) revealed.push(l);
-  }
-  for (const l of revealed) {
-    const row = rowOf(l);
-    if (precision === 'float32') {
-      out[l] = sampleFloat32Race(row, rng, maskId);
-    } else if (topP < 1) {
-      // MASK's SUBS log-prob is ~−1e6, so its probability is exactly 0 here and it is never in the nucleus.
-      out[l] = nucleusSample(row, 1, topP, rng.uniform());
-    } else {
-      out[l] = sampleFromLogProbs(row, rng.uniform(), maskId);
-    }
-  }
-  return { tokens: out, changed: revealed.length };
+  if (precision === 'float32') return sampleFloat32Race;
+  // MASK's SUBS log-prob is ~−1e6, so its probability is exactly 0 here and it is never in the nucleus.
+  if (topP < 1) return (row, rng) => nucleusSample(row, 1, topP, rng.uniform());
+  return (row, rng, maskId) => sampleFromLogProbs(row, rng.uniform(), maskId);
 }
 
 function flatRows(logProbs: Float64Array, positions: number): (position: number) => Float64Array {
@@ -194,21 +130,6 @@ function flatRows(logProbs: Float64Array, positions: number): (position: number)
   if (!Number.isInteger(vocab) || vocab < 1)
     throw new Error(`ancestralStep: ${logProbs.length} log-probs do not split into ${positions} rows`);
   return (l) => logProbs.subarray(l * vocab, (l + 1) * vocab);
-}
-
-/** Index of the largest logit of one row, MASK excluded (first index on ties). Used by the final denoising pass. */
-export function argmaxNonMask(logits: Float32Array, rowOffset: number, vocab: number, maskId: number): number {
-  let best = -1;
-  let bestValue = -Infinity;
-  for (let v = 0; v < vocab; v++) {
-    if (v === maskId) continue;
-    const x = logits[rowOffset + v];
-    if (best < 0 || x > bestValue) {
-      best = v;
-      bestValue = x;
-    }
-  }
-  return best;
 }
 
 /**
@@ -278,11 +199,12 @@ export interface SampleMdlmResult {
 /**
  * Ancestral sampling with N steps on timeGrid(N) from all-MASK (except the prefix), then, if any MASK is left,
  * one forward at t = ε_s and argmax over non-MASK ids for the remaining positions (MDLM "noise removal").
- * The model is called on the whole batch at once. Sequence b draws only from
+ * One forward of the whole batch per step, its logits read by row as positions are drawn (model/logitRows.ts), so
+ * memory holds one chunk of rows, never [batch, seqLen, V]. Sequence b draws only from
  * sequenceRng(seed, sequenceOffset + b).
  *
  * Caching: the denoiser sees only z_t (no time input), so when a step changed no token anywhere in the batch
- * the previous logits are exactly what a new forward would return; they are reused. Because the RNG order of
+ * the previous forward's logits are exactly what a new one would return; it is reused. Because the RNG order of
  * ancestralStep does not depend on where the log-probs came from, caching on/off gives byte-identical samples.
  */
 export async function sampleMdlm(model: Denoiser, opts: SampleMdlmOptions): Promise<SampleMdlmResult> {
@@ -301,44 +223,52 @@ export async function sampleMdlm(model: Denoiser, opts: SampleMdlmOptions): Prom
   const offset = opts.sequenceOffset ?? 0;
   const rngs = Array.from({ length: batch }, (_, b) => sequenceRng(seed, offset + b));
   const trajectory = opts.recordTrajectory ? [tokens.slice()] : undefined;
-  const row = new Float64Array(vocab);
 
-  let logits: Float32Array | null = null;
-  let logitsMatchTokens = false; // true while `tokens` are exactly the input that produced `logits`
+  // The forward pass is kept, not its logits: rows are read from it as they are drawn (model/logitRows.ts).
+  let rows: LogitRows | null = null;
+  let rowsMatchTokens = false; // true while `tokens` are exactly the input that produced `rows`
   let nfe = 0;
-  const forward = async (): Promise<Float32Array> => {
-    if (!logits || !caching || !logitsMatchTokens) {
-      logits = await model.logits(tokens, batch);
-      if (logits.length !== batch * seqLen * vocab)
-        throw new Error(`sampleMdlm: model returned ${logits.length} logits, expected ${batch}×${seqLen}×${vocab}`);
+  const forward = async (): Promise<LogitRows> => {
+    if (!rows || !caching || !rowsMatchTokens) {
+      rows?.dispose();
+      rows = null;
+      rows = await logitRows(model, tokens, batch);
       nfe++;
-      logitsMatchTokens = true;
+      rowsMatchTokens = true;
     }
-    return logits;
+    return rows;
   };
 
-  for (let i = 0; i < steps; i++) {
-    const stepLogits = await forward();
-    let changed = 0;
-    for (let b = 0; b < batch; b++) {
-      const base = b * seqLen;
-      const seq = tokens.subarray(base, base + seqLen);
-      const rowOf = (l: number) => subsRowLogProbs(stepLogits, (base + l) * vocab, seq[l], vocab, maskId, row);
-      const next = ancestralStep(seq, rowOf, grid[i], grid[i + 1], rngs[b], maskId, { precision, topP });
-      writePrefix(next.tokens, prefixes[b]);
-      for (let l = 0; l < seqLen; l++) if (next.tokens[l] !== seq[l]) changed++;
-      seq.set(next.tokens);
+  try {
+    for (let i = 0; i < steps; i++) {
+      const stepRows = await forward();
+      let changed = 0;
+      for (let b = 0; b < batch; b++) {
+        const base = b * seqLen;
+        const seq = tokens.subarray(base, base + seqLen);
+        const next = await ancestralStepRows(seq, stepRows, base, grid[i], grid[i + 1], rngs[b], maskId, {
+          precision,
+          topP,
+        });
+        writePrefix(next.tokens, prefixes[b]);
+        for (let l = 0; l < seqLen; l++) if (next.tokens[l] !== seq[l]) changed++;
+        seq.set(next.tokens);
+      }
+      if (changed > 0) rowsMatchTokens = false;
+      trajectory?.push(tokens.slice());
+      opts.onStep?.({ step: i + 1, steps, tokens, nfe });
     }
-    if (changed > 0) logitsMatchTokens = false;
-    trajectory?.push(tokens.slice());
-    opts.onStep?.({ step: i + 1, steps, tokens, nfe });
-  }
 
-  if (tokens.includes(maskId)) {
-    const finalLogits = await forward();
-    for (let p = 0; p < tokens.length; p++) {
-      if (tokens[p] === maskId) tokens[p] = argmaxNonMask(finalLogits, p * vocab, vocab, maskId);
+    const left: number[] = [];
+    for (let p = 0; p < tokens.length; p++) if (tokens[p] === maskId) left.push(p);
+    if (left.length > 0) {
+      const finalRows = await forward();
+      await finalRows.forEachRow(left, (k, logits, rowOffset) => {
+        tokens[left[k]] = argmaxNonMask(logits, rowOffset, vocab, maskId);
+      });
     }
+  } finally {
+    (rows as LogitRows | null)?.dispose();
   }
   return trajectory ? { tokens, nfe, trajectory } : { tokens, nfe };
 }

@@ -4,8 +4,9 @@
 //
 // Everything probabilistic is float64 (subsRowLogProbs + ancestralStep); the stored targets are float32.
 import { EPS_SAMPLE, SUBS_NEG_INF, subsRowLogProbs } from '../model/mdlm.ts';
+import { logitRows } from '../model/logitRows.ts';
 import type { Rng } from '../rng.ts';
-import { ancestralStep } from '../sampling/sampler.ts';
+import { ancestralStepRows } from '../sampling/sampler.ts';
 import type { Denoiser } from '../types.ts';
 
 export interface TeacherTargetOptions {
@@ -77,7 +78,7 @@ export function subStepTimes(
  *
  *   z = z_t
  *   for i in 0..K−1:
- *     logp = SUBS(teacher(z))                       (one forward of the whole batch; teacher must be in eval mode)
+ *     logp = SUBS(teacher(z))                       (one forward of the whole batch, read by row; eval mode)
  *     per sequence b: τ = τ_i(t_b); z' = ancestralStep(z_b, τ → τ − Δ_r, logp)   (τ − Δ_r < 0 reveals all)
  *     positions with z' != z take logp there; revealedAt = i
  *   positions masked in z_t and never revealed take the last sub-step's logp (revealedAt = −1)
@@ -137,52 +138,42 @@ export async function teacherTargets(
   }
 
   const taus = Array.from(t, (tb) => subStepTimes(tb, deltaR, K, opts.legacyTimeGrid ?? false, epsS));
+  const store = (p: number, row: Float64Array) => storeRow(targets, rowAt[p] * V, row);
   const row = new Float64Array(V);
-  const written = new Uint8Array(L); // per sequence & sub-step: rows already stored by the sampler's row callback
   let z = zt.slice();
-  let logits: Float32Array | null = null; // logits of the last sub-step that ran a forward
-  let logitsTokens: Int32Array | null = null; // the input those logits were computed on
   let nfe = 0;
 
   for (let i = 0; i < K && remaining > 0; i++) {
-    logits = await teacher.logits(z, batch);
-    if (logits.length !== n * V)
-      throw new Error(`teacherTargets: teacher returned ${logits.length} logits, expected ${batch}×${L}×${V}`);
+    // One forward; its rows are read as the sampler reveals positions, never as a [B, L, V] array.
+    const rows = await logitRows(teacher, z, batch);
     nfe++;
-    logitsTokens = z;
-    const next = z.slice();
-    for (let b = 0; b < batch; b++) {
-      const base = b * L;
-      const seq = z.subarray(base, base + L);
-      const stepLogits = logits;
-      written.fill(0);
-      // Row callback: compute the SUBS row once and store it as the (provisional) target of this position.
-      const rowOf = (l: number): Float64Array => {
-        subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row);
-        storeRow(targets, rowAt[base + l] * V, row); // the sampler asks rows of MASK positions only: all have a row
-        written[l] = 1;
-        return row;
-      };
-      const tau = taus[b][i];
-      const res = ancestralStep(seq, rowOf, tau, tau - deltaR, rngOf(b), maskId);
-      for (let l = 0; l < L; l++) {
-        if (res.tokens[l] === seq[l]) continue;
-        revealedAt[base + l] = i;
-        remaining--;
-        if (!written[l])
-          storeRow(targets, rowAt[base + l] * V, subsRowLogProbs(stepLogits, (base + l) * V, seq[l], V, maskId, row));
+    try {
+      const next = z.slice();
+      for (let b = 0; b < batch; b++) {
+        const base = b * L;
+        const seq = z.subarray(base, base + L);
+        const tau = taus[b][i];
+        const res = await ancestralStepRows(seq, rows, base, tau, tau - deltaR, rngOf(b), maskId, {
+          // the sampler reads rows of MASK positions only: every one has a target row
+          onRow: (l, r) => store(base + l, r),
+        });
+        const still: number[] = [];
+        for (let l = 0; l < L; l++) {
+          if (res.tokens[l] !== seq[l]) {
+            revealedAt[base + l] = i;
+            remaining--;
+          } else if (res.tokens[l] === maskId) still.push(base + l);
+        }
+        // Still masked after the last sub-step: this (the last) forward's prediction, made where they are MASK too.
+        if (i === K - 1 && still.length > 0)
+          await rows.forEachRow(still, (k, logits, offset) =>
+            store(still[k], subsRowLogProbs(logits, offset, maskId, V, maskId, row)),
+          );
+        next.set(res.tokens, base);
       }
-      next.set(res.tokens, base);
-    }
-    z = next;
-  }
-
-  // Still masked at the end: the last sub-step's prediction (made on logitsTokens, where these are MASK too).
-  if (remaining > 0) {
-    if (!logits || !logitsTokens) throw new Error('teacherTargets: internal error, masked positions but no forward');
-    for (let p = 0; p < n; p++) {
-      if (masked[p] && revealedAt[p] < 0)
-        storeRow(targets, rowAt[p] * V, subsRowLogProbs(logits, p * V, logitsTokens[p], V, maskId, row));
+      z = next;
+    } finally {
+      rows.dispose();
     }
   }
   return { targets, masked, revealedAt, nfe };
