@@ -35,7 +35,7 @@ test('the summary of an official HF model with a measured rate', () => {
     vocabulary: 'vocabulary: 50,258 ids, GPT-2 tokenizer',
     sequence: 'sequence length 1024',
     shape: 'd 768 · 12 layers · 12 heads',
-    time: "≈ 2 min 10 s per step at batch 8 (12.4 TFLOP at this machine's measured 95 GFLOP/s matmul rate; real steps are slower)",
+    time: "≈ 2 min 10 s per step at batch 8 (12.4 TFLOP at this machine's measured 95 GFLOP/s matmul rate; a rough guide: measured steps differ)",
     memory:
       'peak memory ≈ 5.20 GB (weights, gradients, AdamW state, EMA and the teacher 4.07 GB; activations 300.0 MB; teacher targets 830.0 MB)',
   });

@@ -69,7 +69,7 @@ export function summaryText(s: ModelSummary): SummaryText {
     shape: `d ${s.dModel} · ${s.nLayers} layers · ${s.nHeads} heads`,
     time:
       e.secondsPerStep !== null && e.gflops !== null
-        ? `≈ ${fmtStepTime(e.secondsPerStep)} per step at batch ${e.batchSize} (${fmtFlops(e.flops)} at this machine's measured ${fmtRate(e.gflops)} matmul rate; real steps are slower)`
+        ? `≈ ${fmtStepTime(e.secondsPerStep)} per step at batch ${e.batchSize} (${fmtFlops(e.flops)} at this machine's measured ${fmtRate(e.gflops)} matmul rate; a rough guide: measured steps differ)`
         : `${fmtFlops(e.flops)} per step at batch ${e.batchSize} (no measured matmul rate on this host, so no time estimate)`,
     memory: `peak memory ≈ ${formatBytes(e.peakBytes)} (weights, gradients, AdamW state, EMA and the teacher ${formatBytes(e.memory.weights)}; activations ${formatBytes(e.memory.activations)}; teacher targets ${formatBytes(e.memory.targets)})`,
   };
