@@ -5,19 +5,17 @@
 // policy (the same sentence inspectModel gives), a missing folder, a file, and hostile payloads caught by the schema.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApiError } from '../src/shared/api.ts';
 import type { ModelConfig } from '../src/shared/config.ts';
 import { MODEL_PRESETS } from '../src/shared/presets.ts';
-import { RunStore } from '../src/runs/runStore.ts';
 import { checkpointDir, saveCheckpoint } from '../src/runs/checkpoint.ts';
 import { initParams, paramLayout } from '../src/engine/model/paramLayout.ts';
-import { RunManager } from '../src/main/runManager.ts';
-import { ApiHost } from '../src/main/apiHost.ts';
 import { MAX_FOLDER_ENTRIES } from '../src/main/folderBrowser.ts';
-import { confinedPolicy, SHIPPED_ASSETS_DIR } from '../src/main/pathPolicy.ts';
+import { SHIPPED_ASSETS_DIR } from '../src/main/pathPolicy.ts';
+import { policyFolders, policyHost } from './helpers/policyHost.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'official-tiny');
 const TINY = { arch: 'mdlm', vocabSize: 258, eosId: 256, maskId: 257, ...MODEL_PRESETS.tiny } as ModelConfig;
@@ -28,11 +26,8 @@ function workbenchCheckpoint(dir: string): void {
 
 /** A workspace holding one of each kind of entry, an --allow folder, and a folder outside both. */
 function setup({ confined = true } = {}) {
-  const base = mkdtempSync(join(tmpdir(), 'sdtt-browse-'));
-  const ws = join(base, 'ws');
-  const allowed = join(base, 'allowed');
-  const outside = join(base, 'outside');
-  for (const d of [ws, allowed, outside]) mkdirSync(d);
+  const f = policyFolders('sdtt-browse-');
+  const { base, ws, allowed, outside } = f;
   workbenchCheckpoint(join(ws, 'teacher'));
   workbenchCheckpoint(checkpointDir(join(ws, 'runs', 'run-a', 'checkpoints'), 100));
   cpSync(join(FIXTURES, 'hf'), join(ws, 'official-hf'), { recursive: true });
@@ -47,21 +42,7 @@ function setup({ confined = true } = {}) {
   symlinkSync(join(outside, 'hf'), join(ws, 'link-out'));
   symlinkSync(join(ws, 'official-hf'), join(ws, 'link-in'));
   symlinkSync(join(base, 'nowhere'), join(ws, 'dangling'));
-  const manager = new RunManager(new RunStore(ws), {
-    spawn: () => {
-      throw new Error('no workers in this test');
-    },
-    onWarning: () => {},
-  });
-  const host = new ApiHost({
-    manager,
-    workspace: ws,
-    host: 'browser',
-    probeBackend: null,
-    warn: () => {},
-    ...(confined ? { paths: confinedPolicy(ws, [allowed]) } : {}),
-  });
-  return { base, ws, allowed, outside, host, done: () => rmSync(base, { recursive: true, force: true }) };
+  return { ...f, host: policyHost(f, { confined }) };
 }
 
 async function rejects(p: Promise<unknown>, code: ApiError['code'], re: RegExp): Promise<void> {

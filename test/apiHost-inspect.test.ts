@@ -3,43 +3,23 @@
 // refused), errors told apart (not-found, invalid-request), and the probe's measured matmul rate turned into a time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError } from '../src/shared/api.ts';
-import { RunStore } from '../src/runs/runStore.ts';
-import { RunManager } from '../src/main/runManager.ts';
-import { ApiHost, type ApiHostOptions } from '../src/main/apiHost.ts';
-import { confinedPolicy, SHIPPED_ASSETS_DIR } from '../src/main/pathPolicy.ts';
+import type { ApiHostOptions } from '../src/main/apiHost.ts';
+import { SHIPPED_ASSETS_DIR } from '../src/main/pathPolicy.ts';
+import { policyFolders, policyHost } from './helpers/policyHost.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'official-tiny');
 
 function setup({ confined = true, ...opts }: Partial<ApiHostOptions> & { confined?: boolean } = {}) {
-  const base = mkdtempSync(join(tmpdir(), 'sdtt-inspect-'));
-  const ws = join(base, 'ws');
-  const allowed = join(base, 'allowed');
-  const outside = join(base, 'outside');
-  for (const d of [ws, allowed, outside]) mkdirSync(d);
+  const f = policyFolders('sdtt-inspect-');
+  const { ws, allowed, outside } = f;
   cpSync(join(FIXTURES, 'hf'), join(ws, 'official-hf'), { recursive: true });
   cpSync(join(FIXTURES, 'sdtt'), join(allowed, 'sdtt'), { recursive: true });
   cpSync(join(FIXTURES, 'hf'), join(outside, 'hf'), { recursive: true });
   symlinkSync(join(outside, 'hf'), join(ws, 'link-out'));
-  const manager = new RunManager(new RunStore(ws), {
-    spawn: () => {
-      throw new Error('no workers in this test');
-    },
-    onWarning: () => {},
-  });
-  const host = new ApiHost({
-    manager,
-    workspace: ws,
-    host: 'browser',
-    probeBackend: null,
-    warn: () => {},
-    ...(confined ? { paths: confinedPolicy(ws, [allowed]) } : {}),
-    ...opts,
-  });
-  return { base, ws, allowed, outside, host, done: () => rmSync(base, { recursive: true, force: true }) };
+  return { ...f, host: policyHost(f, { confined, ...opts }) };
 }
 
 async function rejects(p: Promise<unknown>, code: ApiError['code'], re: RegExp): Promise<void> {
